@@ -1,0 +1,67 @@
+"""FastAPI dependencies that authenticate a request and check its one declared permission.
+
+Usage in a route::
+
+    @router.post("/v1/cases")
+    def register(caller: Annotated[Caller, Depends(require(Permission.CASE_REGISTER))], ...): ...
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from typing import Annotated
+
+from fastapi import Depends, Request
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+from sqlalchemy.orm import Session
+
+from server.auth.errors import InvalidToken
+from server.auth.permissions import Permission
+from server.auth.tokens import Caller, verify_access_token
+from server.context import AppContext, get_context
+from server.errors import PermissionDenied
+from server.registry.models import Principal
+
+_bearer = HTTPBearer(auto_error=False)
+
+
+def get_db(ctx: Annotated[AppContext, Depends(get_context)]) -> Iterator[Session]:
+    """A session per request. Routes commit explicitly; anything not committed is rolled back."""
+    session = ctx.sessions()
+    try:
+        yield session
+    finally:
+        session.rollback()
+        session.close()
+
+
+Db = Annotated[Session, Depends(get_db)]
+Ctx = Annotated[AppContext, Depends(get_context)]
+
+
+def authenticate(
+    request: Request,
+    ctx: Ctx,
+    session: Db,
+    credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
+) -> Caller:
+    if credentials is None or credentials.scheme.lower() != "bearer":
+        raise InvalidToken("a bearer access token is required")
+    caller = verify_access_token(
+        credentials.credentials, settings=ctx.settings, keys=ctx.keys, now=ctx.now()
+    )
+    # A token outlives nothing: a principal disabled after issue is refused at once.
+    principal = session.get(Principal, caller.principal_id)
+    if principal is None or not principal.active or principal.org_id != caller.org_id:
+        raise InvalidToken("the principal of this token is not active")
+    return caller
+
+
+def require(permission: Permission) -> Callable[..., Caller]:
+    def dependency(caller: Annotated[Caller, Depends(authenticate)]) -> Caller:
+        if not caller.has(permission):
+            raise PermissionDenied(f"this action needs the permission {permission.value}")
+        return caller
+
+    dependency.required_permission = permission  # type: ignore[attr-defined]
+    return dependency

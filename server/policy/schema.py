@@ -1,0 +1,113 @@
+"""The network policy as a validated model.
+
+The file is data the members agree on; the model is what makes a typo in it stop the server at
+start-up instead of silently allowing, say, unlimited retention.
+"""
+
+from __future__ import annotations
+
+import tomllib
+from enum import StrEnum
+from pathlib import Path
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+
+
+class Category(StrEnum):
+    SEXUAL_EXPLOITATION = "sexual_exploitation"
+    SEXUAL_ABUSE = "sexual_abuse"
+    SEXUAL_HARASSMENT = "sexual_harassment"
+
+
+class Sanction(StrEnum):
+    DISMISSAL = "dismissal"
+    CONTRACT_TERMINATION = "contract_termination"
+    OTHER_DISCIPLINARY = "other_disciplinary"
+
+
+class LegalBasis(StrEnum):
+    CONSENT = "consent"
+    CONTRACT = "contract"
+    LEGAL_OBLIGATION = "legal_obligation"
+    VITAL_INTERESTS = "vital_interests"
+    PUBLIC_TASK = "public_task"
+    LEGITIMATE_INTERESTS = "legitimate_interests"
+
+
+class ConsentPurpose(StrEnum):
+    RECRUITMENT = "recruitment"
+    RESCREENING = "rescreening"
+
+
+# The Misconduct Disclosure Scheme asks about the last five years; a policy that could not keep a
+# finding that long would let a perpetrator wait out the check.
+MIN_RETENTION_YEARS = 5
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class CategoryRule(_Strict):
+    max_retention_years: int = Field(ge=MIN_RETENTION_YEARS, le=50)
+    max_retention_years_child_victim: int = Field(ge=MIN_RETENTION_YEARS, le=100)
+
+    @model_validator(mode="after")
+    def _child_victim_not_shorter(self) -> CategoryRule:
+        if self.max_retention_years_child_victim < self.max_retention_years:
+            raise ValueError("max_retention_years_child_victim must be >= max_retention_years")
+        return self
+
+
+class PurposeRule(_Strict):
+    max_validity_days: int = Field(ge=1, le=730)
+    max_checks: int = Field(ge=1, le=1000)
+
+
+class NetworkPolicy(_Strict):
+    version: str = Field(min_length=1, max_length=40)
+    allow_under_investigation: bool = False
+    bucket_bits: int = Field(ge=4, le=24)
+    max_keys_per_check: int = Field(ge=1, le=256)
+    daily_check_quota: int = Field(ge=1)
+    disclosure_response_deadline_days: int = Field(ge=1, le=90)
+    withdrawn_org_cases: Literal["purge", "keep_until_retention"] = "purge"
+    allowed_legal_bases: list[LegalBasis] = Field(min_length=1)
+    sanctions: list[Sanction] = Field(min_length=1)
+    categories: dict[Category, CategoryRule]
+    consent_purposes: dict[ConsentPurpose, PurposeRule]
+
+    @model_validator(mode="after")
+    def _complete(self) -> NetworkPolicy:
+        missing = set(Category) - set(self.categories)
+        if missing:
+            raise ValueError(f"categories missing a rule: {', '.join(sorted(missing))}")
+        if not self.consent_purposes:
+            raise ValueError("at least one consent purpose is required")
+        return self
+
+    def max_retention_years(self, category: Category, child_victim: bool) -> int:
+        rule = self.categories[category]
+        return rule.max_retention_years_child_victim if child_victim else rule.max_retention_years
+
+
+class PolicyError(Exception):
+    """The policy file is missing or invalid; the message names the file and the rule."""
+
+
+def load_policy(path: Path) -> NetworkPolicy:
+    try:
+        raw = tomllib.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError as exc:
+        raise PolicyError(f"policy file {path} not found") from exc
+    except tomllib.TOMLDecodeError as exc:
+        raise PolicyError(f"policy file {path} is not valid TOML: {exc}") from exc
+    try:
+        return NetworkPolicy.model_validate(raw)
+    except ValidationError as exc:
+        problems = "; ".join(
+            f"{'.'.join(str(p) for p in err['loc']) or '(top)'}: {err['msg']}"
+            for err in exc.errors()
+        )
+        raise PolicyError(f"policy file {path} is invalid: {problems}") from exc

@@ -1,0 +1,64 @@
+"""One settings object for the whole server.
+
+Everything configurable comes from the environment (prefix ``REFCHECK_``) or from files in the data
+directory, never from code, so that a deployment can keep secrets out of the repository. Tests build
+their own ``Settings`` and hand them to ``create_app`` instead of patching globals.
+"""
+
+from __future__ import annotations
+
+from functools import lru_cache
+from pathlib import Path
+from typing import Literal
+
+from pydantic import Field, model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+DEFAULT_POLICY_FILE = Path(__file__).resolve().parent.parent / "policies" / "network.toml"
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="REFCHECK_", extra="ignore")
+
+    environment: Literal["development", "test", "production"] = "development"
+    data_dir: Path = Path("var")
+    # Empty means: the embedded SQLite file under data_dir, so `make run` needs no database server.
+    database_url: str = ""
+    policy_file: Path = DEFAULT_POLICY_FILE
+    # `iss` of access tokens and the `aud` every client assertion must name (RFC 7523 §3).
+    issuer: str = "refcheck"
+    access_token_ttl_seconds: int = Field(default=600, ge=60, le=3600)
+    # Background jobs (retention sweeper, deadline checks) run in-process when the server runs.
+    run_background_jobs: bool = True
+    job_interval_seconds: int = Field(default=3600, ge=1)
+    # Only for development and tests: a fixed "now" lets deadline and retention logic be tested.
+    log_level: str = "info"
+
+    @model_validator(mode="after")
+    def _refuse_placeholder_config(self) -> Settings:
+        # A production server that silently falls back to a demo SQLite file in the working
+        # directory would scatter pseudonyms where nobody backs them up or protects them.
+        if self.environment == "production" and not self.database_url:
+            raise ValueError("REFCHECK_DATABASE_URL must be set in production")
+        return self
+
+    @property
+    def server_key_dir(self) -> Path:
+        """Key files live beside, never inside, the database: a stolen dump alone is useless."""
+        return self.data_dir / "server"
+
+    @property
+    def effective_database_url(self) -> str:
+        if self.database_url:
+            return self.database_url
+        return f"sqlite:///{(self.data_dir / 'refcheck.db').resolve()}"
+
+    @property
+    def token_audience(self) -> str:
+        """Audience of access tokens; distinct from `issuer` so an assertion can't pass as one."""
+        return f"{self.issuer}/api"
+
+
+@lru_cache
+def get_settings() -> Settings:
+    return Settings()
