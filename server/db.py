@@ -12,7 +12,17 @@ from contextlib import contextmanager
 from datetime import UTC, datetime
 from typing import Annotated, Any
 
-from sqlalchemy import JSON, DateTime, Engine, MetaData, String, TypeDecorator, create_engine, event
+from sqlalchemy import (
+    JSON,
+    Connection,
+    DateTime,
+    Engine,
+    MetaData,
+    String,
+    TypeDecorator,
+    create_engine,
+    event,
+)
 from sqlalchemy.engine import Dialect
 from sqlalchemy.orm import DeclarativeBase, Session, mapped_column, sessionmaker
 from sqlalchemy.pool import StaticPool
@@ -72,32 +82,55 @@ class Base(DeclarativeBase):
         datetime: UTCDateTime(),
         dict[str, Any]: JSON(),
         list[str]: JSON(),
+        list[dict[str, Any]]: JSON(),
     }
 
 
 def make_engine(url: str, **kwargs: Any) -> Engine:
     if url.startswith("sqlite"):
         connect_args = {"check_same_thread": False}
-        if url in ("sqlite://", "sqlite:///:memory:"):
+        memory = url in ("sqlite://", "sqlite:///:memory:")
+        if memory:
             kwargs.setdefault("poolclass", StaticPool)
         engine = create_engine(url, connect_args=connect_args, **kwargs)
 
         @event.listens_for(engine, "connect")
         def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:
+            # pysqlite opens transactions lazily and silently commits around DDL and SAVEPOINT;
+            # taking BEGIN over ourselves (SQLAlchemy's documented recipe) makes transactions and
+            # savepoints mean on SQLite what they mean on PostgreSQL.
+            dbapi_conn.isolation_level = None
             cur = dbapi_conn.cursor()
             # Foreign keys are off by default in SQLite; WAL lets readers proceed during a write.
             cur.execute("PRAGMA foreign_keys=ON")
             cur.execute("PRAGMA busy_timeout=10000")
+            if not memory:
+                cur.execute("PRAGMA journal_mode=WAL")
             cur.close()
+
+        @event.listens_for(engine, "begin")
+        def _sqlite_begin(conn: Connection) -> None:
+            # IMMEDIATE takes the write lock up front: two writers that both read the audit head
+            # and then upgrade to write would otherwise fail with SQLITE_BUSY (or, worse, fork the
+            # chain). SQLite has one writer anyway; PostgreSQL uses row locks instead.
+            conn.exec_driver_sql("BEGIN IMMEDIATE")
 
         return engine
     kwargs.setdefault("pool_pre_ping", True)
-    kwargs.setdefault("pool_size", 10)
-    kwargs.setdefault("max_overflow", 20)
+    if "poolclass" not in kwargs:
+        kwargs.setdefault("pool_size", 10)
+        kwargs.setdefault("max_overflow", 20)
     return create_engine(url, **kwargs)
 
 
-def make_session_factory(bind: Any) -> sessionmaker[Session]:
+def make_session_factory(bind: Engine | Connection) -> sessionmaker[Session]:
+    """Sessions for the app. Bound to a `Connection` (tests), each session works in a SAVEPOINT
+    of the connection's outer transaction, so a route's `commit()` is real for the code under
+    test yet the test's rollback still undoes everything."""
+    if isinstance(bind, Connection):
+        return sessionmaker(
+            bind=bind, expire_on_commit=False, join_transaction_mode="create_savepoint"
+        )
     return sessionmaker(bind=bind, expire_on_commit=False)
 
 

@@ -15,7 +15,6 @@ from pathlib import Path
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
-from protocol.oprf import MODE_VOPRF, generate_key_pair
 
 OPRF_KEY_FILE = "oprf.key"
 TOKEN_KEY_FILE = "token-signing.key"
@@ -89,6 +88,8 @@ def _read_secret(path: Path, size: int) -> bytes:
 
 def create_keys(key_dir: Path) -> None:
     """Create any key file that does not exist yet; existing keys are kept as they are."""
+    from protocol.oprf import MODE_VOPRF, generate_key_pair
+
     if not (key_dir / OPRF_KEY_FILE).exists():
         secret, _public = generate_key_pair(MODE_VOPRF)
         _write_secret(key_dir / OPRF_KEY_FILE, secret)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from datetime import date, datetime
 from enum import StrEnum
+from typing import Any
 
 from sqlalchemy import Boolean, Date, ForeignKey, String
 from sqlalchemy.orm import Mapped, mapped_column
@@ -57,6 +58,9 @@ class Organisation(Base):
     legal_basis: Mapped[str | None] = mapped_column(String(32))
     may_register: Mapped[bool] = mapped_column(Boolean, default=False)
     may_check: Mapped[bool] = mapped_column(Boolean, default=False)
+    # The organisation's named PSEAH focal points as contacts ({name, email, phone}) for the
+    # secretariat: staff contacts of a member, never data about a subject of a case.
+    focal_points: Mapped[list[dict[str, Any]]] = mapped_column(default=list)
     # Public keys only: private keys never leave the organisation's machines.
     x25519_public_key: Mapped[str | None] = mapped_column(String(64))
     ed25519_public_key: Mapped[str | None] = mapped_column(String(64))
@@ -102,3 +106,4 @@ class Principal(Base):
     auth_public_key: Mapped[str] = mapped_column(String(64))
     active: Mapped[bool] = mapped_column(Boolean, default=True)
     created_at: Mapped[CreatedAt]
+    deactivated_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
