@@ -1,0 +1,152 @@
+"""refcheck client SDK: record consent, check applicants and register cases without ever
+sending an identifier to the server.
+
+Quick use (HR system)::
+
+    from client_sdk import Client
+
+    with Client.from_credentials_file("org-b-hr.json") as rc:
+        consent_id = rc.record_consent(
+            applicant_ref="APP-2026-0042", purpose="recruitment", position_ref="POS-17",
+            form_sha256=signed_form_digest, self_declared_finding=False,
+        )
+        result = rc.check_applicant(
+            {"full_name": "Siti Rahmawati", "date_of_birth": "1990-01-31",
+             "national_id": "3201234567890001", "nationality": "ID"},
+            consent_id,
+        )
+        print(result.status)          # no_match | match | possible_match
+
+`AsyncClient` offers the same calls, awaited. Both share one I/O-free core
+(`client_sdk._core`) and verify every DLEQ proof against the OPRF key pinned on first use.
+
+Exceptions
+----------
+Every exception the SDK raises on purpose derives from `RefcheckError`::
+
+    RefcheckError
+    ├── CredentialsError          credentials/key/pin file missing, malformed, readable by
+    │                             others, or wrong passphrase (before any request)
+    ├── InvalidInput (ValueError) an argument cannot be sent (bad date, reference that looks
+    │   │                         like a name); raised before any request
+    │   └── InvalidPerson         the person record yields no identifier keys
+    ├── TransportError            server unreachable / timed out after the allowed retries
+    ├── ProtocolViolation         the server's answer fails the SDK's own checks; never
+    │   │                         retried, stops a whole check_many batch
+    │   ├── ProofInvalid          DLEQ proof does not verify against the pinned key
+    │   ├── KeyChanged            the server's OPRF key is not the pinned one
+    │   └── InvalidResponse       answer does not match the wire contract
+    └── ApiError                  problem+json refusal (status, type, slug, detail, extra)
+        ├── BadRequest                400
+        ├── AuthenticationError       401 unauthenticated
+        │   ├── InvalidClient         401 invalid-client (token request refused)
+        │   └── InvalidToken          401 invalid-token (after one automatic renewal)
+        ├── PermissionDenied          403 permission-denied
+        │   └── MouInactive           403 mou-inactive
+        ├── NotFound                  404 not-found (also: another organisation's id)
+        ├── Conflict                  409 conflict
+        │   ├── ConsentUnusable       the consent cannot cover another check
+        │   │   ├── ConsentExpired    409 consent-expired
+        │   │   ├── ConsentWithdrawn  409 consent-withdrawn
+        │   │   └── ConsentExhausted  409 consent-exhausted
+        │   ├── IdempotencyConflict   409 idempotency-conflict
+        │   └── KeyMismatch           409 key-mismatch (turned into KeyChanged when the
+        │                             published key moved away from the pin)
+        ├── InvalidRequest            422 invalid-request
+        │   ├── PolicyViolation       422 policy-violation (`.rule`)
+        │   └── InvalidElement        422 invalid-element (`.index`)
+        ├── QuotaExceeded             429 quota-exceeded (`.retry_after_seconds`)
+        └── ServerError               5xx internal-error
+            └── ServiceUnavailable    503
+
+Mapping is by the problem `type` (`urn:refcheck:problem:<slug>`); an unknown slug falls back
+to the class of its HTTP status. Retries (`RetryPolicy`): connection failures, and 429/503
+honouring `Retry-After`; never any other refusal.
+"""
+
+from __future__ import annotations
+
+from client_sdk._client import AsyncClient, Client
+from client_sdk.config import DEFAULT_TIMEOUT, RetryPolicy
+from client_sdk.credentials import Credentials, OrgKeys
+from client_sdk.errors import (
+    ApiError,
+    AuthenticationError,
+    BadRequest,
+    Conflict,
+    ConsentExhausted,
+    ConsentExpired,
+    ConsentUnusable,
+    ConsentWithdrawn,
+    CredentialsError,
+    IdempotencyConflict,
+    InvalidClient,
+    InvalidElement,
+    InvalidInput,
+    InvalidPerson,
+    InvalidRequest,
+    InvalidResponse,
+    InvalidToken,
+    KeyChanged,
+    KeyMismatch,
+    MouInactive,
+    NotFound,
+    PermissionDenied,
+    PolicyViolation,
+    ProofInvalid,
+    ProtocolViolation,
+    QuotaExceeded,
+    RefcheckError,
+    ServerError,
+    ServiceUnavailable,
+    TransportError,
+)
+from client_sdk.keystore import Keystore
+from client_sdk.models import Case, CheckResult, CheckStatus, Consent, Match
+from client_sdk.pinning import PinnedKey
+
+__all__ = [
+    "DEFAULT_TIMEOUT",
+    "ApiError",
+    "AsyncClient",
+    "AuthenticationError",
+    "BadRequest",
+    "Case",
+    "CheckResult",
+    "CheckStatus",
+    "Client",
+    "Conflict",
+    "Consent",
+    "ConsentExhausted",
+    "ConsentExpired",
+    "ConsentUnusable",
+    "ConsentWithdrawn",
+    "Credentials",
+    "CredentialsError",
+    "IdempotencyConflict",
+    "InvalidClient",
+    "InvalidElement",
+    "InvalidInput",
+    "InvalidPerson",
+    "InvalidRequest",
+    "InvalidResponse",
+    "InvalidToken",
+    "KeyChanged",
+    "KeyMismatch",
+    "Keystore",
+    "Match",
+    "MouInactive",
+    "NotFound",
+    "OrgKeys",
+    "PermissionDenied",
+    "PinnedKey",
+    "PolicyViolation",
+    "ProofInvalid",
+    "ProtocolViolation",
+    "QuotaExceeded",
+    "RefcheckError",
+    "RetryPolicy",
+    "ServerError",
+    "ServiceUnavailable",
+    "TransportError",
+]

@@ -1,0 +1,776 @@
+"""`Client` and `AsyncClient`: thin drivers around the I/O-free core.
+
+Each driver does three things the core cannot: send with retries (`RetryPolicy`), attach an
+access token (renewed before expiry, and once more on a 401 `invalid-token`), and turn error
+answers into the exception tree. Everything a call means lives in `client_sdk._core`, so the
+sync and async clients cannot disagree about what a valid answer is.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import threading
+import time
+from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from datetime import datetime
+from pathlib import Path
+from types import TracebackType
+from typing import Any, Literal, Self, TypeVar, overload
+
+import httpx
+
+from client_sdk import _auth
+from client_sdk._core import ApiRequest, Core, DateLike, Op, is_fatal, json_body, pair_up, seg
+from client_sdk.config import DEFAULT_TIMEOUT, RetryPolicy
+from client_sdk.credentials import Credentials
+from client_sdk.errors import (
+    ApiError,
+    CredentialsError,
+    InvalidToken,
+    RefcheckError,
+    TransportError,
+    error_from_response,
+)
+from client_sdk.models import Case, CheckResult, Consent
+from client_sdk.pinning import KeyPin, PinnedKey
+
+__all__ = ["AsyncClient", "Client"]
+
+log = logging.getLogger("refcheck.sdk")
+T = TypeVar("T")
+
+#: Failures where the request never reached the server, so sending it again cannot double it.
+_NEVER_SENT = (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout)
+
+USER_AGENT = "refcheck-sdk/1"
+
+
+class _Base:
+    """What both clients share: configuration, the core, the token cache, the retry rules."""
+
+    def __init__(
+        self,
+        credentials: Credentials,
+        *,
+        base_url: str | None,
+        fallback_base_url: str | None,
+        retry: RetryPolicy | None,
+        pinned_key: PinnedKey | None,
+        pin_file: str | Path | None,
+        token_margin: float,
+        clock: Callable[[], float],
+    ) -> None:
+        url = base_url or credentials.base_url or fallback_base_url
+        if not url:
+            raise CredentialsError("no server URL: pass base_url or put one in the credentials")
+        self.base_url = url.rstrip("/")
+        self.credentials = credentials
+        self.retry = retry or RetryPolicy()
+        self._clock = clock
+        self._tokens = _auth.TokenCache(margin=token_margin, clock=clock)
+        self._core = Core(
+            KeyPin(
+                self.base_url,
+                pinned=pinned_key,
+                path=None if pin_file is None else Path(pin_file),
+            )
+        )
+
+    # -- request building and answer classification (no I/O) ------------------------------
+
+    def _token_request(self) -> ApiRequest:
+        return ApiRequest(
+            "POST",
+            _auth.TOKEN_PATH,
+            form=lambda: _auth.token_request_form(self.credentials, now=self._clock()),
+            auth=False,
+        )
+
+    def _httpx_args(self, req: ApiRequest, token: str | None) -> dict[str, Any]:
+        headers = {"User-Agent": USER_AGENT, "Accept": "application/json", **req.headers}
+        if token is not None:
+            headers["Authorization"] = f"Bearer {token}"
+        args: dict[str, Any] = {
+            "method": req.method,
+            "url": self.base_url + req.path,
+            "headers": headers,
+        }
+        if req.params:
+            args["params"] = dict(req.params)
+        if req.form is not None:
+            args["data"] = dict(req.form())
+        elif req.json is not None:
+            args["json"] = req.json
+        return args
+
+    def _retry_after_exception(
+        self, req: ApiRequest, exc: httpx.TransportError, attempt: int
+    ) -> float | None:
+        # A read timeout or a dropped connection may come after the server acted: only a request
+        # that is harmless twice (GET, Idempotency-Key) is sent again.
+        if not isinstance(exc, _NEVER_SENT) and not req.retry_safe:
+            return None
+        return self.retry.delay(attempt)
+
+    def _retry_after_answer(self, response: httpx.Response, attempt: int) -> float | None:
+        if not self.retry.retries_status(response.status_code):
+            return None
+        return self.retry.delay(attempt, response.headers.get("Retry-After"))
+
+    @staticmethod
+    def _error(response: httpx.Response) -> ApiError:
+        body = None
+        if "json" in response.headers.get("Content-Type", ""):
+            try:
+                body = response.json()
+            except ValueError:
+                body = None
+        return error_from_response(
+            response.status_code, body, retry_after=response.headers.get("Retry-After")
+        )
+
+    @staticmethod
+    def _transport_error(req: ApiRequest, exc: httpx.TransportError) -> TransportError:
+        return TransportError(f"{req.method} {req.path}: {type(exc).__name__}")
+
+    @property
+    def pinned_key(self) -> PinnedKey | None:
+        """The OPRF key this client trusts (None until first use, unless pinned up front)."""
+        return self._core.pin.pinned
+
+
+class Client(_Base):
+    """Synchronous client (httpx.Client underneath).
+
+    Usage::
+
+        with Client.from_credentials_file("org-b-hr.json") as rc:
+            consent_id = rc.record_consent(applicant_ref="APP-2026-0042", purpose="recruitment",
+                                           position_ref="POS-17", form_sha256=digest,
+                                           self_declared_finding=False)
+            result = rc.check_applicant({"full_name": "...", "date_of_birth": "1990-01-31"},
+                                        consent_id)
+            if result.status != "no_match": ...
+
+    `transport` is an `httpx.BaseTransport` (for example a wrapper for tests); `http_client`
+    an `httpx.Client` to use as it is (for example `fastapi.testclient.TestClient(app)`), which
+    the caller then also closes.
+    """
+
+    def __init__(
+        self,
+        credentials: Credentials,
+        *,
+        base_url: str | None = None,
+        timeout: float | httpx.Timeout = DEFAULT_TIMEOUT,
+        retry: RetryPolicy | None = None,
+        transport: httpx.BaseTransport | None = None,
+        http_client: httpx.Client | None = None,
+        pinned_key: PinnedKey | None = None,
+        pin_file: str | Path | None = None,
+        token_margin: float = 30.0,
+        max_concurrency: int = 4,
+        clock: Callable[[], float] = time.time,
+        sleep: Callable[[float], None] = time.sleep,
+    ) -> None:
+        super().__init__(
+            credentials,
+            base_url=base_url,
+            fallback_base_url=None if http_client is None else str(http_client.base_url) or None,
+            retry=retry,
+            pinned_key=pinned_key,
+            pin_file=pin_file,
+            token_margin=token_margin,
+            clock=clock,
+        )
+        self._owns_http = http_client is None
+        self._http = http_client or httpx.Client(transport=transport, timeout=timeout)
+        self._sleep = sleep
+        self._token_lock = threading.Lock()
+        self.max_concurrency = max(1, max_concurrency)
+
+    @classmethod
+    def from_credentials_file(
+        cls, path: str | Path, *, passphrase: str | None = None, **kwargs: Any
+    ) -> Self:
+        """Load a credentials file (see docs/api.md) and build a client; keyword arguments are
+        those of `Client()` (`base_url` overrides the file's)."""
+        return cls(Credentials.load(path, passphrase=passphrase), **kwargs)
+
+    def close(self) -> None:
+        if self._owns_http:
+            self._http.close()
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.close()
+
+    # -- the driver -----------------------------------------------------------------------
+
+    def _token(self) -> str:
+        token = self._tokens.current()
+        if token is not None:
+            return token
+        # One renewal at a time: a batch of threads finding the token stale together would
+        # otherwise each sign an assertion and fetch a token.
+        with self._token_lock:
+            token = self._tokens.current()
+            if token is None:
+                token = self._tokens.store(json_body(self._send(self._token_request())))
+            return token
+
+    def _send(self, req: ApiRequest) -> httpx.Response:
+        attempt, renewed = 0, False
+        while True:
+            attempt += 1
+            token = self._token() if req.auth else None
+            try:
+                response = self._http.request(**self._httpx_args(req, token))
+            except httpx.TransportError as exc:
+                delay = self._retry_after_exception(req, exc, attempt)
+                if delay is None:
+                    raise self._transport_error(req, exc) from exc
+                log.info("retrying %s %s after %s", req.method, req.path, type(exc).__name__)
+                self._sleep(delay)
+                continue
+            if response.is_success or not req.raise_errors:
+                return response
+            error = self._error(response)
+            if isinstance(error, InvalidToken) and req.auth and not renewed:
+                # The token may have been revoked or the clocks disagree: renew once, not more.
+                self._tokens.invalidate(token)
+                renewed, attempt = True, attempt - 1
+                continue
+            delay = self._retry_after_answer(response, attempt)
+            if delay is None:
+                raise error
+            log.info("retrying %s %s after HTTP %d", req.method, req.path, response.status_code)
+            self._sleep(delay)
+
+    def _run(self, op: Op[T]) -> T:
+        try:
+            request = next(op)
+            while True:
+                try:
+                    response = self._send(request)
+                except ApiError as exc:
+                    request = op.throw(exc)
+                else:
+                    request = op.send(response)
+        except StopIteration as done:
+            return done.value
+
+    # -- raw access -----------------------------------------------------------------------
+
+    def request(
+        self,
+        method: str,
+        path: str,
+        json: Any = None,
+        *,
+        params: Mapping[str, str] | None = None,
+        headers: Mapping[str, str] | None = None,
+    ) -> httpx.Response:
+        """An authenticated call to any endpoint; error answers are returned, not raised
+        (transport failures still raise `TransportError` after the retries)."""
+        return self._send(
+            ApiRequest(
+                method.upper(),
+                path,
+                json=json,
+                params=params,
+                headers=dict(headers or {}),
+                raise_errors=False,
+            )
+        )
+
+    # -- protocol -------------------------------------------------------------------------
+
+    def oprf_key(self) -> PinnedKey:
+        """The server's OPRF key, checked against the pin (pinning it on first use)."""
+        return self._run(self._core.oprf_key())
+
+    def register_case(
+        self,
+        person: Any,
+        *,
+        category: str,
+        finding_date: DateLike,
+        sanction: str,
+        legal_basis: str,
+        retention_until: DateLike,
+        mou_reference: str,
+        subject_notified_on: DateLike,
+        child_victim: bool = False,
+        finding: str = "substantiated",
+        idempotency_key: str | None = None,
+    ) -> str:
+        """Register a concluded, substantiated case (focal point); returns the case id.
+
+        The person's identifiers are turned into keys and blinded here; the server receives
+        only the unblinded pseudonyms `P` and the case metadata.
+        """
+        return self._run(
+            self._core.register_case(
+                person,
+                category=category,
+                finding_date=finding_date,
+                sanction=sanction,
+                legal_basis=legal_basis,
+                retention_until=retention_until,
+                mou_reference=mou_reference,
+                subject_notified_on=subject_notified_on,
+                child_victim=child_victim,
+                finding=finding,
+                idempotency_key=idempotency_key,
+            )
+        )
+
+    def list_cases(self, status: Literal["active", "withdrawn"] | None = None) -> list[Case]:
+        return self._run(self._core.list_cases(status))
+
+    def get_case(self, case_id: str) -> Case:
+        return self._run(self._core.get_case(case_id))
+
+    def withdraw_case(self, case_id: str, reason: str, *, note: str | None = None) -> Case:
+        """Withdraw a case (appeal upheld, rectification, …): it stops matching at once."""
+        return self._run(self._core.withdraw_case(case_id, reason, note))
+
+    def record_consent(
+        self,
+        *,
+        applicant_ref: str,
+        purpose: str,
+        position_ref: str,
+        form_sha256: str,
+        self_declared_finding: bool,
+        expires_on: DateLike | None = None,
+        max_checks: int = 1,
+        consented_at: datetime | str | None = None,
+    ) -> str:
+        """Record the applicant's signed consent receipt; returns the consent id.
+
+        `applicant_ref` and `position_ref` are your own opaque references, never a name or an
+        e-mail address. `form_sha256` is the SHA-256 of the signed declaration form
+        (`refcheck form hash FILE`).
+        """
+        return self.record_consent_receipt(
+            applicant_ref=applicant_ref,
+            purpose=purpose,
+            position_ref=position_ref,
+            form_sha256=form_sha256,
+            self_declared_finding=self_declared_finding,
+            expires_on=expires_on,
+            max_checks=max_checks,
+            consented_at=consented_at,
+        ).id
+
+    def record_consent_receipt(self, **fields: Any) -> Consent:
+        """As `record_consent`, returning the whole receipt (with its one-time `lookup_code`
+        for the applicant)."""
+        return self._run(self._core.record_consent(**fields))
+
+    def get_consent(self, consent_id: str) -> Consent:
+        return self._run(self._core.get_consent(consent_id))
+
+    def withdraw_consent(self, consent_id: str) -> Consent:
+        return self._run(self._core.withdraw_consent(consent_id))
+
+    def check_applicant(self, person: Any, consent_id: str) -> CheckResult:
+        """Check one applicant under one live consent.
+
+        `person` is a `protocol.identity.Person` or a dict of its fields. Every DLEQ proof is
+        verified against the pinned key; a failure raises `ProofInvalid` and nothing is
+        returned.
+        """
+        return self._run(self._core.check_applicant(person, consent_id))
+
+    @overload
+    def check_many(
+        self,
+        people: Iterable[Any],
+        consent_ids: Iterable[str],
+        *,
+        return_exceptions: Literal[False] = False,
+    ) -> list[CheckResult]: ...
+
+    @overload
+    def check_many(
+        self,
+        people: Iterable[Any],
+        consent_ids: Iterable[str],
+        *,
+        return_exceptions: Literal[True],
+    ) -> list[CheckResult | RefcheckError]: ...
+
+    def check_many(
+        self,
+        people: Iterable[Any],
+        consent_ids: Iterable[str],
+        *,
+        return_exceptions: bool = False,
+    ) -> Sequence[CheckResult | RefcheckError]:
+        """Check many applicants, each under its own consent, `max_concurrency` at a time.
+
+        With `return_exceptions=True` a refused row (expired consent, malformed record)
+        yields its exception in place of a result and the rest go on. A `ProtocolViolation`
+        (bad proof, key change) always stops the whole batch: a server caught misbehaving
+        is not asked again.
+        """
+        pairs = pair_up(people, consent_ids)
+        failures: list[RefcheckError] = []
+
+        def one(pair: tuple[Any, str]) -> CheckResult | RefcheckError | None:
+            if failures:
+                return None  # the batch is stopping; do not ask the server again
+            try:
+                return self.check_applicant(*pair)
+            except RefcheckError as exc:
+                if is_fatal(exc) or not return_exceptions:
+                    failures.append(exc)
+                    return None
+                return exc
+
+        if self.max_concurrency == 1 or len(pairs) <= 1:
+            outcomes = [one(pair) for pair in pairs]
+        else:
+            with ThreadPoolExecutor(max_workers=self.max_concurrency) as pool:
+                outcomes = list(pool.map(one, pairs))
+        if failures:
+            raise failures[0]
+        return [o for o in outcomes if o is not None]
+
+    # -- registry, directory, statistics --------------------------------------------------
+
+    def me(self) -> dict[str, Any]:
+        return self._run(self._core.get_json("/v1/me"))
+
+    def policy(self) -> dict[str, Any]:
+        return self._run(self._core.get_json("/v1/policy"))
+
+    def directory(self) -> list[dict[str, Any]]:
+        return self._run(self._core.get_json("/v1/directory"))["items"]
+
+    def stats(self, year: int | None = None) -> dict[str, Any]:
+        params = None if year is None else {"year": str(year)}
+        return self._run(self._core.get_json("/v1/stats", params))
+
+    def list_orgs(self) -> list[dict[str, Any]]:
+        return self._run(self._core.get_json("/v1/orgs"))["items"]
+
+    def create_org(self, **fields: Any) -> dict[str, Any]:
+        """Network admin: add a member organisation (fields as in docs/api.md, Registry)."""
+        return self._run(self._core.send_json("POST", "/v1/orgs", fields))
+
+    def update_org(self, org_id: str, **fields: Any) -> dict[str, Any]:
+        """Network admin: change status, MoU fields, permitted actions or public keys."""
+        path = f"/v1/orgs/{seg(org_id)}"
+        return self._run(self._core.send_json("PATCH", path, fields, idempotent=True))
+
+    def add_principal(
+        self, org_id: str, *, name: str, kind: str, roles: Sequence[str], auth_public_key: str
+    ) -> dict[str, Any]:
+        """Network admin: register a person or service account by its public auth key."""
+        body = {
+            "name": name,
+            "kind": kind,
+            "roles": list(roles),
+            "auth_public_key": auth_public_key,
+        }
+        path = f"/v1/orgs/{seg(org_id)}/principals"
+        return self._run(self._core.send_json("POST", path, body))
+
+    def list_principals(self, org_id: str) -> list[dict[str, Any]]:
+        path = f"/v1/orgs/{seg(org_id)}/principals"
+        return self._run(self._core.get_json(path))["items"]
+
+    def deactivate_principal(self, principal_id: str) -> dict[str, Any]:
+        path = f"/v1/principals/{seg(principal_id)}/deactivate"
+        return self._run(self._core.send_json("POST", path, None, idempotent=True))
+
+
+class AsyncClient(_Base):
+    """Asynchronous client (httpx.AsyncClient underneath); the same calls as `Client`, awaited.
+
+    Usage::
+
+        async with AsyncClient.from_credentials_file("org-b-hr.json") as rc:
+            results = await rc.check_many(people, consent_ids, return_exceptions=True)
+
+    In tests: `AsyncClient(creds, transport=httpx.ASGITransport(app=app),
+    base_url="http://testserver")` runs against the real FastAPI app in-process.
+    """
+
+    def __init__(
+        self,
+        credentials: Credentials,
+        *,
+        base_url: str | None = None,
+        timeout: float | httpx.Timeout = DEFAULT_TIMEOUT,
+        retry: RetryPolicy | None = None,
+        transport: httpx.AsyncBaseTransport | None = None,
+        http_client: httpx.AsyncClient | None = None,
+        pinned_key: PinnedKey | None = None,
+        pin_file: str | Path | None = None,
+        token_margin: float = 30.0,
+        max_concurrency: int = 8,
+        clock: Callable[[], float] = time.time,
+        sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
+    ) -> None:
+        super().__init__(
+            credentials,
+            base_url=base_url,
+            fallback_base_url=None if http_client is None else str(http_client.base_url) or None,
+            retry=retry,
+            pinned_key=pinned_key,
+            pin_file=pin_file,
+            token_margin=token_margin,
+            clock=clock,
+        )
+        self._owns_http = http_client is None
+        self._http = http_client or httpx.AsyncClient(transport=transport, timeout=timeout)
+        self._sleep = sleep
+        self._token_lock = asyncio.Lock()
+        self.max_concurrency = max(1, max_concurrency)
+
+    @classmethod
+    def from_credentials_file(
+        cls, path: str | Path, *, passphrase: str | None = None, **kwargs: Any
+    ) -> Self:
+        return cls(Credentials.load(path, passphrase=passphrase), **kwargs)
+
+    async def aclose(self) -> None:
+        if self._owns_http:
+            await self._http.aclose()
+
+    async def __aenter__(self) -> Self:
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        await self.aclose()
+
+    async def _token(self) -> str:
+        token = self._tokens.current()
+        if token is not None:
+            return token
+        async with self._token_lock:
+            token = self._tokens.current()
+            if token is None:
+                response = await self._send(self._token_request())
+                token = self._tokens.store(json_body(response))
+            return token
+
+    async def _send(self, req: ApiRequest) -> httpx.Response:
+        attempt, renewed = 0, False
+        while True:
+            attempt += 1
+            token = await self._token() if req.auth else None
+            try:
+                response = await self._http.request(**self._httpx_args(req, token))
+            except httpx.TransportError as exc:
+                delay = self._retry_after_exception(req, exc, attempt)
+                if delay is None:
+                    raise self._transport_error(req, exc) from exc
+                log.info("retrying %s %s after %s", req.method, req.path, type(exc).__name__)
+                await self._sleep(delay)
+                continue
+            if response.is_success or not req.raise_errors:
+                return response
+            error = self._error(response)
+            if isinstance(error, InvalidToken) and req.auth and not renewed:
+                self._tokens.invalidate(token)
+                renewed, attempt = True, attempt - 1
+                continue
+            delay = self._retry_after_answer(response, attempt)
+            if delay is None:
+                raise error
+            log.info("retrying %s %s after HTTP %d", req.method, req.path, response.status_code)
+            await self._sleep(delay)
+
+    async def _run(self, op: Op[T]) -> T:
+        try:
+            request = next(op)
+            while True:
+                try:
+                    response = await self._send(request)
+                except ApiError as exc:
+                    request = op.throw(exc)
+                else:
+                    request = op.send(response)
+        except StopIteration as done:
+            return done.value
+
+    async def request(
+        self,
+        method: str,
+        path: str,
+        json: Any = None,
+        *,
+        params: Mapping[str, str] | None = None,
+        headers: Mapping[str, str] | None = None,
+    ) -> httpx.Response:
+        """An authenticated call to any endpoint; error answers are returned, not raised."""
+        return await self._send(
+            ApiRequest(
+                method.upper(),
+                path,
+                json=json,
+                params=params,
+                headers=dict(headers or {}),
+                raise_errors=False,
+            )
+        )
+
+    async def oprf_key(self) -> PinnedKey:
+        return await self._run(self._core.oprf_key())
+
+    async def register_case(
+        self,
+        person: Any,
+        *,
+        category: str,
+        finding_date: DateLike,
+        sanction: str,
+        legal_basis: str,
+        retention_until: DateLike,
+        mou_reference: str,
+        subject_notified_on: DateLike,
+        child_victim: bool = False,
+        finding: str = "substantiated",
+        idempotency_key: str | None = None,
+    ) -> str:
+        return await self._run(
+            self._core.register_case(
+                person,
+                category=category,
+                finding_date=finding_date,
+                sanction=sanction,
+                legal_basis=legal_basis,
+                retention_until=retention_until,
+                mou_reference=mou_reference,
+                subject_notified_on=subject_notified_on,
+                child_victim=child_victim,
+                finding=finding,
+                idempotency_key=idempotency_key,
+            )
+        )
+
+    async def list_cases(self, status: Literal["active", "withdrawn"] | None = None) -> list[Case]:
+        return await self._run(self._core.list_cases(status))
+
+    async def get_case(self, case_id: str) -> Case:
+        return await self._run(self._core.get_case(case_id))
+
+    async def withdraw_case(self, case_id: str, reason: str, *, note: str | None = None) -> Case:
+        return await self._run(self._core.withdraw_case(case_id, reason, note))
+
+    async def record_consent(
+        self,
+        *,
+        applicant_ref: str,
+        purpose: str,
+        position_ref: str,
+        form_sha256: str,
+        self_declared_finding: bool,
+        expires_on: DateLike | None = None,
+        max_checks: int = 1,
+        consented_at: datetime | str | None = None,
+    ) -> str:
+        receipt = await self.record_consent_receipt(
+            applicant_ref=applicant_ref,
+            purpose=purpose,
+            position_ref=position_ref,
+            form_sha256=form_sha256,
+            self_declared_finding=self_declared_finding,
+            expires_on=expires_on,
+            max_checks=max_checks,
+            consented_at=consented_at,
+        )
+        return receipt.id
+
+    async def record_consent_receipt(self, **fields: Any) -> Consent:
+        return await self._run(self._core.record_consent(**fields))
+
+    async def get_consent(self, consent_id: str) -> Consent:
+        return await self._run(self._core.get_consent(consent_id))
+
+    async def withdraw_consent(self, consent_id: str) -> Consent:
+        return await self._run(self._core.withdraw_consent(consent_id))
+
+    async def check_applicant(self, person: Any, consent_id: str) -> CheckResult:
+        return await self._run(self._core.check_applicant(person, consent_id))
+
+    @overload
+    async def check_many(
+        self,
+        people: Iterable[Any],
+        consent_ids: Iterable[str],
+        *,
+        return_exceptions: Literal[False] = False,
+    ) -> list[CheckResult]: ...
+
+    @overload
+    async def check_many(
+        self,
+        people: Iterable[Any],
+        consent_ids: Iterable[str],
+        *,
+        return_exceptions: Literal[True],
+    ) -> list[CheckResult | RefcheckError]: ...
+
+    async def check_many(
+        self,
+        people: Iterable[Any],
+        consent_ids: Iterable[str],
+        *,
+        return_exceptions: bool = False,
+    ) -> Sequence[CheckResult | RefcheckError]:
+        """As `Client.check_many`, with up to `max_concurrency` checks in flight."""
+        pairs = pair_up(people, consent_ids)
+        gate = asyncio.Semaphore(self.max_concurrency)
+        failures: list[RefcheckError] = []
+
+        async def one(pair: tuple[Any, str]) -> CheckResult | RefcheckError | None:
+            async with gate:
+                if failures:
+                    return None
+                try:
+                    return await self.check_applicant(*pair)
+                except RefcheckError as exc:
+                    if is_fatal(exc) or not return_exceptions:
+                        failures.append(exc)
+                        return None
+                    return exc
+
+        outcomes = await asyncio.gather(*(one(p) for p in pairs))
+        if failures:
+            raise failures[0]
+        return [o for o in outcomes if o is not None]
+
+    async def me(self) -> dict[str, Any]:
+        return await self._run(self._core.get_json("/v1/me"))
+
+    async def policy(self) -> dict[str, Any]:
+        return await self._run(self._core.get_json("/v1/policy"))
+
+    async def directory(self) -> list[dict[str, Any]]:
+        body = await self._run(self._core.get_json("/v1/directory"))
+        return body["items"]
+
+    async def stats(self, year: int | None = None) -> dict[str, Any]:
+        params = None if year is None else {"year": str(year)}
+        return await self._run(self._core.get_json("/v1/stats", params))

@@ -1,0 +1,376 @@
+"""The SDK's exception tree, and the one function that maps a problem+json answer onto it.
+
+The server names every refusal with a stable `type` URI, `urn:refcheck:problem:<slug>`
+(docs/api.md, server/errors.py). We map by that slug, not by the HTTP status, because several
+refusals share a status (409 is an expired consent, an exhausted one, an idempotency conflict or a
+rotated key) and an HR system must react differently to each. A slug this SDK does not know yet
+still maps to the class of its status family, so a newer server never surfaces as a bare crash.
+
+Nothing here ever puts a personal identifier in a message: the server's `detail` is free of them
+by contract, and the SDK's own messages name fields, never values.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any, ClassVar
+
+PROBLEM_BASE = "urn:refcheck:problem:"
+
+__all__ = [
+    "PROBLEM_BASE",
+    "ApiError",
+    "AuthenticationError",
+    "BadRequest",
+    "Conflict",
+    "ConsentExhausted",
+    "ConsentExpired",
+    "ConsentUnusable",
+    "ConsentWithdrawn",
+    "CredentialsError",
+    "IdempotencyConflict",
+    "InvalidClient",
+    "InvalidElement",
+    "InvalidInput",
+    "InvalidPerson",
+    "InvalidRequest",
+    "InvalidResponse",
+    "InvalidToken",
+    "KeyChanged",
+    "KeyMismatch",
+    "MouInactive",
+    "NotFound",
+    "PermissionDenied",
+    "PolicyViolation",
+    "ProofInvalid",
+    "ProtocolViolation",
+    "QuotaExceeded",
+    "RefcheckError",
+    "ServerError",
+    "ServiceUnavailable",
+    "TransportError",
+    "error_from_response",
+]
+
+
+class RefcheckError(Exception):
+    """Base of every exception the SDK raises on purpose."""
+
+
+class CredentialsError(RefcheckError):
+    """A credentials or key file is missing, malformed, too widely readable, or its passphrase
+    is wrong. Raised before any request is sent."""
+
+
+class InvalidInput(RefcheckError, ValueError):
+    """An argument cannot be sent: a date that is not ISO, a reference that looks like a name
+    or e-mail, a person record without enough to derive a key. Raised before any request; the
+    message names the field, never its value."""
+
+
+class InvalidPerson(InvalidInput):
+    """The person record cannot be turned into identifier keys (see `protocol.identity`)."""
+
+
+class TransportError(RefcheckError):
+    """The server could not be reached (connection refused, DNS, timeout) even after the
+    retries the `RetryPolicy` allows. Nothing is known about whether the server acted."""
+
+
+class ProtocolViolation(RefcheckError):
+    """The server's answer fails a check the SDK makes on its own behalf.
+
+    Never retried and never ignored: continuing would mean trusting a server that has just shown
+    it cannot be trusted (see design/protocol.md, "Threats this design answers").
+    """
+
+
+class ProofInvalid(ProtocolViolation):
+    """A DLEQ proof does not verify: the server did not evaluate with the key it published,
+    or the answer was altered on the way. Its result is discarded."""
+
+
+class KeyChanged(ProtocolViolation):
+    """The server's OPRF key differs from the one pinned on first use.
+
+    A server that evaluates different clients under different keys can partition them or
+    silently suppress matches; so a key change is accepted only after it has been announced and
+    the pin updated deliberately (`Client(pinned_key=...)`, or removing the pin file).
+    """
+
+    def __init__(self, message: str, *, pinned_key_id: str, server_key_id: str) -> None:
+        super().__init__(message)
+        self.pinned_key_id = pinned_key_id
+        self.server_key_id = server_key_id
+
+
+class InvalidResponse(ProtocolViolation):
+    """The answer is not what docs/api.md promises (missing field, wrong length, a handle
+    that does not parse). Treated like a failed proof: the result is not used."""
+
+
+class ApiError(RefcheckError):
+    """The server refused or failed a request and said why in problem+json (RFC 9457).
+
+    Attributes: `status` (HTTP status), `type` (the full problem URI), `slug` (its last part),
+    `title`, `detail`, and `extra` (every other member, e.g. `rule` or `retry_after_seconds`).
+    """
+
+    slug: ClassVar[str] = ""
+
+    def __init__(
+        self,
+        detail: str,
+        *,
+        status: int,
+        type: str | None = None,
+        title: str | None = None,
+        extra: Mapping[str, Any] | None = None,
+    ) -> None:
+        super().__init__(detail)
+        self.status = status
+        self.type = type or PROBLEM_BASE + (self.slug or "http-error")
+        self.title = title or detail
+        self.detail = detail
+        self.extra: dict[str, Any] = dict(extra or {})
+
+    @property
+    def problem_slug(self) -> str:
+        """The slug the server actually sent (may be one this SDK version does not know)."""
+        return self.type.removeprefix(PROBLEM_BASE)
+
+    def __str__(self) -> str:
+        return f"{self.detail} ({self.problem_slug}, HTTP {self.status})"
+
+
+class BadRequest(ApiError):
+    slug = "bad-request"
+
+
+class AuthenticationError(ApiError):
+    """401: the SDK could not authenticate. Check the credentials file and the server clock."""
+
+    slug = "unauthenticated"
+
+
+class InvalidClient(AuthenticationError):
+    """The client assertion was refused: unknown client id, wrong key, deactivated principal,
+    or a clock far off (assertions live at most 300 s)."""
+
+    slug = "invalid-client"
+
+
+class InvalidToken(AuthenticationError):
+    """The access token was refused. The SDK renews it once by itself before raising this."""
+
+    slug = "invalid-token"
+
+
+class PermissionDenied(ApiError):
+    """403: this principal's roles do not include the permission the endpoint needs."""
+
+    slug = "permission-denied"
+
+
+class MouInactive(PermissionDenied):
+    """403: the organisation's MoU (status, expiry, data-sharing agreement, permitted actions)
+    does not allow this registration or check."""
+
+    slug = "mou-inactive"
+
+
+class NotFound(ApiError):
+    """404: no such resource, or one of another organisation (they answer alike on purpose)."""
+
+    slug = "not-found"
+
+
+class Conflict(ApiError):
+    """409: the request conflicts with the current state of the resource."""
+
+    slug = "conflict"
+
+
+class ConsentUnusable(Conflict):
+    """409: the consent cannot cover another check. Record a new consent; never reuse one
+    given for another recruitment (consent is specific and not retroactive)."""
+
+
+class ConsentExpired(ConsentUnusable):
+    slug = "consent-expired"
+
+
+class ConsentWithdrawn(ConsentUnusable):
+    slug = "consent-withdrawn"
+
+
+class ConsentExhausted(ConsentUnusable):
+    """Every check the consent allowed (`max_checks`) has been used."""
+
+    slug = "consent-exhausted"
+
+
+class IdempotencyConflict(Conflict):
+    """The `Idempotency-Key` was already used with a different body."""
+
+    slug = "idempotency-conflict"
+
+
+class KeyMismatch(Conflict):
+    """The request named an OPRF `key_id` that is no longer the server's current key.
+
+    The SDK reacts by re-reading the published key, which raises `KeyChanged` unless the new key
+    was pinned deliberately.
+    """
+
+    slug = "key-mismatch"
+
+
+class InvalidRequest(ApiError):
+    """422: the request failed validation; `extra["errors"]` lists field locations."""
+
+    slug = "invalid-request"
+
+
+class PolicyViolation(InvalidRequest):
+    """422: the network policy does not allow this; `rule` names which rule (e.g. `retention`,
+    `legal_basis`, `keys_per_check`)."""
+
+    slug = "policy-violation"
+
+    @property
+    def rule(self) -> str | None:
+        rule = self.extra.get("rule")
+        return rule if isinstance(rule, str) else None
+
+
+class InvalidElement(InvalidRequest):
+    """422: a blinded or unblinded element is not a valid group element; `index` says which."""
+
+    slug = "invalid-element"
+
+    @property
+    def index(self) -> int | None:
+        index = self.extra.get("index")
+        return index if isinstance(index, int) else None
+
+
+class QuotaExceeded(ApiError):
+    """429: the organisation's daily check quota (or a rate limit) is used up.
+
+    `retry_after_seconds` says when to try again. The SDK waits and retries by itself only when
+    that wait is within `RetryPolicy.max_retry_after`.
+    """
+
+    slug = "quota-exceeded"
+
+    @property
+    def retry_after_seconds(self) -> int | None:
+        value = self.extra.get("retry_after_seconds")
+        return value if isinstance(value, int) else None
+
+
+class ServerError(ApiError):
+    """5xx: the server failed. Retried when it is a 503; surfaces after the retries."""
+
+    slug = "internal-error"
+
+
+class ServiceUnavailable(ServerError):
+    slug = "service-unavailable"
+
+
+_BY_SLUG: dict[str, type[ApiError]] = {
+    cls.slug: cls
+    for cls in (
+        BadRequest,
+        AuthenticationError,
+        InvalidClient,
+        InvalidToken,
+        PermissionDenied,
+        MouInactive,
+        NotFound,
+        Conflict,
+        ConsentExpired,
+        ConsentWithdrawn,
+        ConsentExhausted,
+        IdempotencyConflict,
+        KeyMismatch,
+        InvalidRequest,
+        PolicyViolation,
+        InvalidElement,
+        QuotaExceeded,
+        ServerError,
+        ServiceUnavailable,
+    )
+}
+
+_BY_STATUS: dict[int, type[ApiError]] = {
+    400: BadRequest,
+    401: AuthenticationError,
+    403: PermissionDenied,
+    404: NotFound,
+    409: Conflict,
+    422: InvalidRequest,
+    429: QuotaExceeded,
+    503: ServiceUnavailable,
+}
+
+
+_FAMILIES: tuple[tuple[int, type[ApiError]], ...] = (
+    (400, BadRequest),
+    (401, AuthenticationError),
+    (403, PermissionDenied),
+    (404, NotFound),
+    (409, Conflict),
+    (422, InvalidRequest),
+    (429, QuotaExceeded),
+)
+
+
+def _class_for(slug: str, status: int) -> type[ApiError]:
+    known = _BY_SLUG.get(slug)
+    if known is not None:
+        expected = next((code for code, fam in _FAMILIES if issubclass(known, fam)), None)
+        # A slug is trusted only with a status of its own family: "consent-expired" on a 500 is a
+        # broken answer, and then the status is the safer guide.
+        if status == expected or (expected is None and status >= 500):
+            return known
+    if status in _BY_STATUS:
+        return _BY_STATUS[status]
+    if status >= 500:
+        return ServerError
+    return ApiError
+
+
+def error_from_response(status: int, body: Any, *, retry_after: str | None = None) -> ApiError:
+    """Build the exception for an error answer: `body` is the decoded JSON (or None).
+
+    Works for problem+json and for bare answers (a proxy's HTML 502 page has no body we can use;
+    it still becomes a `ServerError` with the status).
+    """
+    problem = body if isinstance(body, dict) else {}
+    type_uri = problem.get("type")
+    slug = ""
+    if isinstance(type_uri, str) and type_uri.startswith(PROBLEM_BASE):
+        slug = type_uri.removeprefix(PROBLEM_BASE)
+    else:
+        type_uri = None
+    detail = problem.get("detail")
+    title = problem.get("title")
+    if not isinstance(detail, str) or not detail:
+        detail = title if isinstance(title, str) and title else f"HTTP {status}"
+    extra = {k: v for k, v in problem.items() if k not in {"type", "title", "status", "detail"}}
+    if retry_after is not None and "retry_after_seconds" not in extra:
+        try:
+            extra["retry_after_seconds"] = int(retry_after)
+        except ValueError:
+            pass
+    cls = _class_for(slug, status)
+    return cls(
+        detail,
+        status=status,
+        type=type_uri,
+        title=title if isinstance(title, str) else None,
+        extra=extra,
+    )

@@ -1,0 +1,95 @@
+"""What the high-level calls return: plain, immutable values an HR system can store or show.
+
+`Case` and `Consent` are the wire models of `protocol.messages` (frozen pydantic models shared
+with the server), so the SDK cannot drift from what the server sends.
+
+None of them holds a pseudonym `P` or an identifier. A `Match` keeps the disclosure-request proof
+(`HMAC(P, consent_id)`), which is useless for anything but opening a disclosure request about
+that one record under that one consent, and it is left out of `repr` and `as_dict` so that a
+log line or a JSON dump does not carry it.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from enum import StrEnum
+from typing import Any
+
+from protocol.messages import CaseOut as Case
+from protocol.messages import ConsentOut as Consent
+
+__all__ = ["Case", "CheckResult", "CheckStatus", "Consent", "Match"]
+
+
+class CheckStatus(StrEnum):
+    """Outcome of one applicant's check.
+
+    `possible_match` means only `variant` keys (loose name forms + date of birth) matched: a
+    human must compare the disclosed details before anyone acts, because two different people
+    can share a loose name form and a birthday.
+    """
+
+    NO_MATCH = "no_match"
+    MATCH = "match"
+    POSSIBLE_MATCH = "possible_match"
+
+
+@dataclass(frozen=True)
+class Match:
+    """One registered record that the applicant's keys matched: where to ask, not what.
+
+    `entry_id` is the record reference a disclosure request names. `kind` and `strength` are
+    those of the applicant's key that matched (as this SDK derived it, not as the registrant
+    labelled it).
+    """
+
+    holder_org_id: str
+    holder_org: str
+    kind: str
+    strength: str
+    entry_id: str
+    case_id: str
+    consent_id: str
+    match_proof: bytes = field(repr=False, compare=False)
+
+    def as_dict(self) -> dict[str, str]:
+        return {
+            "holder_org_id": self.holder_org_id,
+            "holder_org": self.holder_org,
+            "kind": self.kind,
+            "strength": self.strength,
+            "entry_id": self.entry_id,
+            "case_id": self.case_id,
+        }
+
+
+@dataclass(frozen=True)
+class CheckResult:
+    """The answer for one applicant under one consent."""
+
+    consent_id: str
+    check_id: str
+    keys_checked: int
+    matches: tuple[Match, ...] = ()
+
+    @property
+    def status(self) -> CheckStatus:
+        if not self.matches:
+            return CheckStatus.NO_MATCH
+        if all(m.strength == "variant" for m in self.matches):
+            return CheckStatus.POSSIBLE_MATCH
+        return CheckStatus.MATCH
+
+    @property
+    def holder_orgs(self) -> tuple[str, ...]:
+        """Distinct holder organisations, in order of first match."""
+        return tuple(dict.fromkeys(m.holder_org for m in self.matches))
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "consent_id": self.consent_id,
+            "check_id": self.check_id,
+            "status": self.status.value,
+            "keys_checked": self.keys_checked,
+            "matches": [m.as_dict() for m in self.matches],
+        }
