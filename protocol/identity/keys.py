@@ -1,0 +1,211 @@
+"""`derive_keys`: the identifier keys of a person, as fed to the OPRF.
+
+Registration and check run this same function, and a match is exactly a shared key, so this
+module decides both the recall of the service and its coincidental matches.
+
+Every value starts with `b"refcheck/v1/"` then the kind; `<dob>` is `YYYY-MM-DD`; `<t>` is `t`
+followed by `TABLES_VERSION`; words are `[a-z0-9]+` joined by one space.
+
+| kind | strength | value after `refcheck/v1/` | count |
+| --- | --- | --- | --- |
+| `national_id` | strong | `national_id/<country>/<number>` | 0-1 |
+| `passport` | strong | `passport/<country>/<number>` | 0-1 |
+| `email` | strong | `email/<address>` | 0-1 |
+| `phone` | strong | `phone/<E.164>` | 0-1 |
+| `name_dob` | exact | `name_dob/<t>/<dob>/<folded words, sorted>` | 1 |
+| `name_dob_variant` | variant | `name_dob_variant/<t>/skel/<dob>/<skeletons, sorted>` | 1 |
+| `name_dob_variant` | variant | `name_dob_variant/<t>/init/<dob>/<first> <initials> <last>` | 0-2 |
+| `name_dob_variant` | variant | `name_dob_variant/<t>/join/<dob>/<words run together>` | 0-1 |
+| `name_dob_variant` | variant | `name_dob_variant/<t>/del/<dob>/<folded words, sorted>` | 1 + n |
+
+- `exact`: the name with titles, punctuation, case, diacritics, old spelling and transliteration
+  folded, words sorted (Indonesian names have no fixed order between documents).
+- `skel`: the consonant skeleton of every word, sorted: vowel variants (Ahmed/Ahmad,
+  Zainul/Zainal) and dropped vowels.
+- `init`: first and last word in full, middle words as initials, for names of three or more
+  words ("Cucu Siti Setiawan" / "Cucu S. Setiawan").
+- `join`: all words run together ("Nur Hayati" / "Nurhayati", "Ahmad-Utomo").
+- `del`: the folded name, and the name with one letter (not the first) deleted from one written
+  word of at least `MIN_LENGTH_FOR_DELETION` letters. Two records share a `del` key when one is
+  the other with a letter dropped, or when both drop the same position (a substituted letter):
+  symmetric deletion, as in SymSpell. The table's n is the number of such deletions: up to
+  (length - 1) per word, which is most of the budget.
+
+Documents need no table, so their values carry no tables version; everything derived from a name
+does, so that a table change cannot silently mix old and new keys. The order of the list is fixed
+(strong, exact, then the variants in the order of the table, deletions by word then position), so
+that when a long name exceeds `MAX_KEYS_PER_PERSON` the same keys are cut on both sides and the
+strongest are kept; what is lost first is typo tolerance in the last words of a long name.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from enum import StrEnum
+
+from protocol.identity.model import Person
+from protocol.identity.normalise import (
+    document_number,
+    email_address,
+    fold_tokens,
+    name_tokens,
+    phone_e164,
+    skeleton,
+)
+from protocol.identity.tables import Tables, load_tables
+
+__all__ = [
+    "KEY_PREFIX",
+    "MAX_KEYS_PER_PERSON",
+    "MIN_LENGTH_FOR_DELETION",
+    "Key",
+    "Strength",
+    "derive_keys",
+]
+
+#: The server's default cap on keys per checked person. `derive_keys` never returns more.
+MAX_KEYS_PER_PERSON = 32
+
+#: A written word needs this many letters before its one-letter deletions are emitted: deleting
+#: a letter of a shorter word leaves two letters, which too many unrelated words share.
+MIN_LENGTH_FOR_DELETION = 4
+
+KEY_PREFIX = b"refcheck/v1/"
+
+
+class Strength(StrEnum):
+    """How much a shared key says. The SDK reports `variant` matches as "possible match" for a
+    human to confirm in the disclosure step."""
+
+    STRONG = "strong"
+    EXACT = "exact"
+    VARIANT = "variant"
+
+    @property
+    def rank(self) -> int:
+        """0 for the strongest; for sorting and for "the strongest shared strength"."""
+        return _RANK[self]
+
+
+_RANK = {Strength.STRONG: 0, Strength.EXACT: 1, Strength.VARIANT: 2}
+
+
+@dataclass(frozen=True, repr=False)
+class Key:
+    """One identifier key: `value` is the exact input to the OPRF.
+
+    `repr` hides the value, which holds a name or document number in the clear.
+    """
+
+    kind: str
+    strength: Strength
+    value: bytes
+
+    def __repr__(self) -> str:
+        return (
+            f"Key(kind={self.kind!r}, strength={self.strength.value!r}, "
+            f"value=<{len(self.value)} bytes>)"
+        )
+
+
+def _key(kind: str, strength: Strength, *parts: str) -> Key:
+    return Key(kind, strength, KEY_PREFIX + "/".join((kind, *parts)).encode("utf-8"))
+
+
+def _document_keys(person: Person) -> list[Key]:
+    keys: list[Key] = []
+    if person.national_id is not None:
+        keys.append(
+            _key(
+                "national_id",
+                Strength.STRONG,
+                person.issuing_country("national_id"),
+                document_number(person.national_id, "national_id"),
+            )
+        )
+    if person.passport is not None:
+        keys.append(
+            _key(
+                "passport",
+                Strength.STRONG,
+                person.issuing_country("passport"),
+                document_number(person.passport, "passport"),
+            )
+        )
+    if person.email is not None:
+        keys.append(_key("email", Strength.STRONG, email_address(person.email)))
+    if person.phone is not None:
+        keys.append(_key("phone", Strength.STRONG, phone_e164(person.phone, person.region())))
+    return keys
+
+
+def _deletion_variants(
+    tokens: tuple[str, ...], folded: tuple[str, ...], tables: Tables
+) -> Iterable[tuple[str, ...]]:
+    """The name with one letter deleted from one written word (words of at least
+    `MIN_LENGTH_FOR_DELETION` letters), each result folded like the name itself.
+
+    Letters are deleted from the written form, not the folded one, because that is where a
+    typing error happens; folding afterwards keeps an old-spelling record comparable. The first
+    letter is never deleted: it is right in the great majority of real misspellings (Pollock and
+    Zamora, CACM 1984), and deleting it is what lets unrelated short names meet ("Galih" without
+    its "G" is "Alih", which folds to "Ali")."""
+    for i, token in enumerate(tokens):
+        if len(token) < MIN_LENGTH_FOR_DELETION:
+            continue
+        for j in range(1, len(token)):
+            shorter = tables.fold(token[:j] + token[j + 1 :])
+            if shorter:
+                yield folded[:i] + (shorter,) + folded[i + 1 :]
+
+
+def _initials_variants(tokens: tuple[str, ...], folded: tuple[str, ...]) -> list[tuple[str, ...]]:
+    """First and last word (folded), middle words as initials: the initial as written
+    ("Khairul" gives "k", as in "K.") and, if it differs, the initial of the folded word
+    (which an old-spelling record shares: "Tjahjo" and "Cahyo" both fold to "c...")."""
+    if len(folded) < 3:
+        return []
+    written = (folded[0], *(t[0] for t in tokens[1:-1]), folded[-1])
+    fold_based = (folded[0], *(t[0] for t in folded[1:-1]), folded[-1])
+    return [written] if written == fold_based else [written, fold_based]
+
+
+def _name_keys(person: Person, tables: Tables) -> list[Key]:
+    tokens = name_tokens(person.full_name, tables)
+    folded = fold_tokens(tokens, tables)
+    dob = person.date_of_birth.isoformat()
+    version = f"t{tables.version}"
+
+    def variant(form: str, words: Iterable[str]) -> Key:
+        return _key("name_dob_variant", Strength.VARIANT, version, form, dob, " ".join(words))
+
+    keys = [_key("name_dob", Strength.EXACT, version, dob, " ".join(sorted(folded)))]
+    keys.append(variant("skel", sorted(skeleton(t) for t in folded)))
+    keys.extend(variant("init", words) for words in _initials_variants(tokens, folded))
+    if len(tokens) >= 2:
+        keys.append(variant("join", (tables.fold_spelling("".join(tokens)),)))
+    # The deletion family holds the name itself too, so that a record with a deleted letter
+    # meets the intact record's name, and two records that each lost a different letter of
+    # one word meet at the common deletion (symmetric deletion, as in SymSpell).
+    keys.append(variant("del", sorted(folded)))
+    keys.extend(variant("del", sorted(d)) for d in _deletion_variants(tokens, folded, tables))
+    return keys
+
+
+def derive_keys(person: Person | Mapping[str, object]) -> list[Key]:
+    """All keys of `person` (a `Person`, or a mapping accepted by `Person.from_dict`), strongest
+    first, without duplicates, at most `MAX_KEYS_PER_PERSON`.
+
+    Raises `InvalidPersonError` (without echoing any value) if the record is malformed.
+    """
+    if not isinstance(person, Person):
+        person = Person.from_dict(person)
+    tables = load_tables()
+    seen: set[bytes] = set()
+    keys: list[Key] = []
+    for key in _document_keys(person) + _name_keys(person, tables):
+        if key.value not in seen:
+            seen.add(key.value)
+            keys.append(key)
+    return keys[:MAX_KEYS_PER_PERSON]
