@@ -7,7 +7,20 @@ from __future__ import annotations
 
 from server.audit import models as audit_models
 from server.auth import models as auth_models
+from server.cases import models as cases_models
+from server.checks import models as checks_models
+from server.consents import models as consents_models
 from server.db import Base
 from server.registry import models as registry_models
+from server.stats import models as stats_models
 
-__all__ = ["Base", "audit_models", "auth_models", "registry_models"]
+__all__ = [
+    "Base",
+    "audit_models",
+    "auth_models",
+    "cases_models",
+    "checks_models",
+    "consents_models",
+    "registry_models",
+    "stats_models",
+]

@@ -1,0 +1,99 @@
+"""Registered cases and their pseudonyms: the only place the server keeps anything about a person.
+
+A case row holds the finding's metadata and who registered it; the person is present only as
+pseudonyms `P` (VOPRF outputs under the server key, useless without the key file), each with
+its bucket, its lookup tag and its sealed handle.
+"""
+
+from __future__ import annotations
+
+from datetime import date, datetime
+
+from sqlalchemy import (
+    Boolean,
+    Date,
+    ForeignKey,
+    Index,
+    Integer,
+    LargeBinary,
+    String,
+    Text,
+    UniqueConstraint,
+)
+from sqlalchemy.orm import Mapped, mapped_column
+
+from server.db import UUIDPK, Base, CreatedAt
+
+
+class CaseStatus:
+    ACTIVE = "active"
+    WITHDRAWN = "withdrawn"
+
+
+class Case(Base):
+    __tablename__ = "cases"
+
+    id: Mapped[UUIDPK]
+    org_id: Mapped[str] = mapped_column(ForeignKey("organisations.id"), index=True)
+    registered_by: Mapped[str] = mapped_column(ForeignKey("principals.id"))
+    category: Mapped[str] = mapped_column(String(40))
+    child_victim: Mapped[bool] = mapped_column(Boolean)
+    finding: Mapped[str] = mapped_column(String(40))
+    sanction: Mapped[str] = mapped_column(String(40))
+    finding_date: Mapped[date] = mapped_column(Date)
+    legal_basis: Mapped[str] = mapped_column(String(40))
+    # The sweeper deletes the case the day after this date; indexed because it scans by it.
+    retention_until: Mapped[date] = mapped_column(Date, index=True)
+    mou_reference: Mapped[str] = mapped_column(String(64))
+    subject_notified_on: Mapped[date] = mapped_column(Date)
+    key_id: Mapped[str] = mapped_column(String(16))
+    status: Mapped[str] = mapped_column(String(16), default=CaseStatus.ACTIVE, index=True)
+    # Pseudonyms currently stored (0 once withdrawn): kept here so listing cases needs no count.
+    pseudonym_count: Mapped[int] = mapped_column(Integer)
+    created_at: Mapped[CreatedAt]
+    withdrawn_at: Mapped[datetime | None]
+    withdrawal_reason: Mapped[str | None] = mapped_column(String(32))
+    withdrawal_note: Mapped[str | None] = mapped_column(Text)
+
+
+class Pseudonym(Base):
+    """One identifier key of a registered person, as the server can use it without knowing it."""
+
+    __tablename__ = "pseudonyms"
+    __table_args__ = (
+        # Checks look up whole buckets of the current key: this index is the only access path.
+        Index("ix_pseudonyms_key_id_bucket", "key_id", "bucket"),
+        # One person's keys are distinct; a repeated P in one case is a client bug.
+        UniqueConstraint("case_id", "element", name="uq_pseudonyms_case_id_element"),
+    )
+
+    id: Mapped[UUIDPK]
+    case_id: Mapped[str] = mapped_column(ForeignKey("cases.id", ondelete="CASCADE"), index=True)
+    org_id: Mapped[str] = mapped_column(ForeignKey("organisations.id"))
+    key_id: Mapped[str] = mapped_column(String(16))
+    kind: Mapped[str] = mapped_column(String(40))
+    strength: Mapped[str] = mapped_column(String(8))
+    bucket: Mapped[int] = mapped_column(Integer)
+    # P itself, kept (rather than only its tag) so the key can be rotated by multiplying every
+    # stored P by skS'/skS, and so a disclosure request's match proof can be verified.
+    element: Mapped[bytes] = mapped_column(LargeBinary(32))
+    tag: Mapped[bytes] = mapped_column(LargeBinary(16))
+    sealed_handle: Mapped[bytes] = mapped_column(LargeBinary)
+
+
+class IdempotencyRecord(Base):
+    """Which case a registration's `Idempotency-Key` created, and a hash of the request body.
+
+    A retried request with the same key and body answers with that case instead of registering
+    the person twice; the same key with another body is refused. The row goes with its case.
+    """
+
+    __tablename__ = "case_idempotency_keys"
+    __table_args__ = (UniqueConstraint("org_id", "key", name="uq_case_idempotency_keys_org_key"),)
+
+    id: Mapped[UUIDPK]
+    org_id: Mapped[str] = mapped_column(ForeignKey("organisations.id"))
+    key: Mapped[str] = mapped_column(String(128))
+    request_sha256: Mapped[str] = mapped_column(String(64))
+    case_id: Mapped[str] = mapped_column(ForeignKey("cases.id", ondelete="CASCADE"), index=True)
+    created_at: Mapped[CreatedAt]
