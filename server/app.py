@@ -6,7 +6,10 @@ so tests run the real app against a real database without touching globals.
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import logging
+from collections.abc import AsyncIterator
 from typing import Any
 
 from fastapi import FastAPI
@@ -14,6 +17,7 @@ from fastapi import FastAPI
 from server import problems
 from server.context import AppContext, Clock
 from server.db import make_engine, make_session_factory, utcnow
+from server.jobs import run_periodically
 from server.keys import load_keys
 from server.policy.schema import load_policy
 from server.routers import ROUTERS
@@ -23,7 +27,11 @@ from server.settings import Settings, get_settings
 def build_context(
     settings: Settings, *, bind: Any | None = None, clock: Clock | None = None
 ) -> AppContext:
-    """Load policy and keys once; refuse to start when either is invalid."""
+    """Load policy and keys once; refuse to start when either is invalid.
+
+    Raises `server.policy.schema.PolicyError` or `server.keys.KeyFileError` with a message naming
+    the file and what is wrong with it.
+    """
     policy = load_policy(settings.policy_file)
     keys = load_keys(settings.server_key_dir)
     if bind is None:
@@ -47,10 +55,25 @@ def create_app(
     settings = settings or get_settings()
     logging.getLogger("refcheck").setLevel(settings.log_level.upper())
     ctx = context or build_context(settings, bind=bind, clock=clock)
+
+    @contextlib.asynccontextmanager
+    async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
+        task: asyncio.Task[None] | None = None
+        if settings.run_background_jobs:
+            task = asyncio.create_task(run_periodically(ctx, settings.job_interval_seconds))
+        try:
+            yield
+        finally:
+            if task is not None:
+                task.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await task
+
     app = FastAPI(
         title="refcheck",
         version="1",
         description="Privacy-preserving reference checks for a PSEAH network.",
+        lifespan=lifespan,
     )
     app.state.ctx = ctx
     problems.install(app)

@@ -1,7 +1,25 @@
-"""Every router the app serves, in one list (the authorisation matrix test walks the app)."""
+"""Every router the app serves, in one list (the authorisation matrix test walks the app).
+
+A domain adds its router by appending one import and one entry below; a route that is not in the
+matrix of `tests/server/test_authorization_matrix.py` fails that test.
+"""
 
 from __future__ import annotations
 
 from fastapi import APIRouter
 
-ROUTERS: list[APIRouter] = []
+from server.auth.routes import router as auth_router
+from server.cases.routes import router as cases_router
+from server.checks.routes import router as checks_router
+from server.consents.routes import router as consents_router
+from server.oprf.routes import router as oprf_router
+from server.stats.routes import router as stats_router
+
+ROUTERS: list[APIRouter] = [
+    auth_router,
+    oprf_router,
+    cases_router,
+    consents_router,
+    checks_router,
+    stats_router,
+]

@@ -1,15 +1,25 @@
-"""Recording what callers do. Every state change and every check goes through `record`."""
+"""Recording what callers do, reading the trail back, and signing checkpoints of it.
+
+Every state change and every check goes through `record`, in the same transaction as the change,
+so the change and its audit entry commit together or not at all.
+"""
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from typing import Any
 
+from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from server.audit.chain import append
-from server.audit.models import AuditEntry
+from server.audit.chain import GENESIS_HASH, append
+from server.audit.checkpoints import sign_checkpoint
+from server.audit.models import AuditCheckpoint, AuditEntry, AuditHead
 from server.auth.tokens import Caller
 from server.context import AppContext
+
+#: Largest page `GET /v1/audit` returns.
+MAX_PAGE = 1000
 
 
 def record(
@@ -22,7 +32,11 @@ def record(
     object_id: str | None = None,
     details: dict[str, Any] | None = None,
 ) -> AuditEntry:
-    """Append an audit entry in the caller's transaction (`caller=None`: the system itself)."""
+    """Append an audit entry in the caller's transaction (`caller=None`: the system itself).
+
+    `details` holds counts, states, field names and ids of our own rows (consent id, case id);
+    never a pseudonym, bucket, key value or anything about a person.
+    """
     return append(
         session,
         at=ctx.now(),
@@ -33,3 +47,82 @@ def record(
         object_id=object_id,
         details=details,
     )
+
+
+def list_entries(session: Session, *, after_seq: int, limit: int) -> list[AuditEntry]:
+    limit = max(1, min(limit, MAX_PAGE))
+    query = (
+        select(AuditEntry).where(AuditEntry.seq > after_seq).order_by(AuditEntry.seq).limit(limit)
+    )
+    return list(session.scalars(query))
+
+
+def iter_entries(session: Session, *, after_seq: int = 0, batch: int = 500) -> Iterator[AuditEntry]:
+    """Every entry in order, read in batches so an export never holds the whole trail."""
+    last = after_seq
+    while True:
+        page = list_entries(session, after_seq=last, limit=batch)
+        if not page:
+            return
+        yield from page
+        last = page[-1].seq
+
+
+def entry_json(entry: AuditEntry) -> dict[str, Any]:
+    return {
+        "seq": entry.seq,
+        "at": entry.at.isoformat(),
+        "actor_principal_id": entry.actor_principal_id,
+        "actor_org_id": entry.actor_org_id,
+        "action": entry.action,
+        "object_type": entry.object_type,
+        "object_id": entry.object_id,
+        "details": entry.details,
+        "prev_hash": entry.prev_hash,
+        "entry_hash": entry.entry_hash,
+    }
+
+
+def _locked_head(session: Session) -> tuple[int, str]:
+    # Same lock as `append`: the checkpoint names a head no concurrent append is moving.
+    head = session.execute(select(AuditHead).where(AuditHead.id == 1).with_for_update()).scalar()
+    if head is None:
+        return 0, GENESIS_HASH
+    return head.last_seq, head.last_hash
+
+
+def create_checkpoint(session: Session, ctx: AppContext) -> AuditCheckpoint:
+    """Sign the current head of the chain with the audit key (in the caller's transaction)."""
+    seq, head_hash = _locked_head(session)
+    created_at = ctx.now()
+    key_id = ctx.keys.audit_key_id
+    checkpoint = AuditCheckpoint(
+        created_at=created_at,
+        seq=seq,
+        entry_hash=head_hash,
+        key_id=key_id,
+        signature=sign_checkpoint(
+            ctx.keys.audit_key,
+            seq=seq,
+            entry_hash=head_hash,
+            created_at=created_at,
+            key_id=key_id,
+        ),
+    )
+    session.add(checkpoint)
+    session.flush()
+    return checkpoint
+
+
+def latest_checkpoint(session: Session) -> AuditCheckpoint | None:
+    query = select(AuditCheckpoint).order_by(AuditCheckpoint.id.desc()).limit(1)
+    return session.scalars(query).first()
+
+
+def create_checkpoint_if_moved(session: Session, ctx: AppContext) -> AuditCheckpoint | None:
+    """The periodic job: a new checkpoint only when entries were appended since the last one."""
+    seq, _ = _locked_head(session)
+    last = latest_checkpoint(session)
+    if last is not None and last.seq == seq:
+        return None
+    return create_checkpoint(session, ctx)

@@ -11,12 +11,12 @@ from __future__ import annotations
 from collections.abc import Callable, Iterator
 from typing import Annotated
 
-from fastapi import Depends, Request
+from fastapi import Depends
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from sqlalchemy.orm import Session
 
 from server.auth.errors import InvalidToken
-from server.auth.permissions import Permission
+from server.auth.permissions import Permission, Role
 from server.auth.tokens import Caller, verify_access_token
 from server.context import AppContext, get_context
 from server.errors import PermissionDenied
@@ -40,25 +40,32 @@ Ctx = Annotated[AppContext, Depends(get_context)]
 
 
 def authenticate(
-    request: Request,
     ctx: Ctx,
     session: Db,
     credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
 ) -> Caller:
     if credentials is None or credentials.scheme.lower() != "bearer":
         raise InvalidToken("a bearer access token is required")
-    caller = verify_access_token(
+    claimed = verify_access_token(
         credentials.credentials, settings=ctx.settings, keys=ctx.keys, now=ctx.now()
     )
-    # A token outlives nothing: a principal disabled after issue is refused at once.
-    principal = session.get(Principal, caller.principal_id)
-    if principal is None or not principal.active or principal.org_id != caller.org_id:
+    # A token outlives nothing: a principal disabled, moved or stripped of a role after the
+    # token was issued is judged by what the registry says now, not by the token's claims.
+    principal = session.get(Principal, claimed.principal_id)
+    if principal is None or not principal.active or principal.org_id != claimed.org_id:
         raise InvalidToken("the principal of this token is not active")
-    return caller
+    return Caller(
+        principal_id=principal.id,
+        org_id=principal.org_id,
+        roles=frozenset(Role(r) for r in principal.roles),
+    )
+
+
+CurrentCaller = Annotated[Caller, Depends(authenticate)]
 
 
 def require(permission: Permission) -> Callable[..., Caller]:
-    def dependency(caller: Annotated[Caller, Depends(authenticate)]) -> Caller:
+    def dependency(caller: CurrentCaller) -> Caller:
         if not caller.has(permission):
             raise PermissionDenied(f"this action needs the permission {permission.value}")
         return caller

@@ -3,7 +3,9 @@
 
 from __future__ import annotations
 
-from server.errors import Unauthenticated
+from typing import Any
+
+from server.errors import DomainError, Unauthenticated
 
 
 class InvalidToken(Unauthenticated):
@@ -14,3 +16,14 @@ class InvalidToken(Unauthenticated):
 class InvalidClientAssertion(Unauthenticated):
     slug = "invalid-client"
     title = "Client authentication failed"
+
+    def __init__(self, detail: str | None = None, **extra: Any) -> None:
+        # RFC 6749 §5.2 error code, so generic OAuth clients understand the answer too.
+        super().__init__(detail, error="invalid_client", **extra)
+
+
+class UnsupportedGrantType(DomainError):
+    slug, title, status = "unsupported-grant-type", "Only client_credentials is supported", 400
+
+    def __init__(self, detail: str | None = None, **extra: Any) -> None:
+        super().__init__(detail, error="unsupported_grant_type", **extra)

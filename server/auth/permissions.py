@@ -17,6 +17,8 @@ class Role(StrEnum):
 
 
 class Permission(StrEnum):
+    # every signed-in principal: who am I, what may I do (the SDK reads it after sign-in)
+    SELF_READ = "auth:self:read"
     # registry (network secretariat)
     ORG_CREATE = "registry:org:create"
     ORG_UPDATE = "registry:org:update"
@@ -53,7 +55,12 @@ class Permission(StrEnum):
     DISCLOSURE_OVERSIGHT = "disclosures:request:oversee"
 
 
-_EVERY_MEMBER = {Permission.POLICY_READ, Permission.OPRF_KEY_READ, Permission.ORG_READ_OWN}
+_EVERY_MEMBER = {
+    Permission.SELF_READ,
+    Permission.POLICY_READ,
+    Permission.OPRF_KEY_READ,
+    Permission.ORG_READ_OWN,
+}
 
 ROLE_PERMISSIONS: dict[Role, frozenset[Permission]] = {
     # The secretariat manages the network but never registers, checks or reads disclosures:
@@ -108,6 +115,7 @@ ROLE_PERMISSIONS: dict[Role, frozenset[Permission]] = {
     # Auditors read the trail and the figures and change nothing.
     Role.AUDITOR: frozenset(
         {
+            Permission.SELF_READ,
             Permission.POLICY_READ,
             Permission.ORG_READ_OWN,
             Permission.AUDIT_READ,
@@ -116,6 +124,13 @@ ROLE_PERMISSIONS: dict[Role, frozenset[Permission]] = {
         }
     ),
 }
+
+
+#: Roles of the secretariat: they see across organisations, so only principals of the
+#: `network_secretariat` organisation may hold them.
+NETWORK_ROLES = frozenset({Role.NETWORK_ADMIN, Role.AUDITOR})
+#: Roles that act for one member organisation; the secretariat never registers or checks.
+MEMBER_ROLES = frozenset({Role.FOCAL_POINT, Role.HR_CHECKER})
 
 
 def permissions_for(roles: frozenset[Role] | set[Role]) -> frozenset[Permission]:

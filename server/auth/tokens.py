@@ -58,23 +58,46 @@ def issue_access_token(
 def verify_access_token(
     token: str, *, settings: Settings, keys: ServerKeys, now: datetime
 ) -> Caller:
+    """Check signature, issuer, audience and expiry; return who the token was issued to.
+
+    The roles in the returned `Caller` are those of the token; `server.auth.deps` replaces them
+    with the principal's current roles so a change takes effect before the token expires.
+    """
     try:
+        header = jwt.get_unverified_header(token)
+        # A token naming another key was not signed by our current key; refusing it early keeps
+        # the error uniform and leaves room for key rotation (several `kid`s in the JWKS).
+        if header.get("kid") != keys.token_key_id:
+            raise InvalidToken("access token signed by an unknown key")
         claims = jwt.decode(
             token,
             keys.token_key.public_key(),
             algorithms=["EdDSA"],
+            # `aud` is `<issuer>/api`, never the bare issuer that client assertions name, so a
+            # client assertion can never pass as an access token or the other way round.
             audience=settings.token_audience,
             issuer=settings.issuer,
-            options={"require": ["iss", "aud", "iat", "exp", "sub", "jti"], "verify_exp": False},
+            options={
+                "require": ["iss", "aud", "iat", "exp", "sub", "jti"],
+                "verify_exp": False,
+                "verify_iat": False,
+                "verify_nbf": False,
+            },
         )
     except jwt.PyJWTError as exc:
         raise InvalidToken("access token rejected") from exc
     # Expiry is checked against the app clock (not the wall clock) so tests can move time.
-    if int(claims["exp"]) <= int(now.timestamp()):
+    ts = int(now.timestamp())
+    exp, iat = claims["exp"], claims["iat"]
+    if not isinstance(exp, int) or not isinstance(iat, int):
+        raise InvalidToken("access token times are not integers")
+    if exp <= ts:
         raise InvalidToken("access token expired")
+    if iat > ts + 30:
+        raise InvalidToken("access token issued in the future")
     try:
         roles = frozenset(Role(r) for r in claims.get("roles", []))
-    except ValueError as exc:
+    except (TypeError, ValueError) as exc:
         raise InvalidToken("access token names an unknown role") from exc
     org = claims.get("org")
     if not isinstance(org, str):

@@ -1,0 +1,81 @@
+"""Periodic jobs the server runs in-process while it serves (one list, like `server.routers`).
+
+Each job runs in its own transaction, so one failing job neither blocks the others nor leaves a
+half-done change. Other domains append their job to `PERIODIC_JOBS`::
+
+    from server.jobs import PERIODIC_JOBS, PeriodicJob
+    PERIODIC_JOBS.append(PeriodicJob("retention-sweep", sweep))   # sweep(session, ctx) -> None
+
+A job receives the session and the `AppContext`; it must not commit (the runner does) and must be
+safe to run again after a crash (it may be interrupted half-way and retried next interval).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from anyio import to_thread
+from sqlalchemy.orm import Session
+
+from server.context import AppContext
+from server.db import transaction
+
+log = logging.getLogger("refcheck.server.jobs")
+
+JobFunction = Callable[[Session, AppContext], None]
+
+
+@dataclass(frozen=True)
+class PeriodicJob:
+    name: str
+    run: JobFunction
+
+
+def _prune_assertions(session: Session, ctx: AppContext) -> None:
+    from server.auth.services import prune_used_assertions
+
+    prune_used_assertions(session, ctx.now())
+
+
+def _checkpoint(session: Session, ctx: AppContext) -> None:
+    from server.audit.services import create_checkpoint_if_moved
+
+    create_checkpoint_if_moved(session, ctx)
+
+
+PERIODIC_JOBS: list[PeriodicJob] = [
+    PeriodicJob("prune-used-assertions", _prune_assertions),
+    # Last, so the checkpoint also covers whatever the jobs before it recorded.
+    PeriodicJob("audit-checkpoint", _checkpoint),
+]
+
+
+def run_jobs_once(ctx: AppContext, jobs: list[PeriodicJob] | None = None) -> dict[str, bool]:
+    """Run every job once; return which succeeded. Failures are logged by class name only,
+    because exception messages from lower layers may carry data we must not log."""
+    # The checkpoint job is kept last whatever other domains appended after it.
+    ordered = sorted(jobs if jobs is not None else PERIODIC_JOBS, key=_checkpoint_last)
+    results: dict[str, bool] = {}
+    for job in ordered:
+        try:
+            with transaction(ctx.sessions) as session:
+                job.run(session, ctx)
+            results[job.name] = True
+        except Exception as exc:  # noqa: BLE001 - one failing job must not stop the others
+            log.error("periodic job %s failed: %s", job.name, type(exc).__name__)
+            results[job.name] = False
+    return results
+
+
+def _checkpoint_last(job: PeriodicJob) -> int:
+    return 1 if job.run is _checkpoint else 0
+
+
+async def run_periodically(ctx: AppContext, interval_seconds: float) -> None:
+    """Run the jobs now and then every `interval_seconds`, in a worker thread (they block)."""
+    while True:
+        await to_thread.run_sync(run_jobs_once, ctx)
+        await asyncio.sleep(interval_seconds)

@@ -1,0 +1,350 @@
+"""Test factories: organisations, principals, signed-in callers, and the standard demo network.
+
+One place builds test data, so a model change is fixed here once (warehouse's factories). The
+objects are real rows in the test's database and the headers come from the real token endpoint:
+no test bypasses authentication.
+
+    org = make_org(session, short_name="org-c")                  # active member, valid MoU
+    keys = OrgKeys.generate(); org = make_org(session, short_name="org-d", keys=keys)
+    principal, key = make_principal(session, org, [Role.HR_CHECKER], kind="service")
+    session.commit()                    # make the rows visible to the app's sessions
+    headers = await auth_headers(client, principal, key)
+    await client.get("/v1/me", headers=headers)
+
+See tests/conftest.py for the fixtures (`session`, `client`, `clock`, `network`, ...).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import time
+import uuid
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from datetime import UTC, date, datetime, timedelta
+from typing import Any
+
+import httpx
+import jwt
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
+from fastapi import FastAPI
+from nacl.public import PrivateKey as X25519PrivateKey
+from sqlalchemy.orm import Session
+
+from server.auth.permissions import Role
+from server.context import AppContext
+from server.registry.models import (
+    Membership,
+    Organisation,
+    OrgStatus,
+    OrgType,
+    Principal,
+    PrincipalKind,
+)
+
+ASSERTION_TYPE = "urn:ietf:params:oauth:client-assertion-type:jwt-bearer"
+
+
+def ed25519_public_hex(key: Ed25519PrivateKey) -> str:
+    return key.public_key().public_bytes(Encoding.Raw, PublicFormat.Raw).hex()
+
+
+def ed25519_seed_hex(key: Ed25519PrivateKey) -> str:
+    from cryptography.hazmat.primitives.serialization import NoEncryption, PrivateFormat
+
+    return key.private_bytes(Encoding.Raw, PrivateFormat.Raw, NoEncryption()).hex()
+
+
+@dataclass(frozen=True)
+class OrgKeys:
+    """An organisation's two key pairs; only the public halves go into the registry."""
+
+    ed25519: Ed25519PrivateKey = field(repr=False)
+    x25519: X25519PrivateKey = field(repr=False)
+
+    @classmethod
+    def generate(cls) -> OrgKeys:
+        return cls(ed25519=Ed25519PrivateKey.generate(), x25519=X25519PrivateKey.generate())
+
+    @property
+    def ed25519_public_hex(self) -> str:
+        return ed25519_public_hex(self.ed25519)
+
+    @property
+    def x25519_public_hex(self) -> str:
+        return bytes(self.x25519.public_key).hex()
+
+    def credentials_dict(self) -> dict[str, str]:
+        """The `org_keys` member of a credentials file (docs/api.md)."""
+        return {
+            "ed25519_private": ed25519_seed_hex(self.ed25519),
+            "x25519_private": bytes(self.x25519).hex(),
+        }
+
+
+def make_org(
+    session: Session,
+    short_name: str = "",
+    *,
+    keys: OrgKeys | None = None,
+    today: date | None = None,
+    **overrides: Any,
+) -> Organisation:
+    """An active member with a signed, valid MoU that may both register and check.
+
+    `overrides` set any `Organisation` column (e.g. `status="suspended"`, `mou_expires_on=...`).
+    MoU dates are relative to `today` (default: today's UTC date; pass `clock.today()` when a
+    test moves the clock). Flushed, not committed.
+    """
+    today = today or datetime.now(UTC).date()
+    short_name = short_name or f"org-{uuid.uuid4().hex[:8]}"
+    keys = keys or OrgKeys.generate()
+    values: dict[str, Any] = {
+        "legal_name": f"{short_name.upper()} Humanitarian Foundation",
+        "short_name": short_name,
+        "country": "ID",
+        "org_type": OrgType.INGO,
+        "membership": Membership.MEMBER,
+        "status": OrgStatus.ACTIVE,
+        "mou_version": "MoU-2026-01",
+        "mou_sha256": hashlib.sha256(f"signed MoU of {short_name}".encode()).hexdigest(),
+        "mou_signed_on": today - timedelta(days=30),
+        "mou_expires_on": today + timedelta(days=3 * 365),
+        "data_sharing_agreement": True,
+        "legal_basis": "legitimate_interests",
+        "may_register": True,
+        "may_check": True,
+        "focal_points": [],
+        "x25519_public_key": keys.x25519_public_hex,
+        "ed25519_public_key": keys.ed25519_public_hex,
+    }
+    values.update(overrides)
+    org = Organisation(**values)
+    session.add(org)
+    session.flush()
+    return org
+
+
+def make_secretariat(
+    session: Session, short_name: str = "secretariat", **overrides: Any
+) -> Organisation:
+    """The network secretariat: runs the server, holds admins and auditors, never registers."""
+    values: dict[str, Any] = {
+        "legal_name": "PSEAH Network Secretariat",
+        "short_name": short_name,
+        "country": "ID",
+        "org_type": OrgType.NETWORK_SECRETARIAT,
+        "membership": Membership.MEMBER,
+        "status": OrgStatus.ACTIVE,
+        "data_sharing_agreement": False,
+        "may_register": False,
+        "may_check": False,
+        "focal_points": [],
+    }
+    values.update(overrides)
+    org = Organisation(**values)
+    session.add(org)
+    session.flush()
+    return org
+
+
+def make_principal(
+    session: Session,
+    org: Organisation,
+    roles: Iterable[Role | str],
+    *,
+    kind: PrincipalKind | str = PrincipalKind.PERSON,
+    name: str | None = None,
+    active: bool = True,
+) -> tuple[Principal, Ed25519PrivateKey]:
+    """A principal of `org` with a fresh Ed25519 auth key; returns it and the private key.
+
+    The factory does not apply the registry's role rules (network roles only in the
+    secretariat), so a test can build the bad case the service must refuse. Flushed only.
+    """
+    key = Ed25519PrivateKey.generate()
+    role_values = sorted(str(Role(r)) for r in roles)
+    principal = Principal(
+        org_id=org.id,
+        name=name or f"{org.short_name} {'/'.join(role_values)} {kind}",
+        kind=str(kind),
+        roles=role_values,
+        auth_public_key=ed25519_public_hex(key),
+        active=active,
+    )
+    session.add(principal)
+    session.flush()
+    return principal, key
+
+
+class AppClient(httpx.AsyncClient):
+    """An `httpx.AsyncClient` wired to the app in-process; knows the app, so helpers can read
+    its clock and settings."""
+
+    def __init__(self, app: FastAPI, **kwargs: Any) -> None:
+        kwargs.setdefault("base_url", "http://testserver")
+        super().__init__(transport=httpx.ASGITransport(app=app), **kwargs)
+        self.app = app
+
+    @property
+    def ctx(self) -> AppContext:
+        ctx = self.app.state.ctx
+        assert isinstance(ctx, AppContext)
+        return ctx
+
+
+def sign_assertion(
+    principal_id: str,
+    private_key: Ed25519PrivateKey,
+    *,
+    audience: str = "refcheck",
+    now: float | None = None,
+    lifetime: int = 120,
+    jti: str | None = None,
+    **claims: Any,
+) -> str:
+    """A client assertion as the SDK makes it; `claims` override or add members (tests of the
+    refusals use this to make bad ones)."""
+    issued = int(time.time() if now is None else now)
+    body: dict[str, Any] = {
+        "iss": principal_id,
+        "sub": principal_id,
+        "aud": audience,
+        "iat": issued,
+        "exp": issued + lifetime,
+        "jti": jti or str(uuid.uuid4()),
+    }
+    body.update(claims)
+    return jwt.encode(body, private_key, algorithm="EdDSA", headers={"typ": "JWT"})
+
+
+def token_form(assertion: str) -> dict[str, str]:
+    return {
+        "grant_type": "client_credentials",
+        "client_assertion_type": ASSERTION_TYPE,
+        "client_assertion": assertion,
+    }
+
+
+async def access_token(
+    client: httpx.AsyncClient, principal: Principal, private_key: Ed25519PrivateKey
+) -> str:
+    """Sign in through the real token endpoint; the assertion is dated by the app's clock when
+    the client is an `AppClient`, else by the wall clock."""
+    if isinstance(client, AppClient):
+        now = client.ctx.now().timestamp()
+        audience = client.ctx.settings.issuer
+    else:
+        now, audience = time.time(), "refcheck"
+    assertion = sign_assertion(principal.id, private_key, audience=audience, now=now)
+    response = await client.post("/v1/oauth/token", data=token_form(assertion))
+    assert response.status_code == 200, response.text
+    token = response.json()["access_token"]
+    assert isinstance(token, str)
+    return token
+
+
+async def auth_headers(
+    client: httpx.AsyncClient, principal: Principal, private_key: Ed25519PrivateKey
+) -> dict[str, str]:
+    """`Authorization` headers for `principal`, from the real token endpoint."""
+    return {"Authorization": f"Bearer {await access_token(client, principal, private_key)}"}
+
+
+@dataclass
+class Actor:
+    """A signed-in principal: its row, its auth key, its organisation and ready headers."""
+
+    principal: Principal
+    key: Ed25519PrivateKey = field(repr=False)
+    org: Organisation
+    headers: dict[str, str] = field(repr=False)
+
+    @property
+    def id(self) -> str:
+        return self.principal.id
+
+    @property
+    def org_id(self) -> str:
+        return self.org.id
+
+    async def refresh(self, client: httpx.AsyncClient) -> None:
+        """New headers, e.g. after the test moved the clock past the token's expiry."""
+        self.headers = await auth_headers(client, self.principal, self.key)
+
+
+@dataclass
+class Network:
+    """The standard test network (what `make run` seeds, minus the credentials files).
+
+    secretariat: `admin` (network_admin) and `auditor`; members `org_a` and `org_b`, each with a
+    focal point (person) and an HR checker (service account); `org_a_keys` / `org_b_keys` hold
+    the members' private keys (for sealing, signing and opening disclosures).
+    """
+
+    secretariat: Organisation
+    org_a: Organisation
+    org_b: Organisation
+    org_a_keys: OrgKeys
+    org_b_keys: OrgKeys
+    admin: Actor
+    auditor: Actor
+    a_focal: Actor
+    a_hr: Actor
+    b_focal: Actor
+    b_hr: Actor
+
+    @property
+    def actors(self) -> dict[str, Actor]:
+        return {
+            "admin": self.admin,
+            "auditor": self.auditor,
+            "a_focal": self.a_focal,
+            "a_hr": self.a_hr,
+            "b_focal": self.b_focal,
+            "b_hr": self.b_hr,
+        }
+
+
+async def build_network(session: Session, client: httpx.AsyncClient, today: date) -> Network:
+    secretariat = make_secretariat(session)
+    org_a_keys, org_b_keys = OrgKeys.generate(), OrgKeys.generate()
+    org_a = make_org(session, "org-a", keys=org_a_keys, today=today)
+    org_b = make_org(session, "org-b", keys=org_b_keys, today=today, org_type=OrgType.UN_AGENCY)
+    specs: list[tuple[str, Organisation, Role, PrincipalKind]] = [
+        ("admin", secretariat, Role.NETWORK_ADMIN, PrincipalKind.PERSON),
+        ("auditor", secretariat, Role.AUDITOR, PrincipalKind.PERSON),
+        ("a_focal", org_a, Role.FOCAL_POINT, PrincipalKind.PERSON),
+        ("a_hr", org_a, Role.HR_CHECKER, PrincipalKind.SERVICE),
+        ("b_focal", org_b, Role.FOCAL_POINT, PrincipalKind.PERSON),
+        ("b_hr", org_b, Role.HR_CHECKER, PrincipalKind.SERVICE),
+    ]
+    made = {
+        label: (make_principal(session, org, [role], kind=kind), org)
+        for label, org, role, kind in specs
+    }
+    # Committed (to the test's savepoint) so the app's own sessions see the rows.
+    session.commit()
+    actors = {
+        label: Actor(
+            principal=principal,
+            key=key,
+            org=org,
+            headers=await auth_headers(client, principal, key),
+        )
+        for label, ((principal, key), org) in made.items()
+    }
+    return Network(
+        secretariat=secretariat,
+        org_a=org_a,
+        org_b=org_b,
+        org_a_keys=org_a_keys,
+        org_b_keys=org_b_keys,
+        admin=actors["admin"],
+        auditor=actors["auditor"],
+        a_focal=actors["a_focal"],
+        a_hr=actors["a_hr"],
+        b_focal=actors["b_focal"],
+        b_hr=actors["b_hr"],
+    )
