@@ -1,0 +1,68 @@
+"""Case endpoints for focal points: register, list, read, re-date, withdraw (own organisation)."""
+
+from __future__ import annotations
+
+from typing import Annotated, Literal
+
+from fastapi import APIRouter, Depends, Header
+
+from server.auth.deps import Ctx, Db, require
+from server.auth.permissions import Permission
+from server.auth.tokens import Caller
+from server.cases import services
+from server.cases.schemas import CaseCreate, CaseList, CaseOut, CaseUpdate, CaseWithdraw, case_out
+
+router = APIRouter(prefix="/v1/cases", tags=["cases"])
+
+
+@router.post("", response_model=CaseOut, status_code=201)
+def register(
+    body: CaseCreate,
+    ctx: Ctx,
+    session: Db,
+    caller: Annotated[Caller, Depends(require(Permission.CASE_REGISTER))],
+    idempotency_key: Annotated[str | None, Header(alias="Idempotency-Key", max_length=128)] = None,
+) -> CaseOut:
+    result = services.register_case(session, ctx, caller, body, idempotency_key=idempotency_key)
+    return case_out(result.case)
+
+
+@router.get("", response_model=CaseList)
+def list_cases(
+    session: Db,
+    caller: Annotated[Caller, Depends(require(Permission.CASE_READ))],
+    status: Literal["active", "withdrawn"] | None = None,
+) -> CaseList:
+    return CaseList(items=[case_out(c) for c in services.list_cases(session, caller, status)])
+
+
+@router.get("/{case_id}", response_model=CaseOut)
+def read(
+    case_id: str,
+    session: Db,
+    caller: Annotated[Caller, Depends(require(Permission.CASE_READ))],
+) -> CaseOut:
+    return case_out(services.own_case(session, caller, case_id))
+
+
+@router.patch("/{case_id}", response_model=CaseOut)
+def update(
+    case_id: str,
+    body: CaseUpdate,
+    ctx: Ctx,
+    session: Db,
+    caller: Annotated[Caller, Depends(require(Permission.CASE_UPDATE))],
+) -> CaseOut:
+    return case_out(services.change_retention(session, ctx, caller, case_id, body.retention_until))
+
+
+@router.post("/{case_id}/withdraw", response_model=CaseOut)
+def withdraw(
+    case_id: str,
+    body: CaseWithdraw,
+    ctx: Ctx,
+    session: Db,
+    caller: Annotated[Caller, Depends(require(Permission.CASE_WITHDRAW))],
+) -> CaseOut:
+    case = services.withdraw_case(session, ctx, caller, case_id, body.reason, body.note)
+    return case_out(case)

@@ -1,0 +1,26 @@
+"""`POST /v1/checks` for HR checkers."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import APIRouter, Depends
+
+from server.auth.deps import Ctx, Db, require
+from server.auth.permissions import Permission
+from server.auth.tokens import Caller
+from server.checks.schemas import CheckRequest, CheckResponse
+from server.checks.services import run_check
+
+router = APIRouter(prefix="/v1/checks", tags=["checks"])
+
+
+@router.post("", response_model=CheckResponse)
+def check(
+    body: CheckRequest,
+    ctx: Ctx,
+    session: Db,
+    caller: Annotated[Caller, Depends(require(Permission.CHECK_RUN))],
+) -> CheckResponse:
+    """One applicant's blinded keys in, evaluations, one proof and whole buckets out."""
+    return run_check(session, ctx, caller, body)

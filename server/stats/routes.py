@@ -1,0 +1,75 @@
+"""`GET /v1/stats`: network-wide figures for the secretariat, own figures for members."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import APIRouter, Depends, Query
+from sqlalchemy import select
+
+from server.auth.deps import Ctx, CurrentCaller, Db
+from server.auth.permissions import Permission
+from server.auth.tokens import Caller
+from server.errors import PermissionDenied
+from server.registry.models import Organisation
+from server.stats.schemas import MonthFigures, OrgStats, StatsOut
+from server.stats.services import Counter, OrgFigures, figures, network_months
+
+router = APIRouter(prefix="/v1/stats", tags=["stats"])
+
+
+def stats_reader(caller: CurrentCaller) -> Caller:
+    """Either statistics permission: which one decides the scope of the answer."""
+    if caller.has(Permission.STATS_NETWORK) or caller.has(Permission.STATS_OWN):
+        return caller
+    raise PermissionDenied(
+        f"this action needs the permission {Permission.STATS_NETWORK.value} "
+        f"or {Permission.STATS_OWN.value}"
+    )
+
+
+def _months(months: dict[str, dict[str, int]]) -> list[MonthFigures]:
+    return [MonthFigures(month=m, counters=c) for m, c in sorted(months.items())]
+
+
+@router.get("", response_model=StatsOut)
+def read_stats(
+    ctx: Ctx,
+    session: Db,
+    caller: Annotated[Caller, Depends(stats_reader)],
+    year: Annotated[int | None, Query(ge=2000, le=9999)] = None,
+) -> StatsOut:
+    year = year if year is not None else ctx.now().year
+    network = caller.has(Permission.STATS_NETWORK)
+    per_org: dict[str, OrgFigures] = figures(
+        session, year, org_id=None if network else caller.org_id
+    )
+    names = dict(
+        session.execute(
+            select(Organisation.id, Organisation.short_name).where(
+                Organisation.id.in_(list(per_org))
+            )
+        ).tuples()
+    )
+    organisations = [
+        OrgStats(
+            org_id=oid,
+            short_name=names.get(oid, ""),
+            totals=figs.totals,
+            months=_months(figs.months),
+        )
+        for oid, figs in sorted(per_org.items(), key=lambda kv: names.get(kv[0], kv[0]))
+    ]
+    months = network_months(per_org, year)
+    totals = {c.value: 0 for c in Counter}
+    for counters in months.values():
+        for name, value in counters.items():
+            totals[name] = totals.get(name, 0) + value
+    return StatsOut(
+        year=year,
+        scope="network" if network else "organisation",
+        counters=[c.value for c in Counter],
+        totals=totals,
+        months=_months(months),
+        organisations=organisations,
+    )

@@ -1,0 +1,107 @@
+"""Counting events as they happen, and reading the counts back by month.
+
+Every increment runs in the transaction of the event it counts, so a rolled-back registration or
+check is not counted and a committed one always is. Adding a figure is adding a `Counter` member
+and calling `increment` where the event happens; readers report every known counter (0 when
+nothing happened), so a report's shape does not depend on activity.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from dataclasses import dataclass, field
+from datetime import datetime
+from enum import StrEnum
+
+from sqlalchemy import select
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.orm import Session
+
+from server.stats.models import StatCounter
+
+
+class Counter(StrEnum):
+    CASES_REGISTERED = "cases_registered"
+    CASES_WITHDRAWN = "cases_withdrawn"
+    CASES_PURGED = "cases_purged"
+    # MDS "recruitments": each recruitment is one recruitment consent.
+    CONSENTS_RECORDED = "consents_recorded"
+    CONSENTS_RECRUITMENT = "consents_recruitment"
+    CONSENTS_RESCREENING = "consents_rescreening"
+    CONSENTS_WITHDRAWN = "consents_withdrawn"
+    CHECKS_RUN = "checks_run"
+    KEYS_CHECKED = "keys_checked"
+
+
+def month_of(at: datetime) -> str:
+    return at.strftime("%Y-%m")
+
+
+def increment(session: Session, org_id: str, at: datetime, name: Counter, by: int = 1) -> None:
+    """Add `by` to a counter in one statement: an upsert, so two transactions counting the same
+    month never lose an update nor collide on the primary key."""
+    dialect = session.get_bind().dialect.name
+    values = {"org_id": org_id, "month": month_of(at), "name": str(name), "value": by}
+    stmt: postgresql.Insert | sqlite.Insert
+    if dialect == "postgresql":
+        pg = postgresql.insert(StatCounter).values(**values)
+        stmt = pg.on_conflict_do_update(
+            index_elements=["org_id", "month", "name"],
+            set_={"value": StatCounter.value + pg.excluded.value},
+        )
+    elif dialect == "sqlite":
+        lite = sqlite.insert(StatCounter).values(**values)
+        stmt = lite.on_conflict_do_update(
+            index_elements=["org_id", "month", "name"],
+            set_={"value": StatCounter.value + lite.excluded.value},
+        )
+    else:  # pragma: no cover - only the two supported backends exist
+        raise RuntimeError(f"unsupported database dialect {dialect}")
+    session.execute(stmt)
+
+
+def _zeroes() -> dict[str, int]:
+    return {c.value: 0 for c in Counter}
+
+
+@dataclass
+class OrgFigures:
+    org_id: str
+    months: dict[str, dict[str, int]] = field(default_factory=dict)
+
+    @property
+    def totals(self) -> dict[str, int]:
+        total = _zeroes()
+        for counters in self.months.values():
+            for name, value in counters.items():
+                total[name] = total.get(name, 0) + value
+        return total
+
+
+def months_of_year(year: int) -> list[str]:
+    return [f"{year:04d}-{m:02d}" for m in range(1, 13)]
+
+
+def figures(session: Session, year: int, *, org_id: str | None = None) -> dict[str, OrgFigures]:
+    """Counters of `year` per organisation (all of them, or just `org_id`), every month and every
+    known counter present."""
+    months = months_of_year(year)
+    stmt = select(StatCounter).where(StatCounter.month.in_(months))
+    if org_id is not None:
+        stmt = stmt.where(StatCounter.org_id == org_id)
+    raw: dict[str, dict[str, dict[str, int]]] = defaultdict(lambda: {m: _zeroes() for m in months})
+    for row in session.scalars(stmt):
+        raw[row.org_id][row.month][row.name] = row.value
+    if org_id is not None and org_id not in raw:
+        raw[org_id] = {m: _zeroes() for m in months}
+    return {oid: OrgFigures(org_id=oid, months=m) for oid, m in raw.items()}
+
+
+def network_months(per_org: dict[str, OrgFigures], year: int) -> dict[str, dict[str, int]]:
+    """The month-by-month sum over organisations."""
+    out = {m: _zeroes() for m in months_of_year(year)}
+    for figs in per_org.values():
+        for month, counters in figs.months.items():
+            for name, value in counters.items():
+                out[month][name] = out[month].get(name, 0) + value
+    return out
