@@ -40,6 +40,12 @@ def _prune_assertions(session: Session, ctx: AppContext) -> None:
     prune_used_assertions(session, ctx.now())
 
 
+def _retention_sweep(session: Session, ctx: AppContext) -> None:
+    from server.retention.services import sweep_job
+
+    sweep_job(session, ctx)
+
+
 def _checkpoint(session: Session, ctx: AppContext) -> None:
     from server.audit.services import create_checkpoint_if_moved
 
@@ -48,6 +54,7 @@ def _checkpoint(session: Session, ctx: AppContext) -> None:
 
 PERIODIC_JOBS: list[PeriodicJob] = [
     PeriodicJob("prune-used-assertions", _prune_assertions),
+    PeriodicJob("retention-sweep", _retention_sweep),
     # Last, so the checkpoint also covers whatever the jobs before it recorded.
     PeriodicJob("audit-checkpoint", _checkpoint),
 ]

@@ -5,10 +5,11 @@
 - any pseudonym still stored for a withdrawn case (withdrawal deletes them at once; this catches
   whatever an interrupted or older withdrawal left).
 
-Each case is purged in its own transaction together with its audit entry (case id and reason,
-nothing else) and its statistics, so a crash half-way leaves every case either untouched or
-completely purged and recorded, and the next run simply continues. Each transaction re-checks
-its condition on the locked row, so two sweepers running at once purge each case once.
+A sweep is one transaction: each case goes together with its audit entry (case id and reason,
+nothing else) and its statistics, and a crash half-way rolls the whole sweep back, so the next
+run simply does it again; no case is ever deleted without its record. Each purge re-checks its
+condition on the locked row, so two sweepers running at once purge each case once (the second
+waits for the first's row locks, then finds nothing left to do).
 """
 
 from __future__ import annotations
@@ -58,15 +59,18 @@ def _of_withdrawn_org() -> ColumnElement[bool]:
 def _purge_one(
     session: Session, ctx: AppContext, case_id: str, condition: ColumnElement[bool], reason: str
 ) -> bool:
+    # Re-checked on the locked row: another sweeper may have purged it, or a focal point may
+    # have extended its retention, since the candidates were listed.
     case = session.scalars(
         select(Case).where(Case.id == case_id, condition).with_for_update()
     ).first()
-    if case is None:  # purged by another sweeper, or no longer due (retention was extended)
+    if case is None:
         return False
     session.execute(delete(Pseudonym).where(Pseudonym.case_id == case.id))
     session.execute(delete(IdempotencyRecord).where(IdempotencyRecord.case_id == case.id))
     org_id = case.org_id
     session.delete(case)
+    session.flush()
     append(
         session,
         at=ctx.now(),
@@ -80,50 +84,62 @@ def _purge_one(
 
 
 def _purge_where(
-    ctx: AppContext, condition: ColumnElement[bool], reason: str, report: SweepReport
+    session: Session,
+    ctx: AppContext,
+    condition: ColumnElement[bool],
+    reason: str,
+    report: SweepReport,
 ) -> None:
-    with transaction(ctx.sessions) as session:
-        due = list(session.scalars(select(Case.id).where(condition).order_by(Case.id)))
+    due = list(session.scalars(select(Case.id).where(condition).order_by(Case.id)))
     for case_id in due:
-        with transaction(ctx.sessions) as session:
-            if _purge_one(session, ctx, case_id, condition, reason):
-                report.purged[reason] += 1
+        if _purge_one(session, ctx, case_id, condition, reason):
+            report.purged[reason] += 1
 
 
-def _clean_withdrawn(ctx: AppContext, report: SweepReport) -> None:
+def _clean_withdrawn(session: Session, ctx: AppContext, report: SweepReport) -> None:
     leftover = and_(
         Case.status == CaseStatus.WITHDRAWN,
         exists().where(Pseudonym.case_id == Case.id),
     )
-    with transaction(ctx.sessions) as session:
-        due = list(session.scalars(select(Case.id).where(leftover).order_by(Case.id)))
+    due = list(session.scalars(select(Case.id).where(leftover).order_by(Case.id)))
     for case_id in due:
-        with transaction(ctx.sessions) as session:
-            case = session.scalars(
-                select(Case).where(Case.id == case_id, leftover).with_for_update()
-            ).first()
-            if case is None:
-                continue
-            session.execute(delete(Pseudonym).where(Pseudonym.case_id == case.id))
-            case.pseudonym_count = 0
-            append(
-                session,
-                at=ctx.now(),
-                action="case.purge_pseudonyms",
-                object_type="case",
-                object_id=case_id,
-                details={"reason": REASON_CASE_WITHDRAWN},
-            )
-            report.withdrawn_cleaned += 1
+        case = session.scalars(
+            select(Case).where(Case.id == case_id, leftover).with_for_update()
+        ).first()
+        if case is None:
+            continue
+        session.execute(delete(Pseudonym).where(Pseudonym.case_id == case.id))
+        case.pseudonym_count = 0
+        append(
+            session,
+            at=ctx.now(),
+            action="case.purge_pseudonyms",
+            object_type="case",
+            object_id=case_id,
+            details={"reason": REASON_CASE_WITHDRAWN},
+        )
+        report.withdrawn_cleaned += 1
+
+
+def sweep(session: Session, ctx: AppContext) -> SweepReport:
+    """One full sweep with the app clock's today, in the caller's transaction (not committed
+    here: the periodic job runner and `run_sweep` commit). Safe to run at any time and any
+    number of times: it only ever deletes what is due and records each deletion once."""
+    today = ctx.now().date()
+    report = SweepReport()
+    _purge_where(session, ctx, _expired(today), REASON_RETENTION, report)
+    if ctx.policy.withdrawn_org_cases == "purge":
+        _purge_where(session, ctx, _of_withdrawn_org(), REASON_ORG_WITHDRAWN, report)
+    _clean_withdrawn(session, ctx, report)
+    return report
+
+
+def sweep_job(session: Session, ctx: AppContext) -> None:
+    """`server.jobs` entry point (the runner commits and logs failures)."""
+    sweep(session, ctx)
 
 
 def run_sweep(ctx: AppContext) -> SweepReport:
-    """One full sweep with the app clock's today; safe to run at any time and any number of
-    times."""
-    today = ctx.now().date()
-    report = SweepReport()
-    _purge_where(ctx, _expired(today), REASON_RETENTION, report)
-    if ctx.policy.withdrawn_org_cases == "purge":
-        _purge_where(ctx, _of_withdrawn_org(), REASON_ORG_WITHDRAWN, report)
-    _clean_withdrawn(ctx, report)
-    return report
+    """A sweep in its own transaction: `refcheck-server retention run`."""
+    with transaction(ctx.sessions) as session:
+        return sweep(session, ctx)
