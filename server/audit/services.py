@@ -68,21 +68,6 @@ def iter_entries(session: Session, *, after_seq: int = 0, batch: int = 500) -> I
         last = page[-1].seq
 
 
-def entry_json(entry: AuditEntry) -> dict[str, Any]:
-    return {
-        "seq": entry.seq,
-        "at": entry.at.isoformat(),
-        "actor_principal_id": entry.actor_principal_id,
-        "actor_org_id": entry.actor_org_id,
-        "action": entry.action,
-        "object_type": entry.object_type,
-        "object_id": entry.object_id,
-        "details": entry.details,
-        "prev_hash": entry.prev_hash,
-        "entry_hash": entry.entry_hash,
-    }
-
-
 def _locked_head(session: Session) -> tuple[int, str]:
     # Same lock as `append`: the checkpoint names a head no concurrent append is moving.
     head = session.execute(select(AuditHead).where(AuditHead.id == 1).with_for_update()).scalar()

@@ -4,6 +4,9 @@ Usage in a route::
 
     @router.post("/v1/cases")
     def register(caller: Annotated[Caller, Depends(require(Permission.CASE_REGISTER))], ...): ...
+
+Every route either depends on `require(...)` / `require_any(...)` or is listed as public in the
+authorisation matrix test (token endpoint, JWKS, health); the test fails otherwise.
 """
 
 from __future__ import annotations
@@ -65,10 +68,26 @@ CurrentCaller = Annotated[Caller, Depends(authenticate)]
 
 
 def require(permission: Permission) -> Callable[..., Caller]:
+    """Dependency: the authenticated caller, if its roles grant `permission` (else 403)."""
+    return require_any(permission)
+
+
+def require_any(*permissions: Permission) -> Callable[..., Caller]:
+    """Dependency: the caller, if its roles grant at least one of `permissions`.
+
+    For routes whose answer is scoped by which permission the caller holds (network-wide vs own
+    organisation statistics). The route then decides the scope with `caller.has(...)`.
+    """
+    if not permissions:
+        raise ValueError("require_any needs at least one permission")
+    wanted = frozenset(permissions)
+
     def dependency(caller: CurrentCaller) -> Caller:
-        if not caller.has(permission):
-            raise PermissionDenied(f"this action needs the permission {permission.value}")
+        if not wanted & caller.permissions:
+            names = " or ".join(sorted(p.value for p in wanted))
+            raise PermissionDenied(f"this action needs the permission {names}")
         return caller
 
-    dependency.required_permission = permission  # type: ignore[attr-defined]
+    # Read by the authorisation matrix test: every non-public route must declare its permission.
+    dependency.required_permissions = wanted  # type: ignore[attr-defined]
     return dependency

@@ -154,6 +154,8 @@ def update_org(
     """Apply a partial update; records which fields changed (and the status move) in the trail."""
     org = get_org(session, org_id)
     if "status" in changes and changes["status"] != org.status:
+        if org.org_type == OrgType.NETWORK_SECRETARIAT:
+            raise OrgStatusTransition("the secretariat's status does not change")
         if changes["status"] not in STATUS_TRANSITIONS[org.status]:
             raise OrgStatusTransition(
                 f"an organisation cannot move from {org.status} to {changes['status']}"
