@@ -10,9 +10,14 @@ from fastapi import APIRouter
 
 from server.audit.routes import router as audit_router
 from server.auth.routes import router as auth_router
+from server.cases.routes import router as cases_router
+from server.checks.routes import router as checks_router
+from server.consents.routes import router as consents_router
 from server.health.routes import router as health_router
+from server.oprf.routes import router as oprf_router
 from server.policy.routes import router as policy_router
 from server.registry.routes import router as registry_router
+from server.stats.routes import router as stats_router
 
 ROUTERS: list[APIRouter] = [
     health_router,
@@ -20,4 +25,9 @@ ROUTERS: list[APIRouter] = [
     registry_router,
     policy_router,
     audit_router,
+    oprf_router,
+    cases_router,
+    consents_router,
+    checks_router,
+    stats_router,
 ]
