@@ -31,7 +31,15 @@ class InvalidInputError(ProtocolError):
 
 class DeserializeError(ProtocolError):
     """Bytes do not encode a valid group element or scalar: wrong length, a non-canonical
-    encoding, a point not on the group, the identity element, or a scalar not below the order."""
+    encoding, a point not on the group, the identity element, or a scalar not below the order.
+
+    `index` is the position of the offending element when a server batch evaluation refuses one,
+    so a service can name it without decoding every element a second time beforehand.
+    """
+
+    def __init__(self, message: str, *, index: int | None = None) -> None:
+        super().__init__(message)
+        self.index = index
 
 
 class VerifyError(ProtocolError):

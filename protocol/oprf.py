@@ -168,6 +168,20 @@ def _tweak(ctx: _Context, info: bytes) -> bytes:
     return hash_to_scalar(b"Info" + _lp(info), ctx.scalar_dst)
 
 
+def _evaluate_all(k: bytes, elements: Sequence[bytes]) -> list[bytes]:
+    """`k·E_i` for each element, which libsodium decodes and checks on the way; a bad one raises
+    DeserializeError carrying its position, before anything is returned."""
+    out = []
+    for i, element in enumerate(elements):
+        try:
+            out.append(scalar_mult(k, element))
+        except DeserializeError:
+            raise DeserializeError(
+                "blinded element is not a valid non-identity element", index=i
+            ) from None
+    return out
+
+
 def _composite_weights(
     ctx: _Context, b: bytes, cs: Sequence[bytes], ds: Sequence[bytes]
 ) -> list[bytes]:
@@ -447,8 +461,9 @@ class VOPRFServer(_Server):
         """Evaluate a batch and prove all of it with one DLEQ proof.
 
         Cost: 2n + 2 scalar multiplications, one base multiplication and n - 1 additions. Each
-        blinded element is decoded and checked by libsodium inside its evaluation (invalid,
-        non-canonical or identity: DeserializeError), with no second validity check.
+        blinded element is decoded and checked inside its evaluation (invalid, non-canonical or
+        identity: DeserializeError with `index` set), so callers need not validate elements
+        first; doing so costs about a tenth of a multiplication per element for nothing.
         """
         return self._blind_evaluate_batch_with(blinded_elements, random_scalar(rng))
 
@@ -458,7 +473,7 @@ class VOPRFServer(_Server):
         """As `blind_evaluate_batch` with a given proof nonce: for the RFC vectors only, since a
         known or repeated `r` gives away `skS`."""
         _check_batch(len(blinded_elements))
-        evaluated = [scalar_mult(self._sk, c) for c in blinded_elements]
+        evaluated = _evaluate_all(self._sk, blinded_elements)
         proof = _generate_proof(self._ctx, self._sk, self._pk, blinded_elements, evaluated, r)
         return evaluated, proof
 
@@ -585,7 +600,7 @@ class POPRFServer(_Server):
         _check_batch(len(blinded_elements))
         t = self._tweaked_secret(info)
         t_inv = scalar_invert(t)
-        evaluated = [scalar_mult(t_inv, c) for c in blinded_elements]
+        evaluated = _evaluate_all(t_inv, blinded_elements)
         # The statement is reversed: blinded_i = t·evaluated_i, under the tweaked key t·G.
         proof = _generate_proof(self._ctx, t, scalar_mult_base(t), evaluated, blinded_elements, r)
         return evaluated, proof

@@ -299,6 +299,16 @@ def test_server_refuses_a_bad_blinded_element(element: bytes) -> None:
         POPRFServer(sk).blind_evaluate(element, b"")
 
 
+def test_batch_evaluation_names_the_bad_element() -> None:
+    sk, _ = generate_key_pair(MODE_VOPRF)
+    with pytest.raises(DeserializeError) as refused:
+        VOPRFServer(sk).blind_evaluate_batch([GENERATOR, GENERATOR, IDENTITY])
+    assert refused.value.index == 2
+    with pytest.raises(DeserializeError) as refused:
+        POPRFServer(sk).blind_evaluate_batch([b"\xff" * 32], b"")
+    assert refused.value.index == 0
+
+
 @pytest.mark.parametrize("element", BAD_ELEMENTS)
 def test_client_refuses_a_bad_evaluated_element(element: bytes) -> None:
     sk, pk = generate_key_pair(MODE_VOPRF)
