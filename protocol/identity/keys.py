@@ -15,7 +15,7 @@ followed by `TABLES_VERSION`; words are `[a-z0-9]+` joined by one space.
 | `name_dob` | exact | `name_dob/<t>/<dob>/<folded words, sorted>` | 1 |
 | `name_dob_variant` | variant | `name_dob_variant/<t>/skel/<dob>/<skeletons, sorted>` | 1 |
 | `name_dob_variant` | variant | `name_dob_variant/<t>/init/<dob>/<first> <initials> <last>` | 0-2 |
-| `name_dob_variant` | variant | `name_dob_variant/<t>/join/<dob>/<words run together>` | 0-1 |
+| `name_dob_variant` | variant | `name_dob_variant/<t>/join/<dob>/<words run together>` | 1 |
 | `name_dob_variant` | variant | `name_dob_variant/<t>/del/<dob>/<folded words, sorted>` | 1 + n |
 
 - `exact`: the name with titles, punctuation, case, diacritics, old spelling and transliteration
@@ -183,8 +183,8 @@ def _name_keys(person: Person, tables: Tables) -> list[Key]:
     keys = [_key("name_dob", Strength.EXACT, version, dob, " ".join(sorted(folded)))]
     keys.append(variant("skel", sorted(skeleton(t) for t in folded)))
     keys.extend(variant("init", words) for words in _initials_variants(tokens, folded))
-    if len(tokens) >= 2:
-        keys.append(variant("join", (tables.fold_spelling("".join(tokens)),)))
+    # Emitted for one-word names too: "Nurhayati" must meet the "join" of "Nur Hayati".
+    keys.append(variant("join", (tables.fold_spelling("".join(tokens)),)))
     # The deletion family holds the name itself too, so that a record with a deleted letter
     # meets the intact record's name, and two records that each lost a different letter of
     # one word meet at the common deletion (symmetric deletion, as in SymSpell).

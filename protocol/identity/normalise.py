@@ -60,7 +60,7 @@ _MAX_NAME_CHARS = 300
 _MAX_NAME_TOKENS = 12
 
 _DOCUMENT_STRIP_RE = re.compile(r"[\s.\-/_,:]+")
-_DOCUMENT_RE = re.compile(r"^[A-Z0-9]{4,32}$")
+_DOCUMENT_RE = re.compile(r"^[A-Z0-9]{6,32}$")
 _COUNTRY_RE = re.compile(r"^[A-Z]{2}$")
 _EMAIL_RE = re.compile(r"^[^@\s]{1,64}@[^@\s]{1,255}$")
 
@@ -159,7 +159,7 @@ def document_number(value: str, field: str) -> str:
     number = _DOCUMENT_STRIP_RE.sub("", anyascii(unicodedata.normalize("NFKC", value))).upper()
     if not _DOCUMENT_RE.match(number):
         raise InvalidPersonError(
-            f"{field} must be 4 to 32 letters or digits (after removing spaces, dots and dashes)"
+            f"{field} must be 6 to 32 letters or digits (after removing spaces, dots and dashes)"
         )
     return number
 

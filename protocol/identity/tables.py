@@ -8,8 +8,8 @@ to any table changes the bytes that registration and check must agree on.
 Why the digest pin: if someone edits a table file but forgets to bump its version, cases
 registered before and checks run after would derive different keys under the same version label,
 and recall would silently drop. `_PINNED_DIGESTS` holds the digest of every released version;
-loading a file whose content does not match its version's digest fails loudly (in tests and at
-import), so an edit is only possible together with a new version.
+loading a file whose content does not match its version's digest fails loudly (in the tests, and
+at the first key derived), so an edit is only possible together with a new version.
 """
 
 from __future__ import annotations
@@ -148,10 +148,13 @@ def _name_variants(data: Mapping[str, Any], rules: Tables) -> Mapping[str, str]:
     return mapping
 
 
-def parse_tables(data: Any, *, expected_version: str) -> Tables:
+def parse_tables(
+    data: Any, *, expected_version: str, pinned: Mapping[str, str] = _PINNED_DIGESTS
+) -> Tables:
     """Check and compile parsed table JSON. Raises `TablesIntegrityError` on any defect.
 
-    Separate from `load_tables` so tests can show that each defect is refused.
+    Separate from `load_tables`, with the pinned digests as a parameter, so that tests can show
+    each structural defect refused on a table that passes the pin.
     """
     if not isinstance(data, dict):
         raise TablesIntegrityError("tables: top level must be an object")
@@ -160,8 +163,8 @@ def parse_tables(data: Any, *, expected_version: str) -> Tables:
         raise TablesIntegrityError("tables: 'version' must be a short decimal string")
     if version != expected_version:
         raise TablesIntegrityError("tables: file version does not match the requested version")
-    pinned = _PINNED_DIGESTS.get(version)
-    if pinned is None or canonical_digest(data) != pinned:
+    digest = pinned.get(version)
+    if digest is None or canonical_digest(data) != digest:
         raise TablesIntegrityError(
             f"tables v{version}: content differs from the released version; "
             "bump 'version' and pin the new digest instead of editing a released table"
