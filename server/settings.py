@@ -48,10 +48,15 @@ class Settings(BaseSettings):
         return self.data_dir / "server"
 
     @property
+    def embedded_database_path(self) -> Path:
+        """The SQLite file used when no `database_url` is configured."""
+        return (self.data_dir / "refcheck.db").resolve()
+
+    @property
     def effective_database_url(self) -> str:
         if self.database_url:
             return self.database_url
-        return f"sqlite:///{(self.data_dir / 'refcheck.db').resolve()}"
+        return f"sqlite:///{self.embedded_database_path}"
 
     @property
     def token_audience(self) -> str:

@@ -1,0 +1,269 @@
+"""`refcheck-server`: initialise, migrate and serve a network server; verify its audit trail.
+
+    refcheck-server init  --data-dir var [--demo]     schema, keys, secretariat, first admin
+    refcheck-server serve --data-dir var --host 127.0.0.1 --port 8000
+    refcheck-server migrate --data-dir var            apply pending migrations
+    refcheck-server audit verify --data-dir var       exit 1 and name the first tampered entry
+    refcheck-server audit checkpoint --data-dir var   sign the current head of the trail
+
+Everything else comes from the environment (`REFCHECK_DATABASE_URL`, `REFCHECK_ISSUER`, ...; see
+`server.settings`). Errors are one line on stderr and a non-zero exit: 1 for a refused operation
+(already initialised, audit trail broken), 2 for configuration (invalid policy, missing keys).
+
+Other domains add command groups at the bottom of this module::
+
+    from server.retention.cli import retention_app        # a typer.Typer()
+    app.add_typer(retention_app, name="retention")
+
+and use `open_context(data_dir)` / `session_scope(ctx)` for the server's context and a unit of
+work, so every command reads the same settings, policy and keys as the server.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Annotated, NoReturn
+
+import typer
+from sqlalchemy.orm import Session
+
+from server.context import AppContext
+from server.db import make_engine, transaction
+from server.keys import KeyFileError, create_keys
+from server.policy.schema import PolicyError, load_policy
+from server.settings import Settings
+
+log = logging.getLogger("refcheck.server.cli")
+
+app = typer.Typer(
+    name="refcheck-server",
+    help="The refcheck network server.",
+    no_args_is_help=True,
+    add_completion=False,
+)
+audit_app = typer.Typer(help="The hash-chained audit trail.", no_args_is_help=True)
+app.add_typer(audit_app, name="audit")
+
+DataDirOption = Annotated[
+    Path | None,
+    typer.Option(
+        "--data-dir",
+        help="Directory of the server's key files and embedded database "
+        "(default: $REFCHECK_DATA_DIR or ./var).",
+        show_default=False,
+    ),
+]
+
+
+def fail(message: str, code: int = 1) -> NoReturn:
+    typer.echo(f"refcheck-server: {message}", err=True)
+    raise typer.Exit(code)
+
+
+def settings_for(data_dir: Path | None) -> Settings:
+    try:
+        return Settings(data_dir=data_dir) if data_dir is not None else Settings()
+    except ValueError as exc:
+        fail(f"invalid configuration: {exc}", 2)
+
+
+def open_context(data_dir: Path | None, *, settings: Settings | None = None) -> AppContext:
+    """The same context the server builds (policy, keys, database), or exit 2 saying why not."""
+    from server.app import build_context
+
+    settings = settings or settings_for(data_dir)
+    try:
+        return build_context(settings)
+    except (PolicyError, KeyFileError) as exc:
+        fail(str(exc), 2)
+
+
+@contextmanager
+def session_scope(ctx: AppContext) -> Iterator[Session]:
+    """One unit of work: committed on success, rolled back on any error."""
+    with transaction(ctx.sessions) as session:
+        yield session
+
+
+def _configure_logging(level: str) -> None:
+    logging.basicConfig(
+        level=level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+    )
+
+
+def _migrate(settings: Settings) -> None:
+    from server.migrate import upgrade
+
+    if not settings.database_url:
+        # The embedded database holds pseudonyms and the audit trail: owner-only, like the keys.
+        # SQLite gives its -wal and -shm files the permissions of the database file.
+        settings.data_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
+        path = settings.embedded_database_path
+        if not path.exists():
+            os.close(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600))
+    upgrade(settings.effective_database_url)
+
+
+@app.command()
+def init(
+    data_dir: DataDirOption = None,
+    demo: Annotated[
+        bool, typer.Option("--demo", help="Also seed org-a and org-b and write credentials files.")
+    ] = False,
+    base_url: Annotated[
+        str, typer.Option(help="Server URL written into credentials files.")
+    ] = "http://127.0.0.1:8000",
+    secretariat_name: Annotated[str, typer.Option()] = "PSEAH Network Secretariat",
+    secretariat_short_name: Annotated[str, typer.Option()] = "secretariat",
+    country: Annotated[str, typer.Option(help="ISO 3166 alpha-2 country code.")] = "ID",
+    admin_name: Annotated[str, typer.Option(help="Name of the first network admin.")] = (
+        "Network admin"
+    ),
+) -> None:
+    """Create the schema, the server's keys and the first network admin (printed once)."""
+    from server.audit.services import create_checkpoint
+    from server.bootstrap import AlreadyInitialised, init_network, is_initialised
+    from server.credentials import credentials
+    from server.demo import seed_demo, write_demo_files
+
+    settings = settings_for(data_dir)
+    try:
+        load_policy(settings.policy_file)
+    except PolicyError as exc:
+        fail(str(exc), 2)
+    settings.data_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
+    _migrate(settings)
+    engine = make_engine(settings.effective_database_url)
+    try:
+        with engine.connect() as conn, Session(bind=conn) as probe:
+            if is_initialised(probe):
+                # Checked before any key file is touched: a fresh OPRF key beside an existing
+                # database would orphan every stored pseudonym.
+                fail("this database already holds an initialised network; nothing changed")
+    finally:
+        engine.dispose()
+    create_keys(settings.server_key_dir)
+    ctx = open_context(None, settings=settings)
+    files = {}
+    try:
+        with session_scope(ctx) as session:
+            boot = init_network(
+                session,
+                ctx,
+                secretariat_name=secretariat_name,
+                secretariat_short_name=secretariat_short_name,
+                country=country,
+                admin_name=admin_name,
+            )
+            admin_credentials = credentials(
+                base_url=base_url,
+                issuer=settings.issuer,
+                principal=boot.admin,
+                org=boot.secretariat,
+                auth_key=boot.admin_key,
+                org_keys=None,
+            )
+            if demo:
+                files = seed_demo(session, ctx, boot, base_url=base_url)
+            create_checkpoint(session, ctx)
+    except AlreadyInitialised as exc:
+        fail(exc.detail)
+    typer.echo(f"Initialised the network in {settings.data_dir}.", err=True)
+    if demo:
+        for path in write_demo_files(settings.data_dir / "demo", files):
+            typer.echo(f"  wrote {path}", err=True)
+    typer.echo(
+        "The first network admin's credentials follow. They are shown only this once and the "
+        "server keeps no copy: store them as a 0600 file now.",
+        err=True,
+    )
+    typer.echo(json.dumps(admin_credentials, indent=2))
+
+
+@app.command()
+def migrate(data_dir: DataDirOption = None) -> None:
+    """Apply pending database migrations (run before `serve` after an upgrade)."""
+    settings = settings_for(data_dir)
+    _migrate(settings)
+    typer.echo("Database schema is current.", err=True)
+
+
+@app.command()
+def serve(
+    data_dir: DataDirOption = None,
+    host: Annotated[str, typer.Option(help="Interface to listen on.")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(help="TCP port.")] = 8000,
+) -> None:
+    """Serve the API (uvicorn). Refuses to start on an invalid policy or missing key files."""
+    import uvicorn
+
+    from server.app import create_app
+    from server.migrate import is_current
+
+    settings = settings_for(data_dir)
+    _configure_logging(settings.log_level)
+    engine = make_engine(settings.effective_database_url)
+    try:
+        current = is_current(engine)
+    finally:
+        engine.dispose()
+    if not current:
+        if settings.database_url:
+            fail("the database schema is not current; run `refcheck-server migrate` first", 2)
+        # The embedded demo database follows the code on its own; a shared database is
+        # migrated deliberately, by whoever deploys.
+        log.info("applying pending migrations to the embedded database")
+        _migrate(settings)
+    ctx = open_context(None, settings=settings)
+    uvicorn.run(create_app(settings, context=ctx), host=host, port=port, log_level="info")
+
+
+@audit_app.command("verify")
+def audit_verify(data_dir: DataDirOption = None) -> None:
+    """Recompute the hash chain and checkpoint signatures; exit 1 naming the first problem."""
+    from server.audit.verify import verify_trail
+
+    ctx = open_context(data_dir)
+    with session_scope(ctx) as session:
+        report = verify_trail(session, ctx.keys.audit_key.public_key(), ctx.keys.audit_key_id)
+    first = report.first
+    if first is None:
+        typer.echo(
+            f"audit trail intact: {report.entries} entries, {report.checkpoints} checkpoints"
+        )
+        return
+    typer.echo(f"AUDIT TRAIL BROKEN: {first.message}")
+    for finding in report.findings:
+        if finding is not first:
+            typer.echo(f"  also: {finding.message}")
+    raise typer.Exit(1)
+
+
+@audit_app.command("checkpoint")
+def audit_checkpoint(data_dir: DataDirOption = None) -> None:
+    """Sign the current head of the trail with the audit key."""
+    from server.audit.services import create_checkpoint
+
+    ctx = open_context(data_dir)
+    with session_scope(ctx) as session:
+        checkpoint = create_checkpoint(session, ctx)
+        seq, entry_hash = checkpoint.seq, checkpoint.entry_hash
+    typer.echo(f"checkpoint signed at entry {seq} (head {entry_hash})")
+
+
+def main() -> None:
+    """Console entry point (`refcheck-server`)."""
+    app(prog_name="refcheck-server")
+
+
+# --- command groups of other domains ---------------------------------------------------------
+# Append `app.add_typer(<group>, name="<name>")` here (see the module docstring).
+
+
+if __name__ == "__main__":
+    main()
