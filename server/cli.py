@@ -263,6 +263,9 @@ def main() -> None:
 
 # --- command groups of other domains ---------------------------------------------------------
 # Append `app.add_typer(<group>, name="<name>")` here (see the module docstring).
+from server.retention.cli import retention_app  # noqa: E402 - mounted after `app` exists
+
+app.add_typer(retention_app, name="retention")
 
 
 if __name__ == "__main__":

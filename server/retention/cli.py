@@ -1,0 +1,47 @@
+"""`refcheck-server retention run`: one retention sweep now (cron, or after changing policy).
+
+The server also sweeps periodically while it runs (`server.jobs`); this command is for a server
+run without background jobs, and for operators who want to see the counts. `server.cli` mounts
+`retention_app`; the helpers of `server.cli` are imported when the command runs, so importing
+this module first does not run into the import cycle.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+retention_app = typer.Typer(help="Deleting data past its retention.", no_args_is_help=True)
+
+
+@retention_app.command("run")
+def retention_run(
+    data_dir: Annotated[
+        Path | None,
+        typer.Option(
+            "--data-dir",
+            help="Directory of the server's key files and embedded database "
+            "(default: $REFCHECK_DATA_DIR or ./var).",
+            show_default=False,
+        ),
+    ] = None,
+) -> None:
+    """Purge cases past retention, withdrawn members' cases (per policy), withdrawn cases'
+    pseudonyms.
+
+    Safe to run at any time, any number of times.
+    """
+    from server.cli import open_context, session_scope
+    from server.retention.services import sweep
+
+    ctx = open_context(data_dir)
+    with session_scope(ctx) as session:
+        report = sweep(session, ctx)
+    by_reason = ", ".join(f"{reason}: {n}" for reason, n in sorted(report.purged.items()))
+    typer.echo(
+        f"retention sweep: {report.total_purged} case(s) purged"
+        + (f" ({by_reason})" if by_reason else "")
+        + f"; {report.withdrawn_cleaned} withdrawn case(s) cleaned of pseudonyms"
+    )
