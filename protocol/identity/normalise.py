@@ -92,6 +92,13 @@ def _raw_tokens(segment: str) -> list[_RawToken]:
     return tokens
 
 
+def _is_degree(token: _RawToken, degrees: frozenset[str]) -> bool:
+    """A listed degree or title, or a dotted abbreviation with a part of two or more letters
+    (an unlisted degree such as "S.Ak" or "Sp.KFR"). A run of one-letter parts that is not
+    listed ("A.B.") is initials, which are part of the name."""
+    return token.word in degrees or (token.abbreviation and any(len(p) > 1 for p in token.parts))
+
+
 def name_tokens(full_name: str, tables: Tables) -> tuple[str, ...]:
     """Lower-case ASCII tokens of a name in written order, with titles, degrees and connectors
     removed. Raises `InvalidPersonError` if nothing of a name is left."""
@@ -100,25 +107,22 @@ def name_tokens(full_name: str, tables: Tables) -> tuple[str, ...]:
     ascii_name = anyascii(unicodedata.normalize("NFKC", full_name))
     head, _, tail = ascii_name.partition(",")
     titles = tables.prefix_titles
-    # A one-letter title ("H.") is only stripped from the front: at the end it is an initial.
-    trailing = tables.degrees | {w for w in tables.prefix_titles if len(w) > 1}
+    # A one-letter title ("H.") is only stripped from the front: elsewhere it is an initial.
+    degrees = tables.degrees | {w for w in tables.prefix_titles if len(w) > 1}
 
     main = _raw_tokens(head)
     # Degrees first, from the end, but never the last word standing ("Hj.Siti" is a title and a
     # name written together, not a degree).
-    while len(main) > 1 and (main[-1].abbreviation or main[-1].word in trailing):
+    while len(main) > 1 and _is_degree(main[-1], degrees):
         main.pop()
-    # A dotted abbreviation left is a run of initials ("S.R.") or a title glued to a name.
+    # After a comma come degrees and titles ("Soekarno, Drs.") or, in "Surname, Given" order,
+    # the rest of the name: keep whatever is not a title or a degree.
+    main += [t for t in _raw_tokens(tail) if not _is_degree(t, degrees) and t.word not in titles]
+    # A dotted abbreviation left is a run of initials ("S.R.") or a title glued to a name
+    # ("H.M. Soeharto" is Haji Muhammad Soeharto).
     words = [p for t in main for p in (t.parts if t.abbreviation else (t.word,))]
     while words and words[0] in titles:
         words.pop(0)
-    # After a comma come degrees and titles ("Soekarno, Drs.") or, in "Surname, Given" order,
-    # the rest of the name: keep whatever is not a title.
-    words += [
-        t.word
-        for t in _raw_tokens(tail)
-        if not t.abbreviation and t.word not in titles and t.word not in tables.degrees
-    ]
     words = [w for w in words if w not in tables.connectors]
     if not words:
         raise InvalidPersonError("full_name has no name left after removing titles and punctuation")

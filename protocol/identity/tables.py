@@ -38,10 +38,10 @@ __all__ = [
 CURRENT_VERSION = "1"
 
 #: SHA-256 of the canonical JSON (`canonical_digest`) of each released table version. Computed over
-#: parsed JSON rather than file bytes so that re-indenting or line endings (a Windows checkout)
-#: do not count as a change, while any change to a word or rule does.
+#: parsed JSON rather than file bytes so that re-indenting, line endings (a Windows checkout) or
+#: the "about" texts do not count as a change, while any change to a word or rule does.
 _PINNED_DIGESTS: Mapping[str, str] = {
-    "1": "ecdbc43d3be22639f9041e84a77285f948c42850c25bd9866534a437997a697e",
+    "1": "82742b88e12cc6eca1a7d2b0108e80ddb4e4976ba6ac2a94ed074b344b809273",
 }
 
 _VERSION_RE = re.compile(r"^[0-9]{1,4}$")
@@ -80,9 +80,20 @@ class Tables:
         return self.name_variants.get(folded, folded)
 
 
+def _without_about(data: Any) -> Any:
+    if isinstance(data, dict):
+        return {k: _without_about(v) for k, v in data.items() if k != "about"}
+    if isinstance(data, list):
+        return [_without_about(v) for v in data]
+    return data
+
+
 def canonical_digest(data: Any) -> str:
-    """SHA-256 hex of `data` as canonical JSON (sorted keys, no whitespace, ASCII escapes)."""
-    text = json.dumps(data, sort_keys=True, separators=(",", ":"), ensure_ascii=True)
+    """SHA-256 hex of `data` as canonical JSON (sorted keys, no whitespace, ASCII escapes),
+    leaving out the "about" texts: rewording an explanation changes no key."""
+    text = json.dumps(
+        _without_about(data), sort_keys=True, separators=(",", ":"), ensure_ascii=True
+    )
     return hashlib.sha256(text.encode("ascii")).hexdigest()
 
 

@@ -40,6 +40,9 @@ TABLES = load_tables()
         ("Cucu Siti Sétiàwan", ("cucu", "siti", "setiawan")),
         ("Ｍｕｈａｍｍａｄ　Ａｌｉ", ("muhammad", "ali")),
         ("Bapak Joko", ("joko",)),
+        ("H.M. Soeharto", ("m", "soeharto")),  # Haji Muhammad
+        ("Utomo, A.B.", ("utomo", "a", "b")),  # unlisted one-letter runs are initials
+        ("Ahmad Utomo, S.S.", ("ahmad", "utomo")),
     ],
 )
 def test_name_tokens_drop_case_punctuation_titles_and_degrees(

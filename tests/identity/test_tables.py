@@ -103,3 +103,9 @@ def test_name_variants_map_every_spelling_to_the_folded_canonical_form() -> None
     for spelling in ["mohamad", "Mochammad", "muhammed", "moh"]:
         assert tables.fold(spelling.lower()) == tables.fold("muhammad")
     assert tables.fold("ahmed") == tables.fold("ahmad") == "ahmad"
+
+
+def test_rewording_an_explanation_is_not_an_edit() -> None:
+    data = shipped()
+    data["degrees"]["about"] = "reworded"
+    assert parse_tables(data, expected_version=TABLES_VERSION).version == TABLES_VERSION
