@@ -1,0 +1,237 @@
+"""What every `refcheck` command shares: exit codes, the global options, building a client,
+reading a person, printing, and turning SDK exceptions into a message and an exit code.
+
+Messages printed here never contain an identifier: they are built from exception messages that
+name fields, never values, and from server `detail`s that are identifier-free by contract.
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+import os
+import sys
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from enum import IntEnum
+from pathlib import Path
+from typing import Any, NoReturn, ParamSpec, TypeVar
+
+import typer
+from rich.console import Console
+
+from client_sdk._client import Client
+from client_sdk.credentials import Credentials
+from client_sdk.errors import (
+    ApiError,
+    CredentialsError,
+    InvalidInput,
+    ProtocolViolation,
+    RefcheckError,
+    ServerError,
+    TransportError,
+)
+from client_sdk.secretfile import load_json_secret
+
+P = ParamSpec("P")
+R = TypeVar("R")
+
+ENV_CREDENTIALS = "REFCHECK_CREDENTIALS"
+ENV_BASE_URL = "REFCHECK_BASE_URL"
+ENV_PASSPHRASE = "REFCHECK_PASSPHRASE"
+ENV_PIN_FILE = "REFCHECK_PIN_FILE"
+
+
+class ExitCode(IntEnum):
+    """Exit codes of `refcheck` (documented in client_sdk/README.md).
+
+    0 means the command did what was asked and, for `check`/`rescreen`, found no match; a match
+    is not an error but scripts must be able to branch on it, hence codes of its own.
+    """
+
+    OK = 0
+    ERROR = 1  # unexpected failure (a bug): please report it
+    USAGE = 2  # bad arguments or input file (also click's own usage errors)
+    REFUSED = 3  # the server refused (4xx problem: permission, consent, policy, quota, ...)
+    UNAVAILABLE = 4  # network error or server failure (5xx) after retries
+    CREDENTIALS = 5  # credentials/keystore/pin file missing, unreadable, or wrong passphrase
+    SECURITY = 6  # proof invalid, OPRF key changed, answer off-contract: do not trust the server
+    MATCH = 10  # check/rescreen: at least one match (strong or exact key)
+    POSSIBLE_MATCH = 11  # check/rescreen: only possible matches (variant name keys)
+    PARTIAL = 12  # rescreen: no match, but some rows were skipped or refused
+
+
+@dataclass
+class State:
+    """Global options, and the client built from them on first use."""
+
+    credentials_path: Path | None = None
+    base_url: str | None = None
+    pin_file: Path | None = None
+    json_output: bool = False
+    console: Console = field(default_factory=Console)
+    errors: Console = field(default_factory=lambda: Console(stderr=True))
+    _client: Client | None = None
+
+    def credentials(self) -> Credentials:
+        if self.credentials_path is None:
+            raise CredentialsError(
+                f"no credentials: pass --credentials FILE or set {ENV_CREDENTIALS}"
+            )
+        return load_credentials(self.credentials_path)
+
+    def client(self) -> Client:
+        if self._client is None:
+            creds = self.credentials()
+            pin_file = self.pin_file or default_pin_file(self.credentials_path)
+            self._client = Client(creds, base_url=self.base_url, pin_file=pin_file)
+        return self._client
+
+    def close(self) -> None:
+        if self._client is not None:
+            self._client.close()
+            self._client = None
+
+
+def default_pin_file(credentials_path: Path | None) -> Path | None:
+    """Pins live beside the credentials file, so each CLI run checks the key the previous
+    runs saw (a pin that lasted one process would protect nothing)."""
+    if credentials_path is None:
+        return None
+    return credentials_path.with_name(credentials_path.stem + ".pins.json")
+
+
+def passphrase(prompt: str = "Passphrase", *, confirm: bool = False) -> str:
+    from_env = os.environ.get(ENV_PASSPHRASE)
+    if from_env:
+        return from_env
+    if not sys.stdin.isatty():
+        raise CredentialsError(f"a passphrase is needed: set {ENV_PASSPHRASE} or run in a terminal")
+    value: str = typer.prompt(prompt, hide_input=True, confirmation_prompt=confirm)
+    return value
+
+
+def load_credentials(path: Path) -> Credentials:
+    document = load_json_secret(path)
+    secret = passphrase() if document.get("sealed_secrets") is not None else None
+    return Credentials.from_dict(document, passphrase=secret)
+
+
+def state(ctx: typer.Context) -> State:
+    obj = ctx.find_root().obj
+    if not isinstance(obj, State):
+        obj = State()
+        ctx.find_root().obj = obj
+    return obj
+
+
+def fail(st: State, code: ExitCode, message: str, **extra: Any) -> NoReturn:
+    if st.json_output:
+        st.console.print_json(json.dumps({"error": {"message": message, **extra}}))
+    else:
+        st.errors.print(f"[bold red]error:[/] {message}", highlight=False, markup=True)
+    raise typer.Exit(int(code))
+
+
+def _exit_for(exc: RefcheckError) -> ExitCode:
+    if isinstance(exc, ProtocolViolation):
+        return ExitCode.SECURITY
+    if isinstance(exc, CredentialsError):
+        return ExitCode.CREDENTIALS
+    if isinstance(exc, InvalidInput):
+        return ExitCode.USAGE
+    if isinstance(exc, TransportError | ServerError):
+        return ExitCode.UNAVAILABLE
+    if isinstance(exc, ApiError):
+        return ExitCode.REFUSED
+    return ExitCode.ERROR
+
+
+def describe(exc: RefcheckError) -> dict[str, Any]:
+    out: dict[str, Any] = {"kind": type(exc).__name__}
+    if isinstance(exc, ApiError):
+        out.update(status=exc.status, type=exc.type)
+        for key in ("rule", "retry_after_seconds", "index"):
+            if key in exc.extra:
+                out[key] = exc.extra[key]
+    return out
+
+
+@contextmanager
+def reporting(st: State) -> Iterator[None]:
+    """Turn SDK exceptions into a one-line message and the documented exit code."""
+    try:
+        yield
+    except RefcheckError as exc:
+        prefix = (
+            "security check failed, not continuing: " if isinstance(exc, ProtocolViolation) else ""
+        )
+        fail(st, _exit_for(exc), prefix + str(exc), **describe(exc))
+
+
+def handled(fn: Callable[P, R]) -> Callable[P, R]:
+    """Decorator for commands: their first argument is the typer context."""
+
+    @functools.wraps(fn)
+    def wrapper(*args: P.args, **kwargs: P.kwargs) -> R:
+        ctx = kwargs.get("ctx")
+        if not isinstance(ctx, typer.Context):
+            ctx = next(a for a in args if isinstance(a, typer.Context))
+        st = state(ctx)
+        try:
+            with reporting(st):
+                return fn(*args, **kwargs)
+        finally:
+            st.close()
+
+    return wrapper
+
+
+def emit(st: State, data: Any, human: Callable[[], None]) -> None:
+    """Print `data` as JSON with --json, else call `human` to print for people."""
+    if st.json_output:
+        st.console.print_json(json.dumps(data, default=str))
+    else:
+        human()
+
+
+# -- person records --------------------------------------------------------------------------
+
+PERSON_FIELDS = (
+    "full_name",
+    "date_of_birth",
+    "nationality",
+    "national_id",
+    "national_id_country",
+    "passport",
+    "passport_country",
+    "email",
+    "phone",
+)
+
+
+def read_person(path: str | None, flags: dict[str, str | None]) -> dict[str, Any]:
+    """A person from a JSON file (`-` for stdin) or from flags, not both.
+
+    A file (or stdin) is preferred: identifiers typed as flags end up in shell history and
+    are visible to other users in the process list.
+    """
+    given = {k: v for k, v in flags.items() if v}
+    if path is not None and given:
+        raise InvalidInput("give the person either as --person FILE or as flags, not both")
+    if path is None:
+        if not given:
+            raise InvalidInput("no person given: use --person FILE (or -) or --full-name/--dob")
+        return given
+    try:
+        text = sys.stdin.read() if path == "-" else Path(path).read_text(encoding="utf-8")
+        data = json.loads(text)
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError):
+        raise InvalidInput("the person file is not readable JSON") from None
+    if not isinstance(data, dict):
+        raise InvalidInput("the person file must hold one JSON object")
+    unknown = sorted(set(data) - set(PERSON_FIELDS))
+    if unknown:
+        raise InvalidInput(f"unknown person fields: {', '.join(unknown)}")
+    return {k: v for k, v in data.items() if v not in (None, "")}

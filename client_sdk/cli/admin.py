@@ -1,0 +1,218 @@
+"""`refcheck admin`: the network secretariat onboards, suspends and lists members."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+from rich.table import Table
+
+from client_sdk._client import Client
+from client_sdk.cli._common import emit, handled, state
+from client_sdk.errors import CredentialsError, InvalidInput
+from client_sdk.secretfile import load_json_secret
+
+app = typer.Typer(help="Network secretariat: the MoU registry.")
+org_app = typer.Typer(help="Member organisations.")
+principal_app = typer.Typer(help="People and service accounts of an organisation.")
+app.add_typer(org_app, name="org")
+app.add_typer(principal_app, name="principal")
+
+
+def public_keys_of(keystore: Path) -> dict[str, str]:
+    """The public half of a keystore, read without its passphrase."""
+    public = load_json_secret(keystore).get("public")
+    if not isinstance(public, dict):
+        raise CredentialsError(f"{keystore} is not a refcheck keystore")
+    return {str(k): str(v) for k, v in public.items()}
+
+
+def resolve_org(client: Client, org: str) -> dict[str, Any]:
+    """An organisation by id or short name (the secretariat thinks in short names)."""
+    for item in client.list_orgs():
+        if org in (item.get("id"), item.get("short_name")):
+            return item
+    raise InvalidInput("no organisation with that id or short name")
+
+
+def _show_org(ctx: typer.Context, org: dict[str, Any], verb: str) -> None:
+    st = state(ctx)
+    emit(
+        st,
+        org,
+        lambda: st.console.print(
+            f"{verb} {org.get('short_name')} ({org.get('id')}): status {org.get('status')}",
+            highlight=False,
+        ),
+    )
+
+
+@org_app.command("add")
+@handled
+def org_add(
+    ctx: typer.Context,
+    short_name: Annotated[str, typer.Option(help="Short name, e.g. org-c.")],
+    legal_name: Annotated[str, typer.Option(help="Registered legal name.")],
+    org_type: Annotated[
+        str,
+        typer.Option(
+            help="un_agency, red_cross_red_crescent, ingo, national_ngo, cso or government."
+        ),
+    ],
+    country: Annotated[str, typer.Option(help="ISO country code.")] = "ID",
+    membership: Annotated[str, typer.Option(help="member or observer.")] = "member",
+    status: Annotated[str, typer.Option(help="pending or active.")] = "pending",
+    keys: Annotated[
+        Path | None,
+        typer.Option(help="The member's keystore (only its public keys are read)."),
+    ] = None,
+    x25519_public_key: Annotated[str | None, typer.Option(help="Hex, if not --keys.")] = None,
+    ed25519_public_key: Annotated[str | None, typer.Option(help="Hex, if not --keys.")] = None,
+    mou_version: Annotated[str | None, typer.Option()] = None,
+    mou_sha256: Annotated[str | None, typer.Option(help="SHA-256 of the signed MoU.")] = None,
+    mou_signed_on: Annotated[str | None, typer.Option(help="YYYY-MM-DD.")] = None,
+    mou_expires_on: Annotated[str | None, typer.Option(help="YYYY-MM-DD.")] = None,
+    data_sharing_agreement: Annotated[bool, typer.Option(help="A DSA is signed.")] = False,
+    legal_basis: Annotated[str | None, typer.Option(help="e.g. legitimate_interests.")] = None,
+    may_register: Annotated[bool, typer.Option(help="The MoU permits registering.")] = False,
+    may_check: Annotated[bool, typer.Option(help="The MoU permits checks.")] = False,
+) -> None:
+    """Add a member organisation to the registry."""
+    st = state(ctx)
+    fields: dict[str, Any] = {
+        "short_name": short_name,
+        "legal_name": legal_name,
+        "org_type": org_type,
+        "country": country,
+        "membership": membership,
+        "status": status,
+        "data_sharing_agreement": data_sharing_agreement,
+        "may_register": may_register,
+        "may_check": may_check,
+        "mou_version": mou_version,
+        "mou_sha256": mou_sha256,
+        "mou_signed_on": mou_signed_on,
+        "mou_expires_on": mou_expires_on,
+        "legal_basis": legal_basis,
+        "x25519_public_key": x25519_public_key,
+        "ed25519_public_key": ed25519_public_key,
+    }
+    if keys is not None:
+        public = public_keys_of(keys)
+        if "x25519_public_key" not in public:
+            raise InvalidInput("that keystore has no organisation keys (made with --auth-only)")
+        fields["x25519_public_key"] = public["x25519_public_key"]
+        fields["ed25519_public_key"] = public["ed25519_public_key"]
+    org = st.client().create_org(**{k: v for k, v in fields.items() if v is not None})
+    _show_org(ctx, org, "Added")
+
+
+def _set_status(ctx: typer.Context, org: str, status: str, verb: str) -> None:
+    client = state(ctx).client()
+    found = resolve_org(client, org)
+    _show_org(ctx, client.update_org(str(found["id"]), status=status), verb)
+
+
+@org_app.command("suspend")
+@handled
+def org_suspend(
+    ctx: typer.Context, org: Annotated[str, typer.Argument(help="Id or short name.")]
+) -> None:
+    """Suspend a member: its principals can no longer register or check."""
+    _set_status(ctx, org, "suspended", "Suspended")
+
+
+@org_app.command("activate")
+@handled
+def org_activate(
+    ctx: typer.Context, org: Annotated[str, typer.Argument(help="Id or short name.")]
+) -> None:
+    """Activate a member (after its MoU and data-sharing agreement are on record)."""
+    _set_status(ctx, org, "active", "Activated")
+
+
+@org_app.command("list")
+@handled
+def org_list(ctx: typer.Context) -> None:
+    """All organisations with their status and MoU state."""
+    st = state(ctx)
+    orgs = st.client().list_orgs()
+
+    def human() -> None:
+        table = Table("short name", "legal name", "type", "status", "MoU expires", "register/check")
+        for o in orgs:
+            table.add_row(
+                str(o.get("short_name")),
+                str(o.get("legal_name")),
+                str(o.get("org_type")),
+                str(o.get("status")),
+                str(o.get("mou_expires_on") or "-"),
+                f"{'R' if o.get('may_register') else '-'}/{'C' if o.get('may_check') else '-'}",
+            )
+        st.console.print(table)
+
+    emit(st, {"items": orgs}, human)
+
+
+@principal_app.command("add")
+@handled
+def principal_add(
+    ctx: typer.Context,
+    org: Annotated[str, typer.Argument(help="Organisation id or short name.")],
+    name: Annotated[str, typer.Option(help="Person's name or the service account's label.")],
+    role: Annotated[
+        list[str],
+        typer.Option(help="focal_point, hr_checker, network_admin or auditor (repeatable)."),
+    ],
+    kind: Annotated[str, typer.Option(help="person or service.")] = "person",
+    keys: Annotated[
+        Path | None, typer.Option(help="The principal's keystore (public part is read).")
+    ] = None,
+    auth_public_key: Annotated[str | None, typer.Option(help="Hex, if not --keys.")] = None,
+) -> None:
+    """Register a principal by its public auth key; prints the client id for `refcheck login`."""
+    st = state(ctx)
+    if (keys is None) == (auth_public_key is None):
+        raise InvalidInput("give exactly one of --keys and --auth-public-key")
+    key = public_keys_of(keys)["auth_public_key"] if keys is not None else auth_public_key or ""
+    client = st.client()
+    found = resolve_org(client, org)
+    principal = client.add_principal(
+        str(found["id"]), name=name, kind=kind, roles=role, auth_public_key=key
+    )
+    emit(
+        st,
+        principal,
+        lambda: st.console.print(
+            f"Added principal {principal.get('name')} - client id: [bold]{principal.get('id')}[/]"
+            f"\nNext, on their machine: refcheck login --keys KEYSTORE --client-id "
+            f"{principal.get('id')} --server URL --out credentials.json",
+            highlight=False,
+        ),
+    )
+
+
+@principal_app.command("list")
+@handled
+def principal_list(
+    ctx: typer.Context, org: Annotated[str, typer.Argument(help="Id or short name.")]
+) -> None:
+    """Principals of one organisation."""
+    st = state(ctx)
+    client = st.client()
+    items = client.list_principals(str(resolve_org(client, org)["id"]))
+
+    def human() -> None:
+        table = Table("id", "name", "kind", "roles", "active")
+        for p in items:
+            table.add_row(
+                str(p.get("id")),
+                str(p.get("name")),
+                str(p.get("kind")),
+                ", ".join(p.get("roles") or []),
+                str(p.get("active")),
+            )
+        st.console.print(table)
+
+    emit(st, {"items": items}, human)

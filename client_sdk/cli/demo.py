@@ -1,0 +1,251 @@
+"""`refcheck demo`: the whole story against a running server, told step by step.
+
+It uses the demo principals that `refcheck-server init --demo` wrote under DATA_DIR/demo/ and
+real calls only: org-a's focal point registers a case, org-b's HR records an applicant's
+consent and checks the same person under another spelling, and the match appears. After each
+step it prints what each party saw and what it did not.
+
+The story is the list `STEPS`; a later part of the workflow (the disclosure request and the
+holder's sealed answer) is added by appending its steps there, reading and extending the shared
+`Story`.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import date, timedelta
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+from rich.console import Console
+from rich.panel import Panel
+from rich.table import Table
+
+from client_sdk._client import Client
+from client_sdk.cli._common import handled, state
+from client_sdk.credentials import Credentials
+from client_sdk.errors import CredentialsError
+from client_sdk.forms import render_form
+from client_sdk.models import CheckResult
+
+# Invented people: no real person has these names and numbers.
+REGISTERED_PERSON: dict[str, Any] = {
+    "full_name": "Siti Nurhaliza Rahmawati",
+    "date_of_birth": "1988-04-12",
+    "nationality": "ID",
+    "national_id": "3201234567890001",
+    "email": "siti.rahmawati@example.org",
+}
+APPLICANT_AS_ORG_B_HAS_HER: dict[str, Any] = {
+    "full_name": "Sity Nurhalizah Rahmawaty",
+    "date_of_birth": "1988-04-12",
+    "nationality": "ID",
+    "national_id": "3201-2345-6789-0001",
+}
+UNRELATED_APPLICANT: dict[str, Any] = {
+    "full_name": "Dewi Lestari Putri",
+    "date_of_birth": "1990-09-30",
+    "nationality": "ID",
+    "national_id": "3174056509900002",
+}
+
+
+@dataclass
+class Story:
+    """What the steps share: the parties' clients and what happened so far."""
+
+    console: Console
+    focal_a: Client
+    hr_b: Client
+    focal_a_org: str
+    hr_b_org: str
+    case_id: str | None = None
+    consent_id: str | None = None
+    result: CheckResult | None = None
+    facts: dict[str, Any] = field(default_factory=dict)
+
+    def saw(self, party: str, saw: list[str], did_not: list[str]) -> None:
+        table = Table(show_header=True, header_style="bold", expand=True)
+        table.add_column(f"{party} saw")
+        table.add_column(f"{party} did not see")
+        for i in range(max(len(saw), len(did_not))):
+            table.add_row(saw[i] if i < len(saw) else "", did_not[i] if i < len(did_not) else "")
+        self.console.print(table)
+
+
+def step_key(story: Story) -> None:
+    key = story.hr_b.oprf_key()
+    story.focal_a.oprf_key()
+    story.console.print(
+        f"The server publishes its OPRF key [bold]{key.key_id}[/]. Both organisations pin it: "
+        "every answer must carry a proof for this key, and a silent key change is refused."
+    )
+
+
+def step_register(story: Story) -> None:
+    from protocol.identity import derive_keys
+
+    keys = derive_keys(REGISTERED_PERSON)
+    story.case_id = story.focal_a.register_case(
+        REGISTERED_PERSON,
+        category="sexual_abuse",
+        finding="substantiated",
+        finding_date=date.today() - timedelta(days=60),
+        sanction="dismissal",
+        legal_basis="legitimate_interests",
+        retention_until=date.today() + timedelta(days=5 * 365),
+        mou_reference="MoU-2026-01",
+        subject_notified_on=date.today() - timedelta(days=50),
+    )
+    kinds = sorted({f"{k.kind} ({k.strength.value})" for k in keys})
+    story.console.print(
+        f"{story.focal_a_org}'s focal point registered a concluded, substantiated case "
+        f"([bold]{story.case_id}[/]) for a dismissed staff member. On org-a's machine the "
+        f"record became {len(keys)} identifier keys, each blinded before it left."
+    )
+    story.saw(
+        "the server",
+        [
+            f"{len(keys)} pseudonyms (32-byte group elements) and their bucket numbers",
+            "key kinds: " + ", ".join(kinds),
+            "category, sanction, dates, legal basis, MoU reference",
+        ],
+        ["the name, date of birth, NIK or e-mail", "anything that can be reversed to them"],
+    )
+
+
+def step_consent(story: Story) -> None:
+    # Stands in for the scanned, signed form: the receipt records the SHA-256 of that file.
+    form_digest = hashlib.sha256(render_form("id", "pdf")).hexdigest()
+    receipt = story.hr_b.record_consent_receipt(
+        applicant_ref="APP-2026-0042",
+        purpose="recruitment",
+        position_ref="POS-WASH-07",
+        form_sha256=form_digest,
+        self_declared_finding=False,
+    )
+    story.consent_id = receipt.id
+    story.console.print(
+        f"An applicant signed the declaration (answering 'no' to every question) and consented. "
+        f"{story.hr_b_org}'s HR system recorded the receipt [bold]{receipt.id}[/]: one "
+        f"recruitment check allowed, valid until {receipt.expires_on.isoformat()}."
+    )
+    story.saw(
+        "the server",
+        ["org-b's own applicant reference and position reference", "the signed form's SHA-256"],
+        ["the applicant's name or any identifier"],
+    )
+
+
+def step_check(story: Story) -> None:
+    assert story.consent_id is not None
+    result = story.hr_b.check_applicant(APPLICANT_AS_ORG_B_HAS_HER, story.consent_id)
+    story.result = result
+    story.console.print(
+        f"{story.hr_b_org}'s HR checked the applicant as its own file has her: "
+        f"'{APPLICANT_AS_ORG_B_HAS_HER['full_name']}', NIK written with dashes. "
+        f"Result: [bold]{result.status.value}[/] ({result.keys_checked} keys checked)."
+    )
+    if result.matches:
+        table = Table("holder", "matching key", "strength", "record reference")
+        for m in result.matches:
+            table.add_row(m.holder_org, m.kind, m.strength, m.entry_id)
+        story.console.print(table)
+    story.saw(
+        "the server",
+        [
+            f"a check by {story.hr_b_org} under consent {story.consent_id}",
+            f"{result.keys_checked} blinded keys and their {result.keys_checked} bucket numbers",
+        ],
+        ["the applicant's identifiers", "whether the check matched anything"],
+    )
+    story.saw(
+        story.hr_b_org,
+        ["that its applicant matches a record", "which member holds it, and how strongly"],
+        ["the category, finding or sanction (only the holder can disclose them)"],
+    )
+    story.saw(
+        story.focal_a_org,
+        ["nothing yet: it learns of the match only from a disclosure request"],
+        ["that org-b checked anyone at all"],
+    )
+
+
+def step_no_match(story: Story) -> None:
+    consent = story.hr_b.record_consent(
+        applicant_ref="APP-2026-0043",
+        purpose="recruitment",
+        position_ref="POS-WASH-07",
+        form_sha256=hashlib.sha256(render_form("en", "pdf")).hexdigest(),
+        self_declared_finding=False,
+    )
+    result = story.hr_b.check_applicant(UNRELATED_APPLICANT, consent)
+    story.console.print(
+        f"Another applicant, checked the same way: [bold]{result.status.value}[/]. The server's "
+        "answer had the same shape as before: it cannot tell the two checks apart."
+    )
+
+
+Step = Callable[[Story], None]
+STEPS: list[tuple[str, Step]] = [
+    ("The network's key", step_key),
+    ("org-a's focal point registers a concluded case", step_register),
+    ("org-b records an applicant's consent", step_consent),
+    ("org-b checks the applicant under another spelling", step_check),
+    ("A different applicant", step_no_match),
+]
+
+
+def find_demo_credentials(demo_dir: Path) -> tuple[Credentials, Credentials]:
+    """The focal point of org-a and the HR checker of org-b among the demo credentials."""
+    focal: Credentials | None = None
+    hr: Credentials | None = None
+    for path in sorted(demo_dir.glob("*.json")):
+        try:
+            creds = Credentials.load(path)
+        except CredentialsError:
+            continue
+        if creds.org_short_name == "org-a" and "focal_point" in creds.roles:
+            focal = focal or creds
+        if creds.org_short_name == "org-b" and "hr_checker" in creds.roles:
+            hr = hr or creds
+    if focal is None or hr is None:
+        raise CredentialsError(
+            f"no demo credentials for org-a's focal point and org-b's HR in {demo_dir}; "
+            "run `refcheck-server init --demo` (or `make run`) first"
+        )
+    return focal, hr
+
+
+@handled
+def demo(
+    ctx: typer.Context,
+    data_dir: Annotated[
+        Path, typer.Option(help="The server's data directory (demo credentials in DIR/demo).")
+    ] = Path("var"),
+    base_url: Annotated[
+        str, typer.Option("--base-url", help="The running server.")
+    ] = "http://127.0.0.1:8000",
+) -> None:
+    """Tell the whole story against a running server, showing who saw what."""
+    st = state(ctx)
+    demo_dir = data_dir / "demo"
+    focal_creds, hr_creds = find_demo_credentials(demo_dir)
+    pins = demo_dir / "demo.pins.json"
+    with (
+        Client(focal_creds, base_url=base_url, pin_file=pins) as focal_a,
+        Client(hr_creds, base_url=base_url, pin_file=pins) as hr_b,
+    ):
+        story = Story(
+            console=st.console,
+            focal_a=focal_a,
+            hr_b=hr_b,
+            focal_a_org=focal_creds.org_short_name or "org-a",
+            hr_b_org=hr_creds.org_short_name or "org-b",
+        )
+        for number, (title, step) in enumerate(STEPS, start=1):
+            st.console.print(Panel(f"Step {number}: {title}", style="bold"))
+            step(story)
