@@ -13,7 +13,7 @@ followed by `TABLES_VERSION`; words are `[a-z0-9]+` joined by one space.
 | `email` | strong | `email/<address>` | 0-1 |
 | `phone` | strong | `phone/<E.164>` | 0-1 |
 | `name_dob` | exact | `name_dob/<t>/<dob>/<folded words, sorted>` | 1 |
-| `name_dob_variant` | variant | `name_dob_variant/<t>/skel/<dob>/<skeletons, sorted>` | 1 |
+| `name_dob_variant` | variant | `name_dob_variant/<t>/skel/<dob>/<skeletons, sorted>` | 0-1 |
 | `name_dob_variant` | variant | `name_dob_variant/<t>/init/<dob>/<first> <initials> <last>` | 0-2 |
 | `name_dob_variant` | variant | `name_dob_variant/<t>/join/<dob>/<words run together>` | 1 |
 | `name_dob_variant` | variant | `name_dob_variant/<t>/del/<dob>/<folded words, sorted>` | 1 + n |
@@ -21,7 +21,7 @@ followed by `TABLES_VERSION`; words are `[a-z0-9]+` joined by one space.
 - `exact`: the name with titles, punctuation, case, diacritics, old spelling and transliteration
   folded, words sorted (Indonesian names have no fixed order between documents).
 - `skel`: the consonant skeleton of every word, sorted: vowel variants (Ahmed/Ahmad,
-  Zainul/Zainal) and dropped vowels.
+  Zainul/Zainal) and dropped vowels; only if it has `MIN_SKELETON_LETTERS` letters.
 - `init`: first and last word in full, middle words as initials, for names of three or more
   words ("Cucu Siti Setiawan" / "Cucu S. Setiawan").
 - `join`: all words run together ("Nur Hayati" / "Nurhayati", "Ahmad-Utomo").
@@ -59,6 +59,7 @@ __all__ = [
     "KEY_PREFIX",
     "MAX_KEYS_PER_PERSON",
     "MIN_LENGTH_FOR_DELETION",
+    "MIN_SKELETON_LETTERS",
     "Key",
     "Strength",
     "derive_keys",
@@ -70,6 +71,9 @@ MAX_KEYS_PER_PERSON = 32
 #: A written word needs this many letters before its one-letter deletions are emitted: deleting
 #: a letter of a shorter word leaves two letters, which too many unrelated words share.
 MIN_LENGTH_FOR_DELETION = 4
+
+#: A `skel` key is only emitted when the skeletons of all words have this many letters together.
+MIN_SKELETON_LETTERS = 3
 
 KEY_PREFIX = b"refcheck/v1/"
 
@@ -181,13 +185,17 @@ def _name_keys(person: Person, tables: Tables) -> list[Key]:
         return _key("name_dob_variant", Strength.VARIANT, version, form, dob, " ".join(words))
 
     keys = [_key("name_dob", Strength.EXACT, version, dob, " ".join(sorted(folded)))]
-    keys.append(variant("skel", sorted(skeleton(t) for t in folded)))
+    skeletons = sorted(skeleton(t) for t in folded)
+    # A skeleton of one or two letters ("Dewi" is "d", "Nur" is "nr") is shared by too many
+    # short one-word names to be worth a key; such names keep their `del` keys.
+    if sum(map(len, skeletons)) >= MIN_SKELETON_LETTERS:
+        keys.append(variant("skel", skeletons))
     keys.extend(variant("init", words) for words in _initials_variants(tokens, folded))
     # Emitted for one-word names too: "Nurhayati" must meet the "join" of "Nur Hayati".
     keys.append(variant("join", (tables.fold_spelling("".join(tokens)),)))
     # The deletion family holds the name itself too, so that a record with a deleted letter
-    # meets the intact record's name, and two records that each lost a different letter of
-    # one word meet at the common deletion (symmetric deletion, as in SymSpell).
+    # meets the intact record's name; two records whose word differs by one substituted letter
+    # meet where each deletes that letter (symmetric deletion, as in SymSpell).
     keys.append(variant("del", sorted(folded)))
     keys.extend(variant("del", sorted(d)) for d in _deletion_variants(tokens, folded, tables))
     return keys

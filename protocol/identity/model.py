@@ -71,11 +71,15 @@ class Person:
             raise InvalidPersonError("full_name is required and must be text")
         # datetime is a subclass of date; a timestamp would carry a time zone question into a
         # field that must compare as a calendar day.
+        if self.date_of_birth is None:
+            raise InvalidPersonError(
+                "date_of_birth is required: a name never forms a key without the date of birth"
+            )
         if not isinstance(self.date_of_birth, dt.date) or isinstance(
             self.date_of_birth, dt.datetime
         ):
             raise InvalidPersonError(
-                "date_of_birth is required: a name never forms a key without the date of birth"
+                "date_of_birth must be a datetime.date (Person.from_dict reads ISO text)"
             )
         if self.date_of_birth < EARLIEST_DATE_OF_BIRTH:
             raise InvalidPersonError("date_of_birth is before 1900")

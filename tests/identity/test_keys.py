@@ -140,6 +140,8 @@ DIFFERENT_PEOPLE = [
     ("Aisyah", "Wahyu Wahyu Mulyono"),
     # a short name that a dropped first letter would otherwise reach
     ("Ali", "Galih"),
+    # one-word names whose consonant skeleton is a single letter ("d")
+    ("Dewi", "Daya"),
 ]
 
 

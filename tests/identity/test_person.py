@@ -93,8 +93,12 @@ def test_a_date_object_is_accepted_but_a_datetime_is_not() -> None:
     assert Person.from_dict({**VALID, "date_of_birth": dt.date(2001, 1, 3)}).date_of_birth == (
         dt.date(2001, 1, 3)
     )
-    with pytest.raises(InvalidPersonError):
+    with pytest.raises(InvalidPersonError, match="must be a datetime.date"):
         Person(full_name="Ahmad Utomo", date_of_birth=dt.datetime(2001, 1, 3))
+    with pytest.raises(InvalidPersonError, match="must be a datetime.date"):
+        Person(full_name="Ahmad Utomo", date_of_birth="2001-01-03")  # type: ignore[arg-type]
+    with pytest.raises(InvalidPersonError, match="never forms a key without"):
+        Person(full_name="Ahmad Utomo", date_of_birth=None)  # type: ignore[arg-type]
 
 
 def test_a_document_without_any_country_is_refused_but_its_own_country_suffices() -> None:
