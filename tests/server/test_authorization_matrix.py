@@ -1,0 +1,328 @@
+"""The authorisation matrix: every route, every role, and a foreign organisation.
+
+`MATRIX` below is the hand-written statement of who may call what. It is deliberately *not*
+derived from `server.auth.permissions.ROLE_PERMISSIONS`: a mistake in that table must show up
+here as a failing cell. The test fails when the app serves a route missing from `MATRIX` (or
+`MATRIX` names a route the app no longer serves), so whoever adds a route adds its row.
+
+Adding a row (one line, in `MATRIX`)::
+
+    "POST /v1/cases": allow(FOCAL, own_org_only=False, body=lambda owner: {...}),
+
+* `allow(*roles)`: exactly these roles pass the permission check; every other role gets 403
+  `permission-denied`, and a request without a token 401. `PUBLIC` rows need no token.
+* `own_org_only=True`: the route reads or changes one organisation's resource named in its
+  path. Member callers (focal point, HR checker of org-a) are then also sent a resource of
+  org-b and must get 404: an organisation never reads another's data. Give such a POST/PATCH
+  row a valid `body`, or the 422 of an invalid body would hide the 404.
+* `body`: JSON that makes the allowed call succeed; with it, allowed callers must get 2xx.
+  Without it, allowed callers must merely pass authorisation (anything but 401/403).
+* Path parameters are filled by `PATH_PARAMS[name](session, owner_org)`, which returns the id of
+  a resource owned by `owner_org` (the caller's own organisation, or org-b for the foreign check).
+  A new path parameter needs a resolver there.
+"""
+
+from __future__ import annotations
+
+import re
+import uuid
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from datetime import UTC, date, datetime, timedelta
+from typing import Any
+
+import fastapi.routing
+import pytest
+from fastapi.routing import APIRoute
+from sqlalchemy.orm import Session
+
+from server.auth.permissions import Role
+from server.registry.models import Organisation, OrgType
+from tests.factories import Actor, AppClient, Network, ed25519_public_hex, make_principal
+
+pytestmark = pytest.mark.anyio
+
+ADMIN, FOCAL, HR, AUDITOR = (
+    Role.NETWORK_ADMIN.value,
+    Role.FOCAL_POINT.value,
+    Role.HR_CHECKER.value,
+    Role.AUDITOR.value,
+)
+ALL = (ADMIN, FOCAL, HR, AUDITOR)
+MEMBERS = (FOCAL, HR)
+
+Body = Callable[[Organisation], dict[str, Any]]
+
+
+@dataclass(frozen=True)
+class Row:
+    roles: frozenset[str]
+    public: bool = False
+    own_org_only: bool = False
+    body: Body | None = None
+
+
+def allow(*roles: str, own_org_only: bool = False, body: Body | None = None) -> Row:
+    return Row(roles=frozenset(roles), own_org_only=own_org_only, body=body)
+
+
+PUBLIC = Row(roles=frozenset(ALL), public=True)
+
+
+def _new_org_body(_owner: Organisation) -> dict[str, Any]:
+    return {
+        "legal_name": "Yayasan Matrix",
+        "short_name": f"matrix-{uuid.uuid4().hex[:8]}",
+        "org_type": "national_ngo",
+    }
+
+
+def _new_principal_body(owner: Organisation) -> dict[str, Any]:
+    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+
+    network_org = owner.org_type == OrgType.NETWORK_SECRETARIAT
+    return {
+        "name": "matrix principal",
+        "kind": "person",
+        "roles": [AUDITOR if network_org else FOCAL],
+        "auth_public_key": ed25519_public_hex(Ed25519PrivateKey.generate()),
+    }
+
+
+# route ("METHOD /path") -> who may call it. Keep rows grouped by domain.
+MATRIX: dict[str, Row] = {
+    # health and sign-in
+    "GET /healthz": PUBLIC,
+    "GET /readyz": PUBLIC,
+    "GET /.well-known/jwks.json": PUBLIC,
+    "POST /v1/oauth/token": PUBLIC,
+    "GET /v1/me": allow(*ALL, body=None),
+    # registry
+    "POST /v1/orgs": allow(ADMIN, body=_new_org_body),
+    "GET /v1/orgs": allow(ADMIN),
+    "GET /v1/orgs/{org_id}": allow(*ALL, own_org_only=True),
+    "PATCH /v1/orgs/{org_id}": allow(ADMIN, body=lambda _o: {"mou_version": "MoU-2026-02"}),
+    "POST /v1/orgs/{org_id}/principals": allow(ADMIN, body=_new_principal_body),
+    "GET /v1/orgs/{org_id}/principals": allow(ADMIN),
+    "POST /v1/principals/{principal_id}/deactivate": allow(ADMIN, body=lambda _o: {}),
+    "GET /v1/directory": allow(ADMIN, FOCAL, HR),
+    # policy and audit
+    "GET /v1/policy": allow(*ALL),
+    "GET /v1/audit": allow(ADMIN, AUDITOR),
+    "GET /v1/audit/export": allow(ADMIN, AUDITOR),
+    # statistics: network-wide for the secretariat, own organisation for members
+    "GET /v1/stats": allow(*ALL),
+    # blind-match protocol
+    "GET /v1/oprf/key": allow(ADMIN, FOCAL, HR),
+    "POST /v1/oprf/evaluate": allow(FOCAL),
+    "POST /v1/cases": allow(FOCAL),
+    "GET /v1/cases": allow(FOCAL),
+    "GET /v1/cases/{case_id}": allow(FOCAL, own_org_only=True),
+    "PATCH /v1/cases/{case_id}": allow(
+        FOCAL, own_org_only=True, body=lambda _o: {"retention_until": "2031-03-01"}
+    ),
+    "POST /v1/cases/{case_id}/withdraw": allow(
+        FOCAL, own_org_only=True, body=lambda _o: {"reason": "registered_in_error"}
+    ),
+    "POST /v1/consents": allow(HR),
+    "GET /v1/consents/{consent_id}": allow(HR, own_org_only=True),
+    "POST /v1/consents/{consent_id}/withdraw": allow(HR, own_org_only=True, body=lambda _o: {}),
+    "POST /v1/checks": allow(HR),
+}
+
+
+def _principal_of(session: Session, owner: Organisation) -> str:
+    # A fresh principal, so that deactivating it never signs out the caller.
+    network_org = owner.org_type == OrgType.NETWORK_SECRETARIAT
+    principal, _ = make_principal(
+        session, owner, [Role.AUDITOR if network_org else Role.HR_CHECKER]
+    )
+    return principal.id
+
+
+def _case_of(session: Session, owner: Organisation) -> str:
+    from server.cases.models import Case
+
+    registrar, _ = make_principal(session, owner, [Role.FOCAL_POINT])
+    case = Case(
+        org_id=owner.id,
+        registered_by=registrar.id,
+        category="sexual_abuse",
+        child_victim=False,
+        finding="substantiated",
+        sanction="dismissal",
+        finding_date=date(2025, 3, 1),
+        legal_basis="legitimate_interests",
+        retention_until=date(2032, 3, 1),
+        mou_reference="MoU-2026-01",
+        subject_notified_on=date(2025, 3, 10),
+        key_id="0" * 16,
+        pseudonym_count=0,
+    )
+    session.add(case)
+    session.flush()
+    return case.id
+
+
+def _consent_of(session: Session, owner: Organisation) -> str:
+    from server.consents.models import Consent
+
+    recorder, _ = make_principal(session, owner, [Role.HR_CHECKER])
+    consent = Consent(
+        org_id=owner.id,
+        recorded_by=recorder.id,
+        applicant_ref="applicant-0001",
+        purpose="recruitment",
+        position_ref="position-0001",
+        form_sha256="ab" * 32,
+        self_declared_finding=False,
+        consented_at=datetime.now(UTC),
+        expires_on=date.today() + timedelta(days=30),
+        max_checks=5,
+        lookup_code_sha256=uuid.uuid4().hex * 2,
+    )
+    session.add(consent)
+    session.flush()
+    return consent.id
+
+
+# path parameter -> id of a resource of that name owned by the given organisation
+PATH_PARAMS: dict[str, Callable[[Session, Organisation], str]] = {
+    "org_id": lambda _session, owner: owner.id,
+    "principal_id": _principal_of,
+    "case_id": _case_of,
+    "consent_id": _consent_of,
+}
+
+_ROLE_ACTOR = {ADMIN: "admin", AUDITOR: "auditor", FOCAL: "a_focal", HR: "a_hr"}
+
+
+def _api_routes(client: AppClient) -> Iterator[tuple[str, APIRoute]]:
+    """("METHOD /path", route) for every API route, through included routers too.
+
+    Recent FastAPI includes routers lazily (`app.routes` holds wrappers); its public
+    `iter_route_contexts` flattens them. Older versions list `APIRoute`s directly.
+    """
+    iter_contexts = getattr(fastapi.routing, "iter_route_contexts", None)
+    if iter_contexts is None:
+        pairs = [(r.path, r.methods, r) for r in client.app.routes if isinstance(r, APIRoute)]
+    else:
+        pairs = [
+            (c.path, c.methods, c.original_route)
+            for c in iter_contexts(client.app.routes)
+            if isinstance(c.original_route, APIRoute)
+        ]
+    for path, methods, route in pairs:
+        for method in sorted(methods or ()):
+            yield f"{method} {path}", route
+
+
+async def test_matrix_names_exactly_the_routes_the_app_serves(client):
+    served = {key for key, _route in _api_routes(client)}
+    assert served, "found no API routes: the route walk is broken"
+    missing = sorted(served - MATRIX.keys())
+    stale = sorted(MATRIX.keys() - served)
+    assert not missing, f"routes without a row in MATRIX (add one): {missing}"
+    assert not stale, f"MATRIX rows for routes the app does not serve: {stale}"
+
+
+def _declared_permissions(route: APIRoute) -> set[str]:
+    found: set[str] = set()
+    stack = list(route.dependant.dependencies)
+    while stack:
+        dep = stack.pop()
+        perms = getattr(dep.call, "required_permissions", None)
+        if perms:
+            found |= {str(p) for p in perms}
+        stack.extend(dep.dependencies)
+    return found
+
+
+async def test_every_protected_route_declares_its_permission(client):
+    checked = 0
+    for key, route in _api_routes(client):
+        row = MATRIX.get(key)
+        if row is None:
+            continue  # reported by the test above
+        declared = _declared_permissions(route)
+        if row.public:
+            assert not declared, f"{key} is PUBLIC yet requires {declared}"
+        else:
+            assert declared, f"{key} declares no permission (depend on require(...))"
+        checked += 1
+    assert checked == len(MATRIX)
+
+
+def _url(session: Session, path: str, owner: Organisation) -> str:
+    def fill(match: re.Match[str]) -> str:
+        name = match.group(1)
+        assert name in PATH_PARAMS, f"no resolver for path parameter {{{name}}} in PATH_PARAMS"
+        return PATH_PARAMS[name](session, owner)
+
+    return re.sub(r"\{(\w+)\}", fill, path)
+
+
+async def _call(
+    client: AppClient,
+    session: Session,
+    route: str,
+    row: Row,
+    actor: Actor | None,
+    owner: Organisation,
+):
+    method, path = route.split(" ", 1)
+    url = _url(session, path, owner)
+    session.commit()
+    headers = actor.headers if actor is not None else {}
+    kwargs: dict[str, Any] = {"headers": headers}
+    if method in ("POST", "PATCH", "PUT"):
+        if route == "POST /v1/oauth/token":
+            kwargs["data"] = {}
+        else:
+            kwargs["json"] = row.body(owner) if row.body is not None else {}
+    return await client.request(method, url, **kwargs)
+
+
+def _problem_type(response) -> str | None:
+    if response.headers.get("content-type", "").startswith("application/problem+json"):
+        return response.json().get("type")
+    return None
+
+
+@pytest.mark.parametrize("route", sorted(MATRIX))
+async def test_route_allows_exactly_the_expected_roles(route, network: Network, client, session):
+    row = MATRIX[route]
+    failures: list[str] = []
+
+    # Without a token.
+    response = await _call(client, session, route, row, None, network.org_a)
+    if row.public:
+        if response.status_code in (401, 403):
+            failures.append(f"anonymous: expected access, got {response.status_code}")
+    elif response.status_code != 401:
+        failures.append(f"anonymous: expected 401, got {response.status_code}")
+
+    for role, label in _ROLE_ACTOR.items():
+        actor = network.actors[label]
+        response = await _call(client, session, route, row, actor, actor.org)
+        status = response.status_code
+        if role in row.roles:
+            if status in (401, 403):
+                failures.append(f"{role}: expected allowed, got {status} {response.text[:200]}")
+            elif row.body is not None and not 200 <= status < 300:
+                failures.append(f"{role}: expected 2xx, got {status} {response.text[:200]}")
+        elif status != 403 or _problem_type(response) != "urn:refcheck:problem:permission-denied":
+            failures.append(f"{role}: expected 403 permission-denied, got {status}")
+
+    if row.own_org_only:
+        for role in MEMBERS:
+            if role not in row.roles:
+                continue
+            actor = network.actors[_ROLE_ACTOR[role]]
+            response = await _call(client, session, route, row, actor, network.org_b)
+            if response.status_code != 404:
+                failures.append(
+                    f"{role} of org-a on org-b's resource: expected 404, got {response.status_code}"
+                )
+
+    assert not failures, f"{route}:\n  " + "\n  ".join(failures)
