@@ -63,6 +63,7 @@ _DOCUMENT_STRIP_RE = re.compile(r"[\s.\-/_,:]+")
 _DOCUMENT_RE = re.compile(r"^[A-Z0-9]{6,32}$")
 _COUNTRY_RE = re.compile(r"^[A-Z]{2}$")
 _EMAIL_RE = re.compile(r"^[^@\s]{1,64}@[^@\s]{1,255}$")
+_PHONE_NOISE_RE = re.compile(r"[\s().\-/]+")
 
 
 @dataclass(frozen=True)
@@ -188,10 +189,24 @@ def phone_e164(value: str, default_region: str | None) -> str:
         raise InvalidPersonError(
             "phone must be in international form (+...) when nationality is not given"
         )
-    try:
-        parsed = phonenumbers.parse(text, default_region)
-    except phonenumbers.NumberParseException:
-        raise InvalidPersonError("phone is not a phone number") from None
+    # "00" is the international prefix in most countries and is written that way in Indonesia
+    # too, although Indonesian exchanges use 001/007/008: read "0062 812..." as "+62 812..."
+    # when that gives a valid number, so that it meets the same number written with "+".
+    digits = _PHONE_NOISE_RE.sub("", text)
+    if digits.startswith("00"):
+        international = _parse_phone("+" + digits[2:], None)
+        if international is not None and phonenumbers.is_valid_number(international):
+            return phonenumbers.format_number(international, phonenumbers.PhoneNumberFormat.E164)
+    parsed = _parse_phone(text, default_region)
+    if parsed is None:
+        raise InvalidPersonError("phone is not a phone number")
     if not phonenumbers.is_possible_number(parsed):
         raise InvalidPersonError("phone has an impossible length for its country")
     return phonenumbers.format_number(parsed, phonenumbers.PhoneNumberFormat.E164)
+
+
+def _parse_phone(text: str, region: str | None) -> phonenumbers.PhoneNumber | None:
+    try:
+        return phonenumbers.parse(text, region)
+    except phonenumbers.NumberParseException:
+        return None
