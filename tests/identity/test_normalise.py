@@ -129,6 +129,9 @@ def test_email_is_trimmed_and_lower_cased() -> None:
         ("+62 812-9575-3514", "ID"),
         ("+62 812 9575 3514", None),
         ("(0812) 9575 3514", "ID"),
+        ("0062 812 9575 3514", "ID"),
+        ("+62 (0)812 9575 3514", "ID"),
+        ("6281295753514", "ID"),
     ],
 )
 def test_phone_numbers_become_e164(written: str, region: str | None) -> None:
