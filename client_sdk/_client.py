@@ -394,6 +394,12 @@ class Client(_Base):
         """
         return self._run(self._core.check_applicant(person, consent_id))
 
+    def _prime(self) -> None:
+        """Sign in and read the key and policy once, before a batch fans out (otherwise every
+        worker would fetch them at the same moment)."""
+        self._run(self._core.oprf_key())
+        self._run(self._core.bucket_bits())
+
     @overload
     def check_many(
         self,
@@ -427,6 +433,8 @@ class Client(_Base):
         is not asked again.
         """
         pairs = pair_up(people, consent_ids)
+        if pairs:
+            self._prime()
         failures: list[RefcheckError] = []
 
         def one(pair: tuple[Any, str]) -> CheckResult | RefcheckError | None:
@@ -714,6 +722,11 @@ class AsyncClient(_Base):
     async def check_applicant(self, person: Any, consent_id: str) -> CheckResult:
         return await self._run(self._core.check_applicant(person, consent_id))
 
+    async def _prime(self) -> None:
+        """Sign in and read the key and policy once, before a batch fans out."""
+        await self._run(self._core.oprf_key())
+        await self._run(self._core.bucket_bits())
+
     @overload
     async def check_many(
         self,
@@ -741,6 +754,7 @@ class AsyncClient(_Base):
     ) -> Sequence[CheckResult | RefcheckError]:
         """As `Client.check_many`, with up to `max_concurrency` checks in flight."""
         pairs = pair_up(people, consent_ids)
+        await self._prime()
         gate = asyncio.Semaphore(self.max_concurrency)
         failures: list[RefcheckError] = []
 

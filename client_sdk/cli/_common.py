@@ -175,10 +175,11 @@ def handled(fn: Callable[P, R]) -> Callable[P, R]:
 
     @functools.wraps(fn)
     def wrapper(*args: P.args, **kwargs: P.kwargs) -> R:
+        # Typer hands the context over by parameter name; its class may be click's own.
         ctx = kwargs.get("ctx")
-        if not isinstance(ctx, typer.Context):
-            ctx = next(a for a in args if isinstance(a, typer.Context))
-        st = state(ctx)
+        if not hasattr(ctx, "find_root"):
+            raise TypeError(f"command {fn.__name__} needs a `ctx: typer.Context` parameter")
+        st = state(ctx)  # type: ignore[arg-type]
         try:
             with reporting(st):
                 return fn(*args, **kwargs)

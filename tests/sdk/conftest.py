@@ -1,0 +1,145 @@
+"""SDK fixtures: real SDK clients for the standard test network, over the real FastAPI app.
+
+`sdk_for(actor, **kwargs)` builds an `AsyncClient` signed in as one of `network`'s actors, over
+`httpx.ASGITransport(app=app)` (or over `transport=` for tests that tamper with the network).
+The SDK's clock follows the app's `clock`, so a test that moves time moves both.
+
+Transport wrappers (`Tamper`, `FailFirst`) change or drop *real* server answers in flight: that
+is an attack on the network, not a mock of the SDK's own checks.
+"""
+
+from __future__ import annotations
+
+import json
+from collections import Counter
+from collections.abc import AsyncIterator, Callable
+from typing import Any
+
+import httpx
+import pytest
+from fastapi import FastAPI
+
+from client_sdk import AsyncClient, Credentials, OrgKeys, RetryPolicy
+from tests.factories import Actor, Network, ed25519_seed_hex
+
+FAST_RETRY = RetryPolicy(backoff_factor=0, max_attempts=4)
+
+
+def credentials_for(actor: Actor, network: Network | None = None) -> Credentials:
+    org_keys = None
+    if network is not None:
+        keys = {network.org_a.id: network.org_a_keys, network.org_b.id: network.org_b_keys}.get(
+            actor.org_id
+        )
+        if keys is not None:
+            org_keys = OrgKeys.from_dict(keys.credentials_dict())
+    return Credentials(
+        client_id=actor.id,
+        auth_private_key=bytes.fromhex(ed25519_seed_hex(actor.key)),
+        issuer="refcheck",
+        base_url="http://testserver",
+        principal_name=actor.principal.name,
+        roles=tuple(actor.principal.roles),
+        org_id=actor.org_id,
+        org_short_name=actor.org.short_name,
+        org_keys=org_keys,
+    )
+
+
+class Counting(httpx.AsyncBaseTransport):
+    """Passes everything through and counts requests per (method, path)."""
+
+    def __init__(self, inner: httpx.AsyncBaseTransport) -> None:
+        self.inner = inner
+        self.calls: Counter[tuple[str, str]] = Counter()
+
+    async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
+        self.calls[(request.method, request.url.path)] += 1
+        return await self.inner.handle_async_request(request)
+
+
+class FailFirst(Counting):
+    """Answers the first `times` requests to `path` with `status` (problem+json) itself."""
+
+    def __init__(
+        self,
+        inner: httpx.AsyncBaseTransport,
+        *,
+        path: str,
+        status: int = 503,
+        times: int = 2,
+        headers: dict[str, str] | None = None,
+        slug: str = "service-unavailable",
+    ) -> None:
+        super().__init__(inner)
+        self.path, self.status, self.times = path, status, times
+        self.headers = headers or {}
+        self.slug = slug
+
+    async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
+        if request.url.path == self.path and self.times > 0:
+            self.times -= 1
+            self.calls[(request.method, request.url.path)] += 1
+            body = {"type": f"urn:refcheck:problem:{self.slug}", "title": "x", "detail": "x"}
+            return httpx.Response(
+                self.status,
+                headers={"Content-Type": "application/problem+json", **self.headers},
+                content=json.dumps(body).encode(),
+            )
+        return await super().handle_async_request(request)
+
+
+class Tamper(Counting):
+    """Rewrites the JSON of real successful answers to `path` with `edit`."""
+
+    def __init__(
+        self,
+        inner: httpx.AsyncBaseTransport,
+        *,
+        path: str,
+        edit: Callable[[dict[str, Any]], None],
+    ) -> None:
+        super().__init__(inner)
+        self.path, self.edit = path, edit
+
+    async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
+        response = await super().handle_async_request(request)
+        if request.url.path != self.path or response.status_code != 200:
+            return response
+        await response.aread()
+        body = json.loads(response.content)
+        self.edit(body)
+        return httpx.Response(
+            response.status_code,
+            headers={"Content-Type": "application/json"},
+            content=json.dumps(body).encode(),
+        )
+
+
+def flip_bit(hex_value: str, bit: int = 0) -> str:
+    raw = bytearray(bytes.fromhex(hex_value))
+    raw[bit // 8] ^= 1 << (bit % 8)
+    return raw.hex()
+
+
+SdkFactory = Callable[..., AsyncClient]
+
+
+@pytest.fixture
+async def sdk_for(app: FastAPI, network: Network, clock: Any) -> AsyncIterator[SdkFactory]:
+    made: list[AsyncClient] = []
+
+    def make(actor: Actor, **kwargs: Any) -> AsyncClient:
+        kwargs.setdefault("transport", httpx.ASGITransport(app=app))
+        kwargs.setdefault("retry", FAST_RETRY)
+        kwargs.setdefault("clock", lambda: clock().timestamp())
+        # The test app shares one database connection (savepoint isolation), which cannot
+        # serve concurrent requests; concurrency is exercised against a real server instead.
+        kwargs.setdefault("max_concurrency", 1)
+        client = AsyncClient(credentials_for(actor, network), **kwargs)
+        made.append(client)
+        return client
+
+    yield make
+    for client in made:
+        await client.aclose()

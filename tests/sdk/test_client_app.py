@@ -1,0 +1,334 @@
+"""The SDK against the real FastAPI app (httpx.ASGITransport): the whole register → consent →
+check → match path, and what the SDK does when the network or the server misbehaves."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from typing import Any
+
+import httpx
+import pytest
+from fastapi import FastAPI
+
+from client_sdk import (
+    CheckResult,
+    CheckStatus,
+    ConsentExpired,
+    ConsentWithdrawn,
+    InvalidClient,
+    InvalidInput,
+    InvalidPerson,
+    InvalidResponse,
+    KeyChanged,
+    NotFound,
+    PermissionDenied,
+    PinnedKey,
+    ProofInvalid,
+    RetryPolicy,
+    ServiceUnavailable,
+)
+from tests.factories import Network
+from tests.sdk.conftest import Counting, FailFirst, SdkFactory, Tamper, flip_bit
+from tests.server.blindmatch.people import OTHER, REGISTERED, SPELLING_VARIANTS
+
+pytestmark = pytest.mark.anyio
+
+FORM = "ab" * 32
+
+
+def case_fields(today: Any) -> dict[str, Any]:
+    return {
+        "category": "sexual_abuse",
+        "finding_date": today - timedelta(days=60),
+        "sanction": "dismissal",
+        "legal_basis": "legitimate_interests",
+        "retention_until": (today + timedelta(days=5 * 365)).isoformat(),
+        "mou_reference": "MoU-2026-01",
+        "subject_notified_on": (today - timedelta(days=50)).isoformat(),
+    }
+
+
+async def consent(sdk: Any, **overrides: Any) -> str:
+    fields: dict[str, Any] = {
+        "applicant_ref": "APP-1",
+        "purpose": "recruitment",
+        "position_ref": "POS-1",
+        "form_sha256": FORM,
+        "self_declared_finding": False,
+    }
+    fields.update(overrides)
+    consent_id: str = await sdk.record_consent(**fields)
+    return consent_id
+
+
+async def test_registered_person_is_found_under_another_spelling(
+    sdk_for: SdkFactory, network: Network, clock: Any
+) -> None:
+    focal, hr = sdk_for(network.a_focal), sdk_for(network.b_hr)
+    case_id = await focal.register_case(REGISTERED, **case_fields(clock.today()))
+
+    consent_id = await consent(hr)
+    result = await hr.check_applicant(SPELLING_VARIANTS[3], consent_id)
+
+    assert result.status is CheckStatus.MATCH
+    assert result.holder_orgs == ("org-a",)
+    assert {m.case_id for m in result.matches} == {case_id}
+    strong = [m for m in result.matches if m.strength == "strong"]
+    assert strong and strong[0].kind == "national_id"
+    assert all(m.holder_org_id == network.org_a.id and m.entry_id for m in result.matches)
+    # The disclosure-request proof is kept in memory for the next step, never shown.
+    assert all(len(m.match_proof) == 32 for m in result.matches)
+    assert all(m.match_proof.hex() not in repr(result) for m in result.matches)
+    assert "match_proof" not in str(result.as_dict())
+
+
+async def test_name_only_variant_is_a_possible_match_for_a_human_to_confirm(
+    sdk_for: SdkFactory, network: Network, clock: Any
+) -> None:
+    focal, hr = sdk_for(network.a_focal), sdk_for(network.b_hr)
+    await focal.register_case(REGISTERED, **case_fields(clock.today()))
+    results = await hr.check_many(
+        SPELLING_VARIANTS[:3], [await consent(hr, applicant_ref=f"A{i}") for i in range(3)]
+    )
+    assert all(r.matches for r in results)
+    for r in results:
+        only_variant = all(m.strength == "variant" for m in r.matches)
+        assert r.status is (CheckStatus.POSSIBLE_MATCH if only_variant else CheckStatus.MATCH)
+    assert any(r.status is CheckStatus.POSSIBLE_MATCH for r in results)
+
+
+async def test_a_different_person_is_no_match(
+    sdk_for: SdkFactory, network: Network, clock: Any
+) -> None:
+    await sdk_for(network.a_focal).register_case(REGISTERED, **case_fields(clock.today()))
+    hr = sdk_for(network.b_hr)
+    result = await hr.check_applicant(OTHER, await consent(hr))
+    assert result.status is CheckStatus.NO_MATCH and result.matches == ()
+    assert result.keys_checked > 0
+
+
+async def test_withdrawn_case_no_longer_matches(
+    sdk_for: SdkFactory, network: Network, clock: Any
+) -> None:
+    focal, hr = sdk_for(network.a_focal), sdk_for(network.b_hr)
+    case_id = await focal.register_case(REGISTERED, **case_fields(clock.today()))
+    withdrawn = await focal.withdraw_case(case_id, "appeal_upheld")
+    assert withdrawn.status == "withdrawn"
+    assert [c.id for c in await focal.list_cases("withdrawn")] == [case_id]
+    result = await hr.check_applicant(REGISTERED, await consent(hr))
+    assert result.status is CheckStatus.NO_MATCH
+
+
+async def test_tampered_check_proof_is_detected(
+    app: FastAPI, sdk_for: SdkFactory, network: Network, clock: Any
+) -> None:
+    await sdk_for(network.a_focal).register_case(REGISTERED, **case_fields(clock.today()))
+
+    def edit(body: dict[str, Any]) -> None:
+        body["proof"] = flip_bit(body["proof"], bit=77)
+
+    tamper = Tamper(httpx.ASGITransport(app=app), path="/v1/checks", edit=edit)
+    hr = sdk_for(network.b_hr, transport=tamper)
+    with pytest.raises(ProofInvalid):
+        await hr.check_applicant(REGISTERED, await consent(hr))
+    # Refused, not retried: a server caught misbehaving is not asked again.
+    assert tamper.calls[("POST", "/v1/checks")] == 1
+
+
+async def test_tampered_evaluated_element_is_detected_at_registration(
+    app: FastAPI, sdk_for: SdkFactory, network: Network, clock: Any
+) -> None:
+    def edit(body: dict[str, Any]) -> None:
+        body["evaluated_elements"][0] = body["evaluated_elements"][1]
+
+    tamper = Tamper(httpx.ASGITransport(app=app), path="/v1/oprf/evaluate", edit=edit)
+    focal = sdk_for(network.a_focal, transport=tamper)
+    with pytest.raises(ProofInvalid):
+        await focal.register_case(REGISTERED, **case_fields(clock.today()))
+    assert tamper.calls[("POST", "/v1/cases")] == 0
+
+
+async def test_a_dropped_bucket_is_detected(
+    app: FastAPI, sdk_for: SdkFactory, network: Network, clock: Any
+) -> None:
+    await sdk_for(network.a_focal).register_case(REGISTERED, **case_fields(clock.today()))
+
+    def edit(body: dict[str, Any]) -> None:
+        body["buckets"] = body["buckets"][1:]
+
+    hr = sdk_for(
+        network.b_hr, transport=Tamper(httpx.ASGITransport(app=app), path="/v1/checks", edit=edit)
+    )
+    with pytest.raises(InvalidResponse, match="omits a requested bucket"):
+        await hr.check_applicant(REGISTERED, await consent(hr))
+
+
+async def test_server_key_other_than_the_pinned_one_is_refused(
+    sdk_for: SdkFactory, network: Network
+) -> None:
+    other = PinnedKey("0123456789abcdef", bytes(range(32)))
+    hr = sdk_for(network.b_hr, pinned_key=other)
+    with pytest.raises(KeyChanged) as info:
+        await hr.check_applicant(OTHER, await consent(hr))
+    assert info.value.pinned_key_id == other.key_id
+
+
+async def test_key_is_pinned_on_first_use(sdk_for: SdkFactory, network: Network, ctx: Any) -> None:
+    hr = sdk_for(network.b_hr)
+    assert hr.pinned_key is None
+    key = await hr.oprf_key()
+    assert hr.pinned_key == key and key.public_key == ctx.keys.oprf_public
+
+
+async def test_503_is_retried_then_succeeds(
+    app: FastAPI, sdk_for: SdkFactory, network: Network
+) -> None:
+    flaky = FailFirst(httpx.ASGITransport(app=app), path="/v1/checks", status=503, times=2)
+    hr = sdk_for(network.b_hr, transport=flaky)
+    result = await hr.check_applicant(OTHER, await consent(hr))
+    assert isinstance(result, CheckResult)
+    assert flaky.calls[("POST", "/v1/checks")] == 3
+
+
+async def test_503_that_persists_surfaces_after_the_allowed_attempts(
+    app: FastAPI, sdk_for: SdkFactory, network: Network
+) -> None:
+    down = FailFirst(httpx.ASGITransport(app=app), path="/v1/checks", status=503, times=99)
+    hr = sdk_for(network.b_hr, transport=down, retry=RetryPolicy(max_attempts=3, backoff_factor=0))
+    with pytest.raises(ServiceUnavailable):
+        await hr.check_applicant(OTHER, await consent(hr))
+    assert down.calls[("POST", "/v1/checks")] == 3
+
+
+async def test_429_retry_after_is_honoured(
+    app: FastAPI, sdk_for: SdkFactory, network: Network
+) -> None:
+    waits: list[float] = []
+
+    async def sleep(seconds: float) -> None:
+        waits.append(seconds)
+
+    limited = FailFirst(
+        httpx.ASGITransport(app=app),
+        path="/v1/checks",
+        status=429,
+        times=1,
+        headers={"Retry-After": "7"},
+        slug="quota-exceeded",
+    )
+    hr = sdk_for(network.b_hr, transport=limited, sleep=sleep)
+    await hr.check_applicant(OTHER, await consent(hr))
+    assert waits == [7.0]
+
+
+async def test_refusal_is_not_retried(app: FastAPI, sdk_for: SdkFactory, network: Network) -> None:
+    counting = Counting(httpx.ASGITransport(app=app))
+    hr = sdk_for(network.b_hr, transport=counting)
+    consent_id = await consent(hr)
+    await hr.withdraw_consent(consent_id)
+    with pytest.raises(ConsentWithdrawn):
+        await hr.check_applicant(OTHER, consent_id)
+    assert counting.calls[("POST", "/v1/checks")] == 1
+
+
+async def test_expired_consent_is_refused(
+    sdk_for: SdkFactory, network: Network, clock: Any
+) -> None:
+    hr = sdk_for(network.b_hr)
+    consent_id = await consent(hr, expires_on=clock.today() + timedelta(days=1))
+    clock.advance(days=3)
+    with pytest.raises(ConsentExpired):
+        await hr.check_applicant(OTHER, consent_id)
+
+
+async def test_connection_failure_is_retried(
+    app: FastAPI, sdk_for: SdkFactory, network: Network
+) -> None:
+    class RefuseFirst(Counting):
+        refused = 0
+
+        async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
+            if request.url.path == "/v1/me" and self.refused < 2:
+                self.refused += 1
+                raise httpx.ConnectError("connection refused", request=request)
+            return await super().handle_async_request(request)
+
+    hr = sdk_for(network.b_hr, transport=RefuseFirst(httpx.ASGITransport(app=app)))
+    assert (await hr.me())["org_short_name"] == "org-b"
+
+
+async def test_token_is_cached_and_renewed_before_expiry(
+    app: FastAPI, sdk_for: SdkFactory, network: Network, clock: Any
+) -> None:
+    counting = Counting(httpx.ASGITransport(app=app))
+    hr = sdk_for(network.b_hr, transport=counting)
+    await hr.me()
+    await hr.me()
+    assert counting.calls[("POST", "/v1/oauth/token")] == 1
+    clock.advance(seconds=app.state.ctx.settings.access_token_ttl_seconds - 5)
+    await hr.me()
+    assert counting.calls[("POST", "/v1/oauth/token")] == 2
+
+
+async def test_wrong_auth_key_is_invalid_client(sdk_for: SdkFactory, network: Network) -> None:
+    hr = sdk_for(network.b_hr)
+    hr.credentials = type(hr.credentials)(
+        client_id=hr.credentials.client_id, auth_private_key=b"\x01" * 32
+    )
+    with pytest.raises(InvalidClient):
+        await hr.me()
+
+
+async def test_role_without_permission_is_refused(sdk_for: SdkFactory, network: Network) -> None:
+    with pytest.raises(PermissionDenied):
+        await consent(sdk_for(network.a_focal))
+
+
+async def test_foreign_consent_is_not_found(sdk_for: SdkFactory, network: Network) -> None:
+    consent_id = await consent(sdk_for(network.a_hr))
+    with pytest.raises(NotFound):
+        await sdk_for(network.b_hr).check_applicant(OTHER, consent_id)
+
+
+async def test_check_many_keeps_going_past_a_refused_row(
+    sdk_for: SdkFactory, network: Network, clock: Any
+) -> None:
+    await sdk_for(network.a_focal).register_case(REGISTERED, **case_fields(clock.today()))
+    hr = sdk_for(network.b_hr)
+    ids = [await consent(hr, applicant_ref=f"S{i}") for i in range(3)]
+    await hr.withdraw_consent(ids[1])
+    results = await hr.check_many([REGISTERED, OTHER, OTHER], ids, return_exceptions=True)
+    assert isinstance(results[0], CheckResult) and results[0].status is CheckStatus.MATCH
+    assert isinstance(results[1], ConsentWithdrawn)
+    assert isinstance(results[2], CheckResult) and results[2].status is CheckStatus.NO_MATCH
+    with pytest.raises(ConsentWithdrawn):
+        await hr.check_many([OTHER], [ids[1]])
+
+
+async def test_bad_input_is_refused_before_anything_is_sent(
+    app: FastAPI, sdk_for: SdkFactory, network: Network
+) -> None:
+    counting = Counting(httpx.ASGITransport(app=app))
+    hr = sdk_for(network.b_hr, transport=counting)
+    with pytest.raises(InvalidInput):
+        await hr.record_consent(
+            applicant_ref="Siti Rahmawati",  # a name, not an opaque reference
+            purpose="recruitment",
+            position_ref="POS-1",
+            form_sha256=FORM,
+            self_declared_finding=False,
+        )
+    with pytest.raises(InvalidPerson):
+        await hr.check_applicant({"full_name": "X"}, "00000000-0000-4000-8000-000000000000")
+    assert counting.calls[("POST", "/v1/consents")] == 0
+    assert counting.calls[("POST", "/v1/checks")] == 0
+
+
+async def test_raw_request_returns_answers_without_raising(
+    sdk_for: SdkFactory, network: Network
+) -> None:
+    hr = sdk_for(network.b_hr)
+    me = await hr.request("GET", "/v1/me")
+    assert me.status_code == 200 and me.json()["principal_id"] == network.b_hr.id
+    refused = await hr.request("GET", "/v1/audit")
+    assert refused.status_code == 403
