@@ -7,25 +7,14 @@ from typing import Annotated
 from fastapi import APIRouter, Depends, Query
 from sqlalchemy import select
 
-from server.auth.deps import Ctx, CurrentCaller, Db
+from server.auth.deps import Ctx, Db, require_any
 from server.auth.permissions import Permission
 from server.auth.tokens import Caller
-from server.errors import PermissionDenied
 from server.registry.models import Organisation
 from server.stats.schemas import MonthFigures, OrgStats, StatsOut
 from server.stats.services import Counter, OrgFigures, figures, network_months
 
 router = APIRouter(prefix="/v1/stats", tags=["stats"])
-
-
-def stats_reader(caller: CurrentCaller) -> Caller:
-    """Either statistics permission: which one decides the scope of the answer."""
-    if caller.has(Permission.STATS_NETWORK) or caller.has(Permission.STATS_OWN):
-        return caller
-    raise PermissionDenied(
-        f"this action needs the permission {Permission.STATS_NETWORK.value} "
-        f"or {Permission.STATS_OWN.value}"
-    )
 
 
 def _months(months: dict[str, dict[str, int]]) -> list[MonthFigures]:
@@ -36,7 +25,7 @@ def _months(months: dict[str, dict[str, int]]) -> list[MonthFigures]:
 def read_stats(
     ctx: Ctx,
     session: Db,
-    caller: Annotated[Caller, Depends(stats_reader)],
+    caller: Annotated[Caller, Depends(require_any(Permission.STATS_NETWORK, Permission.STATS_OWN))],
     year: Annotated[int | None, Query(ge=2000, le=9999)] = None,
 ) -> StatsOut:
     year = year if year is not None else ctx.now().year
@@ -44,13 +33,10 @@ def read_stats(
     per_org: dict[str, OrgFigures] = figures(
         session, year, org_id=None if network else caller.org_id
     )
-    names = dict(
-        session.execute(
-            select(Organisation.id, Organisation.short_name).where(
-                Organisation.id.in_(list(per_org))
-            )
-        ).tuples()
+    rows = session.execute(
+        select(Organisation.id, Organisation.short_name).where(Organisation.id.in_(list(per_org)))
     )
+    names: dict[str, str] = {org_id: short_name for org_id, short_name in rows}
     organisations = [
         OrgStats(
             org_id=oid,

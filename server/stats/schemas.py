@@ -4,7 +4,9 @@ from __future__ import annotations
 
 from typing import Literal
 
-from pydantic import BaseModel
+from pydantic import BaseModel, computed_field
+
+from server.stats.services import mds_figures
 
 
 class MonthFigures(BaseModel):
@@ -18,6 +20,12 @@ class OrgStats(BaseModel):
     totals: dict[str, int]
     months: list[MonthFigures]
 
+    @computed_field  # type: ignore[prop-decorator]
+    @property
+    def mds(self) -> dict[str, int]:
+        """The Misconduct Disclosure Scheme's yearly figures, derived from `totals`."""
+        return mds_figures(self.totals)
+
 
 class StatsOut(BaseModel):
     """One year of counters: network-wide (with the per-organisation breakdown the secretariat
@@ -29,3 +37,9 @@ class StatsOut(BaseModel):
     totals: dict[str, int]
     months: list[MonthFigures]
     organisations: list[OrgStats]
+
+    @computed_field  # type: ignore[prop-decorator]
+    @property
+    def mds(self) -> dict[str, int]:
+        """The MDS yearly figures, network-wide (or the member's own)."""
+        return mds_figures(self.totals)

@@ -31,6 +31,35 @@ class Counter(StrEnum):
     CONSENTS_WITHDRAWN = "consents_withdrawn"
     CHECKS_RUN = "checks_run"
     KEYS_CHECKED = "keys_checked"
+    # Disclosure workflow (server/disclosures). Requests and responses are counted on both
+    # sides: the requester makes and receives, the holder receives and gives.
+    DISCLOSURE_REQUESTS_MADE = "disclosure_requests_made"
+    DISCLOSURE_REQUESTS_RECEIVED = "disclosure_requests_received"
+    DISCLOSURE_RESPONSES_GIVEN = "disclosure_responses_given"
+    DISCLOSURE_RESPONSES_RECEIVED = "disclosure_responses_received"
+    # Counted once per request, for the holder, in the month the request fell due.
+    DISCLOSURE_REQUESTS_OVERDUE = "disclosure_requests_overdue"
+    DISCLOSURE_REQUESTS_EXPIRED = "disclosure_requests_expired"
+    # Hiring outcomes, once per applicant (consent), for the requester.
+    APPLICANTS_HIRED = "applicants_hired"
+    APPLICANTS_REJECTED = "applicants_rejected"
+    APPLICANTS_NOT_HIRED_OTHER = "applicants_not_hired_other"
+
+
+#: The yearly figures MDS members publish, and the counter each is read from.
+MDS_FIGURES: dict[str, Counter] = {
+    "recruitments": Counter.CONSENTS_RECRUITMENT,
+    "requests_made": Counter.DISCLOSURE_REQUESTS_MADE,
+    "responses_received": Counter.DISCLOSURE_RESPONSES_RECEIVED,
+    "responses_given": Counter.DISCLOSURE_RESPONSES_GIVEN,
+    "applicants_rejected": Counter.APPLICANTS_REJECTED,
+    "overdue_requests": Counter.DISCLOSURE_REQUESTS_OVERDUE,
+}
+
+
+def mds_figures(totals: dict[str, int]) -> dict[str, int]:
+    """The MDS yearly figures out of a year's counter totals (missing counters count 0)."""
+    return {name: totals.get(counter.value, 0) for name, counter in MDS_FIGURES.items()}
 
 
 def month_of(at: datetime) -> str:

@@ -30,9 +30,7 @@ def _count(session: Session, model: type[Any]) -> int:
     return int(session.scalar(select(func.count()).select_from(model)) or 0)
 
 
-async def _post(
-    client: AppClient, network: Network, body: dict[str, Any], **headers: str
-) -> Any:
+async def _post(client: AppClient, network: Network, body: dict[str, Any], **headers: str) -> Any:
     return await client.post("/v1/cases", headers={**network.a_focal.headers, **headers}, json=body)
 
 
@@ -317,7 +315,9 @@ async def test_failure_after_rows_were_written_stores_nothing(
     assert _count(session, Case) == 0
     assert _count(session, Pseudonym) == 0
     assert _count(session, IdempotencyRecord) == 0
-    assert session.scalars(select(AuditEntry).where(AuditEntry.action == "case.register")).all() == []
+    assert (
+        session.scalars(select(AuditEntry).where(AuditEntry.action == "case.register")).all() == []
+    )
 
 
 async def test_cases_are_listed_and_read_by_their_own_organisation_only(
@@ -333,9 +333,7 @@ async def test_cases_are_listed_and_read_by_their_own_organisation_only(
     assert foreign.status_code == 404
     assert foreign.json()["type"] == "urn:refcheck:problem:not-found"
     assert (await client.get("/v1/cases", headers=network.b_focal.headers)).json()["items"] == []
-    for path, body in (
-        (f"/v1/cases/{created['id']}/withdraw", {"reason": "other"}),
-    ):
+    for path, body in ((f"/v1/cases/{created['id']}/withdraw", {"reason": "other"}),):
         response = await client.post(path, headers=network.b_focal.headers, json=body)
         assert response.status_code == 404
     response = await client.patch(
@@ -425,7 +423,9 @@ async def test_retention_can_be_shortened_and_lengthened_only_within_policy(
     assert response.status_code == 422
     assert response.json()["rule"] == "retention"
     past = (clock.today() - timedelta(days=1)).isoformat()
-    response = await client.patch(path, headers=network.a_focal.headers, json={"retention_until": past})
+    response = await client.patch(
+        path, headers=network.a_focal.headers, json={"retention_until": past}
+    )
     assert response.status_code == 422
     assert response.json()["rule"] == "retention"
 

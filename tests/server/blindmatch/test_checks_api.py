@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime, time
 from typing import Any
 
 import pytest
@@ -223,7 +223,7 @@ async def test_focal_points_cannot_run_checks(
 async def test_over_quota_check_is_refused_with_the_time_to_retry(
     client: AppClient, network: Network, clock: MutableClock, ctx: AppContext, session: Session
 ) -> None:
-    clock.set(datetime(2026, 11, 23, 22, 0, 0, tzinfo=UTC))
+    clock.set(datetime.combine(clock.today(), time(22), UTC))
     for actor in network.actors.values():
         await actor.refresh(client)
     ctx.policy = ctx.policy.model_copy(update={"daily_check_quota": 2})

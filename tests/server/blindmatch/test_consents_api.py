@@ -35,7 +35,10 @@ async def test_consent_is_recorded_with_policy_defaults_and_a_one_time_lookup_co
     assert created["purpose"] == "recruitment"
     assert created["max_checks"] == rule.max_checks
     assert created["checks_used"] == 0
-    assert created["expires_on"] == (clock.today() + timedelta(days=rule.max_validity_days)).isoformat()
+    assert (
+        created["expires_on"]
+        == (clock.today() + timedelta(days=rule.max_validity_days)).isoformat()
+    )
     code = created["lookup_code"]
     assert isinstance(code, str) and len(normalise_lookup_code(code)) == 16
 
@@ -91,7 +94,9 @@ async def test_expiry_beyond_the_purpose_maximum_is_refused(
 ) -> None:
     days = ctx.policy.consent_purposes["recruitment"].max_validity_days  # type: ignore[index]
     latest = clock.today() + timedelta(days=days)
-    response = await _post(client, network, clock, expires_on=(latest + timedelta(days=1)).isoformat())
+    response = await _post(
+        client, network, clock, expires_on=(latest + timedelta(days=1)).isoformat()
+    )
     assert response.status_code == 422
     assert response.json()["rule"] == "consent_validity"
     response = await _post(client, network, clock, expires_on=latest.isoformat())

@@ -7,12 +7,12 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from protocol.hazmat.ristretto255 import GENERATOR, IDENTITY, scalar_mult
+from protocol.identity import derive_keys
 from protocol.oprf import VOPRFClient
 from server.audit.models import AuditEntry
 from server.context import AppContext
 from tests.blindflow import blind_keys, fetch_key
 from tests.factories import AppClient, Network
-from protocol.identity import derive_keys
 from tests.server.blindmatch.people import REGISTERED
 
 pytestmark = pytest.mark.anyio
@@ -54,7 +54,11 @@ async def test_evaluation_verifies_with_an_rfc9497_client_and_uses_the_published
     # The RFC's Finalize (proof verification included) accepts the answer.
     client_v = VOPRFClient(server_key.public_key)
     outputs = client_v.finalize_batch(
-        [k.value for k in keys], list(batch.blinds), evaluated, list(batch.blinded), bytes.fromhex(body["proof"])
+        [k.value for k in keys],
+        list(batch.blinds),
+        evaluated,
+        list(batch.blinded),
+        bytes.fromhex(body["proof"]),
     )
     assert len(outputs) == len(keys) and all(len(o) == 64 for o in outputs)
 
@@ -144,8 +148,6 @@ async def test_evaluation_is_audited_with_its_count_only(
         json={"purpose": "register", "blinded_elements": [GENERATOR.hex()] * 3},
     )
     assert response.status_code == 200
-    entry = session.scalars(
-        select(AuditEntry).where(AuditEntry.action == "oprf.evaluate")
-    ).one()
+    entry = session.scalars(select(AuditEntry).where(AuditEntry.action == "oprf.evaluate")).one()
     assert entry.actor_principal_id == network.a_focal.id
     assert entry.details == {"purpose": "register", "elements": 3}
