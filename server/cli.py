@@ -31,6 +31,7 @@ from typing import Annotated, NoReturn
 
 import typer
 from sqlalchemy.orm import Session
+from sqlalchemy.pool import NullPool
 
 from server.context import AppContext
 from server.db import make_engine, transaction
@@ -77,9 +78,13 @@ def open_context(data_dir: Path | None, *, settings: Settings | None = None) -> 
     from server.app import build_context
 
     settings = settings or settings_for(data_dir)
+    # No pool: a command opens a connection or two and exits; pooled connections would outlive
+    # it until garbage collection.
+    engine = make_engine(settings.effective_database_url, poolclass=NullPool)
     try:
-        return build_context(settings)
+        return build_context(settings, bind=engine)
     except (PolicyError, KeyFileError) as exc:
+        engine.dispose()
         fail(str(exc), 2)
 
 
@@ -202,7 +207,7 @@ def serve(
     """Serve the API (uvicorn). Refuses to start on an invalid policy or missing key files."""
     import uvicorn
 
-    from server.app import create_app
+    from server.app import build_context, create_app
     from server.migrate import is_current
 
     settings = settings_for(data_dir)
@@ -219,7 +224,10 @@ def serve(
         # migrated deliberately, by whoever deploys.
         log.info("applying pending migrations to the embedded database")
         _migrate(settings)
-    ctx = open_context(None, settings=settings)
+    try:
+        ctx = build_context(settings)  # pooled: the server lives as long as the process
+    except (PolicyError, KeyFileError) as exc:
+        fail(str(exc), 2)
     uvicorn.run(create_app(settings, context=ctx), host=host, port=port, log_level="info")
 
 

@@ -35,13 +35,13 @@ Fixtures
   ``anyio_backend``            "asyncio". Async tests are marked ``@pytest.mark.anyio``.
 
 Factories for anything else are in tests/factories.py (`make_org`, `make_secretariat`,
-`make_principal`, `auth_headers`, `sign_assertion`, `token_form`).
+`make_principal`, `auth_headers`, `sign_assertion`, `token_form`); a test that needs a database
+of its own (a CLI run, a live server) gets one from tests/databases.py (`fresh_database_url`).
 """
 
 from __future__ import annotations
 
 import os
-import uuid
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
@@ -49,8 +49,7 @@ from pathlib import Path
 
 import pytest
 from fastapi import FastAPI
-from sqlalchemy import Connection, Engine, create_engine, text
-from sqlalchemy.engine import make_url
+from sqlalchemy import Connection, Engine
 from sqlalchemy.orm import Session
 
 from server.app import create_app
@@ -59,9 +58,8 @@ from server.db import make_engine, make_session_factory
 from server.keys import ServerKeys, create_keys, load_keys
 from server.migrate import upgrade
 from server.settings import Settings
+from tests.databases import TEST_DATABASE_ENV, create_postgres_database, drop_postgres_database
 from tests.factories import AppClient, Network, build_network
-
-TEST_DATABASE_ENV = "REFCHECK_TEST_DATABASE_URL"
 
 
 @dataclass
@@ -88,28 +86,6 @@ class MutableClock:
 
 
 # --- database, once per session ------------------------------------------------------------
-
-
-def create_postgres_database(server_url: str, prefix: str = "refcheck_test") -> str:
-    """Create a uniquely named database on the server of `server_url`; return its URL."""
-    name = f"{prefix}_{uuid.uuid4().hex[:12]}"
-    admin = create_engine(server_url, isolation_level="AUTOCOMMIT")
-    try:
-        with admin.connect() as conn:
-            conn.execute(text(f'CREATE DATABASE "{name}"'))
-    finally:
-        admin.dispose()
-    return make_url(server_url).set(database=name).render_as_string(hide_password=False)
-
-
-def drop_postgres_database(server_url: str, url: str) -> None:
-    name = make_url(url).database
-    admin = create_engine(server_url, isolation_level="AUTOCOMMIT")
-    try:
-        with admin.connect() as conn:
-            conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-    finally:
-        admin.dispose()
 
 
 @pytest.fixture(scope="session")

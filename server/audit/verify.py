@@ -168,6 +168,10 @@ def verify_chain(
             )
         )
 
+    # A checkpoint that no longer matches is evidence on its own only when the chain walk found
+    # nothing at or before it: then the chain was rewritten consistently (hashes and head), and
+    # only the signature tells. Otherwise the chain finding already names the first entry.
+    explained_from = min((f.seq for f in findings), default=None)
     good_before = 0
     for cp in sorted(checkpoints, key=lambda c: (c.seq, c.id)):
         if cp.key_id != audit_key_id or not checkpoint_signature_valid(cp, audit_public_key):
@@ -180,6 +184,8 @@ def verify_chain(
             )
             continue
         stored = hash_at.get(cp.seq)
+        if stored != cp.entry_hash and explained_from is not None and explained_from <= cp.seq:
+            continue
         if stored is None:
             findings.append(
                 Finding("removed", cp.seq, f"entry {cp.seq} removed (checkpoint {cp.id} signs it)")

@@ -1,0 +1,316 @@
+"""`refcheck-server`: init (with the demo network), audit verify/checkpoint, refusals, serve.
+
+Each test gets its own data directory and database (SQLite, or a fresh PostgreSQL database when
+the suite runs on PostgreSQL), exactly as an operator's `init` would see them.
+"""
+
+from __future__ import annotations
+
+import json
+import socket
+import stat
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import httpx
+import pytest
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+from sqlalchemy import delete, func, select, update
+from sqlalchemy.orm import Session
+from typer.testing import CliRunner
+
+from server.app import create_app
+from server.audit.models import AuditCheckpoint, AuditEntry
+from server.cli import app as cli_app
+from server.db import make_engine
+from server.settings import Settings
+from tests.databases import dispose_database_url, fresh_database_url
+from tests.factories import AppClient, sign_assertion, token_form
+
+DEMO_FILES = {"admin", "auditor", "org-a-focal", "org-a-hr", "org-b-focal", "org-b-hr"}
+
+
+@dataclass
+class Env:
+    data_dir: Path
+    database_url: str | None  # None: the embedded SQLite file under data_dir
+
+    @property
+    def url(self) -> str:
+        return self.database_url or f"sqlite:///{(self.data_dir / 'refcheck.db').resolve()}"
+
+    def settings(self) -> Settings:
+        return Settings(
+            environment="test",
+            data_dir=self.data_dir,
+            database_url=self.database_url or "",
+            run_background_jobs=False,
+        )
+
+
+@pytest.fixture
+def env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Env]:
+    for name in ("REFCHECK_DATABASE_URL", "REFCHECK_DATA_DIR", "REFCHECK_POLICY_FILE"):
+        monkeypatch.delenv(name, raising=False)
+    url = fresh_database_url(tmp_path / "db", "refcheck_cli")
+    database_url = url if url.startswith("postgresql") else None
+    if database_url:
+        monkeypatch.setenv("REFCHECK_DATABASE_URL", database_url)
+    try:
+        yield Env(data_dir=tmp_path / "data", database_url=database_url)
+    finally:
+        if database_url:
+            dispose_database_url(database_url)
+
+
+runner = CliRunner()
+
+
+def run(*args: str):
+    return runner.invoke(cli_app, list(args))
+
+
+def _init(env: Env, *extra: str):
+    result = run("init", "--data-dir", str(env.data_dir), *extra)
+    assert result.exit_code == 0, result.output
+    return result
+
+
+def _mode(path: Path) -> int:
+    return stat.S_IMODE(path.stat().st_mode)
+
+
+def test_init_creates_keys_schema_and_prints_the_first_admin_once(env: Env):
+    result = _init(env)
+    for name in ("oprf.key", "token-signing.key", "audit-checkpoint.key"):
+        assert _mode(env.data_dir / "server" / name) == 0o600
+    creds = json.loads(result.stdout)
+    assert creds["refcheck_credentials"] == 1
+    assert creds["roles"] == ["network_admin"]
+    assert creds["org_short_name"] == "secretariat"
+    assert creds["org_keys"] is None
+    assert len(bytes.fromhex(creds["auth_private_key"])) == 32
+    assert not (env.data_dir / "demo").exists()
+    if env.database_url is None:
+        assert _mode(env.data_dir / "refcheck.db") == 0o600
+
+
+def test_init_demo_writes_one_credentials_file_per_principal(env: Env):
+    _init(env, "--demo", "--base-url", "http://127.0.0.1:9999")
+    demo = env.data_dir / "demo"
+    assert {p.stem for p in demo.glob("*.json")} == DEMO_FILES
+    expected_roles = {
+        "admin": ["network_admin"],
+        "auditor": ["auditor"],
+        "org-a-focal": ["focal_point"],
+        "org-a-hr": ["hr_checker"],
+        "org-b-focal": ["focal_point"],
+        "org-b-hr": ["hr_checker"],
+    }
+    files = {name: json.loads((demo / f"{name}.json").read_text()) for name in DEMO_FILES}
+    for name, creds in files.items():
+        assert _mode(demo / f"{name}.json") == 0o600
+        assert creds["base_url"] == "http://127.0.0.1:9999"
+        assert creds["issuer"] == "refcheck"
+        assert creds["roles"] == expected_roles[name]
+        if name in ("admin", "auditor"):
+            assert creds["org_keys"] is None
+        else:
+            assert creds["org_short_name"] == name.rsplit("-", 1)[0]
+            assert set(creds["org_keys"]) == {"ed25519_private", "x25519_private"}
+    # Both principals of a member hold that member's keys.
+    assert files["org-a-hr"]["org_keys"] == files["org-a-focal"]["org_keys"]
+    assert files["org-a-hr"]["org_keys"] != files["org-b-hr"]["org_keys"]
+
+
+@pytest.mark.anyio
+async def test_demo_credentials_sign_in_and_match_the_registry(env: Env):
+    _init(env, "--demo")
+    demo = env.data_dir / "demo"
+    engine = make_engine(env.url)
+    try:
+        async with AppClient(create_app(env.settings(), bind=engine)) as client:
+            for name in sorted(DEMO_FILES):
+                creds = json.loads((demo / f"{name}.json").read_text())
+                key = Ed25519PrivateKey.from_private_bytes(bytes.fromhex(creds["auth_private_key"]))
+                assertion = sign_assertion(creds["client_id"], key, audience=creds["issuer"])
+                token = await client.post("/v1/oauth/token", data=token_form(assertion))
+                assert token.status_code == 200, (name, token.text)
+                headers = {"Authorization": f"Bearer {token.json()['access_token']}"}
+                me = (await client.get("/v1/me", headers=headers)).json()
+                assert me["principal_id"] == creds["client_id"]
+                assert me["org_short_name"] == creds["org_short_name"]
+                if creds["org_keys"]:
+                    org = (await client.get(f"/v1/orgs/{me['org_id']}", headers=headers)).json()
+                    signing = Ed25519PrivateKey.from_private_bytes(
+                        bytes.fromhex(creds["org_keys"]["ed25519_private"])
+                    )
+                    from server.credentials import ed25519_public_hex
+
+                    assert org["ed25519_public_key"] == ed25519_public_hex(signing)
+                    assert org["status"] == "active"
+    finally:
+        engine.dispose()
+
+
+def test_second_init_is_refused_and_keeps_the_keys(env: Env):
+    _init(env)
+    before = {p.name: p.read_bytes() for p in (env.data_dir / "server").iterdir()}
+    result = run("init", "--data-dir", str(env.data_dir), "--demo")
+    assert result.exit_code == 1
+    assert "already holds an initialised network" in result.output
+    after = {p.name: p.read_bytes() for p in (env.data_dir / "server").iterdir()}
+    assert before == after
+    assert not (env.data_dir / "demo").exists()
+
+
+def test_init_refuses_an_invalid_policy_with_a_clear_message(
+    env: Env, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+):
+    bad = tmp_path / "bad-policy.toml"
+    bad.write_text('version = "x"\nbucket_bits = 99\n')
+    monkeypatch.setenv("REFCHECK_POLICY_FILE", str(bad))
+    result = run("init", "--data-dir", str(env.data_dir))
+    assert result.exit_code == 2
+    assert "is invalid" in result.output and "bucket_bits" in result.output
+    assert not (env.data_dir / "server").exists()
+
+
+def test_audit_checkpoint_signs_the_current_head(env: Env):
+    _init(env, "--demo")
+    result = run("audit", "checkpoint", "--data-dir", str(env.data_dir))
+    assert result.exit_code == 0, result.output
+    assert "checkpoint signed at entry" in result.output
+    engine = make_engine(env.url)
+    try:
+        with Session(engine) as session:
+            count = session.scalar(select(func.count()).select_from(AuditCheckpoint))
+            assert count == 2  # one by init, one now
+    finally:
+        engine.dispose()
+
+
+def test_audit_verify_passes_on_an_untouched_trail(env: Env):
+    _init(env, "--demo")
+    result = run("audit", "verify", "--data-dir", str(env.data_dir))
+    assert result.exit_code == 0, result.output
+    assert "audit trail intact" in result.output
+
+
+@pytest.mark.parametrize(
+    ("tamper", "expected"),
+    [
+        ("edit", "entry 3 altered"),
+        ("delete", "entry 3 removed"),
+        ("insert", "entry 4 inserted"),
+    ],
+)
+def test_audit_verify_names_the_first_tampered_entry(env: Env, tamper: str, expected: str):
+    _init(env, "--demo")
+    engine = make_engine(env.url)
+    try:
+        with Session(engine) as session, session.begin():
+            if tamper == "edit":
+                session.execute(
+                    update(AuditEntry).where(AuditEntry.seq == 3).values(action="org.nothing")
+                )
+            elif tamper == "delete":
+                session.execute(delete(AuditEntry).where(AuditEntry.seq == 3))
+            else:
+                # Renumber 4.. upwards (two steps: no unique clash) and slip a row in at 4.
+                session.execute(
+                    update(AuditEntry).where(AuditEntry.seq >= 4).values(seq=AuditEntry.seq + 1000)
+                )
+                session.execute(
+                    update(AuditEntry)
+                    .where(AuditEntry.seq >= 1000)
+                    .values(seq=AuditEntry.seq - 999)
+                )
+                third = session.get(AuditEntry, 3)
+                assert third is not None
+                forged = AuditEntry(
+                    seq=4,
+                    at=third.at,
+                    action="principal.create",
+                    details={},
+                    prev_hash=third.entry_hash,
+                    entry_hash="",
+                )
+                from server.audit.chain import digest_of
+
+                forged.entry_hash = digest_of(forged)
+                session.add(forged)
+    finally:
+        engine.dispose()
+    result = run("audit", "verify", "--data-dir", str(env.data_dir))
+    assert result.exit_code == 1, result.output
+    assert result.output.startswith("AUDIT TRAIL BROKEN: " + expected), result.output
+
+
+def test_commands_refuse_a_data_dir_without_keys(env: Env):
+    result = run("audit", "verify", "--data-dir", str(env.data_dir))
+    assert result.exit_code == 2
+    assert "missing" in result.output and "refcheck-server init" in result.output
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+@pytest.mark.slow
+def test_serve_listens_on_localhost_and_is_ready(env: Env):
+    _init(env, "--demo")
+    port = _free_port()
+    proc = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "server.cli",
+            "serve",
+            "--data-dir",
+            str(env.data_dir),
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(port),
+        ],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+    )
+    try:
+        deadline = time.monotonic() + 30
+        ready = None
+        while time.monotonic() < deadline and proc.poll() is None:
+            try:
+                ready = httpx.get(f"http://127.0.0.1:{port}/readyz", timeout=1)
+                break
+            except httpx.TransportError:
+                time.sleep(0.2)
+        assert ready is not None, "server did not start"
+        assert ready.status_code == 200
+        assert ready.json()["status"] == "ready"
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+        if proc.stdout is not None:
+            proc.stdout.close()
+
+
+def test_serve_refuses_an_invalid_policy(env: Env, tmp_path: Path, monkeypatch):
+    _init(env)
+    bad = tmp_path / "bad-policy.toml"
+    bad.write_text("this is not toml =")
+    monkeypatch.setenv("REFCHECK_POLICY_FILE", str(bad))
+    result = run("serve", "--data-dir", str(env.data_dir), "--port", "1")
+    assert result.exit_code == 2
+    assert "not valid TOML" in result.output
