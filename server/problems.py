@@ -13,6 +13,7 @@ from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from server.errors import PROBLEM_BASE, DomainError
 
@@ -85,14 +86,60 @@ async def _http_error(request: Request, exc: Exception) -> JSONResponse:
     return problem(exc.status_code, slug, detail, detail, request, dict(exc.headers or {}) or None)
 
 
-async def _unexpected_error(request: Request, exc: Exception) -> JSONResponse:
-    # Log the exception class and route only: tracebacks can carry request data.
-    log.error("unhandled %s on %s %s", type(exc).__name__, request.method, request.url.path)
-    return problem(500, "internal-error", "Internal error", "Internal error", request)
+def _route_template(scope: Scope) -> str:
+    route = scope.get("route")
+    path = getattr(route, "path", None)
+    return path if isinstance(path, str) else "(no route)"
+
+
+class ContainUnexpectedErrors:
+    """Turn any unhandled exception into an opaque 500 problem and log only its class.
+
+    Starlette's own handler for `Exception` answers 500 but then re-raises, and the server
+    logs the traceback with the exception's message: a database error's message holds the
+    SQL parameters, which may be a pseudonym or an identifier. Caught here, nothing of it
+    reaches a log or a response.
+    """
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        started = False
+
+        async def tracking_send(message: Message) -> None:
+            nonlocal started
+            if message["type"] == "http.response.start":
+                started = True
+            await send(message)
+
+        try:
+            await self.app(scope, receive, tracking_send)
+        except Exception as exc:  # noqa: BLE001 - the last line of defence, by design
+            log.error(
+                "unhandled %s on %s %s",
+                type(exc).__name__,
+                scope.get("method", "?"),
+                _route_template(scope),
+            )
+            if started:
+                return  # the status line is sent; closing the stream is all that is left
+            body = {
+                "type": PROBLEM_BASE + "internal-error",
+                "title": "Internal error",
+                "status": 500,
+                "detail": "Internal error",
+                "instance": scope.get("path", ""),
+            }
+            response = JSONResponse(body, status_code=500, media_type=PROBLEM_JSON)
+            await response(scope, receive, send)
 
 
 def install(app: FastAPI) -> None:
     app.add_exception_handler(DomainError, _domain_error)
     app.add_exception_handler(RequestValidationError, _validation_error)
     app.add_exception_handler(StarletteHTTPException, _http_error)
-    app.add_exception_handler(Exception, _unexpected_error)
+    app.add_middleware(ContainUnexpectedErrors)

@@ -83,6 +83,11 @@ class NetworkPolicy(_Strict):
         missing = set(Category) - set(self.categories)
         if missing:
             raise ValueError(f"categories missing a rule: {', '.join(sorted(missing))}")
+        # A repeated entry is almost always a typo for another one that is now missing.
+        for name in ("allowed_legal_bases", "sanctions"):
+            values = getattr(self, name)
+            if len(set(values)) != len(values):
+                raise ValueError(f"{name} lists an entry twice")
         if not self.consent_purposes:
             raise ValueError("at least one consent purpose is required")
         return self
