@@ -21,6 +21,9 @@ from protocol.messages import ConsentOut as Consent
 __all__ = ["Case", "CheckResult", "CheckStatus", "Consent", "Match"]
 
 
+_RANK = {"strong": 0, "exact": 1, "variant": 2}
+
+
 class CheckStatus(StrEnum):
     """Outcome of one applicant's check.
 
@@ -80,6 +83,20 @@ class CheckResult:
             return CheckStatus.POSSIBLE_MATCH
         return CheckStatus.MATCH
 
+    def by_case(self) -> tuple[Match, ...]:
+        """One match per matched case, the strongest of its keys, strongest cases first.
+
+        A registered case has one record per identifier key, so one person usually matches
+        several records of the same case; a person reading the result wants the cases. Use the
+        returned match's `entry_id` for the disclosure request.
+        """
+        best: dict[str, Match] = {}
+        for m in self.matches:
+            held = best.get(m.case_id)
+            if held is None or _RANK[m.strength] < _RANK[held.strength]:
+                best[m.case_id] = m
+        return tuple(sorted(best.values(), key=lambda m: _RANK[m.strength]))
+
     @property
     def holder_orgs(self) -> tuple[str, ...]:
         """Distinct holder organisations, in order of first match."""
@@ -91,5 +108,6 @@ class CheckResult:
             "check_id": self.check_id,
             "status": self.status.value,
             "keys_checked": self.keys_checked,
+            "cases": [m.as_dict() for m in self.by_case()],
             "matches": [m.as_dict() for m in self.matches],
         }

@@ -75,10 +75,16 @@ def print_result(st: State, result: CheckResult) -> None:
                 "before anyone acts on this."
             )
         if result.matches:
-            table = Table("holder organisation", "key", "strength", "record reference")
-            for m in result.matches:
-                table.add_row(m.holder_org, m.kind, m.strength, m.entry_id)
+            table = Table(
+                "holder organisation", "case", "strongest key", "strength", "record reference"
+            )
+            for m in result.by_case():
+                table.add_row(m.holder_org, m.case_id, m.kind, m.strength, m.entry_id)
             st.console.print(table)
+            st.console.print(
+                f"{len(result.matches)} matching records in {len(result.by_case())} case(s); "
+                "use the record reference to request disclosure from the holder."
+            )
 
     emit(st, result.as_dict(), human)
 

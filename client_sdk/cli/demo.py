@@ -150,10 +150,15 @@ def step_check(story: Story) -> None:
         f"Result: [bold]{result.status.value}[/] ({result.keys_checked} keys checked)."
     )
     if result.matches:
-        table = Table("holder", "matching key", "strength", "record reference")
-        for m in result.matches:
+        table = Table("holder", "strongest matching key", "strength", "record reference")
+        for m in result.by_case():
             table.add_row(m.holder_org, m.kind, m.strength, m.entry_id)
         story.console.print(table)
+        kinds = sorted({m.kind for m in result.matches})
+        story.console.print(
+            f"{len(result.matches)} of the applicant's keys matched records of this case "
+            f"({', '.join(kinds)}): her name as org-b spells it still led to org-a's record."
+        )
     story.saw(
         "the server",
         [

@@ -201,7 +201,7 @@ def _result_outcome(row: Row, result: CheckResult) -> Outcome:
         result.status.value,
         consent_id=result.consent_id,
         holder_orgs=";".join(result.holder_orgs),
-        entry_ids=";".join(m.entry_id for m in result.matches),
+        entry_ids=";".join(m.entry_id for m in result.by_case()),
     )
 
 

@@ -75,6 +75,9 @@ async def test_registered_person_is_found_under_another_spelling(
     assert {m.case_id for m in result.matches} == {case_id}
     strong = [m for m in result.matches if m.strength == "strong"]
     assert strong and strong[0].kind == "national_id"
+    # Many records of one case matched; by_case gives the case once, by its strongest key.
+    (best,) = result.by_case()
+    assert best.case_id == case_id and best.strength == "strong"
     assert all(m.holder_org_id == network.org_a.id and m.entry_id for m in result.matches)
     # The disclosure-request proof is kept in memory for the next step, never shown.
     assert all(len(m.match_proof) == 32 for m in result.matches)
