@@ -99,6 +99,8 @@ def _configure_logging(level: str) -> None:
     logging.basicConfig(
         level=level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
     )
+    # Alembic announces its dialect at INFO on every readiness probe; that is noise.
+    logging.getLogger("alembic").setLevel(logging.WARNING)
 
 
 def _migrate(settings: Settings) -> None:
