@@ -148,13 +148,17 @@ def verify_chain(
     head_seq = head.last_seq if head is not None else 0
     head_hash = head.last_hash if head is not None else GENESIS_HASH
     if head_seq > last_seq:
-        what = f"entry {last_seq + 1}" if head_seq == last_seq + 1 else (
-            f"entries {last_seq + 1}-{head_seq}"
+        what = (
+            f"entry {last_seq + 1}"
+            if head_seq == last_seq + 1
+            else (f"entries {last_seq + 1}-{head_seq}")
         )
         findings.append(Finding("removed", last_seq + 1, f"{what} removed (the head counts more)"))
     elif head_seq < last_seq:
-        what = f"entry {head_seq + 1}" if last_seq == head_seq + 1 else (
-            f"entries {head_seq + 1}-{last_seq}"
+        what = (
+            f"entry {head_seq + 1}"
+            if last_seq == head_seq + 1
+            else (f"entries {head_seq + 1}-{last_seq}")
         )
         findings.append(
             Finding("inserted", head_seq + 1, f"{what} inserted (beyond the recorded head)")
@@ -211,6 +215,4 @@ def verify_trail(
     """Verify the whole trail in `session`'s database (read-only)."""
     head = session.get(AuditHead, 1)
     checkpoints = list(session.scalars(select(AuditCheckpoint)))
-    return verify_chain(
-        iter_entries(session), head, checkpoints, audit_public_key, audit_key_id
-    )
+    return verify_chain(iter_entries(session), head, checkpoints, audit_public_key, audit_key_id)

@@ -8,6 +8,7 @@ first entry altered, removed or inserted.
 from __future__ import annotations
 
 import json
+from typing import Any
 
 import pytest
 from sqlalchemy import delete, func, insert, select, update
@@ -145,8 +146,8 @@ def test_truncated_tail_with_head_rewritten_is_caught_by_the_checkpoint(session,
     assert first is not None and (first.kind, first.seq) == ("removed", 5)
 
 
-def _forged_values(session: Session, seq: int, prev_hash: str) -> dict:
-    values = {
+def _forged_values(session: Session, seq: int, prev_hash: str) -> dict[str, Any]:
+    values: dict[str, Any] = {
         "seq": seq,
         "at": _entry(session, 1).at,
         "actor_principal_id": None,
