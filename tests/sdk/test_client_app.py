@@ -19,7 +19,9 @@ from client_sdk import (
     InvalidInput,
     InvalidPerson,
     InvalidResponse,
+    InvalidToken,
     KeyChanged,
+    KeyMismatch,
     NotFound,
     PermissionDenied,
     PinnedKey,
@@ -335,3 +337,40 @@ async def test_raw_request_returns_answers_without_raising(
     assert me.status_code == 200 and me.json()["principal_id"] == network.b_hr.id
     refused = await hr.request("GET", "/v1/audit")
     assert refused.status_code == 403
+
+
+async def test_refused_token_is_renewed_once(
+    app: FastAPI, sdk_for: SdkFactory, network: Network
+) -> None:
+    revoked = FailFirst(
+        httpx.ASGITransport(app=app), path="/v1/me", status=401, times=1, slug="invalid-token"
+    )
+    hr = sdk_for(network.b_hr, transport=revoked)
+    assert (await hr.me())["principal_id"] == network.b_hr.id
+    assert revoked.calls[("POST", "/v1/oauth/token")] == 2
+
+
+async def test_token_refused_twice_surfaces(
+    app: FastAPI, sdk_for: SdkFactory, network: Network
+) -> None:
+    revoked = FailFirst(
+        httpx.ASGITransport(app=app), path="/v1/me", status=401, times=2, slug="invalid-token"
+    )
+    with pytest.raises(InvalidToken):
+        await sdk_for(network.b_hr, transport=revoked).me()
+
+
+async def test_key_mismatch_rereads_the_key_and_stops_when_it_did_not_change(
+    app: FastAPI, sdk_for: SdkFactory, network: Network
+) -> None:
+    stale = FailFirst(
+        httpx.ASGITransport(app=app),
+        path="/v1/checks",
+        status=409,
+        times=1,
+        slug="key-mismatch",
+    )
+    hr = sdk_for(network.b_hr, transport=stale)
+    with pytest.raises(KeyMismatch):
+        await hr.check_applicant(OTHER, await consent(hr))
+    assert stale.calls[("GET", "/v1/oprf/key")] == 2
