@@ -13,16 +13,14 @@ client's machine, not the server's.
 
 from __future__ import annotations
 
-import hashlib
 import json
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime
 
 from fastapi.security import HTTPAuthorizationCredentials
 
 from loadtests.network import DemoNetwork
-from protocol.messages import CheckRequest, ConsentCreate
+from protocol.messages import CheckRequest
 from protocol.oprf import VOPRFClient
 from protocol.pseudonym import bucket
 from server.app import build_context
@@ -30,14 +28,12 @@ from server.auth.deps import authenticate
 from server.auth.permissions import Permission, Role
 from server.auth.tokens import Caller, issue_access_token
 from server.checks.services import run_check
-from server.consents.services import record_consent
 from server.context import AppContext
 from server.errors import PermissionDenied
 
 #: Keys per check in the benchmark: what a full applicant record (name and date of birth, name
 #: variants, a document number, e-mail, phone) gives.
 KEYS_PER_CHECK = 8
-FORM_SHA256 = hashlib.sha256(b"refcheck benchmark: signed declaration form").hexdigest()
 
 
 @dataclass(frozen=True)
@@ -83,27 +79,6 @@ class InProcessServer:
         bind = self.ctx.sessions.kw.get("bind")
         if bind is not None:
             bind.dispose()
-
-    def record_consents(self, count: int, purpose: str = "rescreening") -> list[str]:
-        """Consents through the real service (audit entry, counters and all)."""
-        now = datetime.now(UTC)
-        ids = []
-        for i in range(count):
-            req = ConsentCreate(
-                applicant_ref=f"BENCH-{i:06d}",
-                purpose=purpose,
-                position_ref="bench",
-                form_sha256=FORM_SHA256,
-                self_declared_finding=False,
-                consented_at=now,
-            )
-            session = self.ctx.sessions()
-            try:
-                consent, _code = record_consent(session, self.ctx, self.caller, req)
-                ids.append(consent.id)
-            finally:
-                session.close()
-        return ids
 
     def prepare(self, consent_id: str, index: int, keys: int = KEYS_PER_CHECK) -> PreparedCheck:
         values = applicant_values(index, keys)

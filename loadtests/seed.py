@@ -21,6 +21,7 @@ registry ends with exactly the schema the migrations made.
 
 from __future__ import annotations
 
+import hashlib
 import os
 import random
 import time
@@ -35,6 +36,7 @@ from sqlalchemy import Connection, Engine, insert, text
 
 from protocol.pseudonym import Handle, seal_handle
 from server.cases.models import Case
+from server.consents.models import Consent
 
 KEYS_PER_CASE = 5
 _ELEMENT_POOL = 4096
@@ -238,4 +240,51 @@ def seed_pseudonyms(
     return SeedResult(count, cases_total, time.perf_counter() - started)
 
 
-__all__ = ["KEYS_PER_CASE", "Holder", "SeedResult", "sealed_handle_size", "seed_pseudonyms"]
+def seed_consents(
+    engine: Engine,
+    count: int,
+    *,
+    org_id: str,
+    principal_id: str,
+    purpose: str = "rescreening",
+    max_checks: int = 53,
+    validity_days: int = 364,
+) -> list[str]:
+    """Insert `count` live consent receipts of one organisation in one statement; returns their
+    ids. A nightly re-screening finds its consents already recorded (a re-screening consent is
+    valid for a year and covers weekly checks), so a benchmark of checks starts from there too."""
+    now = datetime.now(UTC)
+    ids = [str(uuid.uuid4()) for _ in range(count)]
+    rows = [
+        {
+            "id": consent_id,
+            "org_id": org_id,
+            "recorded_by": principal_id,
+            "applicant_ref": f"BENCH-{i:06d}",
+            "purpose": purpose,
+            "position_ref": "benchmark",
+            "form_sha256": hashlib.sha256(b"refcheck benchmark declaration form").hexdigest(),
+            "self_declared_finding": False,
+            "consented_at": now,
+            "expires_on": now.date() + timedelta(days=validity_days),
+            "max_checks": max_checks,
+            "checks_used": 0,
+            "withdrawn_at": None,
+            "lookup_code_sha256": os.urandom(32).hex(),
+            "created_at": now,
+        }
+        for i, consent_id in enumerate(ids)
+    ]
+    with engine.begin() as conn:
+        conn.execute(insert(Consent), rows)
+    return ids
+
+
+__all__ = [
+    "KEYS_PER_CASE",
+    "Holder",
+    "SeedResult",
+    "sealed_handle_size",
+    "seed_consents",
+    "seed_pseudonyms",
+]

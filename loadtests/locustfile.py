@@ -1,0 +1,272 @@
+"""Locust scenarios: HR checkers, focal points and admins against a running refcheck server.
+
+    locust -f loadtests/locustfile.py --headless -u 50 -r 10 -t 60s --host http://127.0.0.1:PORT
+
+Run it through `make load` (`python -m loadtests.run`), which builds the network, seeds the
+registry, starts the server and reads the report; the users need `REFCHECK_LOAD_CREDENTIALS`,
+the directory of the demo credentials files that `refcheck-server init --demo` wrote.
+
+Every user drives the real SDK (`client_sdk.Client`): tokens from `private_key_jwt` assertions,
+OPRF key pinning, blinding, DLEQ proof verification, unblinding and handle opening, exactly as an
+HR system or a focal point would. A transport under the SDK reports each HTTP request to locust,
+named by method and path with ids replaced by `{id}`, so the report is per endpoint. The SDK's
+retries are off: a failure must show as a failure, not be absorbed.
+
+Mix: 2 focal points (one per member: register a case, list cases, answer the disclosure
+requests addressed to their organisation), 3 admins (the admin and the auditor: statistics, and
+paging the audit trail), every other user an HR checker (record a consent, check the applicant
+under it, and on a match open a disclosure request): 45 of 50 users, 90 %. Fixed counts rather
+than weights so each organisation has exactly one focal point and two never race to answer the
+same request. The disclosure steps run only when the server has the disclosure endpoints
+(`REFCHECK_LOAD_DISCLOSURES=1`, which `loadtests.run` sets from the server's OpenAPI document).
+
+Applicants and registered people come from one synthetic population (`loadtests.people`), so
+some checks match and the disclosure workflow is exercised too.
+"""
+
+from __future__ import annotations
+
+import itertools
+import os
+import random
+import time
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import httpx
+from locust import User, between, events, task
+
+from client_sdk import Client, RetryPolicy
+from loadtests.people import person
+from loadtests.report import endpoint_name
+
+CREDENTIALS_ENV = "REFCHECK_LOAD_CREDENTIALS"
+DISCLOSURES_ENV = "REFCHECK_LOAD_DISCLOSURES"
+#: Size of the synthetic population applicants and registered people are drawn from.
+POPULATION = 3000
+_FORM_SHA256 = "5" * 64
+
+
+class LocustTransport(httpx.BaseTransport):
+    """Times every request the SDK sends and reports it to locust as its own event."""
+
+    def __init__(self, environment: Any) -> None:
+        self._inner = httpx.HTTPTransport()
+        self._environment = environment
+
+    def handle_request(self, request: httpx.Request) -> httpx.Response:
+        name = endpoint_name(request.method, request.url.path)
+        start = time.perf_counter()
+        exception: Exception | None = None
+        length = 0
+        try:
+            response = self._inner.handle_request(request)
+            content = response.read()
+            length = len(content)
+            if response.status_code >= 400:
+                exception = RuntimeError(f"HTTP {response.status_code}")
+            return response
+        except httpx.TransportError as exc:
+            exception = exc
+            raise
+        finally:
+            self._environment.events.request.fire(
+                request_type=request.method,
+                name=name,
+                response_time=(time.perf_counter() - start) * 1000,
+                response_length=length,
+                exception=exception,
+                context={},
+            )
+
+    def close(self) -> None:
+        self._inner.close()
+
+
+def _credentials(name: str) -> Path:
+    root = os.environ.get(CREDENTIALS_ENV)
+    if not root:
+        raise RuntimeError(f"set {CREDENTIALS_ENV} to the demo credentials directory")
+    return Path(root) / f"{name}.json"
+
+
+def _failure(environment: Any, name: str, exc: Exception) -> None:
+    """A step that failed without an HTTP error (a proof that does not verify, an answer that
+    does not parse) is still a failure of the run: report it under its own name."""
+    environment.events.request.fire(
+        request_type="SDK",
+        name=name,
+        response_time=0,
+        response_length=0,
+        exception=exc,
+        context={},
+    )
+
+
+def disclosures_enabled() -> bool:
+    return os.environ.get(DISCLOSURES_ENV) == "1"
+
+
+class _SdkUser(User):
+    abstract = True
+    principals: tuple[str, ...] = ()
+    _counter: itertools.count[int]
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        cls._counter = itertools.count()
+
+    def on_start(self) -> None:
+        # Round-robin over the class's principals: with fixed counts, one user per principal.
+        name = self.principals[next(self._counter) % len(self.principals)]
+        self.principal = name
+        self.rc = Client.from_credentials_file(
+            _credentials(name),
+            base_url=self.host,
+            transport=LocustTransport(self.environment),
+            retry=RetryPolicy(max_attempts=1),
+            timeout=60.0,
+        )
+
+    def on_stop(self) -> None:
+        self.rc.close()
+
+
+class HRChecker(_SdkUser):
+    """An HR system checking applicants: consent receipt, then one check per applicant."""
+
+    weight = 1
+    wait_time = between(1, 3)
+    principals = ("org-a-hr", "org-b-hr")
+
+    @task
+    def consent_and_check(self) -> None:
+        index = random.randrange(POPULATION)
+        try:
+            consent_id = self.rc.record_consent(
+                applicant_ref=f"APP-{index:06d}-{random.randrange(10**6):06d}",
+                purpose="recruitment",
+                position_ref="POS-LOAD",
+                form_sha256=_FORM_SHA256,
+                self_declared_finding=False,
+            )
+            result = self.rc.check_applicant(person(index), consent_id)
+        except Exception as exc:  # noqa: BLE001 - every failure must reach the report
+            _failure(self.environment, "check_applicant (SDK)", exc)
+            return
+        if not disclosures_enabled():
+            return
+        for match in result.matches[:1]:
+            self.rc.request(
+                "POST",
+                "/v1/disclosure-requests",
+                json={
+                    "consent_id": consent_id,
+                    "entry_id": match.entry_id,
+                    "match_proof": match.match_proof.hex(),
+                },
+            )
+
+
+class FocalPoint(_SdkUser):
+    """A member's PSEAH focal point: registers concluded cases, reviews them, answers requests."""
+
+    fixed_count = 2
+    wait_time = between(2, 5)
+    principals = ("org-a-focal", "org-b-focal")
+
+    @task(2)
+    def register_case(self) -> None:
+        finding = datetime.now(UTC).date() - timedelta(days=90)
+        try:
+            self.rc.register_case(
+                person(random.randrange(POPULATION)),
+                category="sexual_abuse",
+                finding_date=finding,
+                sanction="dismissal",
+                legal_basis="legitimate_interests",
+                retention_until=finding.replace(year=finding.year + 5),
+                mou_reference="MoU-2026-01",
+                subject_notified_on=finding + timedelta(days=7),
+            )
+        except Exception as exc:  # noqa: BLE001 - every failure must reach the report
+            _failure(self.environment, "register_case (SDK)", exc)
+
+    @task(3)
+    def list_cases(self) -> None:
+        self.rc.request("GET", "/v1/cases", params={"status": "active"})
+
+    @task(3)
+    def answer_disclosures(self) -> None:
+        if not disclosures_enabled():
+            return
+        from protocol.disclosure import Answer, seal_answer
+
+        listing = self.rc.request(
+            "GET", "/v1/disclosure-requests", params={"role": "holder", "state": "requested"}
+        )
+        if listing.status_code != 200:
+            return
+        keys = self.rc.credentials.org_keys
+        if keys is None:
+            return
+        directory: dict[str, str] | None = None
+        for item in listing.json()["items"][:2]:
+            if directory is None:
+                directory = {
+                    org["id"]: org["x25519_public_key"]
+                    for org in self.rc.request("GET", "/v1/directory").json()["items"]
+                }
+            answer = Answer(
+                request_id=item["id"],
+                holder_org_id=item["holder_org_id"],
+                requester_org_id=item["requester_org_id"],
+                same_person="confirmed",
+                category="sexual_abuse",
+                finding_date=datetime.now(UTC).date() - timedelta(days=90),
+                sanction="dismissal",
+            )
+            sealed = seal_answer(
+                answer,
+                keys.ed25519_private,
+                bytes.fromhex(directory[item["requester_org_id"]]),
+            )
+            self.rc.request(
+                "POST",
+                f"/v1/disclosure-requests/{item['id']}/answer",
+                json={"sealed_answer": sealed.hex()},
+            )
+
+
+class Admin(_SdkUser):
+    """The network secretariat: statistics, and reading the audit trail page by page."""
+
+    fixed_count = 3
+    wait_time = between(2, 5)
+    principals = ("admin", "auditor")
+
+    @task(1)
+    def stats(self) -> None:
+        self.rc.request("GET", "/v1/stats")
+
+    @task(2)
+    def audit_paging(self) -> None:
+        after = 0
+        for _ in range(3):
+            response = self.rc.request(
+                "GET", "/v1/audit", params={"after_seq": str(after), "limit": "200"}
+            )
+            if response.status_code != 200:
+                return
+            body = response.json()
+            # `next_after` is null on the last page.
+            if body.get("next_after") is None:
+                return
+            after = body["next_after"]
+
+
+@events.init_command_line_parser.add_listener
+def _no_options(parser: Any) -> None:
+    """Nothing to add: configuration comes from the environment (see the module docstring)."""
+    del parser

@@ -1,0 +1,281 @@
+"""`make load`: a headless locust run against a local server with a seeded registry.
+
+    python -m loadtests.run [--users 50] [--spawn-rate 10] [--seconds 60] [--registry 100000]
+                            [--postgres]
+
+Steps: a temporary data dir; `refcheck-server init --demo` (with the load-test policy
+`loadtests/policy.toml`, whose daily check quota is high enough not to throttle the run);
+`--registry` filler pseudonyms inserted in bulk (`loadtests.seed`); uvicorn with 2 workers on a
+free port of 127.0.0.1; a 15-second single-user run of the HR checker (the baseline latency);
+then locust with the full mix (`loadtests/locustfile.py`); the per-endpoint report (requests,
+failures, throughput, p50/p95/p99) and the targets; the server is stopped and the directory
+removed. Every request goes to 127.0.0.1; locust runs as a subprocess (it monkey-patches the
+standard library with gevent, which must not leak into this process).
+
+Targets (issue 8): no failed request at 50 users for 60 s; p95 of `POST /v1/checks` under load
+at most 10 times its single-user median.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import http.client
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+from loadtests.network import (
+    LOADTESTS_DIR,
+    DemoNetwork,
+    create_pg_database,
+    drop_pg_database,
+    init_network,
+    pg_server_url,
+)
+from loadtests.report import Figure, Target, format_figure, summary_line
+from loadtests.seed import Holder, seed_pseudonyms
+from loadtests.serve import HOST, free_port, running_server
+
+CHECK_ENDPOINT = "POST /v1/checks"
+TARGET_FAILURES = Target("<=", 0)
+TARGET_CHECK_P95 = Target("<=", 10)
+BASELINE_SECONDS = 15
+
+
+@dataclass(frozen=True)
+class EndpointStats:
+    name: str
+    requests: int
+    failures: int
+    rps: float
+    p50: float
+    p95: float
+    p99: float
+
+
+def read_stats(path: Path) -> list[EndpointStats]:
+    """Rows of locust's `<prefix>_stats.csv`, the aggregated row last."""
+    rows = []
+    with path.open(newline="") as fh:
+        for row in csv.DictReader(fh):
+            # The locustfile names each row "METHOD /path" already; the total row is "Aggregated".
+            name = "all requests" if row["Name"] == "Aggregated" else row["Name"]
+            rows.append(
+                EndpointStats(
+                    name=name,
+                    requests=int(row["Request Count"]),
+                    failures=int(row["Failure Count"]),
+                    rps=float(row["Requests/s"]),
+                    p50=_ms(row["50%"]),
+                    p95=_ms(row["95%"]),
+                    p99=_ms(row["99%"]),
+                )
+            )
+    return rows
+
+
+def read_failures(path: Path) -> list[str]:
+    """`<prefix>_failures.csv` as lines: how often which endpoint failed, and with what."""
+    if not path.exists():
+        return []
+    with path.open(newline="") as fh:
+        return [
+            f"{row['Occurrences']:>6} x {row['Name']}: {row['Error']}" for row in csv.DictReader(fh)
+        ]
+
+
+def _ms(value: str) -> float:
+    return float("nan") if value in ("", "N/A") else float(value)
+
+
+def format_table(stats: Sequence[EndpointStats]) -> str:
+    header = f"{'endpoint':<46} {'requests':>8} {'failed':>6} {'req/s':>7} "
+    header += f"{'p50 ms':>8} {'p95 ms':>8} {'p99 ms':>8}"
+    lines = [header]
+    for s in stats:
+        lines.append(
+            f"{s.name:<46} {s.requests:>8} {s.failures:>6} {s.rps:>7.1f} "
+            f"{s.p50:>8.0f} {s.p95:>8.0f} {s.p99:>8.0f}"
+        )
+    return "\n".join(lines)
+
+
+def targets(load: Sequence[EndpointStats], baseline: Sequence[EndpointStats]) -> list[Figure]:
+    """The two targets of the load test, from the load run's and the baseline's stats."""
+    total = next(s for s in load if s.name == "all requests")
+    figures = [
+        Figure(
+            label="failed requests under load",
+            measured=f"{total.failures} of {total.requests:,} requests failed",
+            ratio=float(total.failures),
+            target=TARGET_FAILURES,
+        )
+    ]
+    check = next((s for s in load if s.name == CHECK_ENDPOINT), None)
+    single = next((s for s in baseline if s.name == CHECK_ENDPOINT), None)
+    if check is None or single is None or not single.p50:
+        figures.append(
+            Figure(
+                label="p95 of a check under load / single-user median",
+                measured="no check completed in one of the runs",
+                ratio=float("nan"),
+                target=TARGET_CHECK_P95,
+            )
+        )
+    else:
+        figures.append(
+            Figure(
+                label="p95 of a check under load / single-user median",
+                measured=(
+                    f"p95 {check.p95:.0f} ms under load ({check.requests:,} checks), "
+                    f"single user p50 {single.p50:.0f} ms ({single.requests} checks)"
+                ),
+                ratio=check.p95 / single.p50,
+                target=TARGET_CHECK_P95,
+            )
+        )
+    return figures
+
+
+def _has_disclosures(base_url: str) -> bool:
+    port = int(base_url.rsplit(":", 1)[1])
+    conn = http.client.HTTPConnection(HOST, port, timeout=10)
+    try:
+        conn.request("GET", "/openapi.json")
+        paths = json.loads(conn.getresponse().read()).get("paths", {})
+    finally:
+        conn.close()
+    return "/v1/disclosure-requests/{request_id}/answer" in paths
+
+
+def _locust(
+    base_url: str,
+    network: DemoNetwork,
+    csv_prefix: Path,
+    *,
+    users: int,
+    spawn_rate: float,
+    seconds: int,
+    disclosures: bool,
+    classes: Sequence[str] = (),
+) -> None:
+    env = dict(os.environ)
+    env["REFCHECK_LOAD_CREDENTIALS"] = str(network.data_dir / "demo")
+    env["REFCHECK_LOAD_DISCLOSURES"] = "1" if disclosures else "0"
+    env["PYTHONPATH"] = os.pathsep.join(
+        p for p in (str(LOADTESTS_DIR.parent), env.get("PYTHONPATH", "")) if p
+    )
+    cmd = [str(Path(sys.executable).parent / "locust"), "-f", str(LOADTESTS_DIR / "locustfile.py")]
+    cmd += ["--headless", "-u", str(users), "-r", str(spawn_rate), "-t", f"{seconds}s"]
+    cmd += ["--host", base_url, "--csv", str(csv_prefix), "--only-summary"]
+    cmd += ["--stop-timeout", "30", "--loglevel", "WARNING", *classes]
+    log = csv_prefix.with_suffix(".log")
+    with log.open("wb") as fh:
+        # Locust exits 1 when any request failed; the report says so, so that is not an error here.
+        result = subprocess.run(cmd, env=env, stdout=fh, stderr=subprocess.STDOUT, check=False)
+    if result.returncode not in (0, 1):
+        tail = log.read_text(errors="replace")[-2000:]
+        raise RuntimeError(f"locust exited with {result.returncode}:\n{tail}")
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m loadtests.run", description=__doc__)
+    parser.add_argument("--users", type=int, default=50)
+    parser.add_argument("--spawn-rate", type=float, default=10)
+    parser.add_argument("--seconds", type=int, default=60)
+    parser.add_argument("--registry", type=int, default=100_000)
+    parser.add_argument("--postgres", action="store_true", help="PostgreSQL instead of SQLite")
+    args = parser.parse_args(argv)
+
+    started = time.perf_counter()
+    with tempfile.TemporaryDirectory(prefix="refcheck-load-") as tmp:
+        root = Path(tmp)
+        port = free_port()
+        pg_url = create_pg_database(pg_server_url()) if args.postgres else ""
+        try:
+            network = init_network(
+                root / "data", database_url=pg_url, base_url=f"http://{HOST}:{port}"
+            )
+            _say(f"network initialised ({network.backend}); seeding {args.registry:,} pseudonyms")
+            _seed(network, args.registry)
+            with running_server(network, port, log_path=root / "uvicorn.log") as base_url:
+                disclosures = _has_disclosures(base_url)
+                _say(f"server on {base_url}; single-user baseline ({BASELINE_SECONDS} s)")
+                _locust(
+                    base_url,
+                    network,
+                    root / "baseline",
+                    users=1,
+                    spawn_rate=1,
+                    seconds=BASELINE_SECONDS,
+                    disclosures=disclosures,
+                    classes=["HRChecker"],
+                )
+                _say(f"load: {args.users} users, spawn {args.spawn_rate}/s, {args.seconds} s")
+                _locust(
+                    base_url,
+                    network,
+                    root / "load",
+                    users=args.users,
+                    spawn_rate=args.spawn_rate,
+                    seconds=args.seconds,
+                    disclosures=disclosures,
+                )
+            baseline = read_stats(root / "baseline_stats.csv")
+            load = read_stats(root / "load_stats.csv")
+            failures = read_failures(root / "load_failures.csv")
+        finally:
+            if pg_url:
+                drop_pg_database(pg_server_url(), pg_url)
+    figures = targets(load, baseline)
+    print("refcheck load test (make load)")
+    print(
+        f"{network.backend}, {args.registry:,} registered pseudonyms, uvicorn 2 workers on "
+        f"127.0.0.1, load-test policy loadtests/policy.toml (daily check quota raised), "
+        f"{args.users} users (spawn {args.spawn_rate}/s) for {args.seconds} s; disclosure "
+        f"workflow {'exercised' if disclosures else 'not exercised (no endpoints on the server)'}"
+    )
+    print(format_table(load))
+    if failures:
+        print("failures under load:")
+        print("\n".join(failures))
+    print(f"single-user baseline ({BASELINE_SECONDS} s, 1 HR checker):")
+    print(format_table(baseline))
+    for figure in figures:
+        print(format_figure(figure))
+    print(summary_line(figures))
+    _say(f"done in {time.perf_counter() - started:.0f} s")
+    return 0
+
+
+def _seed(network: DemoNetwork, count: int) -> None:
+    from server.db import make_engine
+    from server.keys import load_keys
+    from server.policy.schema import load_policy
+
+    keys = load_keys(network.data_dir / "server")
+    bits = load_policy(network.policy_file).bucket_bits
+    holders = [
+        Holder(network.principals[n].org_id, network.principals[n].principal_id)
+        for n in ("org-a-focal", "org-b-focal")
+    ]
+    engine = make_engine(network.effective_database_url)
+    try:
+        seed_pseudonyms(engine, count, holders=holders, key_id=keys.oprf_key_id, bucket_bits=bits)
+    finally:
+        engine.dispose()
+
+
+def _say(message: str) -> None:
+    print(f"[load {time.strftime('%H:%M:%S')}] {message}", file=sys.stderr, flush=True)
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))
