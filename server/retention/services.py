@@ -14,6 +14,7 @@ waits for the first's row locks, then finds nothing left to do).
 
 from __future__ import annotations
 
+import logging
 from collections import Counter as Tally
 from dataclasses import dataclass, field
 from datetime import date
@@ -25,8 +26,11 @@ from server.audit.chain import append
 from server.cases.models import Case, CaseStatus, IdempotencyRecord, Pseudonym
 from server.context import AppContext
 from server.db import transaction
+from server.disclosures.services import close_for_case
 from server.registry.models import Organisation, OrgStatus
 from server.stats.services import Counter, increment
+
+log = logging.getLogger("refcheck.server.retention")
 
 REASON_RETENTION = "retention_expired"
 REASON_ORG_WITHDRAWN = "org_withdrawn"
@@ -68,6 +72,8 @@ def _purge_one(
         return False
     session.execute(delete(Pseudonym).where(Pseudonym.case_id == case.id))
     session.execute(delete(IdempotencyRecord).where(IdempotencyRecord.case_id == case.id))
+    # Open disclosure requests about it close first (their rows outlive the case).
+    close_for_case(session, ctx, None, case.id, "record_purged")
     org_id = case.org_id
     session.delete(case)
     session.flush()
@@ -131,6 +137,14 @@ def sweep(session: Session, ctx: AppContext) -> SweepReport:
     if ctx.policy.withdrawn_org_cases == "purge":
         _purge_where(session, ctx, _of_withdrawn_org(), REASON_ORG_WITHDRAWN, report)
     _clean_withdrawn(session, ctx, report)
+    if report.total_purged or report.withdrawn_cleaned:
+        # Counts only: the audit trail holds which cases, and nothing here may name a person.
+        log.info(
+            "retention sweep: %d case(s) purged %s, %d withdrawn case(s) cleaned",
+            report.total_purged,
+            dict(report.purged),
+            report.withdrawn_cleaned,
+        )
     return report
 
 
