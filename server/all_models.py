@@ -11,6 +11,7 @@ from server.cases import models as cases_models
 from server.checks import models as checks_models
 from server.consents import models as consents_models
 from server.db import Base
+from server.disclosures import models as disclosures_models
 from server.registry import models as registry_models
 from server.stats import models as stats_models
 
@@ -21,6 +22,7 @@ __all__ = [
     "cases_models",
     "checks_models",
     "consents_models",
+    "disclosures_models",
     "registry_models",
     "stats_models",
 ]

@@ -46,6 +46,12 @@ def _retention_sweep(session: Session, ctx: AppContext) -> None:
     sweep_job(session, ctx)
 
 
+def _disclosure_deadlines(session: Session, ctx: AppContext) -> None:
+    from server.disclosures.services import deadline_job
+
+    deadline_job(session, ctx)
+
+
 def _checkpoint(session: Session, ctx: AppContext) -> None:
     from server.audit.services import create_checkpoint_if_moved
 
@@ -55,6 +61,7 @@ def _checkpoint(session: Session, ctx: AppContext) -> None:
 PERIODIC_JOBS: list[PeriodicJob] = [
     PeriodicJob("prune-used-assertions", _prune_assertions),
     PeriodicJob("retention-sweep", _retention_sweep),
+    PeriodicJob("disclosure-deadlines", _disclosure_deadlines),
     # Last, so the checkpoint also covers whatever the jobs before it recorded.
     PeriodicJob("audit-checkpoint", _checkpoint),
 ]

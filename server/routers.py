@@ -13,6 +13,7 @@ from server.auth.routes import router as auth_router
 from server.cases.routes import router as cases_router
 from server.checks.routes import router as checks_router
 from server.consents.routes import router as consents_router
+from server.disclosures.routes import router as disclosures_router
 from server.health.routes import router as health_router
 from server.oprf.routes import router as oprf_router
 from server.policy.routes import router as policy_router
@@ -30,4 +31,5 @@ ROUTERS: list[APIRouter] = [
     consents_router,
     checks_router,
     stats_router,
+    disclosures_router,
 ]

@@ -26,6 +26,7 @@ from server.cases.models import Case, CaseStatus, IdempotencyRecord, Pseudonym
 from server.cases.schemas import CaseCreate
 from server.context import AppContext
 from server.db import new_id
+from server.disclosures.services import close_for_case
 from server.errors import InvalidRequest, NotFound, PolicyViolation
 from server.oprf.errors import InvalidElement
 from server.oprf.services import decode_element, require_current_key
@@ -325,6 +326,8 @@ def withdraw_case(
         object_id=case.id,
         details={"reason": reason, "pseudonyms_deleted": deleted},
     )
+    # Open disclosure requests about it close in this transaction, unread answers deleted.
+    close_for_case(session, ctx, caller, case.id, "record_withdrawn")
     increment(session, caller.org_id, now, Counter.CASES_WITHDRAWN)
     session.commit()
     return case

@@ -172,6 +172,11 @@ def withdraw_consent(session: Session, ctx: AppContext, caller: Caller, consent_
         return consent
     consent.withdrawn_at = now
     record(session, ctx, caller, "consent.withdraw", object_type="consent", object_id=consent.id)
+    # Unanswered disclosure requests under it stop too; imported here because
+    # server.disclosures imports this module.
+    from server.disclosures.services import withdraw_for_consent
+
+    withdraw_for_consent(session, ctx, caller, consent.id)
     increment(session, caller.org_id, now, Counter.CONSENTS_WITHDRAWN)
     session.commit()
     return consent

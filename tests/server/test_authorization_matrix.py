@@ -36,6 +36,7 @@ import pytest
 from fastapi.routing import APIRoute
 from sqlalchemy.orm import Session
 
+from protocol.disclosure import SEALED_ANSWER_SIZE
 from server.auth.permissions import Role
 from server.registry.models import Organisation, OrgType
 from tests.factories import Actor, AppClient, Network, ed25519_public_hex, make_principal
@@ -128,6 +129,28 @@ MATRIX: dict[str, Row] = {
     "GET /v1/consents/{consent_id}": allow(HR, own_org_only=True),
     "POST /v1/consents/{consent_id}/withdraw": allow(HR, own_org_only=True, body=lambda _o: {}),
     "POST /v1/checks": allow(HR),
+    # disclosure workflow: holder side for focal points, requester side for HR checkers,
+    # overdue metadata for the secretariat; the applicant's lookup for HR and the secretariat
+    "POST /v1/disclosure-requests": allow(HR),
+    "GET /v1/disclosure-requests": allow(ADMIN, FOCAL, HR),
+    "GET /v1/disclosure-requests/{request_id}": allow(FOCAL, HR, own_org_only=True),
+    "POST /v1/disclosure-requests/{request_id}/acknowledge": allow(
+        FOCAL, own_org_only=True, body=lambda _o: {}
+    ),
+    "POST /v1/disclosure-requests/{request_id}/answer": allow(
+        FOCAL, own_org_only=True, body=lambda _o: {"sealed_answer": "00" * SEALED_ANSWER_SIZE}
+    ),
+    "POST /v1/disclosure-requests/{request_id}/withdraw": allow(
+        HR, own_org_only=True, body=lambda _o: {}
+    ),
+    "POST /v1/disclosure-requests/{request_id}/close": allow(HR, own_org_only=True),
+    "POST /v1/disclosure-requests/{request_id}/outcome": allow(
+        HR, own_org_only=True, body=lambda _o: {"outcome": "hired"}
+    ),
+    "GET /v1/consent-lookup/{code}": allow(ADMIN, HR, own_org_only=True),
+    "POST /v1/consent-lookup/{code}/withdraw": allow(
+        ADMIN, HR, own_org_only=True, body=lambda _o: {}
+    ),
 }
 
 
@@ -186,12 +209,49 @@ def _consent_of(session: Session, owner: Organisation) -> str:
     return consent.id
 
 
+def _request_of(session: Session, owner: Organisation) -> str:
+    # The owner on both sides, so the one resource serves the holder's and the requester's
+    # rows (the API refuses such a request; the authorisation check does not care).
+    from server.disclosures.models import DisclosureRequest
+
+    requester, _ = make_principal(session, owner, [Role.HR_CHECKER])
+    now = datetime.now(UTC)
+    request = DisclosureRequest(
+        requester_org_id=owner.id,
+        requester_principal_id=requester.id,
+        holder_org_id=owner.id,
+        case_id=_case_of(session, owner),
+        entry_id=str(uuid.uuid4()),
+        consent_id=_consent_of(session, owner),
+        state="requested",
+        created_at=now,
+        due_at=now + timedelta(days=10),
+    )
+    session.add(request)
+    session.flush()
+    return request.id
+
+
+def _lookup_code_of(session: Session, owner: Organisation) -> str:
+    from server.consents.models import Consent
+    from server.consents.services import lookup_code_sha256, new_lookup_code
+
+    code = new_lookup_code()
+    consent = session.get(Consent, _consent_of(session, owner))
+    assert consent is not None
+    consent.lookup_code_sha256 = lookup_code_sha256(code)
+    session.flush()
+    return code
+
+
 # path parameter -> id of a resource of that name owned by the given organisation
 PATH_PARAMS: dict[str, Callable[[Session, Organisation], str]] = {
     "org_id": lambda _session, owner: owner.id,
     "principal_id": _principal_of,
     "case_id": _case_of,
     "consent_id": _consent_of,
+    "request_id": _request_of,
+    "code": _lookup_code_of,
 }
 
 _ROLE_ACTOR = {ADMIN: "admin", AUDITOR: "auditor", FOCAL: "a_focal", HR: "a_hr"}
