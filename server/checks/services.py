@@ -32,7 +32,7 @@ from server.oprf.services import blind_evaluate, decode_elements, require_curren
 from server.policy.schema import NetworkPolicy
 from server.registry.models import Organisation, OrgStatus
 from server.registry.services import require_mou
-from server.stats.services import Counter, increment
+from server.stats.services import Counter, increment_many
 
 
 def matching_org_statuses(policy: NetworkPolicy) -> tuple[str, ...]:
@@ -122,7 +122,6 @@ def _spend_one_check(session: Session, consent: Consent, today: date) -> None:
         session.refresh(consent)
         ensure_usable(consent, today)
         raise ConsentExhausted("all checks of this consent were used")
-    session.refresh(consent)
 
 
 def run_check(
@@ -149,11 +148,17 @@ def run_check(
                 index=index,
             )
     blinded = decode_elements(req.blinded_elements)
+    buckets = bucket_contents(session, policy, req.key_id, req.buckets, today)
+    # Everything so far only read. End that transaction before the key does its work (as long as
+    # a good part of the check's database work): SQLite's database lock and, from
+    # `_enforce_quota` on, PostgreSQL's lock on the organisation's row are then held for the
+    # writes only, so concurrent checks evaluate in parallel instead of queueing behind each
+    # other's multiplications. Budget and quota are decided after it, under the lock, by the
+    # same conditional statements as before; a refusal there still writes nothing.
+    session.commit()
+    evaluated, proof = blind_evaluate(ctx, blinded)
     _enforce_quota(session, ctx, caller.org_id, now)
     _spend_one_check(session, consent, today)
-
-    evaluated, proof = blind_evaluate(ctx, blinded)
-    buckets = bucket_contents(session, policy, req.key_id, req.buckets, today)
     check = Check(
         id=new_id(),
         org_id=caller.org_id,
@@ -172,8 +177,12 @@ def run_check(
         object_id=consent.id,
         details={"keys": len(blinded), "buckets": len(buckets)},
     )
-    increment(session, caller.org_id, now, Counter.CHECKS_RUN)
-    increment(session, caller.org_id, now, Counter.KEYS_CHECKED, len(blinded))
+    increment_many(
+        session,
+        caller.org_id,
+        now,
+        {Counter.CHECKS_RUN: 1, Counter.KEYS_CHECKED: len(blinded)},
+    )
     session.commit()
     return CheckResponse(
         check_id=check.id,

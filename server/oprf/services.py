@@ -7,6 +7,7 @@ touches them (RFC 9497 section 7.1), and refused one way, whatever the cause.
 
 from __future__ import annotations
 
+import functools
 import re
 from collections.abc import Sequence
 
@@ -43,6 +44,13 @@ def require_current_key(ctx: AppContext, key_id: str) -> None:
         )
 
 
+@functools.lru_cache(maxsize=4)
+def _server(secret: bytes) -> VOPRFServer:
+    """One `VOPRFServer` per key for the life of the process: building one checks the key and
+    derives the public key (a base-point multiplication), work a request should not repeat."""
+    return VOPRFServer(secret)
+
+
 def blind_evaluate(ctx: AppContext, blinded: Sequence[bytes]) -> tuple[list[bytes], bytes]:
     """VOPRF batch evaluation with one DLEQ proof for all of `blinded` (already decoded)."""
-    return VOPRFServer(ctx.keys.oprf_secret).blind_evaluate_batch(list(blinded))
+    return _server(ctx.keys.oprf_secret).blind_evaluate_batch(list(blinded))
