@@ -458,12 +458,15 @@ def report_outcome(
             session.commit()
             return req
         raise InvalidTransition(
-            f"the outcome for this applicant was already reported as {sorted(reported)[0]}",
+            f"the outcome for this applicant was already reported as {sorted(reported)[0]} "
+            f"(request {req.state})",
             state=req.state,
         )
     if outcome == "not_hired_disclosure" and not any(_received_an_answer(s) for s in siblings):
         raise InvalidTransition(
-            "not_hired_disclosure needs an answer received under this consent", state=req.state
+            "not_hired_disclosure needs an answer received under this consent "
+            f"(request {req.state})",
+            state=req.state,
         )
     for sibling in siblings:
         sibling.outcome, sibling.outcome_at = outcome, now

@@ -98,10 +98,13 @@ async def match(
     today: date,
     *,
     person: Person = REGISTERED,
+    case_overrides: Mapping[str, Any] | None = None,
     **consent_overrides: Any,
 ) -> Matched:
     """org-a's focal point registers `person`; org-b's HR records a consent and checks."""
-    case = await register_person(client, network.a_focal.headers, person, today=today)
+    case = await register_person(
+        client, network.a_focal.headers, person, today=today, **dict(case_overrides or {})
+    )
     consent = await record_consent(
         client, network.b_hr.headers, now=client.ctx.now(), **consent_overrides
     )
