@@ -35,7 +35,9 @@ Every exception the SDK raises on purpose derives from `RefcheckError`::
     │   │                         retried, stops a whole check_many batch
     │   ├── ProofInvalid          DLEQ proof does not verify against the pinned key
     │   ├── KeyChanged            the server's OPRF key is not the pinned one
-    │   └── InvalidResponse       answer does not match the wire contract
+    │   ├── InvalidResponse       answer does not match the wire contract
+    │   └── DisclosureNotAuthentic  a sealed disclosure answer is forged (wrong signer),
+    │                             replayed from another request, or not sealed to you
     └── ApiError                  problem+json refusal (status, type, slug, detail, extra)
         ├── BadRequest                400
         ├── AuthenticationError       401 unauthenticated
@@ -50,10 +52,12 @@ Every exception the SDK raises on purpose derives from `RefcheckError`::
         │   │   ├── ConsentWithdrawn  409 consent-withdrawn
         │   │   └── ConsentExhausted  409 consent-exhausted
         │   ├── IdempotencyConflict   409 idempotency-conflict
+        │   ├── InvalidTransition     409 invalid-transition (disclosure state, `.state`)
         │   └── KeyMismatch           409 key-mismatch (turned into KeyChanged when the
         │                             published key moved away from the pin)
         ├── InvalidRequest            422 invalid-request
         │   ├── PolicyViolation       422 policy-violation (`.rule`)
+        │   ├── MatchProofInvalid     422 match-proof-invalid (no such live record matched)
         │   └── InvalidElement        422 invalid-element (`.index`)
         ├── QuotaExceeded             429 quota-exceeded (`.retry_after_seconds`)
         └── ServerError               5xx internal-error
@@ -69,6 +73,7 @@ from __future__ import annotations
 from client_sdk._client import AsyncClient, Client
 from client_sdk.config import DEFAULT_TIMEOUT, RetryPolicy
 from client_sdk.credentials import Credentials, OrgKeys
+from client_sdk.disclosures import ApplicantDetails, ConsentLookup, Disclosure, VerifiedAnswer
 from client_sdk.errors import (
     ApiError,
     AuthenticationError,
@@ -79,6 +84,7 @@ from client_sdk.errors import (
     ConsentUnusable,
     ConsentWithdrawn,
     CredentialsError,
+    DisclosureNotAuthentic,
     IdempotencyConflict,
     InvalidClient,
     InvalidElement,
@@ -87,8 +93,10 @@ from client_sdk.errors import (
     InvalidRequest,
     InvalidResponse,
     InvalidToken,
+    InvalidTransition,
     KeyChanged,
     KeyMismatch,
+    MatchProofInvalid,
     MouInactive,
     NotFound,
     PermissionDenied,
@@ -108,6 +116,7 @@ from client_sdk.pinning import PinnedKey
 __all__ = [
     "DEFAULT_TIMEOUT",
     "ApiError",
+    "ApplicantDetails",
     "AsyncClient",
     "AuthenticationError",
     "BadRequest",
@@ -119,10 +128,13 @@ __all__ = [
     "Consent",
     "ConsentExhausted",
     "ConsentExpired",
+    "ConsentLookup",
     "ConsentUnusable",
     "ConsentWithdrawn",
     "Credentials",
     "CredentialsError",
+    "Disclosure",
+    "DisclosureNotAuthentic",
     "IdempotencyConflict",
     "InvalidClient",
     "InvalidElement",
@@ -131,10 +143,12 @@ __all__ = [
     "InvalidRequest",
     "InvalidResponse",
     "InvalidToken",
+    "InvalidTransition",
     "KeyChanged",
     "KeyMismatch",
     "Keystore",
     "Match",
+    "MatchProofInvalid",
     "MouInactive",
     "NotFound",
     "OrgKeys",
@@ -149,4 +163,5 @@ __all__ = [
     "ServerError",
     "ServiceUnavailable",
     "TransportError",
+    "VerifiedAnswer",
 ]

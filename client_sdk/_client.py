@@ -25,6 +25,7 @@ from client_sdk import _auth
 from client_sdk._core import ApiRequest, Core, DateLike, Op, is_fatal, json_body, pair_up, seg
 from client_sdk.config import DEFAULT_TIMEOUT, RetryPolicy
 from client_sdk.credentials import Credentials
+from client_sdk.disclosures import AsyncDisclosureMethods, DisclosureMethods
 from client_sdk.errors import (
     ApiError,
     CredentialsError,
@@ -141,7 +142,7 @@ class _Base:
         return self._core.pin.pinned
 
 
-class Client(_Base):
+class Client(_Base, DisclosureMethods):
     """Synchronous client (httpx.Client underneath).
 
     Usage::
@@ -506,7 +507,7 @@ class Client(_Base):
         return self._run(self._core.send_json("POST", path, None, idempotent=True))
 
 
-class AsyncClient(_Base):
+class AsyncClient(_Base, AsyncDisclosureMethods):
     """Asynchronous client (httpx.AsyncClient underneath); the same calls as `Client`, awaited.
 
     Usage::

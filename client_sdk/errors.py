@@ -28,6 +28,7 @@ __all__ = [
     "ConsentUnusable",
     "ConsentWithdrawn",
     "CredentialsError",
+    "DisclosureNotAuthentic",
     "IdempotencyConflict",
     "InvalidClient",
     "InvalidElement",
@@ -36,8 +37,10 @@ __all__ = [
     "InvalidRequest",
     "InvalidResponse",
     "InvalidToken",
+    "InvalidTransition",
     "KeyChanged",
     "KeyMismatch",
+    "MatchProofInvalid",
     "MouInactive",
     "NotFound",
     "PermissionDenied",
@@ -107,6 +110,12 @@ class KeyChanged(ProtocolViolation):
 class InvalidResponse(ProtocolViolation):
     """The answer is not what docs/api.md promises (missing field, wrong length, a handle
     that does not parse). Treated like a failed proof: the result is not used."""
+
+
+class DisclosureNotAuthentic(ProtocolViolation):
+    """A sealed disclosure answer (or applicant details) does not open with this organisation's
+    key, is not signed by the organisation it claims to come from (a forged answer), or was
+    made for another request (a replayed one). Its content is never returned."""
 
 
 class ApiError(RefcheckError):
@@ -226,6 +235,17 @@ class KeyMismatch(Conflict):
     slug = "key-mismatch"
 
 
+class InvalidTransition(Conflict):
+    """409: the disclosure request's state does not allow this action; `state` names it."""
+
+    slug = "invalid-transition"
+
+    @property
+    def state(self) -> str | None:
+        state = self.extra.get("state")
+        return state if isinstance(state, str) else None
+
+
 class InvalidRequest(ApiError):
     """422: the request failed validation; `extra["errors"]` lists field locations."""
 
@@ -253,6 +273,13 @@ class InvalidElement(InvalidRequest):
     def index(self) -> int | None:
         index = self.extra.get("index")
         return index if isinstance(index, int) else None
+
+
+class MatchProofInvalid(InvalidRequest):
+    """422: the disclosure request's match proof does not verify, or the record no longer
+    exists (withdrawn, purged): the server answers both alike. Check the applicant again."""
+
+    slug = "match-proof-invalid"
 
 
 class QuotaExceeded(ApiError):
@@ -296,7 +323,9 @@ _BY_SLUG: dict[str, type[ApiError]] = {
         ConsentExhausted,
         IdempotencyConflict,
         KeyMismatch,
+        InvalidTransition,
         InvalidRequest,
+        MatchProofInvalid,
         PolicyViolation,
         InvalidElement,
         QuotaExceeded,

@@ -1,0 +1,636 @@
+"""The disclosure step, client side: asking the holder of a matched record, answering as the
+holder, and opening and verifying what arrives (design/protocol.md, "Disclosure").
+
+Everything cryptographic happens here, on the organisation's machine: the requester seals the
+applicant's details to the holder's X25519 key and signs them; the holder signs its answer with
+its Ed25519 key and seals it to the requester's X25519 key; the requester opens it and verifies
+the holder's signature and that it answers *this* request. The server stores and relays only
+ciphertext of a fixed size (`protocol.disclosure`).
+
+The operations are I/O-free generators (like `client_sdk._core`); `DisclosureMethods` and
+`AsyncDisclosureMethods` give `Client` and `AsyncClient` their methods::
+
+    with Client.from_credentials_file("org-b-hr.json") as rc:
+        result = rc.check_applicant(person, consent_id)
+        for match in result.by_case():
+            request_id = rc.request_disclosure(match, consent_id, applicant=person)
+        ...
+        answer = rc.read_disclosure_answer(request_id)   # raises DisclosureNotAuthentic if forged
+        if answer.same_person == "confirmed": ...
+        rc.close_disclosure(request_id)
+        rc.report_outcome(request_id, "not_hired_disclosure")
+
+Trust in keys: the organisations' public keys come from `GET /v1/directory`, that is from the
+server. A server that swapped a key there could read applicant details sealed to it or forge
+an answer; pass `holder_ed25519_public=` / compare the directory with keys exchanged out of band
+(the MoU annex) where that matters.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Mapping
+from dataclasses import asdict, dataclass
+from typing import Any, Literal, TypeVar
+
+from client_sdk._core import ApiRequest, DateLike, Op, build, iso_date, json_body, parse, seg
+from client_sdk.credentials import Credentials, OrgKeys
+from client_sdk.errors import (
+    CredentialsError,
+    DisclosureNotAuthentic,
+    InvalidInput,
+    InvalidResponse,
+)
+from client_sdk.models import Match
+from protocol import disclosure as crypto
+from protocol.disclosure_messages import (
+    ConsentLookupOut,
+    DisclosureAnswerIn,
+    DisclosureCreate,
+    DisclosureList,
+    DisclosureOut,
+    DisclosureOutcomeIn,
+)
+from protocol.errors import DeserializeError, InvalidInputError, VerifyError
+
+__all__ = [
+    "ApplicantDetails",
+    "AsyncDisclosureMethods",
+    "ConsentLookup",
+    "Disclosure",
+    "DisclosureMethods",
+    "DisclosureOps",
+    "VerifiedAnswer",
+]
+
+T = TypeVar("T")
+
+#: A disclosure request as the server shows it to this organisation (`role` says which side).
+Disclosure = DisclosureOut
+#: What an applicant may learn through their lookup code.
+ConsentLookup = ConsentLookupOut
+
+Role = Literal["holder", "requester"]
+Outcome = Literal["hired", "not_hired_disclosure", "not_hired_other"]
+SamePerson = Literal["confirmed", "not_same_person", "declined"]
+
+
+@dataclass(frozen=True)
+class VerifiedAnswer:
+    """The holder's answer, opened with this organisation's key and verified against the
+    holder's signing key: `same_person` (`confirmed`, `not_same_person` or `declined`) and, for
+    a confirmation, the finding."""
+
+    request_id: str
+    holder_org_id: str
+    holder_org: str
+    same_person: str
+    category: str | None = None
+    child_victim: bool | None = None
+    finding_date: dt.date | None = None
+    sanction: str | None = None
+    text: str | None = None
+    contact: str | None = None
+    decline_reason: str | None = None
+
+    def as_dict(self) -> dict[str, Any]:
+        out = asdict(self)
+        if self.finding_date is not None:
+            out["finding_date"] = self.finding_date.isoformat()
+        return out
+
+
+@dataclass(frozen=True)
+class ApplicantDetails:
+    """Applicant details a requester sealed to the holder, opened by the holder.
+
+    `signed` is True when the requester organisation's signature verified against its
+    directory key; unsigned details are shown but the holder should weigh them accordingly.
+    """
+
+    request_id: str
+    requester_org_id: str
+    requester_org: str
+    applicant: Mapping[str, str]
+    signed: bool
+
+
+# -- I/O-free helpers ------------------------------------------------------------------------
+
+
+def _org_keys(credentials: Credentials) -> OrgKeys:
+    if credentials.org_keys is None:
+        raise CredentialsError(
+            "these credentials hold no organisation keys (org_keys): disclosures need the "
+            "organisation's Ed25519 and X25519 private keys"
+        )
+    return credentials.org_keys
+
+
+def _unhex_key(value: Any, what: str) -> bytes:
+    try:
+        raw = bytes.fromhex(value) if isinstance(value, str) else b""
+    except ValueError:
+        raw = b""
+    if len(raw) != 32:
+        raise InvalidResponse(f"the directory has no valid {what} for this organisation")
+    return raw
+
+
+def _answer_from(answer: crypto.Answer, holder_org: str) -> VerifiedAnswer:
+    return VerifiedAnswer(
+        request_id=answer.request_id,
+        holder_org_id=answer.holder_org_id,
+        holder_org=holder_org,
+        same_person=answer.same_person,
+        category=answer.category,
+        child_victim=answer.child_victim,
+        finding_date=answer.finding_date,
+        sanction=answer.sanction,
+        text=answer.text,
+        contact=answer.contact,
+        decline_reason=answer.decline_reason,
+    )
+
+
+def _applicant_fields(applicant: Any) -> dict[str, str]:
+    """The applicant's details as text fields: a dict, or a `protocol.identity.Person`."""
+    if not isinstance(applicant, Mapping):
+        values = {
+            name: getattr(applicant, name, None)
+            for name in crypto.APPLICANT_FIELDS
+            if getattr(applicant, name, None) is not None
+        }
+    else:
+        values = dict(applicant)
+    out: dict[str, str] = {}
+    for name, value in values.items():
+        if value is None or value == "":
+            continue
+        out[str(name)] = value.isoformat() if isinstance(value, dt.date) else str(value)
+    return out
+
+
+class DisclosureOps:
+    """The disclosure operations as generators yielding `ApiRequest`s (see `client_sdk._core`).
+
+    Holds only the credentials; every key is used inside the call that needs it.
+    """
+
+    def __init__(self, credentials: Credentials) -> None:
+        self.credentials = credentials
+
+    # -- directory ------------------------------------------------------------------------
+
+    def directory_entry(self, org_id: str) -> Op[dict[str, Any]]:
+        response = yield ApiRequest("GET", "/v1/directory")
+        body = json_body(response)
+        items = body.get("items") if isinstance(body, dict) else None
+        if not isinstance(items, list):
+            raise InvalidResponse("the directory answer has no items")
+        for entry in items:
+            if isinstance(entry, dict) and entry.get("id") == org_id:
+                return entry
+        raise InvalidResponse("the organisation is not in the directory")
+
+    # -- requester ------------------------------------------------------------------------
+
+    def request_disclosure(
+        self, match: Match, consent_id: str | None = None, applicant: Any = None
+    ) -> Op[Disclosure]:
+        if consent_id is not None and consent_id != match.consent_id:
+            # The match proof is bound to the consent it was made under.
+            raise InvalidInput("consent_id differs from the consent the match was found under")
+        sealed: str | None = None
+        if applicant is not None:
+            org_id = self.credentials.org_id
+            if not org_id:
+                raise CredentialsError("the credentials do not name the organisation (org_id)")
+            keys = _org_keys(self.credentials)
+            holder = yield from self.directory_entry(match.holder_org_id)
+            try:
+                details = crypto.ApplicantDetails(
+                    consent_id=match.consent_id,
+                    entry_id=match.entry_id,
+                    requester_org_id=org_id,
+                    holder_org_id=match.holder_org_id,
+                    applicant=_applicant_fields(applicant),
+                )
+                sealed = crypto.seal_applicant_details(
+                    details,
+                    _unhex_key(holder.get("x25519_public_key"), "X25519 key"),
+                    keys.ed25519_private,
+                ).hex()
+            except InvalidInputError as exc:
+                raise InvalidInput(str(exc)) from None
+        body = build(
+            DisclosureCreate,
+            consent_id=match.consent_id,
+            entry_id=match.entry_id,
+            match_proof=match.match_proof.hex(),
+            sealed_applicant_details=sealed,
+        )
+        response = yield ApiRequest("POST", "/v1/disclosure-requests", json=body)
+        return parse(DisclosureOut, response)
+
+    def list_disclosures(
+        self,
+        role: Role | None = None,
+        state: str | None = None,
+        overdue: bool | None = None,
+        limit: int | None = None,
+        offset: int | None = None,
+    ) -> Op[DisclosureList]:
+        params: dict[str, str] = {}
+        if role is not None:
+            params["role"] = role
+        if state is not None:
+            params["state"] = state
+        if overdue is not None:
+            params["overdue"] = "true" if overdue else "false"
+        if limit is not None:
+            params["limit"] = str(limit)
+        if offset is not None:
+            params["offset"] = str(offset)
+        response = yield ApiRequest("GET", "/v1/disclosure-requests", params=params or None)
+        return parse(DisclosureList, response)
+
+    def get_disclosure(self, request_id: str) -> Op[Disclosure]:
+        response = yield ApiRequest("GET", f"/v1/disclosure-requests/{seg(request_id)}")
+        return parse(DisclosureOut, response)
+
+    def _action(
+        self, request_id: str, action: str, body: dict[str, Any] | None = None
+    ) -> Op[Disclosure]:
+        # Every action is safe to repeat (the server answers a repeat with the request as it
+        # is), so a dropped connection may be retried.
+        response = yield ApiRequest(
+            "POST",
+            f"/v1/disclosure-requests/{seg(request_id)}/{action}",
+            json=body,
+            idempotent=True,
+        )
+        return parse(DisclosureOut, response)
+
+    def withdraw_disclosure(self, request_id: str) -> Op[Disclosure]:
+        return (yield from self._action(request_id, "withdraw"))
+
+    def close_disclosure(self, request_id: str) -> Op[Disclosure]:
+        return (yield from self._action(request_id, "close"))
+
+    def report_outcome(self, request_id: str, outcome: str) -> Op[Disclosure]:
+        body = build(DisclosureOutcomeIn, outcome=outcome)
+        return (yield from self._action(request_id, "outcome", body))
+
+    def read_disclosure_answer(
+        self, request_id: str, *, holder_ed25519_public: bytes | None = None
+    ) -> Op[VerifiedAnswer]:
+        """Fetch, open and verify the holder's answer (requester side)."""
+        keys = _org_keys(self.credentials)
+        request = yield from self.get_disclosure(request_id)
+        if request.role != "requester":
+            raise InvalidInput("only the requesting organisation can open the answer")
+        if request.sealed_answer is None:
+            raise InvalidInput(f"the request holds no answer to read (state {request.state})")
+        if holder_ed25519_public is None:
+            holder = yield from self.directory_entry(request.holder_org_id)
+            holder_ed25519_public = _unhex_key(holder.get("ed25519_public_key"), "Ed25519 key")
+        try:
+            answer = crypto.open_answer(
+                bytes.fromhex(request.sealed_answer),
+                keys.x25519_private,
+                holder_ed25519_public,
+                request.id,
+                expected_holder_org_id=request.holder_org_id,
+                expected_requester_org_id=request.requester_org_id,
+            )
+        except VerifyError:
+            raise DisclosureNotAuthentic(
+                "the answer is not authentic: not signed by the holder organisation, not "
+                "sealed to yours, or made for another request; it was not opened"
+            ) from None
+        except (DeserializeError, InvalidInputError):
+            raise InvalidResponse("the sealed answer is malformed") from None
+        return _answer_from(answer, request.holder_org)
+
+    # -- holder ---------------------------------------------------------------------------
+
+    def acknowledge_disclosure(self, request_id: str) -> Op[Disclosure]:
+        return (yield from self._action(request_id, "acknowledge"))
+
+    def read_applicant_details(
+        self, request_id: str, *, require_signature: bool = True
+    ) -> Op[ApplicantDetails | None]:
+        """Open the applicant details the requester attached (holder side); None when it
+        attached none. With `require_signature` (the default) unsigned details or a wrong
+        signature raise `DisclosureNotAuthentic`."""
+        keys = _org_keys(self.credentials)
+        request = yield from self.get_disclosure(request_id)
+        if request.role != "holder":
+            raise InvalidInput("only the holder organisation can open the applicant details")
+        if request.sealed_applicant_details is None:
+            return None
+        requester = yield from self.directory_entry(request.requester_org_id)
+        verify_key = _unhex_key(requester.get("ed25519_public_key"), "Ed25519 key")
+        try:
+            opened = crypto.open_applicant_details(
+                bytes.fromhex(request.sealed_applicant_details),
+                keys.x25519_private,
+                requester_ed25519_public=verify_key if require_signature else None,
+                expected_consent_id=request.consent_id,
+                expected_entry_id=request.entry_id,
+                expected_requester_org_id=request.requester_org_id,
+                expected_holder_org_id=request.holder_org_id,
+            )
+        except VerifyError:
+            raise DisclosureNotAuthentic(
+                "the applicant details are not authentic (signature or binding to this request)"
+            ) from None
+        except (DeserializeError, InvalidInputError):
+            raise InvalidResponse("the sealed applicant details are malformed") from None
+        return ApplicantDetails(
+            request_id=request.id,
+            requester_org_id=request.requester_org_id,
+            requester_org=request.requester_org,
+            applicant=dict(opened.details.applicant),
+            signed=opened.signature_verified,
+        )
+
+    def answer_disclosure(
+        self,
+        request_id: str,
+        *,
+        same_person: str,
+        category: str | None = None,
+        child_victim: bool | None = None,
+        finding_date: DateLike | None = None,
+        sanction: str | None = None,
+        text: str | None = None,
+        contact: str | None = None,
+        decline_reason: str | None = None,
+    ) -> Op[Disclosure]:
+        """Sign the answer with this organisation's Ed25519 key, seal it to the requester's
+        X25519 key (from the directory) and send it (holder side)."""
+        keys = _org_keys(self.credentials)
+        found = iso_date(finding_date, "finding_date")
+        request = yield from self.get_disclosure(request_id)
+        if request.role != "holder":
+            raise InvalidInput("only the holder organisation can answer a request")
+        try:
+            answer = crypto.Answer(
+                request_id=request.id,
+                holder_org_id=request.holder_org_id,
+                requester_org_id=request.requester_org_id,
+                same_person=same_person,
+                category=category,
+                child_victim=child_victim,
+                finding_date=None if found is None else dt.date.fromisoformat(found),
+                sanction=sanction,
+                text=text,
+                contact=contact,
+                decline_reason=decline_reason,
+            )
+        except InvalidInputError as exc:
+            raise InvalidInput(str(exc)) from None
+        requester = yield from self.directory_entry(request.requester_org_id)
+        try:
+            sealed = crypto.seal_answer(
+                answer,
+                keys.ed25519_private,
+                _unhex_key(requester.get("x25519_public_key"), "X25519 key"),
+            )
+        except InvalidInputError as exc:
+            raise InvalidInput(str(exc)) from None
+        body = build(DisclosureAnswerIn, sealed_answer=sealed.hex())
+        # Not idempotent: a retried answer after a lost reply is refused as a second answer
+        # (409 invalid-transition, state answered), which says it arrived.
+        response = yield ApiRequest(
+            "POST", f"/v1/disclosure-requests/{seg(request_id)}/answer", json=body
+        )
+        return parse(DisclosureOut, response)
+
+    # -- the applicant's lookup -----------------------------------------------------------
+
+    def consent_lookup(self, code: str) -> Op[ConsentLookup]:
+        response = yield ApiRequest("GET", f"/v1/consent-lookup/{seg(code)}")
+        return parse(ConsentLookupOut, response)
+
+    def consent_lookup_withdraw(self, code: str) -> Op[ConsentLookup]:
+        response = yield ApiRequest(
+            "POST", f"/v1/consent-lookup/{seg(code)}/withdraw", idempotent=True
+        )
+        return parse(ConsentLookupOut, response)
+
+
+# -- methods of Client and AsyncClient -------------------------------------------------------
+
+
+class DisclosureMethods:
+    """Disclosure calls of `Client` (a mixin: `Client` provides `credentials` and `_run`)."""
+
+    credentials: Credentials
+
+    def _run(self, op: Op[T]) -> T:
+        raise NotImplementedError
+
+    @property
+    def _disclosures(self) -> DisclosureOps:
+        return DisclosureOps(self.credentials)
+
+    def request_disclosure(
+        self, match: Match, consent_id: str | None = None, applicant: Any = None
+    ) -> str:
+        """Ask the holder of a matched record for its answer; returns the request id.
+
+        `match` is one of `CheckResult.matches` (use `CheckResult.by_case()`: one per case).
+        `applicant` (a dict or `protocol.identity.Person`), if given, is sealed to the holder
+        and signed by your organisation, so the holder can tell whether it is the same person.
+        Asking again for the same applicant and case returns the open request.
+        """
+        return self._run(self._disclosures.request_disclosure(match, consent_id, applicant)).id
+
+    def list_disclosures(
+        self,
+        role: Role | None = None,
+        state: str | None = None,
+        overdue: bool | None = None,
+        *,
+        limit: int | None = None,
+        offset: int | None = None,
+    ) -> list[Disclosure]:
+        """Requests of your organisation (holder side for focal points, requester side for HR);
+        for the secretariat, overdue requests network-wide (metadata only)."""
+        page = self._run(self._disclosures.list_disclosures(role, state, overdue, limit, offset))
+        return list(page.items)
+
+    def get_disclosure(self, request_id: str) -> Disclosure:
+        return self._run(self._disclosures.get_disclosure(request_id))
+
+    def acknowledge_disclosure(self, request_id: str) -> Disclosure:
+        return self._run(self._disclosures.acknowledge_disclosure(request_id))
+
+    def read_applicant_details(
+        self, request_id: str, *, require_signature: bool = True
+    ) -> ApplicantDetails | None:
+        return self._run(
+            self._disclosures.read_applicant_details(
+                request_id, require_signature=require_signature
+            )
+        )
+
+    def answer_disclosure(
+        self,
+        request_id: str,
+        *,
+        same_person: SamePerson,
+        category: str | None = None,
+        child_victim: bool | None = None,
+        finding_date: DateLike | None = None,
+        sanction: str | None = None,
+        text: str | None = None,
+        contact: str | None = None,
+        decline_reason: str | None = None,
+    ) -> Disclosure:
+        """Answer a request about one of your records (focal point): signed, sealed to the
+        requester; the server never reads it. A confirmation needs category, finding_date and
+        sanction; `declined` needs decline_reason."""
+        return self._run(
+            self._disclosures.answer_disclosure(
+                request_id,
+                same_person=same_person,
+                category=category,
+                child_victim=child_victim,
+                finding_date=finding_date,
+                sanction=sanction,
+                text=text,
+                contact=contact,
+                decline_reason=decline_reason,
+            )
+        )
+
+    def read_disclosure_answer(
+        self, request_id: str, *, holder_ed25519_public: bytes | None = None
+    ) -> VerifiedAnswer:
+        """Open and verify the holder's answer; raises `DisclosureNotAuthentic` when it is not
+        signed by the holder (forged) or was made for another request."""
+        return self._run(
+            self._disclosures.read_disclosure_answer(
+                request_id, holder_ed25519_public=holder_ed25519_public
+            )
+        )
+
+    def withdraw_disclosure(self, request_id: str) -> Disclosure:
+        return self._run(self._disclosures.withdraw_disclosure(request_id))
+
+    def close_disclosure(self, request_id: str) -> Disclosure:
+        """After reading the answer: the server deletes its ciphertext."""
+        return self._run(self._disclosures.close_disclosure(request_id))
+
+    def report_outcome(self, request_id: str, outcome: Outcome) -> Disclosure:
+        """The applicant's hiring outcome: `hired`, `not_hired_disclosure`, `not_hired_other`."""
+        return self._run(self._disclosures.report_outcome(request_id, outcome))
+
+    def consent_lookup(self, code: str) -> ConsentLookup:
+        """What the applicant with this lookup code may know: who checked and who was asked."""
+        return self._run(self._disclosures.consent_lookup(code))
+
+    def consent_lookup_withdraw(self, code: str) -> ConsentLookup:
+        return self._run(self._disclosures.consent_lookup_withdraw(code))
+
+
+class AsyncDisclosureMethods:
+    """The same calls for `AsyncClient`, awaited."""
+
+    credentials: Credentials
+
+    async def _run(self, op: Op[T]) -> T:
+        raise NotImplementedError
+
+    @property
+    def _disclosures(self) -> DisclosureOps:
+        return DisclosureOps(self.credentials)
+
+    async def request_disclosure(
+        self, match: Match, consent_id: str | None = None, applicant: Any = None
+    ) -> str:
+        ops = self._disclosures
+        return (await self._run(ops.request_disclosure(match, consent_id, applicant))).id
+
+    async def list_disclosures(
+        self,
+        role: Role | None = None,
+        state: str | None = None,
+        overdue: bool | None = None,
+        *,
+        limit: int | None = None,
+        offset: int | None = None,
+    ) -> list[Disclosure]:
+        ops = self._disclosures
+        page = await self._run(ops.list_disclosures(role, state, overdue, limit, offset))
+        return list(page.items)
+
+    async def get_disclosure(self, request_id: str) -> Disclosure:
+        return await self._run(self._disclosures.get_disclosure(request_id))
+
+    async def acknowledge_disclosure(self, request_id: str) -> Disclosure:
+        return await self._run(self._disclosures.acknowledge_disclosure(request_id))
+
+    async def read_applicant_details(
+        self, request_id: str, *, require_signature: bool = True
+    ) -> ApplicantDetails | None:
+        return await self._run(
+            self._disclosures.read_applicant_details(
+                request_id, require_signature=require_signature
+            )
+        )
+
+    async def answer_disclosure(
+        self,
+        request_id: str,
+        *,
+        same_person: SamePerson,
+        category: str | None = None,
+        child_victim: bool | None = None,
+        finding_date: DateLike | None = None,
+        sanction: str | None = None,
+        text: str | None = None,
+        contact: str | None = None,
+        decline_reason: str | None = None,
+    ) -> Disclosure:
+        return await self._run(
+            self._disclosures.answer_disclosure(
+                request_id,
+                same_person=same_person,
+                category=category,
+                child_victim=child_victim,
+                finding_date=finding_date,
+                sanction=sanction,
+                text=text,
+                contact=contact,
+                decline_reason=decline_reason,
+            )
+        )
+
+    async def read_disclosure_answer(
+        self, request_id: str, *, holder_ed25519_public: bytes | None = None
+    ) -> VerifiedAnswer:
+        return await self._run(
+            self._disclosures.read_disclosure_answer(
+                request_id, holder_ed25519_public=holder_ed25519_public
+            )
+        )
+
+    async def withdraw_disclosure(self, request_id: str) -> Disclosure:
+        return await self._run(self._disclosures.withdraw_disclosure(request_id))
+
+    async def close_disclosure(self, request_id: str) -> Disclosure:
+        return await self._run(self._disclosures.close_disclosure(request_id))
+
+    async def report_outcome(self, request_id: str, outcome: Outcome) -> Disclosure:
+        return await self._run(self._disclosures.report_outcome(request_id, outcome))
+
+    async def consent_lookup(self, code: str) -> ConsentLookup:
+        return await self._run(self._disclosures.consent_lookup(code))
+
+    async def consent_lookup_withdraw(self, code: str) -> ConsentLookup:
+        return await self._run(self._disclosures.consent_lookup_withdraw(code))

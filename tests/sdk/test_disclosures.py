@@ -1,0 +1,255 @@
+"""The disclosure step through the SDK against the real app: request with sealed applicant
+details, holder opens them and answers, requester opens and verifies; forged, replayed and
+re-keyed answers are refused by the SDK, never shown."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from datetime import date, timedelta
+from typing import Any
+
+import httpx
+import pytest
+from fastapi import FastAPI
+
+from client_sdk import (
+    AsyncClient,
+    CheckStatus,
+    CredentialsError,
+    DisclosureNotAuthentic,
+    InvalidInput,
+    InvalidTransition,
+    MatchProofInvalid,
+    OrgKeys,
+    VerifiedAnswer,
+)
+from client_sdk.disclosures import DisclosureOps
+from protocol.disclosure import Answer, seal_answer
+from tests.factories import Network, ed25519_seed_hex
+from tests.factories import OrgKeys as FactoryKeys
+from tests.sdk.conftest import FAST_RETRY, SdkFactory, Tamper, credentials_for
+from tests.server.blindmatch.people import REGISTERED
+
+pytestmark = pytest.mark.anyio
+
+FORM = "ab" * 32
+
+
+async def matched_request(
+    sdk_for: SdkFactory, network: Network, clock: Any, **request_kwargs: Any
+) -> tuple[Any, Any, str]:
+    """org-a registers REGISTERED, org-b checks and asks; returns (focal, hr, request id)."""
+    focal, hr = sdk_for(network.a_focal), sdk_for(network.b_hr)
+    today = clock.today()
+    await focal.register_case(
+        REGISTERED,
+        category="sexual_abuse",
+        finding_date=today - timedelta(days=60),
+        sanction="dismissal",
+        legal_basis="legitimate_interests",
+        retention_until=today + timedelta(days=5 * 365),
+        mou_reference="MoU-2026-01",
+        subject_notified_on=today - timedelta(days=50),
+    )
+    consent_id = await hr.record_consent(
+        applicant_ref="APP-7",
+        purpose="recruitment",
+        position_ref="POS-7",
+        form_sha256=FORM,
+        self_declared_finding=False,
+    )
+    result = await hr.check_applicant(REGISTERED, consent_id)
+    assert result.status is CheckStatus.MATCH
+    (match,) = result.by_case()
+    request_id = await hr.request_disclosure(match, consent_id, **request_kwargs)
+    return focal, hr, request_id
+
+
+async def test_request_answer_and_verified_reading_end_to_end(
+    sdk_for: SdkFactory, network: Network, clock: Any
+) -> None:
+    focal, hr, request_id = await matched_request(sdk_for, network, clock, applicant=REGISTERED)
+
+    (incoming,) = await focal.list_disclosures(role="holder", state="requested")
+    assert incoming.id == request_id and incoming.requester_org == "org-b"
+    details = await focal.read_applicant_details(request_id)
+    assert details is not None and details.signed
+    assert details.applicant["full_name"] == REGISTERED["full_name"]
+    assert details.applicant["date_of_birth"] == "1988-04-12"
+
+    acked = await focal.acknowledge_disclosure(request_id)
+    assert acked.state == "acknowledged"
+    answered = await focal.answer_disclosure(
+        request_id,
+        same_person="confirmed",
+        category="sexual_abuse",
+        finding_date=clock.today() - timedelta(days=60),
+        sanction="dismissal",
+        text="Dismissed after a substantiated investigation.",
+        contact="pseah@org-a.example",
+    )
+    assert answered.state == "answered"
+
+    answer = await hr.read_disclosure_answer(request_id)
+    assert isinstance(answer, VerifiedAnswer)
+    assert answer.same_person == "confirmed"
+    assert answer.holder_org == "org-a"
+    assert answer.finding_date == clock.today() - timedelta(days=60)
+    assert answer.as_dict()["finding_date"] == answer.finding_date.isoformat()
+
+    closed = await hr.close_disclosure(request_id)
+    assert closed.state == "closed" and closed.sealed_answer is None
+    reported = await hr.report_outcome(request_id, "not_hired_disclosure")
+    assert reported.outcome == "not_hired_disclosure"
+
+
+async def test_answer_signed_by_anyone_but_the_holder_is_rejected(
+    sdk_for: SdkFactory, network: Network, clock: Any, app: FastAPI
+) -> None:
+    _focal, hr, request_id = await matched_request(sdk_for, network, clock)
+    # A forger with the holder focal point's sign-in but not the holder organisation's signing
+    # key (say a stolen account): its answer is stored, but no requester will believe it.
+    creds = dataclasses.replace(
+        credentials_for(network.a_focal, network),
+        org_keys=OrgKeys.from_dict(FactoryKeys.generate().credentials_dict()),
+    )
+    async with AsyncClient(
+        creds,
+        transport=httpx.ASGITransport(app=app),
+        retry=FAST_RETRY,
+        clock=lambda: clock().timestamp(),
+    ) as forger:
+        await forger.answer_disclosure(request_id, same_person="not_same_person")
+
+    with pytest.raises(DisclosureNotAuthentic):
+        await hr.read_disclosure_answer(request_id)
+
+
+async def test_answer_made_for_another_request_is_rejected(
+    sdk_for: SdkFactory, network: Network, clock: Any, app: FastAPI
+) -> None:
+    focal, _hr, request_id = await matched_request(sdk_for, network, clock)
+    await focal.answer_disclosure(request_id, same_person="not_same_person")
+    # A genuine holder answer, made for another request, swapped in on the way (a replay).
+    other = Answer(
+        request_id="00000000-0000-4000-8000-000000000000",
+        holder_org_id=network.org_a.id,
+        requester_org_id=network.org_b.id,
+        same_person="not_same_person",
+    )
+    replayed = seal_answer(
+        other,
+        bytes.fromhex(ed25519_seed_hex(network.org_a_keys.ed25519)),
+        bytes(network.org_b_keys.x25519.public_key),
+    ).hex()
+
+    def swap(body: dict[str, Any]) -> None:
+        body["sealed_answer"] = replayed
+
+    tampered = sdk_for(
+        network.b_hr,
+        transport=Tamper(
+            httpx.ASGITransport(app=app), path=f"/v1/disclosure-requests/{request_id}", edit=swap
+        ),
+    )
+    with pytest.raises(DisclosureNotAuthentic):
+        await tampered.read_disclosure_answer(request_id)
+
+
+async def test_directory_that_lies_about_the_holders_key_is_caught(
+    sdk_for: SdkFactory, network: Network, clock: Any, app: FastAPI
+) -> None:
+    focal, _hr, request_id = await matched_request(sdk_for, network, clock)
+    await focal.answer_disclosure(request_id, same_person="not_same_person")
+
+    def rekey(body: dict[str, Any]) -> None:
+        for entry in body["items"]:
+            if entry["id"] == network.org_a.id:
+                entry["ed25519_public_key"] = FactoryKeys.generate().ed25519_public_hex
+
+    lied_to = sdk_for(
+        network.b_hr,
+        transport=Tamper(httpx.ASGITransport(app=app), path="/v1/directory", edit=rekey),
+    )
+    with pytest.raises(DisclosureNotAuthentic):
+        await lied_to.read_disclosure_answer(request_id)
+    # With the holder's key known out of band, the directory is not consulted at all.
+    answer = await lied_to.read_disclosure_answer(
+        request_id, holder_ed25519_public=bytes.fromhex(network.org_a_keys.ed25519_public_hex)
+    )
+    assert answer.same_person == "not_same_person"
+
+
+async def test_refusals_map_to_their_exceptions(
+    sdk_for: SdkFactory, network: Network, clock: Any
+) -> None:
+    focal, hr, request_id = await matched_request(sdk_for, network, clock)
+    with pytest.raises(InvalidTransition) as refused:
+        await hr.close_disclosure(request_id)
+    assert refused.value.state == "requested"
+
+    consent_id = await hr.record_consent(
+        applicant_ref="APP-8",
+        purpose="recruitment",
+        position_ref="POS-8",
+        form_sha256=FORM,
+        self_declared_finding=False,
+    )
+    result = await hr.check_applicant(REGISTERED, consent_id)
+    match = result.by_case()[0]
+    with pytest.raises(MatchProofInvalid):
+        await hr.request_disclosure(dataclasses.replace(match, match_proof=bytes(32)))
+    with pytest.raises(InvalidInput):
+        await hr.request_disclosure(match, "00000000-0000-4000-8000-000000000000")
+    # Answers are validated before anything is sealed or sent.
+    with pytest.raises(InvalidInput):
+        await focal.answer_disclosure(request_id, same_person="confirmed")
+    with pytest.raises(InvalidInput):
+        await hr.read_disclosure_answer(request_id)  # nothing to read yet
+
+
+async def test_a_withdrawn_request_still_takes_the_hiring_outcome(
+    sdk_for: SdkFactory, network: Network, clock: Any
+) -> None:
+    _focal, hr, request_id = await matched_request(sdk_for, network, clock)
+    withdrawn = await hr.withdraw_disclosure(request_id)
+    assert withdrawn.state == "withdrawn"
+    reported = await hr.report_outcome(request_id, "not_hired_other")
+    assert reported.outcome == "not_hired_other"
+
+
+async def test_lookup_code_round_trip(sdk_for: SdkFactory, network: Network, clock: Any) -> None:
+    hr = sdk_for(network.b_hr)
+    receipt = await hr.record_consent_receipt(
+        applicant_ref="APP-9",
+        purpose="recruitment",
+        position_ref="POS-9",
+        form_sha256=FORM,
+        self_declared_finding=False,
+    )
+    assert receipt.lookup_code
+    found = await hr.consent_lookup(receipt.lookup_code)
+    assert found.consent_id == receipt.id and found.status == "active" and found.checks == []
+    gone = await hr.consent_lookup_withdraw(receipt.lookup_code.lower())
+    assert gone.status == "withdrawn"
+
+
+async def test_disclosures_need_the_organisation_keys(network: Network) -> None:
+    creds = dataclasses.replace(credentials_for(network.b_hr), org_keys=None)
+    ops = DisclosureOps(creds)
+    with pytest.raises(CredentialsError):
+        next(ops.read_disclosure_answer("00000000-0000-4000-8000-000000000000"))
+
+
+def test_answer_dict_is_json_ready() -> None:
+    answer = VerifiedAnswer(
+        request_id="r",
+        holder_org_id="h",
+        holder_org="org-a",
+        same_person="confirmed",
+        category="sexual_abuse",
+        finding_date=date(2025, 1, 2),
+        sanction="dismissal",
+    )
+    assert json.loads(json.dumps(answer.as_dict()))["finding_date"] == "2025-01-02"
