@@ -12,7 +12,7 @@ from typing import Annotated
 
 import typer
 
-from client_sdk.cli import admin, cases, check, consent, demo, form, keys, rescreen
+from client_sdk.cli import admin, cases, check, consent, demo, disclosures, form, keys, rescreen
 from client_sdk.cli._common import (
     ENV_BASE_URL,
     ENV_CREDENTIALS,
@@ -165,41 +165,6 @@ def whoami(ctx: typer.Context) -> None:
     )
 
 
-@app.command()
-@handled
-def stats(
-    ctx: typer.Context,
-    year: Annotated[int | None, typer.Option(help="Calendar year (default: the current).")] = None,
-) -> None:
-    """Yearly figures: network-wide for the secretariat and auditors, own organisation for
-    members (recruitments checked, matches, disclosure requests, answers)."""
-    from rich.table import Table
-
-    st = state(ctx)
-    figures = st.client().stats(year)
-
-    def human() -> None:
-        table = Table(title=f"refcheck statistics {figures.get('year', year or '')}".strip())
-        table.add_column("figure")
-        table.add_column("value", justify="right")
-        for key, value in _flatten(figures):
-            table.add_row(key, str(value))
-        st.console.print(table)
-
-    emit(st, figures, human)
-
-
-def _flatten(data: object, prefix: str = "") -> list[tuple[str, object]]:
-    if isinstance(data, dict):
-        out: list[tuple[str, object]] = []
-        for key, value in data.items():
-            out += _flatten(value, f"{prefix}{key}.")
-        return out
-    if isinstance(data, list):
-        return [(prefix.rstrip("."), ", ".join(str(v) for v in data))]
-    return [(prefix.rstrip("."), data)]
-
-
 app.add_typer(keys.app, name="keys")
 app.add_typer(consent.app, name="consent")
 app.command(name="check")(check.check)
@@ -208,6 +173,9 @@ app.add_typer(cases.app, name="case")
 app.add_typer(admin.app, name="admin")
 app.add_typer(form.app, name="form")
 app.command(name="demo")(demo.demo)
+app.add_typer(disclosures.app, name="disclosures")
+app.command(name="lookup")(disclosures.lookup)
+app.command(name="stats")(disclosures.stats)
 
 
 def main() -> None:

@@ -1,0 +1,431 @@
+"""`refcheck disclosures`, `refcheck lookup` and `refcheck stats`: the disclosure step, the
+applicant's lookup code, and the yearly MDS figures.
+
+Sealing, signing, opening and verifying happen here on your machine with your organisation's
+keys (in the credentials file); the server only relays ciphertext. `show` opens what is addressed
+to you and exits 6 (security) when an answer is not authentic.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+from typing import Annotated, Any
+
+import typer
+from rich.table import Table
+
+from client_sdk.cli._common import State, emit, handled, state
+from client_sdk.cli.check import (
+    Dob,
+    Email,
+    FullName,
+    NationalId,
+    Nationality,
+    Passport,
+    PassportCountry,
+    PersonFile,
+    Phone,
+    person_from,
+)
+from client_sdk.disclosures import ApplicantDetails, ConsentLookup, Disclosure, VerifiedAnswer
+from client_sdk.errors import InvalidInput
+
+app = typer.Typer(
+    help="Disclosure requests: ask the holder of a matched record, answer as the holder.",
+    no_args_is_help=True,
+)
+
+#: Columns of `refcheck stats` (the MDS yearly figures), in the order MDS members report them.
+MDS_COLUMNS = (
+    "recruitments",
+    "requests_made",
+    "responses_received",
+    "responses_given",
+    "applicants_rejected",
+    "overdue_requests",
+)
+
+
+def _when(value: Any) -> str:
+    return "" if value is None else value.isoformat(timespec="minutes")
+
+
+def _row(d: Disclosure) -> dict[str, Any]:
+    return d.model_dump(mode="json", exclude={"sealed_answer", "sealed_applicant_details"})
+
+
+def _print_list(st: State, items: list[Disclosure]) -> None:
+    def human() -> None:
+        if not items:
+            st.console.print("No disclosure requests.")
+            return
+        table = Table("id", "as", "from", "to", "state", "due", "overdue")
+        for d in items:
+            table.add_row(
+                d.id,
+                d.role,
+                d.requester_org,
+                d.holder_org,
+                d.state,
+                _when(d.due_at),
+                "yes" if d.overdue else "",
+            )
+        st.console.print(table)
+
+    emit(st, {"items": [_row(d) for d in items]}, human)
+
+
+def _print_request(
+    st: State,
+    d: Disclosure,
+    *,
+    answer: VerifiedAnswer | None = None,
+    details: ApplicantDetails | None = None,
+) -> None:
+    data = _row(d)
+    if answer is not None:
+        data["answer"] = answer.as_dict()
+    if details is not None:
+        data["applicant_details"] = {"signed": details.signed, **details.applicant}
+
+    def human() -> None:
+        st.console.print(
+            f"Request [bold]{d.id}[/] - {d.state}"
+            + (f" ({d.close_reason})" if d.close_reason else "")
+            + (" [bold red]OVERDUE[/]" if d.overdue else ""),
+            highlight=False,
+        )
+        st.console.print(
+            f"  from {d.requester_org} to {d.holder_org}; requested {_when(d.created_at)}, "
+            f"due {_when(d.due_at)}",
+            highlight=False,
+        )
+        if d.case_id:
+            st.console.print(f"  record: case {d.case_id}, entry {d.entry_id}", highlight=False)
+        if d.outcome:
+            st.console.print(f"  hiring outcome: {d.outcome}", highlight=False)
+        if details is not None:
+            signed = "signed by the requester" if details.signed else "NOT signed"
+            st.console.print(f"  applicant details ({signed}):", highlight=False)
+            for name, value in details.applicant.items():
+                st.console.print(f"    {name}: {value}", highlight=False, markup=False)
+        if answer is not None:
+            st.console.print(
+                f"  answer from {answer.holder_org} (signature verified): "
+                f"[bold]{answer.same_person}[/]",
+                highlight=False,
+            )
+            for name in (
+                "category",
+                "child_victim",
+                "finding_date",
+                "sanction",
+                "text",
+                "contact",
+                "decline_reason",
+            ):
+                value = getattr(answer, name)
+                if value is not None:
+                    st.console.print(f"    {name}: {value}", highlight=False, markup=False)
+
+    emit(st, data, human)
+
+
+@app.command("list")
+@handled
+def list_requests(
+    ctx: typer.Context,
+    role: Annotated[
+        str | None, typer.Option(help="holder (requests to answer) or requester (your asks).")
+    ] = None,
+    state_: Annotated[
+        str | None,
+        typer.Option(
+            "--state", help="requested, acknowledged, answered, closed, withdrawn, expired."
+        ),
+    ] = None,
+    overdue: Annotated[
+        bool, typer.Option("--overdue", help="Only requests past their response deadline.")
+    ] = False,
+) -> None:
+    """List your organisation's disclosure requests (the secretariat: overdue ones)."""
+    st = state(ctx)
+    if role not in (None, "holder", "requester"):
+        raise InvalidInput("--role must be holder or requester")
+    items = st.client().list_disclosures(
+        role,  # type: ignore[arg-type]  # checked just above
+        state_,
+        True if overdue else None,
+    )
+    _print_list(st, items)
+
+
+@app.command("show")
+@handled
+def show(
+    ctx: typer.Context,
+    request_id: Annotated[str, typer.Argument(help="Disclosure request id.")],
+    open_: Annotated[
+        bool,
+        typer.Option(
+            "--open/--no-open",
+            help="Open what is sealed to you: the answer (requester) or the applicant's "
+            "details (holder), verifying the signature.",
+        ),
+    ] = True,
+) -> None:
+    """Show one request; with the answer (requester) or applicant details (holder) opened and
+    verified. Exit 6 when they are not authentic."""
+    st = state(ctx)
+    client = st.client()
+    request = client.get_disclosure(request_id)
+    answer = details = None
+    if open_ and request.role == "requester" and request.sealed_answer is not None:
+        answer = client.read_disclosure_answer(request_id)
+    if open_ and request.role == "holder" and request.sealed_applicant_details is not None:
+        details = client.read_applicant_details(request_id)
+    _print_request(st, request, answer=answer, details=details)
+
+
+@app.command("request")
+@handled
+def request(
+    ctx: typer.Context,
+    consent_id: Annotated[str, typer.Option("--consent", help="Consent id for this applicant.")],
+    entry: Annotated[
+        str | None,
+        typer.Option(help="Record reference (entry id) to ask about; default: every match."),
+    ] = None,
+    send_details: Annotated[
+        bool,
+        typer.Option(
+            "--send-details/--no-send-details",
+            help="Seal the applicant's details to the holder (signed by your organisation) so "
+            "it can confirm it is the same person.",
+        ),
+    ] = True,
+    person: PersonFile = None,
+    full_name: FullName = None,
+    dob: Dob = None,
+    nationality: Nationality = None,
+    national_id: NationalId = None,
+    passport: Passport = None,
+    passport_country: PassportCountry = None,
+    email: Email = None,
+    phone: Phone = None,
+) -> None:
+    """Check the applicant and ask the holder of each matched record for its answer.
+
+    The match proof needs the applicant's pseudonyms, which the SDK keeps in memory only, so
+    this runs the check itself (it uses one check of the consent's budget).
+    """
+    st = state(ctx)
+    record = person_from(
+        person, full_name, dob, nationality, national_id, passport, passport_country, email, phone
+    )
+    client = st.client()
+    result = client.check_applicant(record, consent_id)
+    matches = list(result.by_case())
+    if entry is not None:
+        chosen = [m for m in result.matches if m.entry_id == entry]
+        if not chosen:
+            raise InvalidInput("the applicant did not match that record reference")
+        matches = chosen
+    opened = [
+        client.get_disclosure(
+            client.request_disclosure(m, consent_id, record if send_details else None)
+        )
+        for m in matches
+    ]
+    if not opened:
+        emit(st, {"items": []}, lambda: st.console.print("No match: nothing to ask about."))
+        return
+    _print_list(st, opened)
+
+
+@app.command("acknowledge")
+@handled
+def acknowledge(
+    ctx: typer.Context, request_id: Annotated[str, typer.Argument(help="Request id.")]
+) -> None:
+    """Holder: say you have seen the request (the deadline keeps running)."""
+    st = state(ctx)
+    _print_request(st, st.client().acknowledge_disclosure(request_id))
+
+
+@app.command("answer")
+@handled
+def answer(
+    ctx: typer.Context,
+    request_id: Annotated[str, typer.Argument(help="Request id.")],
+    same_person: Annotated[
+        str,
+        typer.Option(help="confirmed, not_same_person or declined."),
+    ],
+    category: Annotated[
+        str | None,
+        typer.Option(help="sexual_exploitation, sexual_abuse or sexual_harassment."),
+    ] = None,
+    child_victim: Annotated[
+        bool | None, typer.Option("--child-victim/--no-child-victim", help="Child victim flag.")
+    ] = None,
+    finding_date: Annotated[str | None, typer.Option(help="YYYY-MM-DD.")] = None,
+    sanction: Annotated[
+        str | None,
+        typer.Option(help="dismissal, contract_termination or other_disciplinary."),
+    ] = None,
+    text: Annotated[str | None, typer.Option(help="Short free text (no survivor data).")] = None,
+    contact: Annotated[str | None, typer.Option(help="Contact for follow-up.")] = None,
+    decline_reason: Annotated[str | None, typer.Option(help="Why you decline.")] = None,
+) -> None:
+    """Holder: answer, signed with your organisation's key and sealed to the requester."""
+    st = state(ctx)
+    sent = st.client().answer_disclosure(
+        request_id,
+        same_person=same_person,  # type: ignore[arg-type]  # validated by the SDK
+        category=category,
+        child_victim=child_victim,
+        finding_date=finding_date,
+        sanction=sanction,
+        text=text,
+        contact=contact,
+        decline_reason=decline_reason,
+    )
+    _print_request(st, sent)
+
+
+@app.command("withdraw")
+@handled
+def withdraw(
+    ctx: typer.Context, request_id: Annotated[str, typer.Argument(help="Request id.")]
+) -> None:
+    """Requester: you no longer need an answer."""
+    st = state(ctx)
+    _print_request(st, st.client().withdraw_disclosure(request_id))
+
+
+@app.command("close")
+@handled
+def close(
+    ctx: typer.Context, request_id: Annotated[str, typer.Argument(help="Request id.")]
+) -> None:
+    """Requester: you have read the answer; the server deletes its ciphertext."""
+    st = state(ctx)
+    _print_request(st, st.client().close_disclosure(request_id))
+
+
+@app.command("outcome")
+@handled
+def outcome(
+    ctx: typer.Context,
+    request_id: Annotated[str, typer.Argument(help="Request id.")],
+    value: Annotated[str, typer.Argument(help="hired, not_hired_disclosure or not_hired_other.")],
+) -> None:
+    """Requester: report the applicant's hiring outcome (for the yearly figures)."""
+    st = state(ctx)
+    if value not in ("hired", "not_hired_disclosure", "not_hired_other"):
+        raise InvalidInput("the outcome must be hired, not_hired_disclosure or not_hired_other")
+    _print_request(st, st.client().report_outcome(request_id, value))  # type: ignore[arg-type]
+
+
+# -- the applicant's lookup code -------------------------------------------------------------
+
+
+def _print_lookup(st: State, found: ConsentLookup) -> None:
+    def human() -> None:
+        st.console.print(
+            f"Consent {found.consent_id} of {found.org} ({found.purpose}) - {found.status}",
+            highlight=False,
+        )
+        st.console.print(
+            f"  given {_when(found.consented_at)}, valid until {found.expires_on.isoformat()}",
+            highlight=False,
+        )
+        if not found.checks:
+            st.console.print("  no check was run under it")
+        for c in found.checks:
+            st.console.print(f"  checked by {c.org} at {_when(c.at)}", highlight=False)
+        for r in found.disclosure_requests:
+            st.console.print(
+                f"  disclosure asked of {r.holder_org} at {_when(r.requested_at)} ({r.state})",
+                highlight=False,
+            )
+
+    emit(st, found.model_dump(mode="json"), human)
+
+
+@handled
+def lookup(
+    ctx: typer.Context,
+    code: Annotated[str, typer.Argument(help="The applicant's lookup code (XXXX-XXXX-...).")],
+    withdraw_: Annotated[
+        bool, typer.Option("--withdraw", help="Withdraw the consent for the applicant.")
+    ] = False,
+) -> None:
+    """For an applicant: who checked under their consent and when, and who was asked for a
+    disclosure; `--withdraw` withdraws the consent (HR checker of the organisation, or the
+    secretariat)."""
+    st = state(ctx)
+    client = st.client()
+    found = client.consent_lookup_withdraw(code) if withdraw_ else client.consent_lookup(code)
+    _print_lookup(st, found)
+
+
+# -- yearly figures --------------------------------------------------------------------------
+
+
+def mds_rows(figures: dict[str, Any]) -> list[dict[str, Any]]:
+    """One row per organisation and one network (or own-organisation) total, MDS columns."""
+    rows = []
+    for org in figures.get("organisations") or []:
+        mds = org.get("mds") or {}
+        rows.append(
+            {"scope": "organisation", "org": org.get("short_name", "")}
+            | {c: mds.get(c, 0) for c in MDS_COLUMNS}
+        )
+    total = figures.get("mds") or {}
+    label = "network" if figures.get("scope") == "network" else "total"
+    rows.append({"scope": label, "org": ""} | {c: total.get(c, 0) for c in MDS_COLUMNS})
+    return rows
+
+
+def mds_csv(figures: dict[str, Any]) -> str:
+    out = io.StringIO()
+    writer = csv.DictWriter(
+        out, fieldnames=["year", "scope", "org", *MDS_COLUMNS], lineterminator="\n"
+    )
+    writer.writeheader()
+    for row in mds_rows(figures):
+        writer.writerow({"year": figures.get("year", ""), **row})
+    return out.getvalue()
+
+
+@handled
+def stats(
+    ctx: typer.Context,
+    year: Annotated[int | None, typer.Option(help="Calendar year (default: the current).")] = None,
+    as_csv: Annotated[
+        bool, typer.Option("--csv", help="Print the MDS figures as CSV (one row per org).")
+    ] = False,
+) -> None:
+    """The yearly figures MDS members publish (recruitments, requests made, responses
+    received and given, applicants rejected, overdue requests): per organisation and
+    network-wide for the secretariat and auditors, your own for members."""
+    st = state(ctx)
+    figures = st.client().stats(year)
+    if as_csv:
+        typer.echo(mds_csv(figures), nl=False)
+        return
+
+    def human() -> None:
+        table = Table(title=f"MDS figures {figures.get('year', year or '')}".strip())
+        table.add_column("organisation")
+        for column in MDS_COLUMNS:
+            table.add_column(column.replace("_", " "), justify="right")
+        for row in mds_rows(figures):
+            name = row["org"] or ("network" if row["scope"] == "network" else "total")
+            table.add_row(name, *(str(row[c]) for c in MDS_COLUMNS))
+        st.console.print(table)
+
+    emit(st, figures, human)
