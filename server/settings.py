@@ -31,8 +31,7 @@ class Settings(BaseSettings):
     # Background jobs (retention sweeper, deadline checks) run in-process when the server runs.
     run_background_jobs: bool = True
     job_interval_seconds: int = Field(default=3600, ge=1)
-    # Only for development and tests: a fixed "now" lets deadline and retention logic be tested.
-    log_level: str = "info"
+    log_level: Literal["debug", "info", "warning", "error"] = "info"
 
     @model_validator(mode="after")
     def _refuse_placeholder_config(self) -> Settings:
