@@ -18,7 +18,9 @@ Quick use (HR system)::
         print(result.status)          # no_match | match | possible_match
 
 `AsyncClient` offers the same calls, awaited. Both share one I/O-free core
-(`client_sdk._core`) and verify every DLEQ proof against the OPRF key pinned on first use.
+(`client_sdk._core`) and verify every DLEQ proof against the OPRF key pinned on first use; the
+organisations' public keys from the directory (for sealing and verifying disclosures) are
+pinned on first use as well (`client_sdk.pinning`).
 
 Exceptions
 ----------
@@ -35,6 +37,9 @@ Every exception the SDK raises on purpose derives from `RefcheckError`::
     │   │                         retried, stops a whole check_many batch
     │   ├── ProofInvalid          DLEQ proof does not verify against the pinned key
     │   ├── KeyChanged            the server's OPRF key is not the pinned one
+    │   ├── OrgKeyChanged         an organisation's directory keys are not the pinned ones
+    │   │                         (accept a change with `trust_org_keys` after an
+    │   │                         out-of-band check of the fingerprint)
     │   ├── InvalidResponse       answer does not match the wire contract
     │   └── DisclosureNotAuthentic  a sealed disclosure answer is forged (wrong signer),
     │                             replayed from another request, or not sealed to you
@@ -99,6 +104,7 @@ from client_sdk.errors import (
     MatchProofInvalid,
     MouInactive,
     NotFound,
+    OrgKeyChanged,
     PermissionDenied,
     PolicyViolation,
     ProofInvalid,
@@ -111,7 +117,7 @@ from client_sdk.errors import (
 )
 from client_sdk.keystore import Keystore
 from client_sdk.models import Case, CheckResult, CheckStatus, Consent, Match
-from client_sdk.pinning import PinnedKey
+from client_sdk.pinning import OrgPublicKeys, PinnedKey, org_key_fingerprint
 
 __all__ = [
     "DEFAULT_TIMEOUT",
@@ -151,7 +157,9 @@ __all__ = [
     "MatchProofInvalid",
     "MouInactive",
     "NotFound",
+    "OrgKeyChanged",
     "OrgKeys",
+    "OrgPublicKeys",
     "PermissionDenied",
     "PinnedKey",
     "PolicyViolation",
@@ -164,4 +172,5 @@ __all__ = [
     "ServiceUnavailable",
     "TransportError",
     "VerifiedAnswer",
+    "org_key_fingerprint",
 ]

@@ -35,7 +35,7 @@ from client_sdk.errors import (
     error_from_response,
 )
 from client_sdk.models import Case, CheckResult, Consent
-from client_sdk.pinning import KeyPin, PinnedKey
+from client_sdk.pinning import KeyPin, OrgKeyPins, PinnedKey
 
 __all__ = ["AsyncClient", "Client"]
 
@@ -71,13 +71,11 @@ class _Base:
         self.retry = retry or RetryPolicy()
         self._clock = clock
         self._tokens = _auth.TokenCache(margin=token_margin, clock=clock)
-        self._core = Core(
-            KeyPin(
-                self.base_url,
-                pinned=pinned_key,
-                path=None if pin_file is None else Path(pin_file),
-            )
-        )
+        pin_path = None if pin_file is None else Path(pin_file)
+        self._core = Core(KeyPin(self.base_url, pinned=pinned_key, path=pin_path))
+        # The organisations' public keys reach us through the server too: pinned in the same
+        # file, under the same server URL (client_sdk.pinning).
+        self._org_pins = OrgKeyPins(self.base_url, path=pin_path)
 
     # -- request building and answer classification (no I/O) ------------------------------
 

@@ -22,8 +22,11 @@ The operations are I/O-free generators (like `client_sdk._core`); `DisclosureMet
 
 Trust in keys: the organisations' public keys come from `GET /v1/directory`, that is from the
 server. A server that swapped a key there could read applicant details sealed to it or forge
-an answer; pass `holder_ed25519_public=` / compare the directory with keys exchanged out of band
-(the MoU annex) where that matters.
+an answer, and every signature would verify against the forged key. So each organisation's
+pair of keys is pinned on first use (`client_sdk.pinning.OrgKeyPins`, in the client's pin
+file), a later difference raises `OrgKeyChanged` before anything is sealed or believed, and
+a change is accepted only through `trust_org_keys` after comparing the fingerprint with the
+organisation out of band (the MoU annex, a phone call).
 """
 
 from __future__ import annotations
@@ -40,8 +43,10 @@ from client_sdk.errors import (
     DisclosureNotAuthentic,
     InvalidInput,
     InvalidResponse,
+    OrgKeyChanged,
 )
 from client_sdk.models import Match
+from client_sdk.pinning import OrgKeyPins, OrgPublicKeys, normalise_fingerprint
 from protocol import disclosure as crypto
 from protocol.disclosure_messages import (
     ConsentLookupOut,
@@ -127,16 +132,6 @@ def _org_keys(credentials: Credentials) -> OrgKeys:
     return credentials.org_keys
 
 
-def _unhex_key(value: Any, what: str) -> bytes:
-    try:
-        raw = bytes.fromhex(value) if isinstance(value, str) else b""
-    except ValueError:
-        raw = b""
-    if len(raw) != 32:
-        raise InvalidResponse(f"the directory has no valid {what} for this organisation")
-    return raw
-
-
 def _answer_from(answer: crypto.Answer, holder_org: str) -> VerifiedAnswer:
     return VerifiedAnswer(
         request_id=answer.request_id,
@@ -174,24 +169,71 @@ def _applicant_fields(applicant: Any) -> dict[str, str]:
 class DisclosureOps:
     """The disclosure operations as generators yielding `ApiRequest`s (see `client_sdk._core`).
 
-    Holds only the credentials; every key is used inside the call that needs it.
+    Holds the credentials and the client's organisation key pins (in-memory ones when none
+    are given); every private key is used inside the call that needs it.
     """
 
-    def __init__(self, credentials: Credentials) -> None:
+    def __init__(self, credentials: Credentials, org_pins: OrgKeyPins | None = None) -> None:
         self.credentials = credentials
+        self.org_pins = org_pins or OrgKeyPins(credentials.base_url or "")
 
-    # -- directory ------------------------------------------------------------------------
+    # -- directory and the organisations' keys ---------------------------------------------
 
-    def directory_entry(self, org_id: str) -> Op[dict[str, Any]]:
+    def _directory(self) -> Op[list[dict[str, Any]]]:
         response = yield ApiRequest("GET", "/v1/directory")
         body = json_body(response)
         items = body.get("items") if isinstance(body, dict) else None
-        if not isinstance(items, list):
+        if not isinstance(items, list) or not all(isinstance(e, dict) for e in items):
             raise InvalidResponse("the directory answer has no items")
-        for entry in items:
-            if isinstance(entry, dict) and entry.get("id") == org_id:
-                return entry
+        return items
+
+    def _offered_keys(self, org: str) -> Op[OrgPublicKeys]:
+        """What the directory says an organisation's keys are now, by id or short name:
+        not yet checked against the pin."""
+        for entry in (yield from self._directory()):
+            if org in (entry.get("id"), entry.get("short_name")):
+                return OrgPublicKeys.from_directory(entry)
         raise InvalidResponse("the organisation is not in the directory")
+
+    def org_keys(self, org: str) -> Op[OrgPublicKeys]:
+        """An organisation's public keys from the directory, checked against the pin (pinned
+        on first use); `OrgKeyChanged` when the directory now says otherwise."""
+        offered = yield from self._offered_keys(org)
+        return self.org_pins.check(offered)
+
+    def trust_org_keys(self, org: str, fingerprint: str | None = None) -> Op[OrgPublicKeys]:
+        """Pin the directory's current keys for `org`, replacing any earlier pin. With
+        `fingerprint` (as the organisation gave it out of band) they must match it."""
+        offered = yield from self._offered_keys(org)
+        if fingerprint is not None:
+            wanted = normalise_fingerprint(fingerprint)
+            if len(wanted) != 32:
+                raise InvalidInput("a fingerprint is 32 hex digits (eight groups of four)")
+            if wanted != normalise_fingerprint(offered.fingerprint):
+                pinned = self.org_pins.pinned(offered.org_id)
+                name = offered.short_name or offered.org_id
+                raise OrgKeyChanged(
+                    f"the directory's keys for {name} (fingerprint {offered.fingerprint}) do not "
+                    "match the fingerprint you were given: a typing mistake, or the server is "
+                    "not serving the organisation's real keys; nothing was pinned",
+                    org_id=offered.org_id,
+                    org=name,
+                    pinned_fingerprint=None if pinned is None else pinned.fingerprint,
+                    directory_fingerprint=offered.fingerprint,
+                )
+        return self.org_pins.replace(offered)
+
+    def verify_directory(self) -> Op[list[OrgPublicKeys]]:
+        """Compare every pinned organisation still in the directory with its pin; raise
+        `OrgKeyChanged` for the first that differs. Pins nothing new. Run before spending a
+        check whose match will be followed by sealing (`check --request-disclosure`), so that a
+        swapped key stops the run before the consent's check is used."""
+        checked = []
+        for entry in (yield from self._directory()):
+            org_id = entry.get("id")
+            if isinstance(org_id, str) and self.org_pins.pinned(org_id) is not None:
+                checked.append(self.org_pins.check(OrgPublicKeys.from_directory(entry)))
+        return checked
 
     # -- requester ------------------------------------------------------------------------
 
@@ -207,7 +249,7 @@ class DisclosureOps:
             if not org_id:
                 raise CredentialsError("the credentials do not name the organisation (org_id)")
             keys = _org_keys(self.credentials)
-            holder = yield from self.directory_entry(match.holder_org_id)
+            holder = yield from self.org_keys(match.holder_org_id)
             try:
                 details = crypto.ApplicantDetails(
                     consent_id=match.consent_id,
@@ -217,9 +259,7 @@ class DisclosureOps:
                     applicant=_applicant_fields(applicant),
                 )
                 sealed = crypto.seal_applicant_details(
-                    details,
-                    _unhex_key(holder.get("x25519_public_key"), "X25519 key"),
-                    keys.ed25519_private,
+                    details, holder.x25519, keys.ed25519_private
                 ).hex()
             except InvalidInputError as exc:
                 raise InvalidInput(str(exc)) from None
@@ -230,7 +270,9 @@ class DisclosureOps:
             match_proof=match.match_proof.hex(),
             sealed_applicant_details=sealed,
         )
-        response = yield ApiRequest("POST", "/v1/disclosure-requests", json=body)
+        # Safe to send again after a dropped connection: the server answers a second request
+        # for the same consent and case with the open one (docs/api.md).
+        response = yield ApiRequest("POST", "/v1/disclosure-requests", json=body, idempotent=True)
         return parse(DisclosureOut, response)
 
     def list_disclosures(
@@ -293,8 +335,8 @@ class DisclosureOps:
         if request.sealed_answer is None:
             raise InvalidInput(f"the request holds no answer to read (state {request.state})")
         if holder_ed25519_public is None:
-            holder = yield from self.directory_entry(request.holder_org_id)
-            holder_ed25519_public = _unhex_key(holder.get("ed25519_public_key"), "Ed25519 key")
+            holder = yield from self.org_keys(request.holder_org_id)
+            holder_ed25519_public = holder.ed25519
         try:
             answer = crypto.open_answer(
                 bytes.fromhex(request.sealed_answer),
@@ -330,8 +372,8 @@ class DisclosureOps:
             raise InvalidInput("only the holder organisation can open the applicant details")
         if request.sealed_applicant_details is None:
             return None
-        requester = yield from self.directory_entry(request.requester_org_id)
-        verify_key = _unhex_key(requester.get("ed25519_public_key"), "Ed25519 key")
+        requester = yield from self.org_keys(request.requester_org_id)
+        verify_key = requester.ed25519
         try:
             opened = crypto.open_applicant_details(
                 bytes.fromhex(request.sealed_applicant_details),
@@ -392,13 +434,9 @@ class DisclosureOps:
             )
         except InvalidInputError as exc:
             raise InvalidInput(str(exc)) from None
-        requester = yield from self.directory_entry(request.requester_org_id)
+        requester = yield from self.org_keys(request.requester_org_id)
         try:
-            sealed = crypto.seal_answer(
-                answer,
-                keys.ed25519_private,
-                _unhex_key(requester.get("x25519_public_key"), "X25519 key"),
-            )
+            sealed = crypto.seal_answer(answer, keys.ed25519_private, requester.x25519)
         except InvalidInputError as exc:
             raise InvalidInput(str(exc)) from None
         body = build(DisclosureAnswerIn, sealed_answer=sealed.hex())
@@ -429,13 +467,33 @@ class DisclosureMethods:
     """Disclosure calls of `Client` (a mixin: `Client` provides `credentials` and `_run`)."""
 
     credentials: Credentials
+    _org_pins: OrgKeyPins
 
     def _run(self, op: Op[T]) -> T:
         raise NotImplementedError
 
     @property
     def _disclosures(self) -> DisclosureOps:
-        return DisclosureOps(self.credentials)
+        return DisclosureOps(self.credentials, self._org_pins)
+
+    def org_keys(self, org: str) -> OrgPublicKeys:
+        """An organisation's public keys (by id or short name) from the directory, checked
+        against the pin and pinned on first use; raises `OrgKeyChanged` when they changed."""
+        return self._run(self._disclosures.org_keys(org))
+
+    def trust_org_keys(self, org: str, *, fingerprint: str | None = None) -> OrgPublicKeys:
+        """Accept an organisation's new public keys after confirming them out of band.
+
+        Pins what the directory says now, replacing the earlier pin. Pass the `fingerprint`
+        the organisation gave you (`refcheck keys show` prints it on its side): the keys must
+        match it, or `OrgKeyChanged` is raised and nothing is pinned.
+        """
+        return self._run(self._disclosures.trust_org_keys(org, fingerprint))
+
+    def verify_directory(self) -> list[OrgPublicKeys]:
+        """Check every pinned organisation against the directory; raises `OrgKeyChanged` for
+        a changed one. Pins nothing new."""
+        return self._run(self._disclosures.verify_directory())
 
     def request_disclosure(
         self, match: Match, consent_id: str | None = None, applicant: Any = None
@@ -542,13 +600,23 @@ class AsyncDisclosureMethods:
     """The same calls for `AsyncClient`, awaited."""
 
     credentials: Credentials
+    _org_pins: OrgKeyPins
 
     async def _run(self, op: Op[T]) -> T:
         raise NotImplementedError
 
     @property
     def _disclosures(self) -> DisclosureOps:
-        return DisclosureOps(self.credentials)
+        return DisclosureOps(self.credentials, self._org_pins)
+
+    async def org_keys(self, org: str) -> OrgPublicKeys:
+        return await self._run(self._disclosures.org_keys(org))
+
+    async def trust_org_keys(self, org: str, *, fingerprint: str | None = None) -> OrgPublicKeys:
+        return await self._run(self._disclosures.trust_org_keys(org, fingerprint))
+
+    async def verify_directory(self) -> list[OrgPublicKeys]:
+        return await self._run(self._disclosures.verify_directory())
 
     async def request_disclosure(
         self, match: Match, consent_id: str | None = None, applicant: Any = None

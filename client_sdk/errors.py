@@ -43,6 +43,7 @@ __all__ = [
     "MatchProofInvalid",
     "MouInactive",
     "NotFound",
+    "OrgKeyChanged",
     "PermissionDenied",
     "PolicyViolation",
     "ProofInvalid",
@@ -105,6 +106,35 @@ class KeyChanged(ProtocolViolation):
         super().__init__(message)
         self.pinned_key_id = pinned_key_id
         self.server_key_id = server_key_id
+
+
+class OrgKeyChanged(ProtocolViolation):
+    """An organisation's public keys in the directory differ from the ones pinned on first use.
+
+    Those keys come from the server (`GET /v1/directory`): a server that swapped a holder's
+    X25519 key could read the applicant details sealed to it, and one that swapped its Ed25519
+    key could forge its answer. So, as for the OPRF key, a change is accepted only after it was
+    confirmed with the organisation out of band and pinned deliberately
+    (`Client.trust_org_keys`, `refcheck keys trust ORG`). Both fingerprints are given so that a
+    person can compare them with the one the organisation reads out.
+    """
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        org_id: str,
+        org: str,
+        pinned_fingerprint: str | None,
+        directory_fingerprint: str,
+        changed: tuple[str, ...] = (),
+    ) -> None:
+        super().__init__(message)
+        self.org_id = org_id
+        self.org = org
+        self.pinned_fingerprint = pinned_fingerprint
+        self.directory_fingerprint = directory_fingerprint
+        self.changed = changed
 
 
 class InvalidResponse(ProtocolViolation):

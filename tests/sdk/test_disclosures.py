@@ -1,6 +1,7 @@
 """The disclosure step through the SDK against the real app: request with sealed applicant
 details, holder opens them and answers, requester opens and verifies; forged, replayed and
-re-keyed answers are refused by the SDK, never shown."""
+re-keyed answers are refused by the SDK, never shown; organisations' keys swapped in the
+directory are refused until re-pinned."""
 
 from __future__ import annotations
 
@@ -21,8 +22,10 @@ from client_sdk import (
     InvalidInput,
     InvalidTransition,
     MatchProofInvalid,
+    OrgKeyChanged,
     OrgKeys,
     VerifiedAnswer,
+    org_key_fingerprint,
 )
 from client_sdk.disclosures import DisclosureOps
 from protocol.disclosure import Answer, seal_answer
@@ -253,3 +256,122 @@ def test_answer_dict_is_json_ready() -> None:
         sanction="dismissal",
     )
     assert json.loads(json.dumps(answer.as_dict()))["finding_date"] == "2025-01-02"
+
+
+async def swap_org_keys(sdk_for: SdkFactory, network: Network, org_id: str) -> FactoryKeys:
+    """The network admin registers new public keys for an organisation (PATCH /v1/orgs/{id}),
+    as a compromised or mistaken server would serve them; returns the new key pairs."""
+    new = FactoryKeys.generate()
+    admin = sdk_for(network.admin)
+    response = await admin.request(
+        "PATCH",
+        f"/v1/orgs/{org_id}",
+        json={
+            "x25519_public_key": new.x25519_public_hex,
+            "ed25519_public_key": new.ed25519_public_hex,
+        },
+    )
+    assert response.status_code == 200, response.text
+    return new
+
+
+async def fresh_match(hr: AsyncClient, ref: str) -> tuple[str, Any]:
+    consent_id = await hr.record_consent(
+        applicant_ref=ref,
+        purpose="recruitment",
+        position_ref="POS-K",
+        form_sha256=FORM,
+        self_declared_finding=False,
+    )
+    result = await hr.check_applicant(REGISTERED, consent_id)
+    return consent_id, result.by_case()[0]
+
+
+async def test_swapped_holder_keys_are_refused_for_reading_and_sealing_until_re_pinned(
+    sdk_for: SdkFactory, network: Network, clock: Any, app: FastAPI
+) -> None:
+    # org-b's HR pins org-a's keys when it seals the details; org-a answers with its real key.
+    focal, hr, request_id = await matched_request(sdk_for, network, clock, applicant=REGISTERED)
+    await focal.answer_disclosure(request_id, same_person="not_same_person")
+    assert (await hr.org_keys("org-a")).ed25519.hex() == network.org_a_keys.ed25519_public_hex
+
+    new = await swap_org_keys(sdk_for, network, network.org_a.id)
+
+    # Reading the answer: the directory now names another signing key; the SDK does not even
+    # try it (with the swapped key a forged answer would verify).
+    with pytest.raises(OrgKeyChanged) as refused:
+        await hr.read_disclosure_answer(request_id)
+    assert refused.value.org == "org-a" and set(refused.value.changed) == {"x25519", "ed25519"}
+    assert refused.value.directory_fingerprint == org_key_fingerprint(
+        bytes.fromhex(new.x25519_public_hex), bytes.fromhex(new.ed25519_public_hex)
+    )
+    # Sealing details: nothing is sealed to the swapped key, and no request is opened.
+    _consent, match = await fresh_match(hr, "APP-K1")
+    with pytest.raises(OrgKeyChanged):
+        await hr.request_disclosure(match, applicant=REGISTERED)
+    assert [d.id for d in await hr.list_disclosures(role="requester")] == [request_id]
+    with pytest.raises(OrgKeyChanged):
+        await hr.verify_directory()
+
+    # A fingerprint that does not match what the directory serves pins nothing.
+    with pytest.raises(OrgKeyChanged):
+        await hr.trust_org_keys("org-a", fingerprint=refused.value.pinned_fingerprint)
+    with pytest.raises(OrgKeyChanged):
+        await hr.request_disclosure(match, applicant=REGISTERED)
+
+    # Confirmed out of band: org-a read its new fingerprint out; re-pinning accepts the keys.
+    trusted = await hr.trust_org_keys(
+        network.org_a.id, fingerprint=refused.value.directory_fingerprint.replace("-", " ")
+    )
+    assert trusted.ed25519.hex() == new.ed25519_public_hex
+    assert [k.org_id for k in await hr.verify_directory()] == [network.org_a.id]
+    second = await hr.request_disclosure(match, applicant=REGISTERED)
+
+    # org-a with its new keys opens details sealed to the new key and answers; org-b verifies.
+    creds = dataclasses.replace(
+        credentials_for(network.a_focal, network),
+        org_keys=OrgKeys.from_dict(new.credentials_dict()),
+    )
+    async with AsyncClient(
+        creds,
+        transport=httpx.ASGITransport(app=app),
+        retry=FAST_RETRY,
+        clock=lambda: clock().timestamp(),
+    ) as rekeyed:
+        details = await rekeyed.read_applicant_details(second)
+        assert details is not None and details.signed
+        await rekeyed.answer_disclosure(second, same_person="not_same_person")
+    answer = await hr.read_disclosure_answer(second)
+    assert answer.same_person == "not_same_person" and answer.holder_org == "org-a"
+    # Trust is in keys, not in history: the first answer was signed with the old key.
+    with pytest.raises(DisclosureNotAuthentic):
+        await hr.read_disclosure_answer(request_id)
+
+
+async def test_swapped_requester_keys_are_refused_by_the_holder(
+    sdk_for: SdkFactory, network: Network, clock: Any
+) -> None:
+    focal, hr, request_id = await matched_request(sdk_for, network, clock, applicant=REGISTERED)
+    assert (await focal.read_applicant_details(request_id)) is not None  # pins org-b's keys
+    await swap_org_keys(sdk_for, network, network.org_b.id)
+
+    # Opening the details would verify org-b's signature with the swapped key; answering
+    # would seal the verdict to it: both refused before any crypto or request.
+    with pytest.raises(OrgKeyChanged):
+        await focal.read_applicant_details(request_id)
+    with pytest.raises(OrgKeyChanged):
+        await focal.answer_disclosure(request_id, same_person="not_same_person")
+    assert (await hr.get_disclosure(request_id)).state == "requested"
+
+
+async def test_first_use_pins_and_the_same_keys_are_accepted_again(
+    sdk_for: SdkFactory, network: Network
+) -> None:
+    hr = sdk_for(network.b_hr)
+    assert await hr.verify_directory() == []  # nothing pinned yet, nothing checked
+    first = await hr.org_keys("org-a")
+    assert first.org_id == network.org_a.id and first.short_name == "org-a"
+    assert await hr.org_keys(network.org_a.id) == first
+    assert await hr.verify_directory() == [first]
+    with pytest.raises(InvalidInput):
+        await hr.trust_org_keys("org-a", fingerprint="not a fingerprint")
