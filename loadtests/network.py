@@ -2,8 +2,10 @@
 
 Built with the real `refcheck-server init --demo` (a subprocess, exactly what an operator runs), so
 a benchmark measures the schema, keys and principals a deployment has, not a test double. The
-load-test policy (`loadtests/policy.toml`) is the shipped network policy with a daily check quota
-high enough that a load test measures the server rather than the quota's 429 answers.
+load-test policy is the network policy in force (`policies/network.toml`) with the values of
+`loadtests/policy_overrides.toml` put in (daily quotas high enough that a load test measures the
+server rather than the quota's 429 answers), written beside the data dir for each run, so it never
+falls behind the real policy.
 
 PostgreSQL databases are created fresh under a unique name and dropped afterwards, never reused,
 so a run cannot disturb anybody's data on a shared server.
@@ -13,8 +15,10 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import subprocess
 import sys
+import tomllib
 import uuid
 from dataclasses import dataclass
 from pathlib import Path
@@ -24,7 +28,8 @@ from sqlalchemy import create_engine, text
 from sqlalchemy.engine import make_url
 
 LOADTESTS_DIR = Path(__file__).resolve().parent
-LOAD_POLICY_FILE = LOADTESTS_DIR / "policy.toml"
+NETWORK_POLICY_FILE = LOADTESTS_DIR.parent / "policies" / "network.toml"
+POLICY_OVERRIDES_FILE = LOADTESTS_DIR / "policy_overrides.toml"
 #: Where the PostgreSQL server is reached to create and drop the benchmark's own databases.
 DEFAULT_PG_SERVER_URL = "postgresql+psycopg://postgres@127.0.0.1:5432/postgres"
 PG_SERVER_ENV = "REFCHECK_BENCH_PG_URL"
@@ -94,14 +99,41 @@ class DemoNetwork:
         return Settings(**values)
 
 
+def write_load_policy(
+    path: Path, base: Path = NETWORK_POLICY_FILE, overrides: Path = POLICY_OVERRIDES_FILE
+) -> Path:
+    """Write `base` to `path` with the top-level values of `overrides` put in.
+
+    Line-wise, so the copy keeps the network policy's comments and layout; a key the base does
+    not define is left out rather than added, because the policy schema refuses unknown keys.
+    """
+    wanted = tomllib.loads(overrides.read_text(encoding="utf-8"))
+    lines = base.read_text(encoding="utf-8").splitlines()
+    out = []
+    top_level = True
+    for line in lines:
+        top_level = top_level and not line.lstrip().startswith("[")
+        match = re.match(r"^([A-Za-z_][A-Za-z0-9_]*)\s*=", line) if top_level else None
+        if match and match.group(1) in wanted:
+            key = match.group(1)
+            line = f"{key} = {json.dumps(wanted[key])}  # raised for load tests"
+        out.append(line)
+    path.write_text("\n".join(out) + "\n", encoding="utf-8")
+    return path
+
+
 def init_network(
     data_dir: Path,
     *,
     database_url: str = "",
     base_url: str = "http://127.0.0.1:8000",
-    policy_file: Path = LOAD_POLICY_FILE,
+    policy_file: Path | None = None,
 ) -> DemoNetwork:
-    """Run `refcheck-server init --demo` into `data_dir` (and `database_url`, if given)."""
+    """Run `refcheck-server init --demo` into `data_dir` (and `database_url`, if given), with
+    `policy_file` or else a load policy written beside `data_dir`."""
+    if policy_file is None:
+        data_dir.parent.mkdir(parents=True, exist_ok=True)
+        policy_file = write_load_policy(data_dir.parent / f"{data_dir.name}-policy.toml")
     network = DemoNetwork(
         data_dir=data_dir,
         database_url=database_url,

@@ -3,8 +3,9 @@
     python -m loadtests.run [--users 50] [--spawn-rate 10] [--seconds 60] [--registry 100000]
                             [--postgres]
 
-Steps: a temporary data dir; `refcheck-server init --demo` (with the load-test policy
-`loadtests/policy.toml`, whose daily check quota is high enough not to throttle the run);
+Steps: a temporary data dir; `refcheck-server init --demo` (with the load-test policy: the
+network policy with the daily quotas of `loadtests/policy_overrides.toml`, high enough not to
+throttle the run);
 `--registry` filler pseudonyms inserted in bulk (`loadtests.seed`); uvicorn with 2 workers on a
 free port of 127.0.0.1; a 15-second single-user run of the HR checker (the baseline latency);
 then locust with the full mix (`loadtests/locustfile.py`); the per-endpoint report (requests,
@@ -238,7 +239,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     print("refcheck load test (make load)")
     print(
         f"{network.backend}, {args.registry:,} registered pseudonyms, uvicorn 2 workers on "
-        f"127.0.0.1, load-test policy loadtests/policy.toml (daily check quota raised), "
+        f"127.0.0.1, load-test policy (policies/network.toml with the daily quotas of "
+        f"loadtests/policy_overrides.toml), "
         f"{args.users} users (spawn {args.spawn_rate}/s) for {args.seconds} s; disclosure "
         f"workflow {'exercised' if disclosures else 'not exercised (no endpoints on the server)'}"
     )

@@ -122,3 +122,31 @@ def test_staff_records_are_valid_people() -> None:
     assert person(7) == person(7)
     assert person(7) != person(8)
     assert len(derive_keys(person(7))) >= 5
+
+
+def test_load_policy_is_the_network_policy_with_raised_quotas(tmp_path: Path) -> None:
+    from loadtests.network import write_load_policy
+    from server.policy.schema import load_policy
+    from server.settings import DEFAULT_POLICY_FILE
+
+    shipped = load_policy(DEFAULT_POLICY_FILE)
+    load = load_policy(write_load_policy(tmp_path / "policy.toml"))
+    assert load.daily_check_quota > shipped.daily_check_quota
+    assert load.model_dump(exclude={"daily_check_quota", "daily_evaluation_quota"}) == (
+        shipped.model_dump(exclude={"daily_check_quota", "daily_evaluation_quota"})
+    )
+
+
+def test_load_policy_leaves_out_overrides_the_network_policy_does_not_know(
+    tmp_path: Path,
+) -> None:
+    from loadtests.network import write_load_policy
+
+    base = tmp_path / "base.toml"
+    base.write_text('version = "x"\ndaily_check_quota = 5\n\n[table]\ndaily_check_quota = 7\n')
+    overrides = tmp_path / "over.toml"
+    overrides.write_text("daily_check_quota = 99\nunknown_key = 1\n")
+    text = write_load_policy(tmp_path / "out.toml", base, overrides).read_text()
+    assert "unknown_key" not in text
+    assert text.splitlines()[1].startswith("daily_check_quota = 99")
+    assert text.splitlines()[4] == "daily_check_quota = 7"  # in a table: not the top-level key
