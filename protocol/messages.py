@@ -176,6 +176,8 @@ class CaseOut(_Response):
 
 class CaseList(_Response):
     items: list[CaseOut]
+    #: Offset of the next page (`GET /v1/cases?offset=`), when there is one.
+    next_offset: int | None = None
 
 
 class CaseUpdate(_Request):

@@ -9,7 +9,7 @@ from fastapi import APIRouter, Depends, Query
 from fastapi.responses import StreamingResponse
 
 from server.audit.schemas import AuditEntryOut, AuditPage
-from server.audit.services import MAX_PAGE, iter_entries, list_entries
+from server.audit.services import MAX_PAGE, iter_entries, page_entries
 from server.auth.deps import Ctx, Db, require
 from server.auth.permissions import Permission
 from server.auth.tokens import Caller
@@ -27,8 +27,7 @@ def read_audit(
     after_seq: AfterSeq = 0,
     limit: Annotated[int, Query(ge=1, le=MAX_PAGE)] = 100,
 ) -> AuditPage:
-    entries = list_entries(session, after_seq=after_seq, limit=limit)
-    next_after = entries[-1].seq if len(entries) == limit else None
+    entries, next_after = page_entries(session, after_seq=after_seq, limit=limit)
     return AuditPage(
         items=[AuditEntryOut.model_validate(e) for e in entries], next_after=next_after
     )

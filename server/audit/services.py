@@ -17,6 +17,7 @@ from server.audit.checkpoints import sign_checkpoint
 from server.audit.models import AuditCheckpoint, AuditEntry, AuditHead
 from server.auth.tokens import Caller
 from server.context import AppContext
+from server.paging import split_page
 
 #: Largest page `GET /v1/audit` returns.
 MAX_PAGE = 1000
@@ -55,6 +56,22 @@ def list_entries(session: Session, *, after_seq: int, limit: int) -> list[AuditE
         select(AuditEntry).where(AuditEntry.seq > after_seq).order_by(AuditEntry.seq).limit(limit)
     )
     return list(session.scalars(query))
+
+
+def page_entries(
+    session: Session, *, after_seq: int, limit: int
+) -> tuple[list[AuditEntry], int | None]:
+    """One page of `GET /v1/audit` and the `after_seq` of the next one (None on the last page,
+    also when the last page is exactly full: `server.paging`)."""
+    limit = max(1, min(limit, MAX_PAGE))
+    query = (
+        select(AuditEntry)
+        .where(AuditEntry.seq > after_seq)
+        .order_by(AuditEntry.seq)
+        .limit(limit + 1)
+    )
+    entries, more = split_page(list(session.scalars(query)), limit)
+    return entries, entries[-1].seq if more else None
 
 
 def iter_entries(session: Session, *, after_seq: int = 0, batch: int = 500) -> Iterator[AuditEntry]:

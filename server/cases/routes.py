@@ -11,6 +11,7 @@ from server.auth.permissions import Permission
 from server.auth.tokens import Caller
 from server.cases import services
 from server.cases.schemas import CaseCreate, CaseList, CaseOut, CaseUpdate, CaseWithdraw, case_out
+from server.paging import DEFAULT_LIMIT, Limit, Offset
 
 router = APIRouter(prefix="/v1/cases", tags=["cases"])
 
@@ -32,8 +33,12 @@ def list_cases(
     session: Db,
     caller: Annotated[Caller, Depends(require(Permission.CASE_READ))],
     status: Literal["active", "withdrawn"] | None = None,
+    limit: Limit = DEFAULT_LIMIT,
+    offset: Offset = 0,
 ) -> CaseList:
-    return CaseList(items=[case_out(c) for c in services.list_cases(session, caller, status)])
+    """The organisation's cases, newest first; follow `next_offset` for the next page."""
+    page = services.list_cases(session, caller, status, limit=limit, offset=offset)
+    return CaseList(items=[case_out(c) for c in page.items], next_offset=page.next_offset)
 
 
 @router.get("/{case_id}", response_model=CaseOut)

@@ -30,6 +30,7 @@ from server.disclosures.services import close_for_case
 from server.errors import InvalidRequest, NotFound, PolicyViolation
 from server.oprf.errors import InvalidElement
 from server.oprf.services import decode_element, require_current_key
+from server.paging import OffsetPage, offset_page
 from server.policy.schema import Category, NetworkPolicy
 from server.registry.services import require_mou
 from server.stats.services import Counter, increment
@@ -261,11 +262,16 @@ def own_case(session: Session, caller: Caller, case_id: str, *, lock: bool = Fal
     return case
 
 
-def list_cases(session: Session, caller: Caller, status: str | None) -> list[Case]:
+def list_cases(
+    session: Session, caller: Caller, status: str | None, *, limit: int, offset: int
+) -> OffsetPage[Case]:
+    """The organisation's cases, newest first, one page at a time: a member with thousands of
+    cases must not make one request read (and the server hold) all of them."""
     stmt = select(Case).where(Case.org_id == caller.org_id)
     if status is not None:
         stmt = stmt.where(Case.status == status)
-    return list(session.scalars(stmt.order_by(Case.created_at.desc(), Case.id)))
+    stmt = stmt.order_by(Case.created_at.desc(), Case.id)
+    return offset_page(session, stmt, limit=limit, offset=offset)
 
 
 def change_retention(

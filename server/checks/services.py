@@ -4,14 +4,15 @@ of every requested bucket.
 What the server does here is the same whether or not the applicant is registered: it never
 unblinds anything and answers with whole buckets, so it cannot tell a match from a miss (the
 k-anonymity of the bucket prefix is all it learns about the keys). The check is recorded (who,
-when, which consent, how many keys), the keys and buckets are not.
+when, which consent, how many keys), the keys and buckets are not. A refused check is recorded
+too (`check.refused`: why, and how many keys), because refusals are where fishing shows.
 """
 
 from __future__ import annotations
 
-import math
+import logging
 from collections.abc import Sequence
-from datetime import UTC, date, datetime, time, timedelta
+from datetime import date, datetime
 from typing import Any, cast
 
 from sqlalchemy import CursorResult, func, select, update
@@ -27,12 +28,15 @@ from server.consents.models import Consent
 from server.consents.services import ensure_usable, own_consent
 from server.context import AppContext
 from server.db import new_id
-from server.errors import PolicyViolation, QuotaExceeded
+from server.errors import DomainError, PolicyViolation
 from server.oprf.services import blind_evaluate, decode_blinded, require_current_key
 from server.policy.schema import NetworkPolicy
+from server.quotas import enforce_daily_quota, lock_organisation, start_of_utc_day
 from server.registry.models import Organisation, OrgStatus
 from server.registry.services import require_mou
-from server.stats.services import Counter, increment_many
+from server.stats.services import Counter, increment, increment_many
+
+log = logging.getLogger("refcheck.server.checks")
 
 
 def matching_org_statuses(policy: NetworkPolicy) -> tuple[str, ...]:
@@ -82,27 +86,36 @@ def bucket_contents(
     ]
 
 
-def seconds_to_next_utc_day(now: datetime) -> int:
-    tomorrow = datetime.combine(now.astimezone(UTC).date() + timedelta(days=1), time(), UTC)
-    return max(1, math.ceil((tomorrow - now).total_seconds()))
+def checks_run_today(session: Session, org_id: str, now: datetime) -> int:
+    """Checks the organisation ran since the start of `now`'s UTC day. Refused checks are not
+    `Check` rows, so they never count: the quota bounds what was served."""
+    used = session.scalar(
+        select(func.count())
+        .select_from(Check)
+        .where(Check.org_id == org_id, Check.at >= start_of_utc_day(now))
+    )
+    return int(used or 0)
 
 
-def _enforce_quota(session: Session, ctx: AppContext, org_id: str, now: datetime) -> None:
+def _enforce_quota(
+    session: Session, ctx: AppContext, org_id: str, now: datetime, *, lock: bool
+) -> None:
     """Refuse when the organisation has used its checks for this UTC day.
 
-    The organisation's row is locked first (PostgreSQL; SQLite has one writer anyway), so two
-    concurrent checks cannot both see "one left" and both run.
+    With `lock`, the organisation's row is locked first (PostgreSQL; SQLite has one writer
+    anyway), so two concurrent checks cannot both see "one left" and both run; that is the
+    decision that counts. Without it, a cheap early look that spares the key's work for calls
+    over the quota (`server.quotas`).
     """
-    session.execute(select(Organisation.id).where(Organisation.id == org_id).with_for_update())
-    start = datetime.combine(now.astimezone(UTC).date(), time(), UTC)
-    used = session.scalar(
-        select(func.count()).select_from(Check).where(Check.org_id == org_id, Check.at >= start)
+    if lock:
+        lock_organisation(session, org_id)
+    enforce_daily_quota(
+        used=checks_run_today(session, org_id, now),
+        adding=1,
+        quota=ctx.policy.daily_check_quota,
+        now=now,
+        what="checks",
     )
-    if (used or 0) >= ctx.policy.daily_check_quota:
-        raise QuotaExceeded(
-            f"the organisation's {ctx.policy.daily_check_quota} checks for today are used",
-            retry_after_seconds=seconds_to_next_utc_day(now),
-        )
 
 
 def _spend_one_check(session: Session, consent: Consent, today: date) -> None:
@@ -131,7 +144,60 @@ def _spend_one_check(session: Session, consent: Consent, today: date) -> None:
 def run_check(
     session: Session, ctx: AppContext, caller: Caller, req: CheckRequest
 ) -> CheckResponse:
-    """Run one check and commit; refusals store nothing and spend no budget."""
+    """Run one check and commit; a refusal spends no budget, stores nothing of the check and
+    is recorded on its own (`record_refused_check`) before it is raised unchanged."""
+    try:
+        return _run_check(session, ctx, caller, req)
+    except DomainError as refusal:
+        record_refused_check(session, ctx, caller, req, refusal)
+        raise
+
+
+def record_refused_check(
+    session: Session, ctx: AppContext, caller: Caller, req: CheckRequest, refusal: DomainError
+) -> None:
+    """Audit a refused check (`check.refused`) and count it (`checks_refused`), in a transaction
+    of its own after the refused one is rolled back.
+
+    Refusals are what fishing looks like (an expired or foreign consent tried, a quota hit, too
+    many keys), so the network admin must see them although nothing was done. Recorded: the
+    problem slug, the policy rule if any, and counts; the consent only as the id of one of the
+    caller's own consents. Never the elements, the buckets, or anything the consent says about
+    the applicant. Whatever happens here, the caller gets the original refusal: a failure to
+    record is logged (by class name only) and rolled back.
+    """
+    session.rollback()
+    try:
+        consent_id = session.scalar(
+            select(Consent.id).where(Consent.id == req.consent_id, Consent.org_id == caller.org_id)
+        )
+        details: dict[str, Any] = {
+            "problem": refusal.slug,
+            "keys": len(req.blinded_elements),
+            "buckets": len(set(req.buckets)),
+        }
+        rule = refusal.extra.get("rule")
+        if isinstance(rule, str):
+            details["rule"] = rule
+        record(
+            session,
+            ctx,
+            caller,
+            "check.refused",
+            object_type="consent" if consent_id is not None else None,
+            object_id=consent_id,
+            details=details,
+        )
+        increment(session, caller.org_id, ctx.now(), Counter.CHECKS_REFUSED)
+        session.commit()
+    except Exception as exc:  # noqa: BLE001 - the refusal, not this failure, is the answer
+        session.rollback()
+        log.error("could not record a refused check: %s", type(exc).__name__)
+
+
+def _run_check(
+    session: Session, ctx: AppContext, caller: Caller, req: CheckRequest
+) -> CheckResponse:
     now = ctx.now()
     today = now.date()
     require_mou(session, caller.org_id, "check", today)
@@ -152,6 +218,7 @@ def run_check(
                 index=index,
             )
     blinded = decode_blinded(req.blinded_elements)
+    _enforce_quota(session, ctx, caller.org_id, now, lock=False)
     buckets = bucket_contents(session, policy, req.key_id, req.buckets, today)
     # Everything so far only read. End that transaction before the key does its work (as long as
     # a good part of the check's database work): SQLite's database lock and, from
@@ -161,7 +228,7 @@ def run_check(
     # same conditional statements as before; a refusal there still writes nothing.
     session.commit()
     evaluated, proof = blind_evaluate(ctx, blinded)
-    _enforce_quota(session, ctx, caller.org_id, now)
+    _enforce_quota(session, ctx, caller.org_id, now, lock=True)
     _spend_one_check(session, consent, today)
     check = Check(
         id=new_id(),

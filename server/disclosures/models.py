@@ -31,6 +31,8 @@ class DisclosureState:
 UNANSWERED = (DisclosureState.REQUESTED, DisclosureState.ACKNOWLEDGED)
 #: States from which a request can still move (the others are final).
 OPEN = (*UNANSWERED, DisclosureState.ANSWERED)
+#: Final states; `closed_at` says when the request got there (the retention sweeper's clock).
+ENDED = (DisclosureState.CLOSED, DisclosureState.WITHDRAWN, DisclosureState.EXPIRED)
 
 
 class DisclosureRequest(Base):
@@ -40,6 +42,8 @@ class DisclosureRequest(Base):
         Index("ix_disclosure_requests_holder_org_id_state", "holder_org_id", "state"),
         Index("ix_disclosure_requests_requester_org_id_state", "requester_org_id", "state"),
         Index("ix_disclosure_requests_state_due_at", "state", "due_at"),
+        # The retention sweeper finds ended requests by when they ended.
+        Index("ix_disclosure_requests_state_closed_at", "state", "closed_at"),
     )
 
     id: Mapped[UUIDPK]
@@ -65,6 +69,7 @@ class DisclosureRequest(Base):
     due_at: Mapped[datetime]
     acknowledged_at: Mapped[datetime | None]
     answered_at: Mapped[datetime | None]
+    # When the request reached a final state (closed, withdrawn or expired).
     closed_at: Mapped[datetime | None]
     close_reason: Mapped[str | None] = mapped_column(String(32))
     # When the deadline job (or a late answer) first counted the request as overdue, so the

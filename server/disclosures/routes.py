@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from typing import Annotated, Literal
 
-from fastapi import APIRouter, Depends, Path, Query, Response, status
+from fastapi import APIRouter, Depends, Path, Response, status
 
 from protocol.disclosure_messages import State
 from server.auth.deps import Ctx, Db, require, require_any
@@ -25,6 +25,7 @@ from server.disclosures.schemas import (
     disclosure_out,
     lookup_out,
 )
+from server.paging import DEFAULT_LIMIT, Limit, Offset
 
 router = APIRouter(tags=["disclosures"])
 
@@ -74,8 +75,8 @@ def list_requests(
     role: Literal["holder", "requester"] | None = None,
     state: State | None = None,
     overdue: bool | None = None,
-    limit: Annotated[int, Query(ge=1, le=services.MAX_PAGE)] = 100,
-    offset: Annotated[int, Query(ge=0)] = 0,
+    limit: Limit = DEFAULT_LIMIT,
+    offset: Offset = 0,
 ) -> DisclosureList:
     page = services.list_requests(
         session,

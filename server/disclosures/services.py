@@ -7,8 +7,11 @@ States (docs/api.md, "Disclosure workflow")::
     requested ──acknowledge──▶ acknowledged ──answer──▶ answered ──close──▶ closed (read)
         │  └───────────────answer──────────────────────▲
         ├─ withdraw (requester) / consent withdrawn ──▶ withdrawn
-        ├─ unanswered `expiry_days` after due ─────────▶ expired
+        ├─ unanswered, policy's expiry days after due ▶ expired
         └─ (any open state) case withdrawn / purged ───▶ closed (record_withdrawn / _purged)
+
+Ended requests (closed, withdrawn, expired) are deleted by the retention sweeper the policy's
+`disclosure_record_retention_days` after they ended (`server.retention.services`).
 
 Every transition takes the row lock, re-reads the state, is audited in the same transaction,
 and an action that is not allowed in the current state is refused with `invalid-transition`
@@ -45,17 +48,10 @@ from server.db import new_id
 from server.disclosures.errors import InvalidTransition, MatchProofInvalid
 from server.disclosures.models import OPEN, UNANSWERED, DisclosureRequest, DisclosureState
 from server.errors import InvalidRequest, MouInactive, NotFound, PermissionDenied
+from server.paging import offset_page
 from server.registry.models import Organisation
 from server.registry.services import require_mou
 from server.stats.services import Counter, increment
-
-#: Unanswered requests expire this many days after their due date. Until then a late answer is
-#: still accepted (and counted overdue); after it, the requester has decided without one and an
-#: answer would only move a finding to an organisation that no longer needs it.
-EXPIRY_DAYS_AFTER_DUE = 30
-
-#: Largest page of `GET /v1/disclosure-requests`.
-MAX_PAGE = 500
 
 # Stands in for P when the named entry does not exist, so the refusal costs the same HMAC as a
 # wrong proof for an existing entry (any 32 bytes other than the identity will do).
@@ -293,7 +289,6 @@ def list_requests(
     (`DISCLOSURE_OVERSIGHT`): overdue requests network-wide, metadata only (the route strips
     ids and ciphertexts), so it can chase late holders without reading anything."""
     now = ctx.now()
-    limit = max(1, min(limit, MAX_PAGE))
     stmt = select(DisclosureRequest)
     oversight = caller.has(Permission.DISCLOSURE_OVERSIGHT) and not sides_of(caller)
     if oversight:
@@ -321,17 +316,16 @@ def list_requests(
     if state is not None:
         stmt = stmt.where(DisclosureRequest.state == state)
     stmt = stmt.order_by(DisclosureRequest.created_at.desc(), DisclosureRequest.id)
-    rows = list(session.scalars(stmt.offset(offset).limit(limit + 1)))
-    more = len(rows) > limit
+    page = offset_page(session, stmt, limit=limit, offset=offset)
     items: list[tuple[DisclosureRequest, Literal["holder", "requester", "oversight"]]] = []
-    for req in rows[:limit]:
+    for req in page.items:
         if oversight:
             items.append((req, "oversight"))
         else:
             seen = side_of(caller, req)
             assert seen is not None and seen in chosen
             items.append((req, seen))
-    return Page(items=items, next_offset=offset + limit if more else None)
+    return Page(items=items, next_offset=page.next_offset)
 
 
 # --- the holder's side ------------------------------------------------------------------------
@@ -535,8 +529,12 @@ class DeadlineReport:
 
 def run_deadlines(session: Session, ctx: AppContext) -> DeadlineReport:
     """Flag (and count once) requests past their due date, and expire those still unanswered
-    `EXPIRY_DAYS_AFTER_DUE` days later. In the caller's transaction; safe to repeat: each row
-    is re-checked under its lock, and what is done is recorded so it is never done twice."""
+    the policy's `disclosure_expiry_days_after_due` days later: until then a late answer is
+    still accepted (and counted overdue); after it the requester has decided without one, and
+    an answer would only move a finding to an organisation that no longer needs it.
+
+    In the caller's transaction; safe to repeat: each row is re-checked under its lock, and
+    what is done is recorded so it is never done twice."""
     now = ctx.now()
     report = DeadlineReport()
     late_ids = list(
@@ -551,7 +549,7 @@ def run_deadlines(session: Session, ctx: AppContext) -> DeadlineReport:
         if req is not None and _flag_overdue(session, req, now):
             _audit(session, ctx, None, "overdue", req, due_at=req.due_at.isoformat())
             report.flagged_overdue += 1
-    cutoff = now - timedelta(days=EXPIRY_DAYS_AFTER_DUE)
+    cutoff = now - timedelta(days=ctx.policy.disclosure_expiry_days_after_due)
     stale = and_(DisclosureRequest.state.in_(UNANSWERED), DisclosureRequest.due_at < cutoff)
     stale_ids = list(
         session.scalars(select(DisclosureRequest.id).where(stale).order_by(DisclosureRequest.id))

@@ -6,14 +6,11 @@ from typing import Annotated
 
 from fastapi import APIRouter, Depends
 
-from server.audit.services import record
 from server.auth.deps import Ctx, Db, require
 from server.auth.permissions import Permission
 from server.auth.tokens import Caller
-from server.errors import PolicyViolation
+from server.oprf.evaluations import evaluate_for_registration
 from server.oprf.schemas import OprfEvaluateRequest, OprfEvaluateResponse, OprfKey
-from server.oprf.services import blind_evaluate, decode_elements
-from server.registry.services import require_mou
 
 router = APIRouter(prefix="/v1/oprf", tags=["oprf"])
 
@@ -33,28 +30,11 @@ def evaluate(
     session: Db,
     caller: Annotated[Caller, Depends(require(Permission.OPRF_EVALUATE))],
 ) -> OprfEvaluateResponse:
-    """Evaluate a focal point's blinded keys before registration.
-
-    Gated like registration itself (focal point, MoU that permits registering) and audited with
-    the element count, because an evaluation oracle is what a static Diffie-Hellman attack on the
-    key (RFC 9497 section 7.2) or an unconsented lookup would need.
-    """
-    require_mou(session, caller.org_id, "register", ctx.now().date())
-    if len(body.blinded_elements) > ctx.policy.max_keys_per_check:
-        raise PolicyViolation(
-            f"at most {ctx.policy.max_keys_per_check} elements per evaluation",
-            rule="keys_per_case",
-        )
-    blinded = decode_elements(body.blinded_elements)
-    evaluated, proof = blind_evaluate(ctx, blinded)
-    record(
-        session,
-        ctx,
-        caller,
-        "oprf.evaluate",
-        details={"purpose": body.purpose, "elements": len(blinded)},
+    """Evaluate a focal point's blinded keys before registration (quota and audit: see
+    `server.oprf.evaluations`)."""
+    evaluated, proof = evaluate_for_registration(
+        session, ctx, caller, body.purpose, body.blinded_elements
     )
-    session.commit()
     return OprfEvaluateResponse(
         key_id=ctx.keys.oprf_key_id,
         evaluated_elements=[e.hex() for e in evaluated],

@@ -71,7 +71,15 @@ class NetworkPolicy(_Strict):
     bucket_bits: int = Field(ge=4, le=24)
     max_keys_per_check: int = Field(ge=1, le=256)
     daily_check_quota: int = Field(ge=1)
+    # Elements per organisation per UTC day through `POST /v1/oprf/evaluate`: every element is
+    # one query of the key, which is what a static Diffie-Hellman attack (RFC 9497 section 7.2)
+    # needs many of.
+    daily_evaluation_quota: int = Field(ge=1)
     disclosure_response_deadline_days: int = Field(ge=1, le=90)
+    # Until then a late answer is still accepted; after it the requester has decided without one.
+    disclosure_expiry_days_after_due: int = Field(ge=1, le=365)
+    # Days an ended (closed, withdrawn, expired) disclosure request's metadata is kept.
+    disclosure_record_retention_days: int = Field(ge=1, le=3650)
     withdrawn_org_cases: Literal["purge", "keep_until_retention"] = "purge"
     allowed_legal_bases: list[LegalBasis] = Field(min_length=1)
     sanctions: list[Sanction] = Field(min_length=1)
@@ -90,6 +98,18 @@ class NetworkPolicy(_Strict):
                 raise ValueError(f"{name} lists an entry twice")
         if not self.consent_purposes:
             raise ValueError("at least one consent purpose is required")
+        if self.daily_evaluation_quota < self.max_keys_per_check:
+            # Below one full registration's keys, some people could never be registered.
+            raise ValueError("daily_evaluation_quota must be >= max_keys_per_check")
+        longest_consent = max(rule.max_validity_days for rule in self.consent_purposes.values())
+        if self.disclosure_record_retention_days < longest_consent:
+            # The applicant's consent lookup and the once-per-applicant hiring outcome read the
+            # requests made under a consent; purging them while the consent can still be used
+            # would hide a request from the applicant and let an outcome be counted twice.
+            raise ValueError(
+                "disclosure_record_retention_days must be >= the longest consent validity "
+                f"({longest_consent} days)"
+            )
         return self
 
     def max_retention_years(self, category: Category, child_victim: bool) -> int:

@@ -29,7 +29,7 @@ def retention_run(
     ] = None,
 ) -> None:
     """Purge cases past retention, withdrawn members' cases (per policy), withdrawn cases'
-    pseudonyms.
+    pseudonyms, and ended disclosure requests past the policy's record retention.
 
     Safe to run at any time, any number of times.
     """
@@ -44,4 +44,5 @@ def retention_run(
         f"retention sweep: {report.total_purged} case(s) purged"
         + (f" ({by_reason})" if by_reason else "")
         + f"; {report.withdrawn_cleaned} withdrawn case(s) cleaned of pseudonyms"
+        + f"; {report.disclosure_requests_purged} ended disclosure request(s) purged"
     )

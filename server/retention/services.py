@@ -3,12 +3,14 @@
 - a case past its retention date (the day after `retention_until`), with its pseudonyms;
 - the cases of a withdrawn member, when the policy says `withdrawn_org_cases = "purge"`;
 - any pseudonym still stored for a withdrawn case (withdrawal deletes them at once; this catches
-  whatever an interrupted or older withdrawal left).
+  whatever an interrupted or older withdrawal left);
+- the metadata of a disclosure request that ended (closed, withdrawn, expired) more than the
+  policy's `disclosure_record_retention_days` ago. The yearly figures are counters and stay.
 
-A sweep is one transaction: each case goes together with its audit entry (case id and reason,
+A sweep is one transaction: each row goes together with its audit entry (its id and the reason,
 nothing else) and its statistics, and a crash half-way rolls the whole sweep back, so the next
-run simply does it again; no case is ever deleted without its record. Each purge re-checks its
-condition on the locked row, so two sweepers running at once purge each case once (the second
+run simply does it again; nothing is ever deleted without its record. Each purge re-checks its
+condition on the locked row, so two sweepers running at once purge each row once (the second
 waits for the first's row locks, then finds nothing left to do).
 """
 
@@ -17,7 +19,7 @@ from __future__ import annotations
 import logging
 from collections import Counter as Tally
 from dataclasses import dataclass, field
-from datetime import date
+from datetime import date, datetime, timedelta
 
 from sqlalchemy import ColumnElement, and_, delete, exists, select
 from sqlalchemy.orm import Session
@@ -26,6 +28,7 @@ from server.audit.chain import append
 from server.cases.models import Case, CaseStatus, IdempotencyRecord, Pseudonym
 from server.context import AppContext
 from server.db import transaction
+from server.disclosures.models import ENDED, DisclosureRequest
 from server.disclosures.services import close_for_case
 from server.registry.models import Organisation, OrgStatus
 from server.stats.services import Counter, increment
@@ -39,11 +42,13 @@ REASON_CASE_WITHDRAWN = "case_withdrawn"
 
 @dataclass
 class SweepReport:
-    """How many cases were purged, by reason, and for how many withdrawn cases leftover
-    pseudonyms were deleted. Counts only, so it can be printed and logged."""
+    """How many cases were purged, by reason, for how many withdrawn cases leftover pseudonyms
+    were deleted, and how many ended disclosure requests were deleted. Counts only, so it can be
+    printed and logged."""
 
     purged: Tally[str] = field(default_factory=Tally)
     withdrawn_cleaned: int = 0
+    disclosure_requests_purged: int = 0
 
     @property
     def total_purged(self) -> int:
@@ -127,6 +132,45 @@ def _clean_withdrawn(session: Session, ctx: AppContext, report: SweepReport) -> 
         report.withdrawn_cleaned += 1
 
 
+def _ended_before(cutoff: datetime) -> ColumnElement[bool]:
+    return and_(DisclosureRequest.state.in_(ENDED), DisclosureRequest.closed_at < cutoff)
+
+
+def _purge_disclosure_records(session: Session, ctx: AppContext, report: SweepReport) -> None:
+    """Delete disclosure requests that ended more than the policy's retention days ago.
+
+    Runs after the case purges, which close the open requests about purged cases (those then
+    wait their own retention days). An ended request holds no ciphertext any more (deleted when
+    it ended); what goes is who asked whom, when, and the state.
+    """
+    now = ctx.now()
+    condition = _ended_before(now - timedelta(days=ctx.policy.disclosure_record_retention_days))
+    due = list(
+        session.scalars(
+            select(DisclosureRequest.id).where(condition).order_by(DisclosureRequest.id)
+        )
+    )
+    for request_id in due:
+        req = session.scalars(
+            select(DisclosureRequest)
+            .where(DisclosureRequest.id == request_id, condition)
+            .with_for_update()
+        ).first()
+        if req is None:
+            continue
+        session.delete(req)
+        session.flush()
+        append(
+            session,
+            at=now,
+            action="disclosure.purge",
+            object_type="disclosure_request",
+            object_id=request_id,
+            details={"reason": REASON_RETENTION},
+        )
+        report.disclosure_requests_purged += 1
+
+
 def sweep(session: Session, ctx: AppContext) -> SweepReport:
     """One full sweep with the app clock's today, in the caller's transaction (not committed
     here: the periodic job runner and `run_sweep` commit). Safe to run at any time and any
@@ -137,13 +181,16 @@ def sweep(session: Session, ctx: AppContext) -> SweepReport:
     if ctx.policy.withdrawn_org_cases == "purge":
         _purge_where(session, ctx, _of_withdrawn_org(), REASON_ORG_WITHDRAWN, report)
     _clean_withdrawn(session, ctx, report)
-    if report.total_purged or report.withdrawn_cleaned:
-        # Counts only: the audit trail holds which cases, and nothing here may name a person.
+    _purge_disclosure_records(session, ctx, report)
+    if report.total_purged or report.withdrawn_cleaned or report.disclosure_requests_purged:
+        # Counts only: the audit trail holds which rows, and nothing here may name a person.
         log.info(
-            "retention sweep: %d case(s) purged %s, %d withdrawn case(s) cleaned",
+            "retention sweep: %d case(s) purged %s, %d withdrawn case(s) cleaned, "
+            "%d disclosure request(s) purged",
             report.total_purged,
             dict(report.purged),
             report.withdrawn_cleaned,
+            report.disclosure_requests_purged,
         )
     return report
 

@@ -32,6 +32,9 @@ class Counter(StrEnum):
     CONSENTS_WITHDRAWN = "consents_withdrawn"
     CHECKS_RUN = "checks_run"
     KEYS_CHECKED = "keys_checked"
+    # Checks refused (consent expired, withdrawn, used up or foreign, quota, too many keys, MoU,
+    # invalid element, stale key): what fishing looks like, for the secretariat to notice.
+    CHECKS_REFUSED = "checks_refused"
     # Disclosure workflow (server/disclosures). Requests and responses are counted on both
     # sides: the requester makes and receives, the holder receives and gives.
     DISCLOSURE_REQUESTS_MADE = "disclosure_requests_made"

@@ -13,7 +13,7 @@ from protocol.hazmat.ristretto255 import IDENTITY
 from protocol.identity import derive_keys
 from server.audit.models import AuditEntry
 from server.checks.models import Check
-from server.checks.services import seconds_to_next_utc_day
+from server.quotas import seconds_to_next_utc_day
 from server.consents.models import Consent
 from server.context import AppContext
 from server.registry.models import OrgStatus

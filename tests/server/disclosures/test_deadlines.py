@@ -11,7 +11,7 @@ from sqlalchemy import select
 from server.audit.models import AuditEntry
 from server.context import AppContext
 from server.db import transaction
-from server.disclosures.services import EXPIRY_DAYS_AFTER_DUE, DeadlineReport, run_deadlines
+from server.disclosures.services import DeadlineReport, run_deadlines
 from server.stats.services import Counter, figures
 from tests.factories import AppClient, Network
 from tests.server.disclosures.conftest import Matched, answer_request, ok, open_request
@@ -96,7 +96,7 @@ async def test_deadline_job_counts_each_overdue_request_once_then_expires_it(
     assert overdue_count(session, ctx, network.org_a.id, due_year) == 1
     assert overdue_count(session, ctx, network.org_b.id, due_year) == 0
 
-    clock.advance(days=EXPIRY_DAYS_AFTER_DUE)
+    clock.advance(days=ctx.policy.disclosure_expiry_days_after_due)
     assert deadlines(ctx) == DeadlineReport(flagged_overdue=0, expired=1)
     assert overdue_count(session, ctx, network.org_a.id, due_year) == 1
     await refresh(client, network)
@@ -147,7 +147,7 @@ async def test_answer_within_the_deadline_is_never_overdue(
     clock.advance(days=ctx.policy.disclosure_response_deadline_days - 1)
     await refresh(client, network)
     await answer_request(client, network, request)
-    clock.advance(days=EXPIRY_DAYS_AFTER_DUE + 5)
+    clock.advance(days=ctx.policy.disclosure_expiry_days_after_due + 5)
     assert deadlines(ctx) == DeadlineReport(flagged_overdue=0, expired=0)
     due_year = datetime.fromisoformat(request["due_at"]).year
     assert overdue_count(session, ctx, network.org_a.id, due_year) == 0
