@@ -38,13 +38,6 @@ PG_SERVER_ENV = "REFCHECK_BENCH_PG_URL"
 DEMO_PRINCIPALS = ("admin", "auditor", "org-a-focal", "org-a-hr", "org-b-focal", "org-b-hr")
 
 
-def _bin(name: str) -> str:
-    """A console script of this virtualenv (beside the running interpreter), so a run never picks
-    up another installation's `refcheck-server` from PATH."""
-    candidate = Path(sys.executable).parent / name
-    return str(candidate) if candidate.exists() else name
-
-
 @dataclass(frozen=True)
 class Principal:
     """What a benchmark needs of a demo principal: its credentials file and ids."""
@@ -141,10 +134,13 @@ def init_network(
         base_url=base_url,
         principals={},
     )
+    # `python -m server.cli` from the project root rather than the console script: the code
+    # initialising the network is then the code under test, whatever else is installed.
     result = subprocess.run(
-        [_bin("refcheck-server"), "init", "--data-dir", str(data_dir), "--demo"]
+        [sys.executable, "-m", "server.cli", "init", "--data-dir", str(data_dir), "--demo"]
         + ["--base-url", base_url],
         env=network.env(),
+        cwd=LOADTESTS_DIR.parent,
         capture_output=True,
         text=True,
         check=False,

@@ -173,14 +173,21 @@ def _locust(
     env["PYTHONPATH"] = os.pathsep.join(
         p for p in (str(LOADTESTS_DIR.parent), env.get("PYTHONPATH", "")) if p
     )
-    cmd = [str(Path(sys.executable).parent / "locust"), "-f", str(LOADTESTS_DIR / "locustfile.py")]
+    cmd = [sys.executable, "-m", "locust", "-f", str(LOADTESTS_DIR / "locustfile.py")]
     cmd += ["--headless", "-u", str(users), "-r", str(spawn_rate), "-t", f"{seconds}s"]
     cmd += ["--host", base_url, "--csv", str(csv_prefix), "--only-summary"]
     cmd += ["--stop-timeout", "30", "--loglevel", "WARNING", *classes]
     log = csv_prefix.with_suffix(".log")
     with log.open("wb") as fh:
         # Locust exits 1 when any request failed; the report says so, so that is not an error here.
-        result = subprocess.run(cmd, env=env, stdout=fh, stderr=subprocess.STDOUT, check=False)
+        result = subprocess.run(
+            cmd,
+            env=env,
+            cwd=LOADTESTS_DIR.parent,
+            stdout=fh,
+            stderr=subprocess.STDOUT,
+            check=False,
+        )
     if result.returncode not in (0, 1):
         tail = log.read_text(errors="replace")[-2000:]
         raise RuntimeError(f"locust exited with {result.returncode}:\n{tail}")
