@@ -187,24 +187,35 @@ class DisclosureOps:
             raise InvalidResponse("the directory answer has no items")
         return items
 
-    def _offered_keys(self, org: str) -> Op[OrgPublicKeys]:
+    def _offered_keys(self, org: str, *, named_by_server: bool) -> Op[OrgPublicKeys]:
         """What the directory says an organisation's keys are now, by id or short name:
-        not yet checked against the pin."""
+        not yet checked against the pin.
+
+        An organisation the server itself named (a match's holder, a request's requester)
+        that its own directory lacks is an answer off contract; one a person typed is a typo.
+        """
         for entry in (yield from self._directory()):
             if org in (entry.get("id"), entry.get("short_name")):
                 return OrgPublicKeys.from_directory(entry)
-        raise InvalidResponse("the organisation is not in the directory")
+        if named_by_server:
+            raise InvalidResponse("the organisation is not in the directory")
+        raise InvalidInput("no organisation with that id or short name is in the directory")
+
+    def _pinned_keys(self, org_id: str) -> Op[OrgPublicKeys]:
+        """The keys to seal to or verify with, for an organisation the server named."""
+        offered = yield from self._offered_keys(org_id, named_by_server=True)
+        return self.org_pins.check(offered)
 
     def org_keys(self, org: str) -> Op[OrgPublicKeys]:
         """An organisation's public keys from the directory, checked against the pin (pinned
         on first use); `OrgKeyChanged` when the directory now says otherwise."""
-        offered = yield from self._offered_keys(org)
+        offered = yield from self._offered_keys(org, named_by_server=False)
         return self.org_pins.check(offered)
 
     def trust_org_keys(self, org: str, fingerprint: str | None = None) -> Op[OrgPublicKeys]:
         """Pin the directory's current keys for `org`, replacing any earlier pin. With
         `fingerprint` (as the organisation gave it out of band) they must match it."""
-        offered = yield from self._offered_keys(org)
+        offered = yield from self._offered_keys(org, named_by_server=False)
         if fingerprint is not None:
             wanted = normalise_fingerprint(fingerprint)
             if len(wanted) != 32:
@@ -249,7 +260,7 @@ class DisclosureOps:
             if not org_id:
                 raise CredentialsError("the credentials do not name the organisation (org_id)")
             keys = _org_keys(self.credentials)
-            holder = yield from self.org_keys(match.holder_org_id)
+            holder = yield from self._pinned_keys(match.holder_org_id)
             try:
                 details = crypto.ApplicantDetails(
                     consent_id=match.consent_id,
@@ -335,7 +346,7 @@ class DisclosureOps:
         if request.sealed_answer is None:
             raise InvalidInput(f"the request holds no answer to read (state {request.state})")
         if holder_ed25519_public is None:
-            holder = yield from self.org_keys(request.holder_org_id)
+            holder = yield from self._pinned_keys(request.holder_org_id)
             holder_ed25519_public = holder.ed25519
         try:
             answer = crypto.open_answer(
@@ -372,7 +383,7 @@ class DisclosureOps:
             raise InvalidInput("only the holder organisation can open the applicant details")
         if request.sealed_applicant_details is None:
             return None
-        requester = yield from self.org_keys(request.requester_org_id)
+        requester = yield from self._pinned_keys(request.requester_org_id)
         verify_key = requester.ed25519
         try:
             opened = crypto.open_applicant_details(
@@ -434,7 +445,7 @@ class DisclosureOps:
             )
         except InvalidInputError as exc:
             raise InvalidInput(str(exc)) from None
-        requester = yield from self.org_keys(request.requester_org_id)
+        requester = yield from self._pinned_keys(request.requester_org_id)
         try:
             sealed = crypto.seal_answer(answer, keys.ed25519_private, requester.x25519)
         except InvalidInputError as exc:

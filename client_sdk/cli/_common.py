@@ -134,7 +134,8 @@ def fail(st: State, code: ExitCode, message: str, **extra: Any) -> NoReturn:
     raise typer.Exit(int(code))
 
 
-def _exit_for(exc: RefcheckError) -> ExitCode:
+def exit_code_for(exc: RefcheckError) -> ExitCode:
+    """The documented exit code for an SDK exception (client_sdk/README.md, Exit codes)."""
     if isinstance(exc, ProtocolViolation):
         return ExitCode.SECURITY
     if isinstance(exc, CredentialsError):
@@ -167,7 +168,7 @@ def reporting(st: State) -> Iterator[None]:
         prefix = (
             "security check failed, not continuing: " if isinstance(exc, ProtocolViolation) else ""
         )
-        fail(st, _exit_for(exc), prefix + str(exc), **describe(exc))
+        fail(st, exit_code_for(exc), prefix + str(exc), **describe(exc))
 
 
 def handled(fn: Callable[P, R]) -> Callable[P, R]:

@@ -1,14 +1,36 @@
-"""`refcheck check`: one applicant, under one consent."""
+"""`refcheck check`: one applicant, under one consent; with `--request-disclosure`, also the
+disclosure requests for what matched.
+
+Why requests belong to the check: a disclosure request carries the match proof
+`HMAC(P, consent_id)`, and the pseudonyms `P` exist only in the memory of the process that ran
+the check (they are never stored, so a stolen laptop holds no key to the registry). Asking
+later therefore means checking again, which spends a second check of the consent's budget;
+asking in the same process spends none.
+"""
 
 from __future__ import annotations
 
-from typing import Annotated
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from typing import Annotated, Any
 
 import typer
 from rich.table import Table
 
-from client_sdk.cli._common import ExitCode, State, emit, handled, read_person, state
-from client_sdk.models import CheckResult, CheckStatus
+from client_sdk._client import Client
+from client_sdk.cli._common import (
+    ExitCode,
+    State,
+    describe,
+    emit,
+    exit_code_for,
+    handled,
+    read_person,
+    state,
+)
+from client_sdk.disclosures import Disclosure
+from client_sdk.errors import ApiError, InvalidInput, RefcheckError, ServerError
+from client_sdk.models import CheckResult, CheckStatus, Match
 
 PersonFile = Annotated[
     str | None,
@@ -62,37 +84,132 @@ EXIT_FOR_STATUS = {
 
 
 def print_result(st: State, result: CheckResult) -> None:
-    def human() -> None:
-        colour = {"no_match": "green", "match": "bold red", "possible_match": "yellow"}
+    emit(st, result.as_dict(), lambda: print_result_for_people(st, result))
+
+
+def print_result_for_people(st: State, result: CheckResult, *, requesting: bool = False) -> None:
+    colour = {"no_match": "green", "match": "bold red", "possible_match": "yellow"}
+    st.console.print(
+        f"Result: [{colour[result.status.value]}]{result.status.value}[/] "
+        f"({result.keys_checked} keys checked, check {result.check_id})",
+        highlight=False,
+    )
+    if result.status is CheckStatus.POSSIBLE_MATCH:
         st.console.print(
-            f"Result: [{colour[result.status.value]}]{result.status.value}[/] "
-            f"({result.keys_checked} keys checked, check {result.check_id})",
-            highlight=False,
+            "Only loose name forms matched: a person must confirm in the disclosure step "
+            "before anyone acts on this."
         )
-        if result.status is CheckStatus.POSSIBLE_MATCH:
+    if result.matches:
+        table = Table(
+            "holder organisation", "case", "strongest key", "strength", "record reference"
+        )
+        for m in result.by_case():
+            table.add_row(m.holder_org, m.case_id, m.kind, m.strength, m.entry_id)
+        st.console.print(table)
+        found = f"{len(result.matches)} matching records in {len(result.by_case())} case(s)"
+        if requesting:
+            st.console.print(f"{found}; asking each holder for its answer.")
+        else:
+            # The match proof died with this process: asking now needs another check.
             st.console.print(
-                "Only loose name forms matched: a person must confirm in the disclosure step "
-                "before anyone acts on this."
-            )
-        if result.matches:
-            table = Table(
-                "holder organisation", "case", "strongest key", "strength", "record reference"
-            )
-            for m in result.by_case():
-                table.add_row(m.holder_org, m.case_id, m.kind, m.strength, m.entry_id)
-            st.console.print(table)
-            st.console.print(
-                f"{len(result.matches)} matching records in {len(result.by_case())} case(s); "
-                "use the record reference to request disclosure from the holder."
+                f"{found}. To ask the holder, `refcheck disclosures request` checks again "
+                "(one more check of the consent); next time use `check --request-disclosure`."
             )
 
-    emit(st, result.as_dict(), human)
+
+@dataclass
+class Requested:
+    """What asking the holders of an applicant's matches came to: the requests opened, and the
+    matches whose request failed with why."""
+
+    #: Whether the applicant's details were sealed to the holders (the requester's view of a
+    #: request never shows the ciphertext, so this is recorded here).
+    details_attached: bool = False
+    opened: list[Disclosure] = field(default_factory=list)
+    failed: list[tuple[Match, RefcheckError]] = field(default_factory=list)
+
+    def as_dict(self) -> dict[str, Any]:
+        out: dict[str, Any] = {
+            "disclosure_requests": [
+                {
+                    "id": d.id,
+                    "holder_org": d.holder_org,
+                    "case_id": d.case_id,
+                    "entry_id": d.entry_id,
+                    "state": d.state,
+                    "due_at": None if d.due_at is None else d.due_at.isoformat(),
+                    "applicant_details_attached": self.details_attached,
+                }
+                for d in self.opened
+            ]
+        }
+        if self.failed:
+            out["disclosure_errors"] = [
+                {"holder_org": m.holder_org, "case_id": m.case_id, "message": str(exc)}
+                | describe(exc)
+                for m, exc in self.failed
+            ]
+        return out
+
+    def print(self, st: State) -> None:
+        # One line per request, not a table: a narrow terminal would cut the ids short.
+        details = "with" if self.details_attached else "without"
+        for d in self.opened:
+            due = "" if d.due_at is None else f", answer due {d.due_at.date().isoformat()}"
+            st.console.print(
+                f"Disclosure request [bold]{d.id}[/] sent to {d.holder_org} (case {d.case_id}, "
+                f"{details} the applicant's details{due})",
+                highlight=False,
+            )
+        for m, exc in self.failed:
+            st.errors.print(
+                f"[bold red]error:[/] no disclosure request for {m.holder_org}'s case "
+                f"{m.case_id}: {exc}",
+                highlight=False,
+            )
+
+
+def request_disclosures(
+    client: Client, matches: Iterable[Match], applicant: Any | None
+) -> Requested:
+    """Open one disclosure request per matched case, from the matches in memory.
+
+    A refusal of one request (say a record withdrawn since the check) does not stop the
+    others; a security failure, a credentials problem or an unreachable server does, since
+    the next request would meet the same server.
+    """
+    done = Requested(details_attached=applicant is not None)
+    for match in matches:
+        try:
+            request_id = client.request_disclosure(match, applicant=applicant)
+            done.opened.append(client.get_disclosure(request_id))
+        except RefcheckError as exc:
+            done.failed.append((match, exc))
+            if not isinstance(exc, ApiError) or isinstance(exc, ServerError):
+                break
+    return done
 
 
 @handled
 def check(
     ctx: typer.Context,
     consent_id: Annotated[str, typer.Option("--consent", help="Consent id for this applicant.")],
+    request_disclosure: Annotated[
+        bool,
+        typer.Option(
+            "--request-disclosure",
+            help="On a match, ask the holder of each matched case for its answer, in the same "
+            "run (no second check of the consent is spent). Prints the request ids.",
+        ),
+    ] = False,
+    attach_details: Annotated[
+        bool,
+        typer.Option(
+            "--attach-details",
+            help="With --request-disclosure: seal the applicant's details to the holder, signed "
+            "by your organisation, so it can tell whether it is the same person.",
+        ),
+    ] = False,
     person: PersonFile = None,
     full_name: FullName = None,
     dob: Dob = None,
@@ -103,13 +220,36 @@ def check(
     email: Email = None,
     phone: Phone = None,
 ) -> None:
-    """Check one applicant against the registry. Exit 0 no match, 10 match, 11 possible match."""
+    """Check one applicant against the registry. Exit 0 no match, 10 match, 11 possible match.
+
+    With --request-disclosure, a request that could not be opened exits with its own code
+    (3 refused, 4 unavailable, 5 credentials, 6 security) even after a match; the output
+    still shows the match and the requests that were opened.
+    """
     st = state(ctx)
+    if attach_details and not request_disclosure:
+        raise InvalidInput("--attach-details only makes sense with --request-disclosure")
     record = person_from(
         person, full_name, dob, nationality, national_id, passport, passport_country, email, phone
     )
-    result = st.client().check_applicant(record, consent_id)
-    print_result(st, result)
+    client = st.client()
+    if request_disclosure and attach_details:
+        # Before the check is spent: an organisation key that changed since it was pinned
+        # would stop the sealing after the check, and the consent's check would be lost.
+        client.verify_directory()
+    result = client.check_applicant(record, consent_id)
     code = EXIT_FOR_STATUS[result.status]
+    if not request_disclosure:
+        print_result(st, result)
+    else:
+        asked = request_disclosures(client, result.by_case(), record if attach_details else None)
+
+        def human() -> None:
+            print_result_for_people(st, result, requesting=True)
+            asked.print(st)
+
+        emit(st, result.as_dict() | asked.as_dict(), human)
+        if asked.failed:
+            code = exit_code_for(asked.failed[0][1])
     if code:
         raise typer.Exit(int(code))

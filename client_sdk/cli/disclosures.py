@@ -15,7 +15,7 @@ from typing import Annotated, Any
 import typer
 from rich.table import Table
 
-from client_sdk.cli._common import State, emit, handled, state
+from client_sdk.cli._common import State, emit, exit_code_for, handled, state
 from client_sdk.cli.check import (
     Dob,
     Email,
@@ -27,6 +27,7 @@ from client_sdk.cli.check import (
     PersonFile,
     Phone,
     person_from,
+    request_disclosures,
 )
 from client_sdk.disclosures import ApplicantDetails, ConsentLookup, Disclosure, VerifiedAnswer
 from client_sdk.errors import InvalidInput
@@ -188,7 +189,12 @@ def show(
     _print_request(st, request, answer=answer, details=details)
 
 
-@app.command("request")
+@app.command(
+    "request",
+    help="Check the applicant AGAIN (spends one more check of the consent) and ask the holder "
+    "of each matched case. Prefer `refcheck check --request-disclosure`, which asks in the same "
+    "run and spends no second check.",
+)
 @handled
 def request(
     ctx: typer.Context,
@@ -215,33 +221,55 @@ def request(
     email: Email = None,
     phone: Phone = None,
 ) -> None:
-    """Check the applicant and ask the holder of each matched record for its answer.
+    """Check the applicant again and ask the holder of each matched case for its answer.
 
-    The match proof needs the applicant's pseudonyms, which the SDK keeps in memory only, so
-    this runs the check itself (it uses one check of the consent's budget).
+    This spends one more check of the consent's budget: the match proof a request carries
+    needs the applicant's pseudonyms, which exist only in the memory of the process that ran a
+    check. It is for a check that was run without `--request-disclosure`, under a consent that
+    allows another check; `refcheck check --request-disclosure` asks at no extra cost.
     """
     st = state(ctx)
     record = person_from(
         person, full_name, dob, nationality, national_id, passport, passport_country, email, phone
     )
     client = st.client()
+    if send_details:
+        client.verify_directory()  # a changed key stops us before the check is spent
     result = client.check_applicant(record, consent_id)
     matches = list(result.by_case())
     if entry is not None:
-        chosen = [m for m in result.matches if m.entry_id == entry]
-        if not chosen:
-            raise InvalidInput("the applicant did not match that record reference")
-        matches = chosen
-    opened = [
-        client.get_disclosure(
-            client.request_disclosure(m, consent_id, record if send_details else None)
+        matches = [m for m in result.matches if m.entry_id == entry]
+        if not matches:
+            raise InvalidInput(
+                f"the applicant did not match that record reference (check {result.check_id} "
+                "was run and counts against the consent)"
+            )
+    asked = request_disclosures(client, matches, record if send_details else None)
+    consent = client.get_consent(consent_id)
+    data: dict[str, Any] = {
+        "items": [_row(d) for d in asked.opened],
+        "check_id": result.check_id,
+        "checks_used": consent.checks_used,
+        "max_checks": consent.max_checks,
+    }
+    if asked.failed:
+        data["disclosure_errors"] = asked.as_dict()["disclosure_errors"]
+
+    def human() -> None:
+        if asked.opened:
+            _print_list(st, asked.opened)
+        elif not result.matches:
+            st.console.print("No match: nothing to ask about.")
+        asked.print(st)
+        st.console.print(
+            f"This ran check {result.check_id}: {consent.checks_used} of {consent.max_checks} "
+            f"check(s) of consent {consent.id} used.",
+            highlight=False,
         )
-        for m in matches
-    ]
-    if not opened:
-        emit(st, {"items": []}, lambda: st.console.print("No match: nothing to ask about."))
-        return
-    _print_list(st, opened)
+
+    emit(st, data, human)
+    if asked.failed:
+        raise typer.Exit(int(exit_code_for(asked.failed[0][1])))
 
 
 @app.command("acknowledge")

@@ -51,6 +51,8 @@ def test_request_answer_and_read_through_the_cli(run: Run, person_file: PersonFi
     )
     (request,) = asked["items"]
     assert request["holder_org"] == "org-a" and request["state"] == "requested"
+    # This path checks again: it says so, and the consent shows the check spent.
+    assert asked["checks_used"] == 1 and asked["max_checks"] == 2 and asked["check_id"]
     request_id = request["id"]
 
     incoming = run.json("disclosures", "list", "--state", "requested", as_="org-a-focal")
@@ -117,7 +119,18 @@ def test_request_without_a_match_asks_nothing(run: Run, person_file: PersonFile)
         person_file(fresh_person()),
         as_="org-b-hr",
     )
-    assert result == {"items": []}
+    assert result["items"] == [] and result["checks_used"] == 1
+    human = run(
+        "disclosures",
+        "request",
+        "--consent",
+        receipt["id"],
+        "--person",
+        person_file(fresh_person()),
+        as_="org-b-hr",
+    )
+    assert human.exit_code == 0, human.output
+    assert "No match" in human.stdout and "2 of 2 check(s)" in human.stdout
     bad = run(
         "disclosures",
         "outcome",
@@ -153,3 +166,90 @@ def test_stats_print_mds_figures_and_export_csv(run: Run) -> None:
     assert sum(int(r["recruitments"]) for r in rows[:-1]) == int(network["recruitments"])
     member = list(csv.DictReader(io.StringIO(run("stats", "--csv", as_="org-b-hr").stdout)))
     assert [r["org"] for r in member[:-1]] == ["org-b"] and member[-1]["scope"] == "total"
+
+
+def test_check_with_request_disclosure_asks_the_holder_without_a_second_check(
+    run: Run, person_file: PersonFile
+) -> None:
+    person = fresh_person()
+    case_id = register(run, person_file, person)
+    receipt = consent_receipt(run, "APP-D3", max_checks=2)
+
+    checked = run.json(
+        "check",
+        "--consent",
+        receipt["id"],
+        "--person",
+        person_file(person),
+        "--request-disclosure",
+        "--attach-details",
+        as_="org-b-hr",
+        code=ExitCode.MATCH,
+    )
+    assert checked["status"] == "match"
+    (request,) = checked["disclosure_requests"]
+    assert request["holder_org"] == "org-a" and request["case_id"] == case_id
+    assert request["state"] == "requested" and request["applicant_details_attached"] is True
+    assert "disclosure_errors" not in checked
+    # One check spent for the check and the request together.
+    consent = run.json("consent", "show", receipt["id"], as_="org-b-hr")
+    assert consent["checks_used"] == 1
+
+    # The holder sees the request, with the details sealed to it and signed by org-b.
+    shown = run.json("disclosures", "show", request["id"], as_="org-a-focal")
+    assert shown["applicant_details"]["signed"] is True
+    assert shown["applicant_details"]["national_id"] == person["national_id"]
+
+
+def test_check_with_request_disclosure_in_human_output(run: Run, person_file: PersonFile) -> None:
+    person = fresh_person()
+    register(run, person_file, person)
+    receipt = consent_receipt(run, "APP-D4", max_checks=1)
+    result = run(
+        "check",
+        "--consent",
+        receipt["id"],
+        "--person",
+        person_file(person),
+        "--request-disclosure",
+        as_="org-b-hr",
+    )
+    assert result.exit_code == ExitCode.MATCH, result.output
+    text = " ".join(result.stdout.split())  # rich wraps lines at the terminal's width
+    assert "asking each holder" in text and "without the applicant's details" in text
+    (request,) = run.json("disclosures", "list", "--role", "requester", as_="org-b-hr")["items"][:1]
+    assert f"Disclosure request {request['id']} sent to org-a" in text
+    assert request["consent_id"] == receipt["id"]
+    # Without --attach-details nothing was sealed to the holder.
+    shown = run.json("disclosures", "show", request["id"], as_="org-a-focal")
+    assert "applicant_details" not in shown
+    # A single-check consent was enough for check and request.
+    assert run.json("consent", "show", receipt["id"], as_="org-b-hr")["checks_used"] == 1
+
+
+def test_check_with_request_disclosure_and_no_match_asks_nothing(
+    run: Run, person_file: PersonFile
+) -> None:
+    receipt = consent_receipt(run, "APP-D5")
+    clean = run.json(
+        "check",
+        "--consent",
+        receipt["id"],
+        "--person",
+        person_file(fresh_person()),
+        "--request-disclosure",
+        "--attach-details",
+        as_="org-b-hr",
+    )
+    assert clean["status"] == "no_match" and clean["disclosure_requests"] == []
+    lone = run(
+        "check",
+        "--consent",
+        receipt["id"],
+        "--person",
+        person_file(fresh_person()),
+        "--attach-details",
+        as_="org-b-hr",
+    )
+    assert lone.exit_code == ExitCode.USAGE and "--request-disclosure" in lone.output
+    assert run.json("consent", "show", receipt["id"], as_="org-b-hr")["checks_used"] == 1

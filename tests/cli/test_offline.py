@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 
+from client_sdk import org_key_fingerprint
 from client_sdk.cli import ExitCode
 from client_sdk.keystore import Keystore
 from tests.cli.conftest import Run
@@ -46,6 +47,10 @@ def test_keys_init_with_passphrase_writes_a_sealed_owner_only_keystore(
     stored = Keystore.load(out, passphrase="a long enough passphrase")
     assert shown["auth_public_key"] == stored.public_keys()["auth_public_key"]
     assert set(shown) >= {"x25519_public_key", "ed25519_public_key"}
+    # What partners compare before `refcheck keys trust`: the fingerprint of both public keys.
+    assert shown["org_fingerprint"] == org_key_fingerprint(
+        bytes.fromhex(shown["x25519_public_key"]), bytes.fromhex(shown["ed25519_public_key"])
+    )
     assert stored.auth_private_key.hex() not in out.read_text()
     again = offline_run("keys", "init", "--out", str(out))
     assert again.exit_code == ExitCode.CREDENTIALS  # never overwrites keys silently

@@ -375,3 +375,5 @@ async def test_first_use_pins_and_the_same_keys_are_accepted_again(
     assert await hr.verify_directory() == [first]
     with pytest.raises(InvalidInput):
         await hr.trust_org_keys("org-a", fingerprint="not a fingerprint")
+    with pytest.raises(InvalidInput):  # a name typed by a person, not an answer off contract
+        await hr.org_keys("no-such-org")
