@@ -48,6 +48,28 @@ def _enforce_quota(
     )
 
 
+def take_from_quota(
+    session: Session, ctx: AppContext, caller: Caller, elements: int, now: datetime
+) -> None:
+    """Count `elements` against the organisation's quota for `now`'s UTC day, or refuse.
+
+    Under the lock on the organisation's row, so concurrent evaluations cannot together go past
+    the quota; the row added is what later evaluations count. In the caller's transaction.
+    """
+    lock_organisation(session, caller.org_id)
+    _enforce_quota(session, ctx, caller.org_id, elements, now)
+    session.add(
+        OprfEvaluation(
+            id=new_id(),
+            org_id=caller.org_id,
+            principal_id=caller.principal_id,
+            at=now,
+            element_count=elements,
+        )
+    )
+    session.flush()
+
+
 def evaluate_for_registration(
     session: Session, ctx: AppContext, caller: Caller, purpose: str, elements: Sequence[str]
 ) -> tuple[list[bytes], bytes]:
@@ -70,17 +92,7 @@ def evaluate_for_registration(
     # Only reads so far: end that transaction so no lock is held while the key multiplies.
     session.commit()
     evaluated, proof = blind_evaluate(ctx, blinded)
-    lock_organisation(session, caller.org_id)
-    _enforce_quota(session, ctx, caller.org_id, len(blinded), now)
-    session.add(
-        OprfEvaluation(
-            id=new_id(),
-            org_id=caller.org_id,
-            principal_id=caller.principal_id,
-            at=now,
-            element_count=len(blinded),
-        )
-    )
+    take_from_quota(session, ctx, caller, len(blinded), now)
     record(
         session,
         ctx,

@@ -74,6 +74,29 @@ def test_shipped_policy_is_valid_and_allows_the_agreed_legal_bases():
             assert policy.max_retention_years(category, child_victim) >= MIN_RETENTION_YEARS
 
 
+def test_shipped_policy_bounds_evaluations_and_keeps_disclosure_records_for_two_years():
+    policy = load_policy(DEFAULT_POLICY_FILE)
+    assert policy.max_keys_per_check <= policy.daily_evaluation_quota == 2000
+    assert policy.disclosure_expiry_days_after_due == 30
+    assert policy.disclosure_record_retention_days == 730
+    assert policy.disclosure_record_retention_days >= max(
+        rule.max_validity_days for rule in policy.consent_purposes.values()
+    )
+
+
+def test_policy_at_its_lower_bounds_is_accepted(tmp_path):
+    """The cross-field rules refuse only what they must: equal to the bound is fine."""
+    policy = load_policy(
+        _variant(
+            tmp_path,
+            daily_evaluation_quota=SHIPPED["max_keys_per_check"],
+            disclosure_record_retention_days=365,
+            disclosure_expiry_days_after_due=1,
+        )
+    )
+    assert policy.daily_evaluation_quota == policy.max_keys_per_check
+
+
 def test_round_trip_of_the_test_helper_keeps_the_policy(tmp_path):
     assert load_policy(_variant(tmp_path)) == load_policy(DEFAULT_POLICY_FILE)
 
@@ -84,6 +107,17 @@ def test_round_trip_of_the_test_helper_keeps_the_policy(tmp_path):
         ({"bucket_bits": 99}, "bucket_bits"),
         ({"max_keys_per_check": 0}, "max_keys_per_check"),
         ({"daily_check_quota": 0}, "daily_check_quota"),
+        ({"daily_evaluation_quota": 0}, "daily_evaluation_quota"),
+        ({"daily_evaluation_quota": None}, "daily_evaluation_quota"),
+        # Below one full registration's keys (max_keys_per_check is 64 in the shipped file).
+        ({"daily_evaluation_quota": 63}, "daily_evaluation_quota must be >= max_keys_per_check"),
+        ({"disclosure_expiry_days_after_due": 0}, "disclosure_expiry_days_after_due"),
+        ({"disclosure_expiry_days_after_due": 366}, "disclosure_expiry_days_after_due"),
+        ({"disclosure_expiry_days_after_due": None}, "disclosure_expiry_days_after_due"),
+        ({"disclosure_record_retention_days": 0}, "disclosure_record_retention_days"),
+        ({"disclosure_record_retention_days": None}, "disclosure_record_retention_days"),
+        # Shorter than the rescreening consent's 365 days of validity.
+        ({"disclosure_record_retention_days": 364}, "longest consent validity (365 days)"),
         ({"disclosure_response_deadline_days": 0}, "disclosure_response_deadline_days"),
         ({"allowed_legal_bases": ["legitimate_interest"]}, "allowed_legal_bases"),
         ({"allowed_legal_bases": []}, "allowed_legal_bases"),

@@ -13,9 +13,9 @@ from protocol.hazmat.ristretto255 import IDENTITY
 from protocol.identity import derive_keys
 from server.audit.models import AuditEntry
 from server.checks.models import Check
-from server.quotas import seconds_to_next_utc_day
 from server.consents.models import Consent
 from server.context import AppContext
+from server.quotas import seconds_to_next_utc_day
 from server.registry.models import OrgStatus
 from tests.blindflow import (
     build_check_request,

@@ -216,3 +216,4 @@ def test_cli_runs_a_sweep(tmp_path: Any, monkeypatch: pytest.MonkeyPatch) -> Non
     result = runner.invoke(app, ["retention", "run", "--data-dir", str(data_dir)])
     assert result.exit_code == 0, result.output
     assert "retention sweep: 0 case(s) purged" in result.output
+    assert "0 ended disclosure request(s) purged" in result.output
