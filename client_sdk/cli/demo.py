@@ -2,12 +2,14 @@
 
 It uses the demo principals that `refcheck-server init --demo` wrote under DATA_DIR/demo/ and
 real calls only: org-a's focal point registers a case, org-b's HR records an applicant's
-consent and checks the same person under another spelling, and the match appears. After each
-step it prints what each party saw and what it did not.
+consent and checks the same person under another spelling, and the match appears. Then the
+disclosure: org-b asks org-a (the applicant's details sealed to org-a), org-a opens them,
+acknowledges and answers (signed, sealed to org-b), and org-b verifies the answer, reports the
+hiring outcome and closes the request. After each step it prints what each party saw and what
+it did not; for the server that is only ids, states and the sizes of ciphertexts, measured on
+what it actually stored.
 
-The story is the list `STEPS`; a later part of the workflow (the disclosure request and the
-holder's sealed answer) is added by appending its steps there, reading and extending the shared
-`Story`.
+The story is the list `STEPS`, each step reading and extending the shared `Story`.
 """
 
 from __future__ import annotations
@@ -29,7 +31,8 @@ from client_sdk.cli._common import handled, state
 from client_sdk.credentials import Credentials
 from client_sdk.errors import CredentialsError
 from client_sdk.forms import render_form
-from client_sdk.models import CheckResult
+from client_sdk.models import CheckResult, Match
+from protocol.disclosure import SEALED_ANSWER_SIZE
 
 # Invented people: no real person has these names and numbers.
 REGISTERED_PERSON: dict[str, Any] = {
@@ -63,8 +66,10 @@ class Story:
     focal_a_org: str
     hr_b_org: str
     case_id: str | None = None
+    finding_date: date | None = None
     consent_id: str | None = None
     result: CheckResult | None = None
+    request_id: str | None = None
     facts: dict[str, Any] = field(default_factory=dict)
 
     def saw(self, party: str, saw: list[str], did_not: list[str]) -> None:
@@ -89,11 +94,12 @@ def step_register(story: Story) -> None:
     from protocol.identity import derive_keys
 
     keys = derive_keys(REGISTERED_PERSON)
+    story.finding_date = date.today() - timedelta(days=60)
     story.case_id = story.focal_a.register_case(
         REGISTERED_PERSON,
         category="sexual_abuse",
         finding="substantiated",
-        finding_date=date.today() - timedelta(days=60),
+        finding_date=story.finding_date,
         sanction="dismissal",
         legal_basis="legitimate_interests",
         retention_until=date.today() + timedelta(days=5 * 365),
@@ -194,12 +200,202 @@ def step_no_match(story: Story) -> None:
     )
 
 
+def _our_match(story: Story) -> Match:
+    """The match on the case this run registered (a server that ran the demo before also
+    holds the cases of earlier runs, which match the same invented person)."""
+    assert story.result is not None
+    return next(m for m in story.result.by_case() if m.case_id == story.case_id)
+
+
+def _ciphertext_size(sealed_hex: str | None) -> int:
+    return 0 if sealed_hex is None else len(sealed_hex) // 2
+
+
+def step_request(story: Story) -> None:
+    assert story.consent_id is not None
+    match = _our_match(story)
+    # In the same run as the check: the match proof needs the applicant's P values, which
+    # exist only in memory, so asking now spends no second check of the consent.
+    story.request_id = story.hr_b.request_disclosure(
+        match, story.consent_id, applicant=APPLICANT_AS_ORG_B_HAS_HER
+    )
+    request = story.hr_b.get_disclosure(story.request_id)
+    consent = story.hr_b.get_consent(story.consent_id)
+    holder_keys = story.hr_b.org_keys(match.holder_org_id)  # pinned while sealing
+    story.console.print(
+        f"{story.hr_b_org}'s HR asked {match.holder_org} for its answer about record "
+        f"{match.entry_id}: request [bold]{story.request_id}[/], state {request.state}, answer "
+        f"due {request.due_at.date().isoformat()}. It attached the applicant's details as its "
+        f"own file has them, signed with {story.hr_b_org}'s Ed25519 key and sealed to "
+        f"{match.holder_org}'s X25519 key, which it pinned on first use (fingerprint "
+        f"{holder_keys.fingerprint}): a key swapped in the directory would stop it here. "
+        f"Consent checks used: {consent.checks_used} of {consent.max_checks} (the request "
+        "came from the check's own match, not from a second check).",
+        highlight=False,
+    )
+    story.saw(
+        "the server",
+        [
+            f"a request from {story.hr_b_org} to {match.holder_org} about record "
+            f"{match.entry_id} under consent {story.consent_id}",
+            "a match proof HMAC(P, consent) that it verified against the stored P: "
+            f"{story.hr_b_org} really matched that record",
+            "a sealed blob for the holder (its size in the next step); state: requested",
+        ],
+        [
+            "the applicant's name, date of birth or NIK (sealed to org-a)",
+            "which of the applicant's keys matched",
+        ],
+    )
+    story.saw(
+        story.focal_a_org,
+        ["a new request waiting (it is notified)"],
+        ["the details yet: it opens them in the next step"],
+    )
+
+
+def step_holder_reads(story: Story) -> None:
+    assert story.request_id is not None
+    incoming = story.focal_a.list_disclosures(role="holder", state="requested")
+    request = next(d for d in incoming if d.id == story.request_id)
+    details = story.focal_a.read_applicant_details(story.request_id)
+    assert details is not None
+    requester_keys = story.focal_a.org_keys(request.requester_org_id)
+    acked = story.focal_a.acknowledge_disclosure(story.request_id)
+    size = _ciphertext_size(request.sealed_applicant_details)
+    story.console.print(
+        f"{story.focal_a_org}'s focal point lists {len(incoming)} new request(s); "
+        f"[bold]{request.id}[/] from {request.requester_org} is about its case "
+        f"{request.case_id}. It opens the applicant's details with {story.focal_a_org}'s X25519 "
+        f"private key; {request.requester_org}'s signature "
+        f"{'verifies' if details.signed else 'is MISSING'} against its pinned key "
+        f"(fingerprint {requester_keys.fingerprint}):",
+        highlight=False,
+    )
+    table = Table("field", f"as {details.requester_org} has it")
+    for name, value in details.applicant.items():
+        table.add_row(name, value)
+    story.console.print(table)
+    story.console.print(
+        "Comparing them with its own file of the dismissed staff member (same date of birth, "
+        "same NIK written with dashes, the name spelt differently), the focal point "
+        f"acknowledges: state {acked.state}; the deadline does not move.",
+        highlight=False,
+    )
+    story.saw(
+        story.focal_a_org,
+        [
+            f"that {request.requester_org} asks about its case {request.case_id}",
+            f"the applicant's details as {request.requester_org} has them, signed by it",
+        ],
+        [
+            f"{request.requester_org}'s other applicants, checks or consents",
+            "the applicant reference or the position the applicant applied for",
+        ],
+    )
+    story.saw(
+        "the server",
+        [f"a {size}-byte ciphertext, relayed to org-a", "state: requested -> acknowledged"],
+        ["what the ciphertext holds (every details blob has this size)"],
+    )
+
+
+def step_holder_answers(story: Story) -> None:
+    assert story.request_id is not None and story.finding_date is not None
+    answered = story.focal_a.answer_disclosure(
+        story.request_id,
+        same_person="confirmed",
+        category="sexual_abuse",
+        finding_date=story.finding_date,
+        sanction="dismissal",
+        text="Dismissed after a substantiated investigation; the finding was not appealed.",
+        contact="pseah-focal@org-a.example (demo)",
+    )
+    requester_keys = story.focal_a.org_keys(answered.requester_org_id)
+    story.console.print(
+        f"{story.focal_a_org} answers: confirmed, same person; sexual abuse, found on "
+        f"{story.finding_date.isoformat()}, dismissal, a short note and a contact. The answer "
+        f"names this request and both organisations, is signed with {story.focal_a_org}'s "
+        f"Ed25519 key and sealed to {answered.requester_org}'s X25519 key (pinned, fingerprint "
+        f"{requester_keys.fingerprint}). State: {answered.state}; the server "
+        f"{'deleted' if answered.sealed_applicant_details is None else 'still holds'} the "
+        "applicant's details, now that they have served.",
+        highlight=False,
+    )
+    story.saw(
+        "the server",
+        [
+            f"a {SEALED_ANSWER_SIZE}-byte ciphertext (every answer has exactly this size: a "
+            "'not the same person' is as long as a confirmation)",
+            "state: acknowledged -> answered, and that an answer was given (yearly figures)",
+        ],
+        [
+            "the verdict, category, finding date, sanction, note or contact",
+            "who signed it (the signature is inside the sealed box)",
+        ],
+    )
+    story.saw(
+        story.focal_a_org,
+        ["what it chose to disclose, and to whom"],
+        [f"what {answered.requester_org} will decide about the applicant"],
+    )
+
+
+def step_requester_reads(story: Story) -> None:
+    assert story.request_id is not None
+    stored = story.hr_b.get_disclosure(story.request_id)
+    answer = story.hr_b.read_disclosure_answer(story.request_id)
+    story.console.print(
+        f"{story.hr_b_org}'s HR fetches the {_ciphertext_size(stored.sealed_answer)}-byte "
+        f"answer, opens it with {story.hr_b_org}'s X25519 private key and verifies "
+        f"{answer.holder_org}'s signature against its pinned key, and that it answers this "
+        "very request (a forged, replayed or re-keyed answer is refused, never shown):",
+        highlight=False,
+    )
+    table = Table("answer (signature verified)", "")
+    for name, value in answer.as_dict().items():
+        if value is not None and name not in ("request_id", "holder_org_id"):
+            table.add_row(name, str(value))
+    story.console.print(table)
+    outcome = story.hr_b.report_outcome(story.request_id, "not_hired_disclosure")
+    closed = story.hr_b.close_disclosure(story.request_id)
+    story.console.print(
+        f"The applicant is not hired; {story.hr_b_org} reports the outcome "
+        f"({outcome.outcome}) and closes the request: state {closed.state} "
+        f"({closed.close_reason}). The server "
+        f"{'deleted' if closed.sealed_answer is None else 'still holds'} the answer's "
+        "ciphertext.",
+        highlight=False,
+    )
+    story.saw(
+        story.hr_b_org,
+        [
+            f"{answer.holder_org}'s verified answer: {answer.same_person}, {answer.category}, "
+            f"{answer.sanction}",
+            "a contact for follow-up",
+        ],
+        [f"{answer.holder_org}'s investigation file, the survivor, anything not written"],
+    )
+    story.saw(
+        "the server",
+        [
+            "state: answered -> closed (read); the ciphertext deleted",
+            f"the outcome {outcome.outcome} (the one consequence MDS members publish)",
+        ],
+        ["the verdict or the finding: it never held them in the clear"],
+    )
+
+
 Step = Callable[[Story], None]
 STEPS: list[tuple[str, Step]] = [
     ("The network's key", step_key),
     ("org-a's focal point registers a concluded case", step_register),
     ("org-b records an applicant's consent", step_consent),
     ("org-b checks the applicant under another spelling", step_check),
+    ("org-b's HR asks org-a, the applicant's details sealed to org-a", step_request),
+    ("org-a's focal point opens the request and acknowledges it", step_holder_reads),
+    ("org-a answers, signed and sealed to org-b", step_holder_answers),
+    ("org-b verifies the answer, reports the outcome and closes", step_requester_reads),
     ("A different applicant", step_no_match),
 ]
 
