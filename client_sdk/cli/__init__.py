@@ -56,7 +56,8 @@ def _global(
         typer.Option(
             "--pin-file",
             envvar=ENV_PIN_FILE,
-            help="Where the server's OPRF key is pinned (default: beside the credentials).",
+            help="Where the OPRF key and organisations' keys are pinned (default: beside the "
+            "credentials).",
         ),
     ] = None,
     json_output: Annotated[
