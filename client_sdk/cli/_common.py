@@ -27,6 +27,7 @@ from client_sdk.errors import (
     ApiError,
     CredentialsError,
     InvalidInput,
+    OrgKeyChanged,
     ProtocolViolation,
     RefcheckError,
     ServerError,
@@ -151,6 +152,14 @@ def exit_code_for(exc: RefcheckError) -> ExitCode:
 
 def describe(exc: RefcheckError) -> dict[str, Any]:
     out: dict[str, Any] = {"kind": type(exc).__name__}
+    if isinstance(exc, OrgKeyChanged):
+        # What a person compares with the organisation before `refcheck keys trust`.
+        out.update(
+            org=exc.org,
+            org_id=exc.org_id,
+            pinned_fingerprint=exc.pinned_fingerprint,
+            directory_fingerprint=exc.directory_fingerprint,
+        )
     if isinstance(exc, ApiError):
         out.update(status=exc.status, type=exc.type)
         for key in ("rule", "retry_after_seconds", "index"):

@@ -5,6 +5,7 @@ the network admin through `PATCH /v1/orgs/{id}`, as a compromised server would s
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import date, timedelta
@@ -84,7 +85,10 @@ def test_swapped_key_is_refused_until_trusted_with_its_fingerprint(
             as_="org-b-hr",
         )  # fmt: skip
         assert sealing.exit_code == ExitCode.SECURITY, sealing.output
-        assert '"kind": "OrgKeyChanged"' in sealing.stdout
+        error = json.loads(sealing.stdout)["error"]
+        assert error["kind"] == "OrgKeyChanged" and error["org"] == "org-a"
+        assert error["pinned_fingerprint"] == pinned["fingerprint"]
+        assert error["directory_fingerprint"] == new_fingerprint
         assert run.json("consent", "show", second["id"], as_="org-b-hr")["checks_used"] == 0
 
         # Looking at the change is not accepting it; a wrong fingerprint pins nothing.
