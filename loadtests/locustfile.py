@@ -137,7 +137,10 @@ class HRChecker(_SdkUser):
     """An HR system checking applicants: consent receipt, then one check per applicant."""
 
     weight = 1
-    wait_time = between(1, 3)
+    # An HR system paces its checks: 45 users at 2-5 s each offer about 13 consent-and-check
+    # pairs a second, some 47,000 checks an hour, far beyond the post-disaster burst of
+    # "thousands in weeks" and beyond the shipped daily quota of every member together.
+    wait_time = between(2, 5)
     principals = ("org-a-hr", "org-b-hr")
 
     @task
@@ -157,7 +160,10 @@ class HRChecker(_SdkUser):
             return
         if not disclosures_enabled():
             return
-        for match in result.matches[:1]:
+        # A match on a record of one's own organisation is a matter for one's own focal point;
+        # the server refuses to open a request for it (422), so the HR system does not ask.
+        foreign = [m for m in result.matches if m.holder_org_id != self.rc.credentials.org_id]
+        for match in foreign[:1]:
             self.rc.request(
                 "POST",
                 "/v1/disclosure-requests",
