@@ -92,6 +92,22 @@ def read_failures(path: Path) -> list[str]:
         ]
 
 
+def server_error_lines(log: str, limit: int = 10) -> list[str]:
+    """The exception lines of the server's log (the last line of each traceback), counted, so a
+    500 in the report comes with its cause."""
+    counts: dict[str, int] = {}
+    lines = log.splitlines()
+    for i, line in enumerate(lines):
+        if line.startswith("Traceback"):
+            j = i + 1
+            while j < len(lines) and (lines[j].startswith(" ") or not lines[j].strip()):
+                j += 1
+            if j < len(lines):
+                counts[lines[j][:200]] = counts.get(lines[j][:200], 0) + 1
+    ranked = sorted(counts.items(), key=lambda kv: -kv[1])[:limit]
+    return [f"{n:>6} x {text}" for text, n in ranked]
+
+
 def _ms(value: str) -> float:
     return float("nan") if value in ("", "N/A") else float(value)
 
@@ -239,6 +255,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             baseline = read_stats(root / "baseline_stats.csv")
             load = read_stats(root / "load_stats.csv")
             failures = read_failures(root / "load_failures.csv")
+            server_errors = server_error_lines((root / "uvicorn.log").read_text(errors="replace"))
         finally:
             if pg_url:
                 drop_pg_database(pg_server_url(), pg_url)
@@ -255,6 +272,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     if failures:
         print("failures under load:")
         print("\n".join(failures))
+    if server_errors:
+        print("errors in the server log (last line of each traceback, with counts):")
+        print("\n".join(server_errors))
     print(f"single-user baseline ({BASELINE_SECONDS} s, 1 HR checker):")
     print(format_table(baseline))
     for figure in figures:

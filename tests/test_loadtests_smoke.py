@@ -150,3 +150,20 @@ def test_load_policy_leaves_out_overrides_the_network_policy_does_not_know(
     assert "unknown_key" not in text
     assert text.splitlines()[1].startswith("daily_check_quota = 99")
     assert text.splitlines()[4] == "daily_check_quota = 7"  # in a table: not the top-level key
+
+
+def test_server_errors_are_summarised_by_their_exception_line() -> None:
+    log = (
+        "INFO started\n"
+        "Traceback (most recent call last):\n"
+        '  File "x.py", line 1, in f\n'
+        "    g()\n"
+        "sqlalchemy.exc.TimeoutError: QueuePool limit reached\n"
+        "Traceback (most recent call last):\n"
+        '  File "x.py", line 1, in f\n'
+        "sqlalchemy.exc.TimeoutError: QueuePool limit reached\n"
+    )
+    assert run.server_error_lines(log) == [
+        "     2 x sqlalchemy.exc.TimeoutError: QueuePool limit reached"
+    ]
+    assert run.server_error_lines("INFO all fine\n") == []
