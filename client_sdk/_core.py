@@ -203,6 +203,9 @@ class Core:
     variables of the operation that made them and are gone when it returns.
     """
 
+    #: Cases asked for per page when listing (the server's maximum).
+    case_page_size: int = 500
+
     def __init__(self, pin: KeyPin) -> None:
         self.pin = pin
         self._key: PinnedKey | None = None
@@ -314,9 +317,19 @@ class Core:
         return (yield from self._with_current_key(attempt))
 
     def list_cases(self, status: str | None = None) -> Op[list[Case]]:
-        params = {"status": status} if status else None
-        response = yield ApiRequest("GET", "/v1/cases", params=params)
-        return list(parse(wire.CaseList, response).items)
+        """Every case of the organisation: the server pages (at most 500 a page), so follow
+        `next_offset` until it ends rather than silently returning the first page only."""
+        cases: list[Case] = []
+        offset: int | None = 0
+        while offset is not None:
+            params = {"limit": str(self.case_page_size), "offset": str(offset)}
+            if status:
+                params["status"] = status
+            response = yield ApiRequest("GET", "/v1/cases", params=params)
+            page = parse(wire.CaseList, response)
+            cases.extend(page.items)
+            offset = page.next_offset
+        return cases
 
     def get_case(self, case_id: str) -> Op[Case]:
         response = yield ApiRequest("GET", f"/v1/cases/{seg(case_id)}")

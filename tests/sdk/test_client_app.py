@@ -124,6 +124,23 @@ async def test_withdrawn_case_no_longer_matches(
     assert result.status is CheckStatus.NO_MATCH
 
 
+async def test_list_cases_follows_every_page(
+    sdk_for: SdkFactory, network: Network, clock: Any
+) -> None:
+    focal = sdk_for(network.a_focal)
+    # Small pages make the server page five cases three times; the SDK must follow them all.
+    focal._core.case_page_size = 2
+    registered = {
+        await focal.register_case(
+            {"full_name": "Budi Santoso", "date_of_birth": f"1980-01-0{day}"},
+            **case_fields(clock.today()),
+        )
+        for day in range(1, 6)
+    }
+    assert {c.id for c in await focal.list_cases()} == registered
+    assert {c.id for c in await focal.list_cases("active")} == registered
+
+
 async def test_tampered_check_proof_is_detected(
     app: FastAPI, sdk_for: SdkFactory, network: Network, clock: Any
 ) -> None:
