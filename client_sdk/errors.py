@@ -313,7 +313,8 @@ class MatchProofInvalid(InvalidRequest):
 
 
 class QuotaExceeded(ApiError):
-    """429: the organisation's daily check quota (or a rate limit) is used up.
+    """429: one of the organisation's daily quotas is used up: checks (`POST /v1/checks`) or
+    evaluated elements (`POST /v1/oprf/evaluate`, used by case registration).
 
     `retry_after_seconds` says when to try again. The SDK waits and retries by itself only when
     that wait is within `RetryPolicy.max_retry_after`.
