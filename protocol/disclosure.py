@@ -38,6 +38,7 @@ import nacl.public
 import nacl.signing
 
 from protocol.errors import DeserializeError, InvalidInputError, VerifyError
+from protocol.identity import PERSON_FIELDS
 
 __all__ = [
     "ANSWER_PADDED_SIZE",
@@ -67,19 +68,7 @@ CATEGORIES = ("sexual_exploitation", "sexual_abuse", "sexual_harassment")
 SANCTIONS = ("dismissal", "contract_termination", "other_disciplinary")
 #: Fields a requester may put in the applicant's details (those of `protocol.identity.Person`,
 #: plus other names the applicant declared and a short note).
-APPLICANT_FIELDS = (
-    "full_name",
-    "date_of_birth",
-    "nationality",
-    "national_id",
-    "national_id_country",
-    "passport",
-    "passport_country",
-    "email",
-    "phone",
-    "other_names",
-    "note",
-)
+APPLICANT_FIELDS = (*PERSON_FIELDS, "other_names", "note")
 
 _ANSWER_DOMAIN = b"refcheck/v1/disclosure-answer"
 _DETAILS_DOMAIN = b"refcheck/v1/applicant-details"

@@ -34,6 +34,7 @@ from client_sdk.errors import (
     TransportError,
 )
 from client_sdk.secretfile import load_json_secret
+from protocol.identity import PERSON_FIELDS
 
 P = ParamSpec("P")
 R = TypeVar("R")
@@ -208,18 +209,6 @@ def emit(st: State, data: Any, human: Callable[[], None]) -> None:
 
 
 # -- person records --------------------------------------------------------------------------
-
-PERSON_FIELDS = (
-    "full_name",
-    "date_of_birth",
-    "nationality",
-    "national_id",
-    "national_id_country",
-    "passport",
-    "passport_country",
-    "email",
-    "phone",
-)
 
 
 def read_person(path: str | None, flags: dict[str, str | None]) -> dict[str, Any]:

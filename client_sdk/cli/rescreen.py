@@ -36,21 +36,11 @@ from client_sdk.errors import (
     TransportError,
 )
 from client_sdk.models import CheckResult
+from protocol.identity import PERSON_FIELDS
 
-PERSON_COLUMNS = (
-    "full_name",
-    "date_of_birth",
-    "nationality",
-    "national_id",
-    "national_id_country",
-    "passport",
-    "passport_country",
-    "email",
-    "phone",
-)
 REQUIRED_COLUMNS = ("staff_ref", "full_name", "date_of_birth")
 KNOWN_COLUMNS = frozenset(
-    ("staff_ref", *PERSON_COLUMNS, "consent_id", "form_sha256", "self_declared_finding")
+    ("staff_ref", *PERSON_FIELDS, "consent_id", "form_sha256", "self_declared_finding")
 )
 OUTPUT_COLUMNS = (
     "line",
@@ -118,7 +108,7 @@ def _parse_row(line: int, raw: dict[str | None, Any], opts: Options) -> Row:
     staff_ref = values.get("staff_ref", "")
     if not staff_ref:
         raise InvalidInput("staff_ref is empty")
-    person = {k: values[k] for k in PERSON_COLUMNS if values.get(k)}
+    person = {k: values[k] for k in PERSON_FIELDS if values.get(k)}
     from protocol.identity import InvalidPersonError, Person
 
     try:

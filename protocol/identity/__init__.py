@@ -20,12 +20,13 @@ from protocol.identity.keys import (
     Strength,
     derive_keys,
 )
-from protocol.identity.model import Person
+from protocol.identity.model import PERSON_FIELDS, Person
 from protocol.identity.tables import CURRENT_VERSION as TABLES_VERSION
 
 __all__ = [
     "KEY_PREFIX",
     "MAX_KEYS_PER_PERSON",
+    "PERSON_FIELDS",
     "TABLES_VERSION",
     "InvalidPersonError",
     "Key",

@@ -23,7 +23,7 @@ from protocol.identity.normalise import (
 )
 from protocol.identity.tables import load_tables
 
-__all__ = ["EARLIEST_DATE_OF_BIRTH", "Person"]
+__all__ = ["EARLIEST_DATE_OF_BIRTH", "PERSON_FIELDS", "Person"]
 
 #: Dates of birth before this are refused as data-entry errors (a year typed as 1099 or 0199).
 EARLIEST_DATE_OF_BIRTH = dt.date(1900, 1, 1)
@@ -159,6 +159,11 @@ class Person:
     def __repr__(self) -> str:
         present = [f.name for f in fields(self) if getattr(self, f.name) is not None]
         return f"Person(fields={present!r})"
+
+
+#: The field names of `Person`, in order: what a person file, a staff-list row or an applicant's
+#: details may name. Derived from the class so the lists that accept a person cannot drift from it.
+PERSON_FIELDS: tuple[str, ...] = tuple(f.name for f in fields(Person))
 
 
 def _optional_text(data: Mapping[str, object], name: str) -> str | None:
