@@ -316,6 +316,19 @@ class _Client:
         return _blind_with(self._ctx, input, blind)
 
 
+class _VerifyingClient(_Client):
+    """The pinned server public key, common to the clients that check proofs (modes 1 and 2)."""
+
+    __slots__ = ("_pk",)
+
+    def __init__(self, public_key: bytes) -> None:
+        self._pk = deserialize_element(public_key)
+
+    @property
+    def public_key(self) -> bytes:
+        return self._pk
+
+
 class _Server:
     """Key handling, common to the servers of all modes."""
 
@@ -374,18 +387,11 @@ class OPRFServer(_Server):
 # --- VOPRF (mode 1) -------------------------------------------------------------------------
 
 
-class VOPRFClient(_Client):
+class VOPRFClient(_VerifyingClient):
     """RFC 9497 VOPRF client (mode 1), pinned to the server public key it was given."""
 
-    __slots__ = ("_pk",)
+    __slots__ = ()
     _ctx = _CONTEXTS[MODE_VOPRF]
-
-    def __init__(self, public_key: bytes) -> None:
-        self._pk = deserialize_element(public_key)
-
-    @property
-    def public_key(self) -> bytes:
-        return self._pk
 
     def verify_proof(
         self, blinded_elements: Sequence[bytes], evaluated_elements: Sequence[bytes], proof: bytes
@@ -499,19 +505,12 @@ class VOPRFServer(_Server):
 # --- POPRF (mode 2) -------------------------------------------------------------------------
 
 
-class POPRFClient(_Client):
+class POPRFClient(_VerifyingClient):
     """RFC 9497 POPRF client (mode 2): the output also depends on public `info`, and the proof is
     for the tweaked key `pkS + HashToScalar(info)·G`."""
 
-    __slots__ = ("_pk",)
+    __slots__ = ()
     _ctx = _CONTEXTS[MODE_POPRF]
-
-    def __init__(self, public_key: bytes) -> None:
-        self._pk = deserialize_element(public_key)
-
-    @property
-    def public_key(self) -> bytes:
-        return self._pk
 
     def _tweaked_key(self, info: bytes) -> bytes:
         tweaked = add(scalar_mult_base(_tweak(self._ctx, info)), self._pk)
