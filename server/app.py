@@ -76,7 +76,7 @@ def create_app(
         lifespan=lifespan,
     )
     app.state.ctx = ctx
-    problems.install(app)
+    problems.install(app, max_body_bytes=settings.max_body_bytes)
     for router in ROUTERS:
         app.include_router(router)
     return app

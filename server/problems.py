@@ -138,8 +138,96 @@ class ContainUnexpectedErrors:
             await response(scope, receive, send)
 
 
-def install(app: FastAPI) -> None:
+class _BodyTooLarge(StarletteHTTPException):
+    def __init__(self) -> None:
+        super().__init__(status_code=413, detail="The request body is too large")
+
+
+def _too_large_body(scope: Scope, limit: int) -> JSONResponse:
+    body = {
+        "type": PROBLEM_BASE + "payload-too-large",
+        "title": "The request body is too large",
+        "status": 413,
+        "detail": f"request bodies are limited to {limit} bytes",
+        "instance": scope.get("path", ""),
+    }
+    return JSONResponse(
+        body, status_code=413, media_type=PROBLEM_JSON, headers={"Connection": "close"}
+    )
+
+
+class LimitRequestBody:
+    """Refuse (413 `payload-too-large`) a request body larger than `max_bytes`.
+
+    FastAPI reads and parses the whole body before any dependency runs, authentication
+    included, so without this anybody could make the server buffer and parse as much as they
+    send. A declared `Content-Length` over the limit is refused before the body is read; a body
+    sent without one (chunked) is cut off as soon as it passes the limit, and whatever the app
+    would have answered to the truncated body is replaced by the 413.
+    """
+
+    def __init__(self, app: ASGIApp, max_bytes: int) -> None:
+        self.app = app
+        self.max_bytes = max_bytes
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        limit = self.max_bytes
+        declared = _content_length(scope)
+        if declared is not None and declared > limit:
+            await _too_large_body(scope, limit)(scope, receive, send)
+            return
+        received = 0
+        exceeded = False
+        answered = False
+
+        async def limited_receive() -> Message:
+            nonlocal received, exceeded
+            message = await receive()
+            if message["type"] == "http.request":
+                received += len(message.get("body", b""))
+                if received > limit:
+                    exceeded = True
+                    raise _BodyTooLarge()
+            return message
+
+        async def guarded_send(message: Message) -> None:
+            nonlocal answered
+            if exceeded:
+                # The app answered the cut-off body (400, 422 or 500): send the 413 instead.
+                if not answered:
+                    answered = True
+                    await _too_large_body(scope, limit)(scope, receive, send)
+                return
+            await send(message)
+
+        try:
+            await self.app(scope, limited_receive, guarded_send)
+        except Exception:
+            if not exceeded:
+                raise
+        if exceeded and not answered:
+            answered = True
+            await _too_large_body(scope, limit)(scope, receive, send)
+
+
+def _content_length(scope: Scope) -> int | None:
+    for name, value in scope.get("headers", ()):
+        if name == b"content-length":
+            try:
+                return int(value)
+            except ValueError:
+                return None
+    return None
+
+
+def install(app: FastAPI, *, max_body_bytes: int | None = None) -> None:
     app.add_exception_handler(DomainError, _domain_error)
     app.add_exception_handler(RequestValidationError, _validation_error)
     app.add_exception_handler(StarletteHTTPException, _http_error)
     app.add_middleware(ContainUnexpectedErrors)
+    if max_body_bytes is not None:
+        # Added last, so it is the outermost layer: nothing inside reads past the limit.
+        app.add_middleware(LimitRequestBody, max_bytes=max_body_bytes)

@@ -32,6 +32,10 @@ class Settings(BaseSettings):
     run_background_jobs: bool = True
     job_interval_seconds: int = Field(default=3600, ge=1)
     log_level: Literal["debug", "info", "warning", "error"] = "info"
+    # Largest request body accepted (413 above it). The largest real one, a case with 256
+    # pseudonyms, is some 40 KB; the limit stops a caller, signed in or not, from making the
+    # server buffer and parse as much as it cares to send.
+    max_body_bytes: int = Field(default=1024 * 1024, ge=64 * 1024, le=64 * 1024 * 1024)
 
     @model_validator(mode="after")
     def _refuse_placeholder_config(self) -> Settings:
