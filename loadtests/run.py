@@ -5,13 +5,13 @@
 
 Steps: a temporary data dir; `refcheck-server init --demo` (with the load-test policy: the
 network policy with the daily quotas of `loadtests/policy_overrides.toml`, high enough not to
-throttle the run);
-`--registry` filler pseudonyms inserted in bulk (`loadtests.seed`); uvicorn with 2 workers on a
-free port of 127.0.0.1; a 15-second single-user run of the HR checker (the baseline latency);
-then locust with the full mix (`loadtests/locustfile.py`); the per-endpoint report (requests,
-failures, throughput, p50/p95/p99) and the targets; the server is stopped and the directory
-removed. Every request goes to 127.0.0.1; locust runs as a subprocess (it monkey-patches the
-standard library with gevent, which must not leak into this process).
+throttle the run); `--registry` filler pseudonyms inserted in bulk (`loadtests.seed`); uvicorn
+with 2 workers on a free port of 127.0.0.1 (`loadtests.serve`); a 20-second single-user run of
+the HR checker, checking back to back (the baseline latency); then locust with the full mix
+(`loadtests/locustfile.py`); the per-endpoint report (requests, failures, throughput,
+p50/p95/p99) and the targets; the server is stopped and the directory removed. Every request
+goes to 127.0.0.1; locust runs as a subprocess (it monkey-patches the standard library with
+gevent, which must not leak into this process).
 
 Targets (issue 8): no failed request at 50 users for 60 s; p95 of `POST /v1/checks` under load
 at most 10 times its single-user median.
@@ -47,7 +47,7 @@ from loadtests.serve import HOST, free_port, running_server
 CHECK_ENDPOINT = "POST /v1/checks"
 TARGET_FAILURES = Target("<=", 0)
 TARGET_CHECK_P95 = Target("<=", 10)
-BASELINE_SECONDS = 15
+BASELINE_SECONDS = 20
 
 
 @dataclass(frozen=True)
@@ -182,10 +182,12 @@ def _locust(
     seconds: int,
     disclosures: bool,
     classes: Sequence[str] = (),
+    baseline: bool = False,
 ) -> None:
     env = dict(os.environ)
     env["REFCHECK_LOAD_CREDENTIALS"] = str(network.data_dir / "demo")
     env["REFCHECK_LOAD_DISCLOSURES"] = "1" if disclosures else "0"
+    env["REFCHECK_LOAD_BASELINE"] = "1" if baseline else "0"
     env["PYTHONPATH"] = os.pathsep.join(
         p for p in (str(LOADTESTS_DIR.parent), env.get("PYTHONPATH", "")) if p
     )
@@ -241,6 +243,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                     seconds=BASELINE_SECONDS,
                     disclosures=disclosures,
                     classes=["HRChecker"],
+                    baseline=True,
                 )
                 _say(f"load: {args.users} users, spawn {args.spawn_rate}/s, {args.seconds} s")
                 _locust(
