@@ -33,6 +33,8 @@ from nacl.public import PrivateKey as X25519PrivateKey
 from sqlalchemy.orm import Session
 
 from server.auth.permissions import Role
+from server.cases.models import Case
+from server.consents.models import Consent
 from server.context import AppContext
 from server.registry.models import (
     Membership,
@@ -176,6 +178,63 @@ def make_principal(
     session.add(principal)
     session.flush()
     return principal, key
+
+
+def make_case(session: Session, org: Organisation, registered_by: str, **overrides: Any) -> Case:
+    """A substantiated case row of `org` with no pseudonyms: for tests of what reads cases
+    (lists, paging, permissions), not of registration, which goes through the API.
+
+    `overrides` set any `Case` column (e.g. `status="withdrawn"`, `created_at=...`). Flushed only.
+    """
+    values: dict[str, Any] = {
+        "org_id": org.id,
+        "registered_by": registered_by,
+        "category": "sexual_abuse",
+        "child_victim": False,
+        "finding": "substantiated",
+        "sanction": "dismissal",
+        "finding_date": date(2025, 3, 1),
+        "legal_basis": "legitimate_interests",
+        "retention_until": date(2032, 3, 1),
+        "mou_reference": "MoU-2026-01",
+        "subject_notified_on": date(2025, 3, 10),
+        "key_id": "0" * 16,
+        "pseudonym_count": 0,
+    }
+    values.update(overrides)
+    case = Case(**values)
+    session.add(case)
+    session.flush()
+    return case
+
+
+def make_consent(
+    session: Session, org: Organisation, recorded_by: str, **overrides: Any
+) -> Consent:
+    """A recruitment consent recorded by `org`, valid for 30 days from now, for 5 checks, with
+    a unique lookup code: for tests that need a consent row, not the recording route.
+
+    `overrides` set any `Consent` column (e.g. `max_checks=3`, `consented_at=clock()`). Flushed
+    only.
+    """
+    values: dict[str, Any] = {
+        "org_id": org.id,
+        "recorded_by": recorded_by,
+        "applicant_ref": "applicant-0001",
+        "purpose": "recruitment",
+        "position_ref": "position-0001",
+        "form_sha256": "ab" * 32,
+        "self_declared_finding": False,
+        "consented_at": datetime.now(UTC),
+        "expires_on": date.today() + timedelta(days=30),
+        "max_checks": 5,
+        "lookup_code_sha256": uuid.uuid4().hex * 2,
+    }
+    values.update(overrides)
+    consent = Consent(**values)
+    session.add(consent)
+    session.flush()
+    return consent
 
 
 class AppClient(httpx.AsyncClient):

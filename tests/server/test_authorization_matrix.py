@@ -28,7 +28,7 @@ import re
 import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
-from datetime import UTC, date, datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import fastapi.routing
@@ -39,7 +39,15 @@ from sqlalchemy.orm import Session
 from protocol.disclosure import SEALED_ANSWER_SIZE
 from server.auth.permissions import Role
 from server.registry.models import Organisation, OrgType
-from tests.factories import Actor, AppClient, Network, ed25519_public_hex, make_principal
+from tests.factories import (
+    Actor,
+    AppClient,
+    Network,
+    ed25519_public_hex,
+    make_case,
+    make_consent,
+    make_principal,
+)
 
 pytestmark = pytest.mark.anyio
 
@@ -164,49 +172,13 @@ def _principal_of(session: Session, owner: Organisation) -> str:
 
 
 def _case_of(session: Session, owner: Organisation) -> str:
-    from server.cases.models import Case
-
     registrar, _ = make_principal(session, owner, [Role.FOCAL_POINT])
-    case = Case(
-        org_id=owner.id,
-        registered_by=registrar.id,
-        category="sexual_abuse",
-        child_victim=False,
-        finding="substantiated",
-        sanction="dismissal",
-        finding_date=date(2025, 3, 1),
-        legal_basis="legitimate_interests",
-        retention_until=date(2032, 3, 1),
-        mou_reference="MoU-2026-01",
-        subject_notified_on=date(2025, 3, 10),
-        key_id="0" * 16,
-        pseudonym_count=0,
-    )
-    session.add(case)
-    session.flush()
-    return case.id
+    return make_case(session, owner, registrar.id).id
 
 
 def _consent_of(session: Session, owner: Organisation) -> str:
-    from server.consents.models import Consent
-
     recorder, _ = make_principal(session, owner, [Role.HR_CHECKER])
-    consent = Consent(
-        org_id=owner.id,
-        recorded_by=recorder.id,
-        applicant_ref="applicant-0001",
-        purpose="recruitment",
-        position_ref="position-0001",
-        form_sha256="ab" * 32,
-        self_declared_finding=False,
-        consented_at=datetime.now(UTC),
-        expires_on=date.today() + timedelta(days=30),
-        max_checks=5,
-        lookup_code_sha256=uuid.uuid4().hex * 2,
-    )
-    session.add(consent)
-    session.flush()
-    return consent.id
+    return make_consent(session, owner, recorder.id).id
 
 
 def _request_of(session: Session, owner: Organisation) -> str:

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Mapping
-from datetime import date, timedelta
+from datetime import timedelta
 from typing import Any
 
 import pytest
@@ -16,13 +16,12 @@ from sqlalchemy.orm import Session
 from server.audit.models import AuditEntry
 from server.audit.services import record
 from server.cases.models import Case
-from server.consents.models import Consent
 from server.context import AppContext
 from server.disclosures.models import DisclosureRequest
 from server.paging import MAX_LIMIT, MAX_OFFSET
 from server.registry.models import Organisation
 from tests.conftest import MutableClock
-from tests.factories import Actor, AppClient, Network
+from tests.factories import Actor, AppClient, Network, make_case, make_consent
 
 pytestmark = pytest.mark.anyio
 
@@ -39,25 +38,13 @@ def _cases(
     """`n` cases of `owner`, one a minute apart (oldest first); their ids, newest first."""
     ids = []
     for i in range(n):
-        case = Case(
-            org_id=owner.id,
-            registered_by=registrar.id,
-            category="sexual_abuse",
-            child_victim=False,
-            finding="substantiated",
-            sanction="dismissal",
-            finding_date=date(2025, 3, 1),
-            legal_basis="legitimate_interests",
-            retention_until=date(2032, 3, 1),
-            mou_reference="MoU-2026-01",
-            subject_notified_on=date(2025, 3, 10),
-            key_id="0" * 16,
+        case = make_case(
+            session,
+            owner,
+            registrar.id,
             status=status,
-            pseudonym_count=0,
             created_at=clock() - timedelta(days=1) + timedelta(minutes=i),
         )
-        session.add(case)
-        session.flush()
         ids.append(case.id)
     session.commit()
     return ids[::-1]
@@ -166,21 +153,15 @@ async def test_disclosure_requests_page_the_same_way(
     [case_id] = _cases(session, network.org_a, network.a_focal, clock, 1)
     ids = []
     for i in range(3):
-        consent = Consent(
-            org_id=network.org_b.id,
-            recorded_by=network.b_hr.id,
+        consent = make_consent(
+            session,
+            network.org_b,
+            network.b_hr.id,
             applicant_ref=f"applicant-{i}",
-            purpose="recruitment",
             position_ref="position-1",
-            form_sha256="ab" * 32,
-            self_declared_finding=False,
             consented_at=clock(),
             expires_on=clock.today() + timedelta(days=30),
-            max_checks=5,
-            lookup_code_sha256=uuid.uuid4().hex * 2,
         )
-        session.add(consent)
-        session.flush()
         created = clock() - timedelta(hours=3 - i)
         request = DisclosureRequest(
             requester_org_id=network.org_b.id,
