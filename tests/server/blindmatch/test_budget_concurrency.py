@@ -7,13 +7,11 @@ committed afterwards.
 
 from __future__ import annotations
 
-import threading
-import uuid
 from collections.abc import Iterator
-from datetime import UTC, date, datetime, timedelta
+from datetime import date
 
 import pytest
-from sqlalchemy import Engine, delete
+from sqlalchemy import Engine
 from sqlalchemy.orm import Session
 
 from server.auth.permissions import Role
@@ -21,81 +19,30 @@ from server.checks.services import _spend_one_check
 from server.consents.errors import ConsentExhausted
 from server.consents.models import Consent
 from server.db import make_session_factory
-from server.registry.models import Organisation, Principal
-from tests.factories import make_org, make_principal
+from tests.server.blindmatch.races import Committed, committed_consent, race
 
 THREADS = 8
 BUDGET = 3
 
 
 @pytest.fixture
-def committed_consent(engine: Engine) -> Iterator[str]:
+def committed(engine: Engine) -> Iterator[Committed]:
+    with committed_consent(engine, "race", [Role.HR_CHECKER], max_checks=BUDGET) as ids:
+        yield ids
+
+
+def test_concurrent_checks_spend_exactly_the_budget(engine: Engine, committed: Committed) -> None:
     factory = make_session_factory(engine)
+
+    def spend(session: Session) -> None:
+        consent = session.get(Consent, committed.consent_id)
+        assert consent is not None
+        _spend_one_check(session, consent, date.today())
+
+    outcomes = race(
+        factory, spend, threads=THREADS, refusal=ConsentExhausted, labels=("spent", "exhausted")
+    )
+    assert outcomes == ["exhausted"] * (THREADS - BUDGET) + ["spent"] * BUDGET
     with factory() as session:
-        org = make_org(session, f"race-{uuid.uuid4().hex[:8]}")
-        principal, _ = make_principal(session, org, [Role.HR_CHECKER])
-        consent = Consent(
-            org_id=org.id,
-            recorded_by=principal.id,
-            applicant_ref="race-applicant",
-            purpose="recruitment",
-            position_ref="race-position",
-            form_sha256="cd" * 32,
-            self_declared_finding=False,
-            consented_at=datetime.now(UTC),
-            expires_on=date.today() + timedelta(days=30),
-            max_checks=BUDGET,
-            checks_used=0,
-            lookup_code_sha256=uuid.uuid4().hex * 2,
-        )
-        session.add(consent)
-        session.commit()
-        ids = (org.id, principal.id, consent.id)
-    try:
-        yield ids[2]
-    finally:
-        with factory() as session:
-            session.execute(delete(Consent).where(Consent.id == ids[2]))
-            session.execute(delete(Principal).where(Principal.id == ids[1]))
-            session.execute(delete(Organisation).where(Organisation.id == ids[0]))
-            session.commit()
-
-
-def test_concurrent_checks_spend_exactly_the_budget(engine: Engine, committed_consent: str) -> None:
-    factory = make_session_factory(engine)
-    barrier = threading.Barrier(THREADS)
-    outcomes: list[str] = []
-    lock = threading.Lock()
-
-    def one_check() -> None:
-        session: Session = factory()
-        try:
-            # Wait before the first statement: on SQLite every transaction takes the write lock
-            # at BEGIN, so a thread that read first would hold it through the barrier.
-            barrier.wait()
-            consent = session.get(Consent, committed_consent)
-            assert consent is not None
-            try:
-                _spend_one_check(session, consent, date.today())
-                session.commit()
-                result = "spent"
-            except ConsentExhausted:
-                session.rollback()
-                result = "exhausted"
-        except Exception as exc:  # noqa: BLE001 - reported through `outcomes`
-            session.rollback()
-            result = type(exc).__name__
-        finally:
-            session.close()
-        with lock:
-            outcomes.append(result)
-
-    threads = [threading.Thread(target=one_check) for _ in range(THREADS)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join(timeout=60)
-    assert sorted(outcomes) == ["exhausted"] * (THREADS - BUDGET) + ["spent"] * BUDGET
-    with factory() as session:
-        consent = session.get(Consent, committed_consent)
+        consent = session.get(Consent, committed.consent_id)
         assert consent is not None and consent.checks_used == BUDGET

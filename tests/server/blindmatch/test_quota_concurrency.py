@@ -9,21 +9,17 @@ again without breaking the chain other tests read).
 
 from __future__ import annotations
 
-import threading
-import uuid
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
-from datetime import UTC, date, datetime, timedelta
+from datetime import UTC, datetime
 
 import pytest
-from sqlalchemy import Engine, delete, func, select
+from sqlalchemy import Engine, func, select
 from sqlalchemy.orm import Session
 
 from server.auth.permissions import Role
 from server.auth.tokens import Caller
 from server.checks.models import Check
 from server.checks.services import _enforce_quota
-from server.consents.models import Consent
 from server.context import AppContext
 from server.db import make_session_factory, new_id
 from server.errors import QuotaExceeded
@@ -31,53 +27,17 @@ from server.keys import ServerKeys
 from server.oprf.evaluations import take_from_quota
 from server.oprf.models import OprfEvaluation
 from server.policy.schema import load_policy
-from server.registry.models import Organisation, Principal
 from server.settings import Settings
-from tests.factories import make_org, make_principal
+from tests.server.blindmatch.races import Committed, committed_consent, race
 
 THREADS = 8
 
 
-@dataclass(frozen=True)
-class Committed:
-    org_id: str
-    principal_id: str
-    consent_id: str
-
-
 @pytest.fixture
 def committed(engine: Engine) -> Iterator[Committed]:
-    factory = make_session_factory(engine)
-    with factory() as session:
-        org = make_org(session, f"quota-{uuid.uuid4().hex[:8]}")
-        principal, _ = make_principal(session, org, [Role.HR_CHECKER, Role.FOCAL_POINT])
-        consent = Consent(
-            org_id=org.id,
-            recorded_by=principal.id,
-            applicant_ref="quota-applicant",
-            purpose="recruitment",
-            position_ref="quota-position",
-            form_sha256="ef" * 32,
-            self_declared_finding=False,
-            consented_at=datetime.now(UTC),
-            expires_on=date.today() + timedelta(days=30),
-            max_checks=THREADS,
-            checks_used=0,
-            lookup_code_sha256=uuid.uuid4().hex * 2,
-        )
-        session.add(consent)
-        session.commit()
-        ids = Committed(org.id, principal.id, consent.id)
-    try:
+    roles = [Role.HR_CHECKER, Role.FOCAL_POINT]
+    with committed_consent(engine, "quota", roles, max_checks=THREADS) as ids:
         yield ids
-    finally:
-        with factory() as session:
-            session.execute(delete(Check).where(Check.org_id == ids.org_id))
-            session.execute(delete(OprfEvaluation).where(OprfEvaluation.org_id == ids.org_id))
-            session.execute(delete(Consent).where(Consent.id == ids.consent_id))
-            session.execute(delete(Principal).where(Principal.id == ids.principal_id))
-            session.execute(delete(Organisation).where(Organisation.id == ids.org_id))
-            session.commit()
 
 
 def _context(
@@ -94,37 +54,7 @@ def _context(
 
 def _race(ctx: AppContext, work: Callable[[Session], None]) -> list[str]:
     """`work` in THREADS transactions started together; each outcome "ok" or "quota"."""
-    barrier = threading.Barrier(THREADS)
-    outcomes: list[str] = []
-    lock = threading.Lock()
-
-    def one() -> None:
-        session = ctx.sessions()
-        try:
-            # Wait before the first statement: on SQLite every transaction takes the write lock
-            # at BEGIN, so a thread that read first would hold it through the barrier.
-            barrier.wait()
-            try:
-                work(session)
-                session.commit()
-                result = "ok"
-            except QuotaExceeded:
-                session.rollback()
-                result = "quota"
-        except Exception as exc:  # noqa: BLE001 - reported through `outcomes`
-            session.rollback()
-            result = type(exc).__name__
-        finally:
-            session.close()
-        with lock:
-            outcomes.append(result)
-
-    threads = [threading.Thread(target=one) for _ in range(THREADS)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join(timeout=60)
-    return sorted(outcomes)
+    return race(ctx.sessions, work, threads=THREADS, refusal=QuotaExceeded, labels=("ok", "quota"))
 
 
 def test_concurrent_checks_run_exactly_the_daily_quota(
