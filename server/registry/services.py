@@ -247,6 +247,32 @@ def list_principals(session: Session, org_id: str) -> list[Principal]:
     return list(session.scalars(query))
 
 
+def still_active_unless_last_admin(session: Session, principal: Principal) -> bool:
+    """Whether `principal` is still active; `LastAdmin` if it is the last active network admin.
+
+    Locking out the last admin would leave nobody able to manage the registry. The active
+    principals of its organisation (admins exist only in the secretariat) are locked, in id
+    order, before counting: two admins deactivating each other at once would otherwise each
+    see the other still active, and both succeed (PostgreSQL; SQLite has one writer anyway).
+    """
+    if Role.NETWORK_ADMIN not in principal.roles:
+        return True
+    active = session.scalars(
+        select(Principal)
+        .where(Principal.active.is_(True), Principal.org_id == principal.org_id)
+        .order_by(Principal.id)
+        .with_for_update()
+        .execution_options(populate_existing=True)
+    ).all()
+    if principal not in active:
+        session.refresh(principal)  # deactivated meanwhile by a concurrent request
+        return False
+    others = [p for p in active if p.id != principal.id and Role.NETWORK_ADMIN in p.roles]
+    if not others:
+        raise LastAdmin()
+    return True
+
+
 def deactivate_principal(
     session: Session, ctx: AppContext, caller: Caller, principal_id: str
 ) -> Principal:
@@ -256,12 +282,8 @@ def deactivate_principal(
         raise NotFound()
     if not principal.active:
         return principal
-    if Role.NETWORK_ADMIN in principal.roles:
-        # Locking out the last admin would leave nobody able to manage the registry.
-        admins = session.scalars(select(Principal).where(Principal.active.is_(True))).all()
-        others = [p for p in admins if p.id != principal.id and Role.NETWORK_ADMIN in p.roles]
-        if not others:
-            raise LastAdmin()
+    if not still_active_unless_last_admin(session, principal):
+        return principal
     principal.active = False
     principal.deactivated_at = ctx.now()
     session.flush()
