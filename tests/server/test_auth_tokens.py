@@ -259,6 +259,17 @@ async def _me_with(client: AppClient, token: str):
     return await client.get("/v1/me", headers={"Authorization": f"Bearer {token}"})
 
 
+def _token(server_keys, claims: dict, *, key=None, algorithm: str = "EdDSA", kid=None) -> str:
+    """`claims` signed as the server signs access tokens (its token key, EdDSA, its kid), but for
+    the one of these a forgery below changes."""
+    return jwt.encode(
+        claims,
+        server_keys.token_key if key is None else key,
+        algorithm=algorithm,
+        headers={"kid": server_keys.token_key_id if kid is None else kid},
+    )
+
+
 def _assert_invalid_token(response) -> None:
     assert response.status_code == 401, response.text
     assert response.json()["type"] == INVALID_TOKEN
@@ -267,51 +278,31 @@ def _assert_invalid_token(response) -> None:
 
 async def test_server_signed_token_built_in_the_test_is_accepted(network, client, server_keys):
     # The positive control for the forgeries below: same claims, real key.
-    token = jwt.encode(
-        _claims(network, client),
-        server_keys.token_key,
-        algorithm="EdDSA",
-        headers={"kid": server_keys.token_key_id},
-    )
+    token = _token(server_keys, _claims(network, client))
     assert (await _me_with(client, token)).status_code == 200
 
 
 async def test_access_token_with_alg_none_is_refused(network, client, server_keys):
-    token = jwt.encode(
-        _claims(network, client), "", algorithm="none", headers={"kid": server_keys.token_key_id}
-    )
+    token = _token(server_keys, _claims(network, client), key="", algorithm="none")
     _assert_invalid_token(await _me_with(client, token))
 
 
 async def test_access_token_hs256_signed_with_the_server_public_key_is_refused(
     network, client, server_keys
 ):
-    token = jwt.encode(
-        _claims(network, client),
-        server_keys.token_public,
-        algorithm="HS256",
-        headers={"kid": server_keys.token_key_id},
+    token = _token(
+        server_keys, _claims(network, client), key=server_keys.token_public, algorithm="HS256"
     )
     _assert_invalid_token(await _me_with(client, token))
 
 
 async def test_access_token_for_the_wrong_audience_is_refused(network, client, server_keys):
-    token = jwt.encode(
-        _claims(network, client, aud="refcheck"),
-        server_keys.token_key,
-        algorithm="EdDSA",
-        headers={"kid": server_keys.token_key_id},
-    )
+    token = _token(server_keys, _claims(network, client, aud="refcheck"))
     _assert_invalid_token(await _me_with(client, token))
 
 
 async def test_access_token_from_another_issuer_is_refused(network, client, server_keys):
-    token = jwt.encode(
-        _claims(network, client, iss="someone-else"),
-        server_keys.token_key,
-        algorithm="EdDSA",
-        headers={"kid": server_keys.token_key_id},
-    )
+    token = _token(server_keys, _claims(network, client, iss="someone-else"))
     _assert_invalid_token(await _me_with(client, token))
 
 
@@ -322,22 +313,12 @@ async def test_expired_access_token_is_refused(network, client, clock):
 
 
 async def test_access_token_signed_by_an_unknown_key_is_refused(network, client, server_keys):
-    token = jwt.encode(
-        _claims(network, client),
-        Ed25519PrivateKey.generate(),
-        algorithm="EdDSA",
-        headers={"kid": server_keys.token_key_id},
-    )
+    token = _token(server_keys, _claims(network, client), key=Ed25519PrivateKey.generate())
     _assert_invalid_token(await _me_with(client, token))
 
 
 async def test_access_token_naming_an_unknown_kid_is_refused(network, client, server_keys):
-    token = jwt.encode(
-        _claims(network, client),
-        server_keys.token_key,
-        algorithm="EdDSA",
-        headers={"kid": "0123456789abcdef"},
-    )
+    token = _token(server_keys, _claims(network, client), kid="0123456789abcdef")
     _assert_invalid_token(await _me_with(client, token))
 
 
@@ -349,12 +330,7 @@ async def test_client_assertion_cannot_be_used_as_access_token(network, client):
 
 
 async def test_access_token_claiming_another_organisation_is_refused(network, client, server_keys):
-    token = jwt.encode(
-        _claims(network, client, org=network.org_b.id),
-        server_keys.token_key,
-        algorithm="EdDSA",
-        headers={"kid": server_keys.token_key_id},
-    )
+    token = _token(server_keys, _claims(network, client, org=network.org_b.id))
     _assert_invalid_token(await _me_with(client, token))
 
 
