@@ -253,6 +253,30 @@ class AppClient(httpx.AsyncClient):
         return ctx
 
 
+def assertion_claims(
+    principal_id: str,
+    *,
+    audience: str = "refcheck",
+    now: float | None = None,
+    lifetime: int = 120,
+    jti: str | None = None,
+    **claims: Any,
+) -> dict[str, Any]:
+    """The claims of a client assertion as the SDK makes it; `claims` override or add members.
+    Tests of a bad signature (alg none, HMAC) sign these themselves."""
+    issued = int(time.time() if now is None else now)
+    body: dict[str, Any] = {
+        "iss": principal_id,
+        "sub": principal_id,
+        "aud": audience,
+        "iat": issued,
+        "exp": issued + lifetime,
+        "jti": jti or str(uuid.uuid4()),
+    }
+    body.update(claims)
+    return body
+
+
 def sign_assertion(
     principal_id: str,
     private_key: Ed25519PrivateKey,
@@ -265,16 +289,9 @@ def sign_assertion(
 ) -> str:
     """A client assertion as the SDK makes it; `claims` override or add members (tests of the
     refusals use this to make bad ones)."""
-    issued = int(time.time() if now is None else now)
-    body: dict[str, Any] = {
-        "iss": principal_id,
-        "sub": principal_id,
-        "aud": audience,
-        "iat": issued,
-        "exp": issued + lifetime,
-        "jti": jti or str(uuid.uuid4()),
-    }
-    body.update(claims)
+    body = assertion_claims(
+        principal_id, audience=audience, now=now, lifetime=lifetime, jti=jti, **claims
+    )
     return jwt.encode(body, private_key, algorithm="EdDSA", headers={"typ": "JWT"})
 
 

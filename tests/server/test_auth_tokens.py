@@ -15,6 +15,7 @@ from server.auth.permissions import Role
 from tests.factories import (
     AppClient,
     Network,
+    assertion_claims,
     make_principal,
     sign_assertion,
     token_form,
@@ -101,15 +102,7 @@ async def test_jti_reuse_with_a_fresh_signature_is_refused(network, client):
 
 async def test_assertion_with_alg_none_is_refused(network, client):
     actor = network.a_hr
-    now = int(_now(client))
-    claims = {
-        "iss": actor.id,
-        "sub": actor.id,
-        "aud": "refcheck",
-        "iat": now,
-        "exp": now + 60,
-        "jti": str(uuid.uuid4()),
-    }
+    claims = assertion_claims(actor.id, now=_now(client), lifetime=60)
     unsigned = jwt.encode(claims, "", algorithm="none")
     _assert_invalid_client(await _token_with(client, unsigned))
 
@@ -117,15 +110,7 @@ async def test_assertion_with_alg_none_is_refused(network, client):
 async def test_assertion_hs256_signed_with_the_public_key_is_refused(network, client):
     # Key confusion: an HMAC "signature" keyed with the (public) verification key.
     actor = network.a_hr
-    now = int(_now(client))
-    claims = {
-        "iss": actor.id,
-        "sub": actor.id,
-        "aud": "refcheck",
-        "iat": now,
-        "exp": now + 60,
-        "jti": str(uuid.uuid4()),
-    }
+    claims = assertion_claims(actor.id, now=_now(client), lifetime=60)
     public = bytes.fromhex(actor.principal.auth_public_key)
     forged = jwt.encode(claims, public, algorithm="HS256")
     _assert_invalid_client(await _token_with(client, forged))
@@ -193,15 +178,7 @@ async def test_assertion_whose_issuer_differs_from_subject_is_refused(network, c
 @pytest.mark.parametrize("missing", ["jti", "exp", "iat", "aud"])
 async def test_assertion_missing_a_required_claim_is_refused(network, client, missing):
     actor = network.a_hr
-    now = int(_now(client))
-    claims = {
-        "iss": actor.id,
-        "sub": actor.id,
-        "aud": "refcheck",
-        "iat": now,
-        "exp": now + 60,
-        "jti": str(uuid.uuid4()),
-    }
+    claims = assertion_claims(actor.id, now=_now(client), lifetime=60)
     del claims[missing]
     assertion = jwt.encode(claims, actor.key, algorithm="EdDSA")
     _assert_invalid_client(await _token_with(client, assertion))
