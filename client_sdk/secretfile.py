@@ -43,14 +43,7 @@ def seal(
     if not passphrase:
         raise CredentialsError("an empty passphrase protects nothing")
     salt = nacl.utils.random(nacl.pwhash.argon2id.SALTBYTES)
-    key = nacl.pwhash.argon2id.kdf(
-        nacl.secret.SecretBox.KEY_SIZE,
-        passphrase.encode("utf-8"),
-        salt,
-        opslimit=opslimit,
-        memlimit=memlimit,
-    )
-    box = nacl.secret.SecretBox(key)
+    box = nacl.secret.SecretBox(_stretch(passphrase, salt, opslimit, memlimit))
     ciphertext = box.encrypt(json.dumps(secrets, sort_keys=True).encode("utf-8"))
     return {
         "kdf": KDF,
@@ -59,6 +52,19 @@ def seal(
         "salt": salt.hex(),
         "ciphertext": bytes(ciphertext).hex(),
     }
+
+
+def _stretch(passphrase: str, salt: bytes, opslimit: int, memlimit: int) -> bytes:
+    """The SecretBox key for `passphrase`: Argon2id with the envelope's salt and limits, the
+    same derivation for sealing and opening."""
+    key: bytes = nacl.pwhash.argon2id.kdf(
+        nacl.secret.SecretBox.KEY_SIZE,
+        passphrase.encode("utf-8"),
+        salt,
+        opslimit=opslimit,
+        memlimit=memlimit,
+    )
+    return key
 
 
 def open_sealed(envelope: Any, passphrase: str | None) -> dict[str, Any]:
@@ -81,13 +87,7 @@ def open_sealed(envelope: Any, passphrase: str | None) -> dict[str, Any]:
     ):
         raise CredentialsError("sealed secrets name out-of-range key-stretching limits")
     try:
-        key = nacl.pwhash.argon2id.kdf(
-            nacl.secret.SecretBox.KEY_SIZE,
-            passphrase.encode("utf-8"),
-            salt,
-            opslimit=opslimit,
-            memlimit=memlimit,
-        )
+        key = _stretch(passphrase, salt, opslimit, memlimit)
         plaintext = nacl.secret.SecretBox(key).decrypt(ciphertext)
     except (nacl.exceptions.CryptoError, ValueError):
         raise CredentialsError("wrong passphrase, or the file was altered") from None
