@@ -28,3 +28,11 @@ class InvalidTransition(Conflict):
 
     def __init__(self, detail: str, *, state: str) -> None:
         super().__init__(detail, state=state)
+
+
+class HolderCannotAnswer(Conflict):
+    """The record's holder is no longer an active member (withdrawn, and the policy keeps its
+    cases matching until their retention date): it could never answer, so no applicant details
+    are sent to an organisation outside the network's MoU."""
+
+    slug, title = "holder-inactive", "The holder of this record cannot answer requests"

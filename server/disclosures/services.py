@@ -45,11 +45,11 @@ from server.consents.models import Consent
 from server.consents.services import consent_status, lookup_code_sha256, own_consent
 from server.context import AppContext
 from server.db import new_id
-from server.disclosures.errors import InvalidTransition, MatchProofInvalid
+from server.disclosures.errors import HolderCannotAnswer, InvalidTransition, MatchProofInvalid
 from server.disclosures.models import OPEN, UNANSWERED, DisclosureRequest, DisclosureState
 from server.errors import InvalidRequest, MouInactive, NotFound, PermissionDenied
 from server.paging import offset_page
-from server.registry.models import Organisation
+from server.registry.models import Organisation, OrgStatus
 from server.registry.services import require_mou
 from server.stats.services import Counter, increment
 
@@ -178,6 +178,12 @@ def create_request(
     if case.org_id == caller.org_id:
         raise InvalidRequest(
             "your own organisation holds this record: ask your focal point, not the network"
+        )
+    holder = session.get(Organisation, case.org_id)
+    if holder is None or holder.status != OrgStatus.ACTIVE:
+        raise HolderCannotAnswer(
+            "the organisation holding this record has left the network and cannot answer; "
+            "ask the network secretariat"
         )
 
     existing = session.scalars(

@@ -7,9 +7,11 @@ import uuid
 from datetime import datetime, timedelta
 
 import pytest
+from sqlalchemy import select
 
 from protocol.disclosure import SEALED_DETAILS_SIZE
 from server.auth.permissions import Role
+from server.disclosures.models import DisclosureRequest
 from tests.blindflow import record_consent
 from tests.factories import AppClient, Network, auth_headers, make_org, make_principal
 from tests.server.disclosures.conftest import Matched, ok, open_request, sealed_details_hex
@@ -260,3 +262,20 @@ async def test_secretariat_sees_no_requests_until_overdue_and_never_their_conten
     assert refused.status_code == 422
     auditor = await client.get("/v1/disclosure-requests", headers=network.auditor.headers)
     assert auditor.status_code == 403
+
+
+async def test_no_request_reaches_a_holder_that_left_the_network(
+    client: AppClient, network: Network, matched: Matched, session, ctx
+) -> None:
+    # The policy keeps a withdrawn member's cases matching; its records still cannot be asked
+    # about, so no applicant details go to an organisation outside the MoU.
+    ctx.policy = ctx.policy.model_copy(update={"withdrawn_org_cases": "keep_until_retention"})
+    network.org_a.status = "withdrawn"
+    session.commit()
+    sealed = sealed_details_hex(matched, network, {"full_name": "Siti Rahmawati"})
+    body = matched.body(sealed_applicant_details=sealed)
+    response = await client.post("/v1/disclosure-requests", headers=network.b_hr.headers, json=body)
+    assert response.status_code == 409
+    assert response.json()["type"] == "urn:refcheck:problem:holder-inactive"
+    session.expire_all()
+    assert session.scalars(select(DisclosureRequest)).all() == []
