@@ -20,10 +20,10 @@ from sqlalchemy.orm import Session
 
 from server.auth.errors import InvalidToken
 from server.auth.permissions import Permission, Role
+from server.auth.services import principal_in_good_standing
 from server.auth.tokens import Caller, verify_access_token
 from server.context import AppContext, get_context
 from server.errors import PermissionDenied
-from server.registry.models import Principal
 
 _bearer = HTTPBearer(auto_error=False)
 
@@ -54,8 +54,8 @@ def authenticate(
     )
     # A token outlives nothing: a principal disabled, moved or stripped of a role after the
     # token was issued is judged by what the registry says now, not by the token's claims.
-    principal = session.get(Principal, claimed.principal_id)
-    if principal is None or not principal.active or principal.org_id != claimed.org_id:
+    principal = principal_in_good_standing(session, claimed.principal_id)
+    if principal is None or principal.org_id != claimed.org_id:
         raise InvalidToken("the principal of this token is not active")
     return Caller(
         principal_id=principal.id,

@@ -16,7 +16,7 @@ from datetime import UTC, datetime, timedelta
 
 import jwt
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
-from sqlalchemy import delete
+from sqlalchemy import delete, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -25,7 +25,7 @@ from server.auth.models import UsedAssertion
 from server.auth.permissions import Role
 from server.auth.tokens import Caller, issue_access_token
 from server.context import AppContext
-from server.registry.models import Principal
+from server.registry.models import Organisation, OrgStatus, Principal
 
 log = logging.getLogger("refcheck.server.auth")
 
@@ -72,8 +72,8 @@ def authenticate_client(session: Session, ctx: AppContext, assertion: str) -> Pr
     client_id = unverified.get("sub")
     if not isinstance(client_id, str) or not _is_uuid(client_id):
         raise _refuse("sub is not a client id")
-    principal = session.get(Principal, client_id)
-    if principal is None or not principal.active:
+    principal = principal_in_good_standing(session, client_id)
+    if principal is None:
         raise _refuse("unknown or inactive client")
     try:
         claims = jwt.decode(
@@ -122,6 +122,25 @@ def _remember_jti(session: Session, client_id: str, jti: str, expires_at: dateti
             )
     except IntegrityError as exc:
         raise _refuse("jti replayed") from exc
+
+
+def principal_in_good_standing(session: Session, principal_id: str) -> Principal | None:
+    """The principal if it may act now: active, and its organisation has not left the network.
+
+    A withdrawn member keeps no access at all: its staff could otherwise go on reading the
+    applicants' details sealed to it in earlier requests. A suspended member may still sign in
+    (to withdraw its cases or see its requests); the MoU gate refuses it registering, checking
+    and answering.
+    """
+    return session.scalars(
+        select(Principal)
+        .join(Organisation, Organisation.id == Principal.org_id)
+        .where(
+            Principal.id == principal_id,
+            Principal.active.is_(True),
+            Organisation.status != OrgStatus.WITHDRAWN,
+        )
+    ).one_or_none()
 
 
 def _is_uuid(value: str) -> bool:
