@@ -213,30 +213,13 @@ def _latency_figures(label: str, lat: _Latencies, plan: Plan) -> list[Figure]:
                 measured=(
                     f"p50 {lat.p50[size] * 1e3:.1f} / {lat.p50[base] * 1e3:.1f} ms = {r50:.2f}, "
                     f"p95 {lat.p95[size] * 1e3:.1f} / {lat.p95[base] * 1e3:.1f} ms = {r95:.2f}, "
-                    f"answer {format_bytes(lat.answer_bytes[size])} vs "
-                    f"{format_bytes(lat.answer_bytes[base])}"
+                    f"answer {format_bytes(lat.answer_bytes[size])} "
+                    f"({lat.entries[size]:,.0f} bucket entries) vs "
+                    f"{format_bytes(lat.answer_bytes[base])} ({lat.entries[base]:,.0f})"
                 ),
                 ratio=max(r50, r95),
                 target=TARGET_LATENCY_GROWTH,
                 note=f"{plan.latency_checks} checks each, ratio = the larger of p50 and p95",
-            )
-        )
-    if len(plan.sizes) >= 3:
-        mid, top = plan.sizes[-2], plan.sizes[-1]
-
-        def per_entry(size: int) -> float:
-            return (lat.p50[size] - lat.p50[base]) / (lat.entries[size] - lat.entries[base])
-
-        figures.append(
-            Figure(
-                label=f"4. check time per returned bucket entry {label}, {top:,} vs {mid:,}",
-                measured=(
-                    f"{per_entry(top) * 1e6:.1f} vs {per_entry(mid) * 1e6:.1f} us per entry "
-                    f"(p50 growth over {base:,} / entry growth; {lat.entries[top]:.0f} vs "
-                    f"{lat.entries[mid]:.0f} entries per answer)"
-                ),
-                ratio=per_entry(top) / per_entry(mid),
-                note="about 1: the lookup does not grow with the registry, the answer does",
             )
         )
     return figures
