@@ -56,16 +56,21 @@ def bucket_contents(
     sweep never extends how long a finding can match.
     """
     wanted = sorted(set(buckets))
+    # The holders' status as an IN over a subquery, not a join: joined, SQLite drives the query
+    # from the (small) organisations table and reads every requested bucket once per member;
+    # this way both backends read each bucket once, through ix_pseudonyms_key_id_bucket.
+    matching_orgs = select(Organisation.id).where(
+        Organisation.status.in_(matching_org_statuses(policy))
+    )
     rows = session.execute(
         select(Pseudonym.bucket, Pseudonym.tag, Pseudonym.sealed_handle)
         .join(Case, Case.id == Pseudonym.case_id)
-        .join(Organisation, Organisation.id == Pseudonym.org_id)
         .where(
             Pseudonym.key_id == key_id,
             Pseudonym.bucket.in_(wanted),
+            Pseudonym.org_id.in_(matching_orgs),
             Case.status == CaseStatus.ACTIVE,
             Case.retention_until >= today,
-            Organisation.status.in_(matching_org_statuses(policy)),
         )
     ).all()
     grouped: dict[int, list[tuple[bytes, bytes]]] = {b: [] for b in wanted}
