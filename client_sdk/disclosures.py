@@ -34,7 +34,7 @@ from __future__ import annotations
 import datetime as dt
 from collections.abc import Mapping
 from dataclasses import asdict, dataclass
-from typing import Any, Literal, TypeVar
+from typing import TYPE_CHECKING, Any, Literal, TypeVar
 
 from client_sdk._core import ApiRequest, DateLike, Op, build, iso_date, json_body, parse, seg
 from client_sdk.credentials import Credentials, OrgKeys
@@ -480,8 +480,9 @@ class DisclosureMethods:
     credentials: Credentials
     _org_pins: OrgKeyPins
 
-    def _run(self, op: Op[T]) -> T:
-        raise NotImplementedError
+    if TYPE_CHECKING:  # provided by `Client`; declared here only so the mixin type-checks
+
+        def _run(self, op: Op[T]) -> T: ...
 
     @property
     def _disclosures(self) -> DisclosureOps:
@@ -613,8 +614,9 @@ class AsyncDisclosureMethods:
     credentials: Credentials
     _org_pins: OrgKeyPins
 
-    async def _run(self, op: Op[T]) -> T:
-        raise NotImplementedError
+    if TYPE_CHECKING:  # provided by `AsyncClient`; declared here only so the mixin type-checks
+
+        async def _run(self, op: Op[T]) -> T: ...
 
     @property
     def _disclosures(self) -> DisclosureOps:
