@@ -137,6 +137,17 @@ class _SdkUser(User):
     def on_stop(self) -> None:
         self.rc.close()
 
+    # Every role paces its tasks like a person or an HR system would: 2-5 s between tasks.
+    _pace = between(2, 5)
+    _baseline_pace = between(0.2, 0.5)
+
+    def wait_time(self) -> float:
+        # The single-user baseline (`REFCHECK_LOAD_BASELINE=1`) checks back to back, so that
+        # its median rests on dozens of checks rather than a handful.
+        if os.environ.get(BASELINE_ENV) == "1":
+            return float(_SdkUser._baseline_pace(self))
+        return float(_SdkUser._pace(self))
+
 
 class HRChecker(_SdkUser):
     """An HR system checking applicants: consent receipt, then one check per applicant."""
@@ -145,16 +156,6 @@ class HRChecker(_SdkUser):
     # An HR system paces its checks: 45 users at 2-5 s each offer about 13 consent-and-check
     # pairs a second, some 47,000 checks an hour, far beyond the post-disaster burst of
     # "thousands in weeks" and beyond the shipped daily quota of every member together.
-    _pace = between(2, 5)
-    _baseline_pace = between(0.2, 0.5)
-
-    def wait_time(self) -> float:
-        # The single-user baseline (`REFCHECK_LOAD_BASELINE=1`) checks back to back, so that
-        # its median rests on dozens of checks rather than a handful.
-        if os.environ.get(BASELINE_ENV) == "1":
-            return float(HRChecker._baseline_pace(self))
-        return float(HRChecker._pace(self))
-
     principals = ("org-a-hr", "org-b-hr")
 
     @task
@@ -193,16 +194,6 @@ class FocalPoint(_SdkUser):
     """A member's PSEAH focal point: registers concluded cases, reviews them, answers requests."""
 
     fixed_count = 2
-    _pace = between(2, 5)
-    _baseline_pace = between(0.2, 0.5)
-
-    def wait_time(self) -> float:
-        # The single-user baseline (`REFCHECK_LOAD_BASELINE=1`) checks back to back, so that
-        # its median rests on dozens of checks rather than a handful.
-        if os.environ.get(BASELINE_ENV) == "1":
-            return float(HRChecker._baseline_pace(self))
-        return float(HRChecker._pace(self))
-
     principals = ("org-a-focal", "org-b-focal")
 
     @task(2)
@@ -272,16 +263,6 @@ class Admin(_SdkUser):
     """The network secretariat: statistics, and reading the audit trail page by page."""
 
     fixed_count = 3
-    _pace = between(2, 5)
-    _baseline_pace = between(0.2, 0.5)
-
-    def wait_time(self) -> float:
-        # The single-user baseline (`REFCHECK_LOAD_BASELINE=1`) checks back to back, so that
-        # its median rests on dozens of checks rather than a handful.
-        if os.environ.get(BASELINE_ENV) == "1":
-            return float(HRChecker._baseline_pace(self))
-        return float(HRChecker._pace(self))
-
     principals = ("admin", "auditor")
 
     @task(1)
