@@ -123,11 +123,11 @@ def _flag_overdue(session: Session, req: DisclosureRequest, now: datetime) -> bo
 
 def _live_entry(
     session: Session, ctx: AppContext, entry_id: str, today: date
-) -> tuple[Pseudonym, Case] | None:
-    """The entry and its case if the entry would match in a check today (same rules as
-    `server.checks.services.bucket_contents`), else None."""
+) -> tuple[Pseudonym, Case, str] | None:
+    """The entry, its case and its holder's status if the entry would match in a check today
+    (same rules as `server.checks.services.bucket_contents`), else None."""
     row = session.execute(
-        select(Pseudonym, Case)
+        select(Pseudonym, Case, Organisation.status)
         .join(Case, Case.id == Pseudonym.case_id)
         .join(Organisation, Organisation.id == Pseudonym.org_id)
         .where(
@@ -137,7 +137,7 @@ def _live_entry(
             Organisation.status.in_(matching_org_statuses(ctx.policy)),
         )
     ).first()
-    return None if row is None else (row[0], row[1])
+    return None if row is None else (row[0], row[1], row[2])
 
 
 @dataclass(frozen=True)
@@ -172,15 +172,14 @@ def create_request(
     if live is None:
         verify_match_proof(_ABSENT_P, consent.id, proof)
         raise MatchProofInvalid()
-    pseudonym, case = live
+    pseudonym, case, holder_status = live
     if not verify_match_proof(bytes(pseudonym.element), consent.id, proof):
         raise MatchProofInvalid()
     if case.org_id == caller.org_id:
         raise InvalidRequest(
             "your own organisation holds this record: ask your focal point, not the network"
         )
-    holder = session.get(Organisation, case.org_id)
-    if holder is None or holder.status != OrgStatus.ACTIVE:
+    if holder_status != OrgStatus.ACTIVE:
         raise HolderCannotAnswer(
             "the organisation holding this record has left the network and cannot answer; "
             "ask the network secretariat"
