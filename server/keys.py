@@ -7,6 +7,7 @@ fails loudly instead of leaking.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import os
 import stat
@@ -41,23 +42,25 @@ class ServerKeys:
     token_key: Ed25519PrivateKey
     audit_key: Ed25519PrivateKey
 
-    @property
+    # Cached: every request verifies a token against the public key and compares key ids, and
+    # deriving an Ed25519 public key costs a base-point multiplication.
+    @functools.cached_property
     def oprf_key_id(self) -> str:
         return key_id_for(self.oprf_public)
 
-    @property
+    @functools.cached_property
     def token_public(self) -> bytes:
         return _raw_public(self.token_key.public_key())
 
-    @property
+    @functools.cached_property
     def token_key_id(self) -> str:
         return key_id_for(self.token_public)
 
-    @property
+    @functools.cached_property
     def audit_public(self) -> bytes:
         return _raw_public(self.audit_key.public_key())
 
-    @property
+    @functools.cached_property
     def audit_key_id(self) -> str:
         return key_id_for(self.audit_public)
 

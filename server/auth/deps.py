@@ -19,8 +19,8 @@ from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from sqlalchemy.orm import Session
 
 from server.auth.errors import InvalidToken
-from server.auth.permissions import Permission, Role
-from server.auth.services import principal_in_good_standing
+from server.auth.permissions import Permission
+from server.auth.services import caller_in_good_standing
 from server.auth.tokens import Caller, verify_access_token
 from server.context import AppContext, get_context
 from server.errors import PermissionDenied
@@ -54,14 +54,10 @@ def authenticate(
     )
     # A token outlives nothing: a principal disabled, moved or stripped of a role after the
     # token was issued is judged by what the registry says now, not by the token's claims.
-    principal = principal_in_good_standing(session, claimed.principal_id)
-    if principal is None or principal.org_id != claimed.org_id:
+    caller = caller_in_good_standing(session, claimed.principal_id)
+    if caller is None or caller.org_id != claimed.org_id:
         raise InvalidToken("the principal of this token is not active")
-    return Caller(
-        principal_id=principal.id,
-        org_id=principal.org_id,
-        roles=frozenset(Role(r) for r in principal.roles),
-    )
+    return caller
 
 
 CurrentCaller = Annotated[Caller, Depends(authenticate)]

@@ -7,11 +7,16 @@ attack). `iss`, `aud`, `iat`, `exp`, `sub` and `jti` are required claims.
 
 from __future__ import annotations
 
+import functools
 import uuid
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from types import MappingProxyType
+from typing import Any
 
 import jwt
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
 from server.auth.errors import InvalidToken
 from server.auth.permissions import Permission, Role, permissions_for
@@ -55,28 +60,35 @@ def issue_access_token(
     return token, ttl
 
 
-def verify_access_token(
-    token: str, *, settings: Settings, keys: ServerKeys, now: datetime
-) -> Caller:
-    """Check signature, issuer, audience and expiry; return who the token was issued to.
+#: Longer than any token this server issues; a longer one is refused before it is parsed.
+MAX_TOKEN_LENGTH = 4096
 
-    The roles in the returned `Caller` are those of the token; `server.auth.deps` replaces them
-    with the principal's current roles so a change takes effect before the token expires.
+
+@functools.lru_cache(maxsize=4096)
+def _signed_claims(
+    token: str, *, key_id: str, public_key: bytes, audience: str, issuer: str
+) -> Mapping[str, Any]:
+    """The claims of `token` if its signature, issuer and audience check out (else InvalidToken).
+
+    Cached per token: a client sends the same token with every request until it expires, and the
+    answer for a given token and key never changes, while checking it costs an Ed25519
+    verification. Only tokens that passed are cached (a raising call stores nothing); the
+    times are checked per request by the caller, against the app clock.
     """
     try:
         header = jwt.get_unverified_header(token)
         # A token naming another key was not signed by our current key; refusing it early keeps
         # the error uniform and leaves room for key rotation (several `kid`s in the JWKS).
-        if header.get("kid") != keys.token_key_id:
+        if header.get("kid") != key_id:
             raise InvalidToken("access token signed by an unknown key")
         claims = jwt.decode(
             token,
-            keys.token_key.public_key(),
+            Ed25519PublicKey.from_public_bytes(public_key),
             algorithms=["EdDSA"],
             # `aud` is `<issuer>/api`, never the bare issuer that client assertions name, so a
             # client assertion can never pass as an access token or the other way round.
-            audience=settings.token_audience,
-            issuer=settings.issuer,
+            audience=audience,
+            issuer=issuer,
             options={
                 "require": ["iss", "aud", "iat", "exp", "sub", "jti"],
                 "verify_exp": False,
@@ -86,6 +98,26 @@ def verify_access_token(
         )
     except jwt.PyJWTError as exc:
         raise InvalidToken("access token rejected") from exc
+    return MappingProxyType(claims)
+
+
+def verify_access_token(
+    token: str, *, settings: Settings, keys: ServerKeys, now: datetime
+) -> Caller:
+    """Check signature, issuer, audience and expiry; return who the token was issued to.
+
+    The roles in the returned `Caller` are those of the token; `server.auth.deps` replaces them
+    with the principal's current roles so a change takes effect before the token expires.
+    """
+    if len(token) > MAX_TOKEN_LENGTH:
+        raise InvalidToken("access token rejected")
+    claims = _signed_claims(
+        token,
+        key_id=keys.token_key_id,
+        public_key=keys.token_public,
+        audience=settings.token_audience,
+        issuer=settings.issuer,
+    )
     # Expiry is checked against the app clock (not the wall clock) so tests can move time.
     ts = int(now.timestamp())
     exp, iat = claims["exp"], claims["iat"]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import json
 import time
 import uuid
 from datetime import timedelta
@@ -287,6 +288,25 @@ async def test_expired_access_token_is_refused(network, client, clock):
     assert (await client.get("/v1/me", headers=network.a_hr.headers)).status_code == 200
     clock.advance(seconds=client.ctx.settings.access_token_ttl_seconds)
     _assert_invalid_token(await client.get("/v1/me", headers=network.a_hr.headers))
+
+
+async def test_a_verified_token_altered_by_one_character_is_refused(network, client):
+    """Verified tokens are cached by their exact text; an altered copy is verified on its own."""
+    headers = network.a_hr.headers
+    assert (await client.get("/v1/me", headers=headers)).status_code == 200
+    token = headers["Authorization"].removeprefix("Bearer ")
+    head, payload, signature = token.split(".")
+    flipped = ("B" if signature[0] != "B" else "C") + signature[1:]
+    _assert_invalid_token(await _me_with(client, f"{head}.{payload}.{flipped}"))
+    claims = jwt.decode(token, options={"verify_signature": False})
+    claims["org"] = network.org_b.id
+    forged = base64.urlsafe_b64encode(json.dumps(claims).encode()).decode().rstrip("=")
+    _assert_invalid_token(await _me_with(client, f"{head}.{forged}.{signature}"))
+    assert (await client.get("/v1/me", headers=headers)).status_code == 200
+
+
+async def test_an_oversized_token_is_refused_unparsed(network, client):
+    _assert_invalid_token(await _me_with(client, "a" * 5000))
 
 
 async def test_access_token_signed_by_an_unknown_key_is_refused(network, client, server_keys):
