@@ -9,9 +9,9 @@ from __future__ import annotations
 import hashlib
 import json
 from datetime import datetime
-from typing import Any
+from typing import Any, cast
 
-from sqlalchemy import select
+from sqlalchemy import Table, bindparam, insert, select, text, update
 from sqlalchemy.orm import Session
 
 from server.audit.models import AuditEntry, AuditHead
@@ -64,6 +64,32 @@ def digest_of(entry: AuditEntry) -> str:
     )
 
 
+_HEAD = select(AuditHead.last_seq, AuditHead.last_hash).where(AuditHead.id == 1).with_for_update()
+# The first append of a database creates the head; two first appends at once must not both do it.
+_CREATE_HEAD = text(
+    "INSERT INTO audit_head (id, last_seq, last_hash) VALUES (1, 0, :genesis) "
+    "ON CONFLICT (id) DO NOTHING"
+)
+_INSERT_ENTRY = insert(cast(Table, AuditEntry.__table__))
+_head_table = cast(Table, AuditHead.__table__)
+_MOVE_HEAD = (
+    update(_head_table)
+    .where(_head_table.c.id == 1)
+    .values(last_seq=bindparam("new_seq"), last_hash=bindparam("new_hash"))
+)
+
+
+def locked_head(session: Session) -> tuple[int, str]:
+    """The chain's head (`seq`, hash), locked until the transaction ends: every append and
+    checkpoint takes this lock, so concurrent writers cannot fork the chain (on SQLite the
+    transaction already holds the database's write lock)."""
+    head = session.execute(_HEAD).first()
+    if head is None:
+        session.execute(_CREATE_HEAD, {"genesis": GENESIS_HASH})
+        head = session.execute(_HEAD).one()
+    return int(head[0]), str(head[1])
+
+
 def append(
     session: Session,
     *,
@@ -75,19 +101,18 @@ def append(
     object_id: str | None = None,
     details: dict[str, Any] | None = None,
 ) -> AuditEntry:
-    """Append one entry in the caller's transaction, so the entry and the change commit together."""
+    """Append one entry in the caller's transaction, so the entry and the change commit together.
+
+    Three precompiled Core statements (lock and read the head, insert the entry, move the head),
+    not the ORM's unit of work: every check appends, and the ORM's flush cost more than the
+    statements. The returned entry is a detached copy of what was written.
+    """
     details = details or {}
     # Round-trip through JSON now: what is hashed must be exactly what the JSON column returns.
     details = json.loads(json.dumps(details, sort_keys=True))
-    at = at.replace(microsecond=at.microsecond)  # keep microseconds: both backends store them
-    head = session.execute(select(AuditHead).where(AuditHead.id == 1).with_for_update()).scalar()
-    if head is None:
-        head = AuditHead(id=1, last_seq=0, last_hash=GENESIS_HASH)
-        session.add(head)
-        session.flush()
-    seq = head.last_seq + 1
+    last_seq, last_hash = locked_head(session)
     entry = AuditEntry(
-        seq=seq,
+        seq=last_seq + 1,
         at=at,
         actor_principal_id=actor_principal_id,
         actor_org_id=actor_org_id,
@@ -95,12 +120,24 @@ def append(
         object_type=object_type,
         object_id=object_id,
         details=details,
-        prev_hash=head.last_hash,
+        prev_hash=last_hash,
         entry_hash="",
     )
     entry.entry_hash = digest_of(entry)
-    session.add(entry)
-    head.last_seq = seq
-    head.last_hash = entry.entry_hash
-    session.flush()
+    session.execute(
+        _INSERT_ENTRY,
+        {
+            "seq": entry.seq,
+            "at": at,
+            "actor_principal_id": actor_principal_id,
+            "actor_org_id": actor_org_id,
+            "action": action,
+            "object_type": object_type,
+            "object_id": object_id,
+            "details": details,
+            "prev_hash": last_hash,
+            "entry_hash": entry.entry_hash,
+        },
+    )
+    session.execute(_MOVE_HEAD, {"new_seq": entry.seq, "new_hash": entry.entry_hash})
     return entry

@@ -12,9 +12,9 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from server.audit.chain import GENESIS_HASH, append
+from server.audit.chain import append, locked_head
 from server.audit.checkpoints import sign_checkpoint
-from server.audit.models import AuditCheckpoint, AuditEntry, AuditHead
+from server.audit.models import AuditCheckpoint, AuditEntry
 from server.auth.tokens import Caller
 from server.context import AppContext
 from server.paging import split_page
@@ -85,17 +85,9 @@ def iter_entries(session: Session, *, after_seq: int = 0, batch: int = 500) -> I
         last = page[-1].seq
 
 
-def _locked_head(session: Session) -> tuple[int, str]:
-    # Same lock as `append`: the checkpoint names a head no concurrent append is moving.
-    head = session.execute(select(AuditHead).where(AuditHead.id == 1).with_for_update()).scalar()
-    if head is None:
-        return 0, GENESIS_HASH
-    return head.last_seq, head.last_hash
-
-
 def create_checkpoint(session: Session, ctx: AppContext) -> AuditCheckpoint:
     """Sign the current head of the chain with the audit key (in the caller's transaction)."""
-    seq, head_hash = _locked_head(session)
+    seq, head_hash = locked_head(session)
     created_at = ctx.now()
     key_id = ctx.keys.audit_key_id
     checkpoint = AuditCheckpoint(
@@ -123,7 +115,7 @@ def latest_checkpoint(session: Session) -> AuditCheckpoint | None:
 
 def create_checkpoint_if_moved(session: Session, ctx: AppContext) -> AuditCheckpoint | None:
     """The periodic job: a new checkpoint only when entries were appended since the last one."""
-    seq, _ = _locked_head(session)
+    seq, _ = locked_head(session)
     last = latest_checkpoint(session)
     if last is not None and last.seq == seq:
         return None

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import ForeignKey, Index, Integer
+from sqlalchemy import ForeignKey, Integer
 from sqlalchemy.orm import Mapped, mapped_column
 
 from server.db import UUIDPK, Base
@@ -13,8 +13,7 @@ from server.db import UUIDPK, Base
 
 class Check(Base):
     __tablename__ = "checks"
-    # The daily quota counts an organisation's checks since UTC midnight on every check.
-    __table_args__ = (Index("ix_checks_org_id_at", "org_id", "at"),)
+    # The daily quota counts in `daily_usage`, not over this table: no (org_id, at) index to keep.
 
     id: Mapped[UUIDPK]
     org_id: Mapped[str] = mapped_column(ForeignKey("organisations.id"))

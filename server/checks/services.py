@@ -12,10 +12,10 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Sequence
-from datetime import date, datetime
+from datetime import date
 from typing import Any, cast
 
-from sqlalchemy import CursorResult, func, select, update
+from sqlalchemy import CursorResult, Table, bindparam, insert, select, update
 from sqlalchemy.orm import Session
 
 from protocol.messages import BucketEntries, BucketEntry, CheckRequest, CheckResponse
@@ -29,9 +29,9 @@ from server.consents.services import ensure_usable, own_consent
 from server.context import AppContext
 from server.db import new_id
 from server.errors import DomainError, PolicyViolation
-from server.oprf.services import blind_evaluate, decode_blinded, require_current_key
+from server.oprf.services import blind_evaluate, decode_elements, require_current_key
 from server.policy.schema import NetworkPolicy
-from server.quotas import enforce_daily_quota, lock_organisation, start_of_utc_day
+from server.quotas.services import take_daily
 from server.registry.models import Organisation, OrgStatus
 from server.registry.services import require_mou
 from server.stats.services import Counter, increment, increment_many
@@ -47,6 +47,45 @@ def matching_org_statuses(policy: NetworkPolicy) -> tuple[str, ...]:
     return (OrgStatus.ACTIVE,)
 
 
+_pseudonyms = Pseudonym.__table__.c
+_cases = Case.__table__.c
+_orgs = Organisation.__table__.c
+_consent_table = cast(Table, Consent.__table__)
+_consents = _consent_table.c
+
+# The check path's statements, built once with bound parameters, so SQLAlchemy compiles each once
+# per process (building a statement per call cost more than running it). Core, not the ORM: no
+# identity map or unit of work for rows that are only read once or only written.
+_BUCKET_ENTRIES = (
+    select(_pseudonyms.bucket, _pseudonyms.tag, _pseudonyms.sealed_handle)
+    .join(Case.__table__, _cases.id == _pseudonyms.case_id)
+    .where(
+        _pseudonyms.key_id == bindparam("key_id"),
+        _pseudonyms.bucket.in_(bindparam("buckets", expanding=True)),
+        # The holders' status as an IN over a subquery, not a join: joined, SQLite drives the
+        # query from the (small) organisations table and reads every requested bucket once per
+        # member; this way both backends read each bucket once, through
+        # ix_pseudonyms_key_id_bucket.
+        _pseudonyms.org_id.in_(
+            select(_orgs.id).where(_orgs.status.in_(bindparam("statuses", expanding=True)))
+        ),
+        _cases.status == CaseStatus.ACTIVE,
+        _cases.retention_until >= bindparam("today"),
+    )
+)
+_SPEND_ONE_CHECK = (
+    update(_consent_table)
+    .where(
+        _consents.id == bindparam("consent_id"),
+        _consents.checks_used < _consents.max_checks,
+        _consents.withdrawn_at.is_(None),
+        _consents.expires_on >= bindparam("today"),
+    )
+    .values(checks_used=_consents.checks_used + 1)
+)
+_INSERT_CHECK = insert(cast(Table, Check.__table__))
+
+
 def bucket_contents(
     session: Session, policy: NetworkPolicy, key_id: str, buckets: Sequence[int], today: date
 ) -> list[BucketEntries]:
@@ -56,22 +95,14 @@ def bucket_contents(
     sweep never extends how long a finding can match.
     """
     wanted = sorted(set(buckets))
-    # The holders' status as an IN over a subquery, not a join: joined, SQLite drives the query
-    # from the (small) organisations table and reads every requested bucket once per member;
-    # this way both backends read each bucket once, through ix_pseudonyms_key_id_bucket.
-    matching_orgs = select(Organisation.id).where(
-        Organisation.status.in_(matching_org_statuses(policy))
-    )
     rows = session.execute(
-        select(Pseudonym.bucket, Pseudonym.tag, Pseudonym.sealed_handle)
-        .join(Case, Case.id == Pseudonym.case_id)
-        .where(
-            Pseudonym.key_id == key_id,
-            Pseudonym.bucket.in_(wanted),
-            Pseudonym.org_id.in_(matching_orgs),
-            Case.status == CaseStatus.ACTIVE,
-            Case.retention_until >= today,
-        )
+        _BUCKET_ENTRIES,
+        {
+            "key_id": key_id,
+            "buckets": wanted,
+            "statuses": list(matching_org_statuses(policy)),
+            "today": today,
+        },
     ).all()
     grouped: dict[int, list[tuple[bytes, bytes]]] = {b: [] for b in wanted}
     for bucket, tag, sealed in rows:
@@ -91,54 +122,12 @@ def bucket_contents(
     ]
 
 
-def checks_run_today(session: Session, org_id: str, now: datetime) -> int:
-    """Checks the organisation ran since the start of `now`'s UTC day. Refused checks are not
-    `Check` rows, so they never count: the quota bounds what was served."""
-    used = session.scalar(
-        select(func.count())
-        .select_from(Check)
-        .where(Check.org_id == org_id, Check.at >= start_of_utc_day(now))
-    )
-    return int(used or 0)
-
-
-def _enforce_quota(
-    session: Session, ctx: AppContext, org_id: str, now: datetime, *, lock: bool
-) -> None:
-    """Refuse when the organisation has used its checks for this UTC day.
-
-    With `lock`, the organisation's row is locked first (PostgreSQL; SQLite has one writer
-    anyway), so two concurrent checks cannot both see "one left" and both run; that is the
-    decision that counts. Without it, a cheap early look that spares the key's work for calls
-    over the quota (`server.quotas`).
-    """
-    if lock:
-        lock_organisation(session, org_id)
-    enforce_daily_quota(
-        used=checks_run_today(session, org_id, now),
-        adding=1,
-        quota=ctx.policy.daily_check_quota,
-        now=now,
-        what="checks",
-    )
-
-
 def _spend_one_check(session: Session, consent: Consent, today: date) -> None:
     """Take one check from the consent's budget in one conditional UPDATE, so concurrent checks
     under one consent cannot overspend it (a read-then-write would let both pass)."""
     result = cast(
         CursorResult[Any],
-        session.execute(
-            update(Consent)
-            .where(
-                Consent.id == consent.id,
-                Consent.checks_used < Consent.max_checks,
-                Consent.withdrawn_at.is_(None),
-                Consent.expires_on >= today,
-            )
-            .values(checks_used=Consent.checks_used + 1)
-            .execution_options(synchronize_session=False)
-        ),
+        session.execute(_SPEND_ONE_CHECK, {"consent_id": consent.id, "today": today}),
     )
     if result.rowcount != 1:
         session.refresh(consent)
@@ -203,6 +192,16 @@ def record_refused_check(
 def _run_check(
     session: Session, ctx: AppContext, caller: Caller, req: CheckRequest
 ) -> CheckResponse:
+    """The controls and the record of the check in one transaction, then the evaluation.
+
+    Everything the database decides (MoU, consent, buckets, quota, budget, the check row, its
+    audit entry and counters) commits before the key does any work: no lock (SQLite's database
+    lock, PostgreSQL's row locks on the day's usage, the consent and the audit head) is held
+    while it multiplies, and a suspension or withdrawal that commits first is always seen. The
+    evaluation of elements already decoded cannot fail; if the process died between the commit
+    and the answer, the check stays recorded and its unit of budget spent, as for an answer lost
+    on the way back.
+    """
     now = ctx.now()
     today = now.date()
     require_mou(session, caller.org_id, "check", today)
@@ -222,28 +221,26 @@ def _run_check(
                 rule="bucket_bits",
                 index=index,
             )
-    blinded = decode_blinded(req.blinded_elements)
-    _enforce_quota(session, ctx, caller.org_id, now, lock=False)
+    # Every element is checked here, before anything is spent or recorded: the evaluation that
+    # would otherwise refuse a bad one runs after the commit.
+    blinded = decode_elements(req.blinded_elements)
+    # Reads before writes: on PostgreSQL the day's usage row stays locked from `take_daily` to
+    # the commit, and the organisation's other checks wait for it.
     buckets = bucket_contents(session, policy, req.key_id, req.buckets, today)
-    # Everything so far only read. End that transaction before the key does its work (as long as
-    # a good part of the check's database work): SQLite's database lock and, from
-    # `_enforce_quota` on, PostgreSQL's lock on the organisation's row are then held for the
-    # writes only, so concurrent checks evaluate in parallel instead of queueing behind each
-    # other's multiplications. Budget and quota are decided after it, under the lock, by the
-    # same conditional statements as before; a refusal there still writes nothing.
-    session.commit()
-    evaluated, proof = blind_evaluate(ctx, blinded)
-    _enforce_quota(session, ctx, caller.org_id, now, lock=True)
+    take_daily(session, policy, caller.org_id, now, checks=1)
     _spend_one_check(session, consent, today)
-    check = Check(
-        id=new_id(),
-        org_id=caller.org_id,
-        consent_id=consent.id,
-        principal_id=caller.principal_id,
-        at=now,
-        key_count=len(blinded),
+    check_id = new_id()
+    session.execute(
+        _INSERT_CHECK,
+        {
+            "id": check_id,
+            "org_id": caller.org_id,
+            "consent_id": consent.id,
+            "principal_id": caller.principal_id,
+            "at": now,
+            "key_count": len(blinded),
+        },
     )
-    session.add(check)
     record(
         session,
         ctx,
@@ -260,8 +257,9 @@ def _run_check(
         {Counter.CHECKS_RUN: 1, Counter.KEYS_CHECKED: len(blinded)},
     )
     session.commit()
+    evaluated, proof = blind_evaluate(ctx, blinded)
     return CheckResponse(
-        check_id=check.id,
+        check_id=check_id,
         key_id=req.key_id,
         evaluated_elements=[e.hex() for e in evaluated],
         proof=proof.hex(),

@@ -11,7 +11,7 @@ import secrets
 from datetime import date, timedelta
 from typing import Literal
 
-from sqlalchemy import select
+from sqlalchemy import bindparam, select
 from sqlalchemy.orm import Session
 
 from protocol.messages import ConsentCreate
@@ -150,14 +150,23 @@ def record_consent(
     return consent, code
 
 
+_OWN_CONSENT = select(Consent).where(
+    Consent.id == bindparam("consent_id"), Consent.org_id == bindparam("org_id")
+)
+_OWN_CONSENT_LOCKED = _OWN_CONSENT.with_for_update()
+
+
 def own_consent(
     session: Session, caller: Caller, consent_id: str, *, lock: bool = False
 ) -> Consent:
-    """A consent of the caller's organisation; another organisation's answers like a missing one."""
-    stmt = select(Consent).where(Consent.id == consent_id, Consent.org_id == caller.org_id)
-    if lock:
-        stmt = stmt.with_for_update()
-    consent = session.scalars(stmt).first()
+    """A consent of the caller's organisation; another organisation's answers like a missing one.
+
+    The statement is built once (every check reads a consent): SQLAlchemy then compiles it once.
+    """
+    consent = session.scalars(
+        _OWN_CONSENT_LOCKED if lock else _OWN_CONSENT,
+        {"consent_id": consent_id, "org_id": caller.org_id},
+    ).first()
     if consent is None:
         raise NotFound("no such consent")
     return consent

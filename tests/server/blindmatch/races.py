@@ -21,7 +21,7 @@ from server.auth.permissions import Role
 from server.checks.models import Check
 from server.consents.models import Consent
 from server.db import make_session_factory
-from server.oprf.models import OprfEvaluation
+from server.quotas.models import DailyUsage
 from server.registry.models import Organisation, Principal
 from tests.factories import make_consent, make_org, make_principal
 
@@ -40,7 +40,7 @@ def committed_consent(
     engine: Engine, prefix: str, roles: Iterable[Role], *, max_checks: int
 ) -> Iterator[Committed]:
     """Commit an organisation, a principal with `roles` and a consent for `max_checks` checks;
-    on exit delete them, with the checks and OPRF evaluations the organisation ran."""
+    on exit delete them, with the checks the organisation ran and its daily usage."""
     factory = make_session_factory(engine)
     with factory() as session:
         org = make_org(session, f"{prefix}-{uuid.uuid4().hex[:8]}")
@@ -61,7 +61,7 @@ def committed_consent(
     finally:
         with factory() as session:
             session.execute(delete(Check).where(Check.org_id == ids.org_id))
-            session.execute(delete(OprfEvaluation).where(OprfEvaluation.org_id == ids.org_id))
+            session.execute(delete(DailyUsage).where(DailyUsage.org_id == ids.org_id))
             session.execute(delete(Consent).where(Consent.id == ids.consent_id))
             session.execute(delete(Principal).where(Principal.id == ids.principal_id))
             session.execute(delete(Organisation).where(Organisation.id == ids.org_id))

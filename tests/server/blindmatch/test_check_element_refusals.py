@@ -1,7 +1,7 @@
 """`POST /v1/checks` refuses every kind of bad blinded element, naming its position.
 
-The check path no longer decodes elements before evaluating them (the evaluation decodes each
-anyway, see `server.oprf.services.decode_blinded`), so these pin that nothing bad reaches the key
+The check path decodes every element before it spends or records anything (the evaluation runs
+after the commit, `server.checks.services`), so these pin that nothing bad reaches the key
 unrefused, that the refusal is the same `invalid-element` problem with the right index whatever is
 wrong with the element, and that such a refusal spends no budget and records no check.
 """

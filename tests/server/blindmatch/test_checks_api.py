@@ -15,7 +15,7 @@ from server.audit.models import AuditEntry
 from server.checks.models import Check
 from server.consents.models import Consent
 from server.context import AppContext
-from server.quotas import seconds_to_next_utc_day
+from server.quotas.services import seconds_to_next_utc_day
 from server.registry.models import OrgStatus
 from tests.blindflow import (
     build_check_request,

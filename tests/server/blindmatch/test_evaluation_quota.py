@@ -14,7 +14,7 @@ from sqlalchemy.orm import Session
 from protocol.hazmat.ristretto255 import GENERATOR, IDENTITY
 from server.audit.models import AuditEntry
 from server.context import AppContext
-from server.oprf.models import OprfEvaluation
+from server.quotas.models import DailyUsage
 from tests.conftest import MutableClock
 from tests.factories import Actor, AppClient, Network
 
@@ -118,22 +118,21 @@ async def test_each_evaluation_is_stored_as_a_count_with_its_audit_entry(
 ) -> None:
     response = await _evaluate(client, network.a_focal, 3)
     assert response.status_code == 200
-    row = session.scalars(select(OprfEvaluation)).one()
-    assert (row.org_id, row.principal_id, row.element_count) == (
-        network.org_a.id,
-        network.a_focal.id,
-        3,
-    )
-    # The table has no column an element could be in: who, when, how many.
-    assert set(OprfEvaluation.__table__.columns.keys()) == {
-        "id",
+    row = session.scalars(select(DailyUsage)).one()
+    assert (row.org_id, row.checks, row.evaluated_elements) == (network.org_a.id, 0, 3)
+    # The table has no column an element could be in: whose, which day, how many.
+    assert set(DailyUsage.__table__.columns.keys()) == {
         "org_id",
-        "principal_id",
-        "at",
-        "element_count",
+        "day",
+        "checks",
+        "evaluated_elements",
     }
     entry = session.scalars(select(AuditEntry).where(AuditEntry.action == "oprf.evaluate")).one()
     assert entry.details == {"purpose": "register", "elements": 3}
+    assert (entry.actor_org_id, entry.actor_principal_id) == (
+        network.org_a.id,
+        network.a_focal.id,
+    )
 
 
 async def test_over_quota_refusal_stores_nothing(
@@ -143,7 +142,7 @@ async def test_over_quota_refusal_stores_nothing(
     assert (await _evaluate(client, network.a_focal, QUOTA)).status_code == 200
     assert (await _evaluate(client, network.a_focal, 1)).status_code == 429
     session.expire_all()
-    assert [r.element_count for r in session.scalars(select(OprfEvaluation))] == [QUOTA]
+    assert [r.evaluated_elements for r in session.scalars(select(DailyUsage))] == [QUOTA]
     entries = session.scalars(select(AuditEntry).where(AuditEntry.action == "oprf.evaluate"))
     assert len(list(entries)) == 1
 

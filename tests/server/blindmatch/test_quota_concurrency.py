@@ -2,9 +2,9 @@
 
 Like the budget test next to it, this needs transactions that really run at the same time, so it
 works on the session's engine with its own connections (not the per-test rolled-back connection)
-and deletes what it committed afterwards. It drives the quota decision the routes make under the
-organisation's row lock, without the audit entry (a committed audit entry could not be deleted
-again without breaking the chain other tests read).
+and deletes what it committed afterwards. It drives the quota decision the routes make (the
+conditional upsert of the day's usage row), without the audit entry (a committed audit entry could
+not be deleted again without breaking the chain other tests read).
 """
 
 from __future__ import annotations
@@ -17,16 +17,14 @@ from sqlalchemy import Engine, func, select
 from sqlalchemy.orm import Session
 
 from server.auth.permissions import Role
-from server.auth.tokens import Caller
 from server.checks.models import Check
-from server.checks.services import _enforce_quota
 from server.context import AppContext
 from server.db import make_session_factory, new_id
 from server.errors import QuotaExceeded
 from server.keys import ServerKeys
-from server.oprf.evaluations import take_from_quota
-from server.oprf.models import OprfEvaluation
 from server.policy.schema import load_policy
+from server.quotas.models import DailyUsage
+from server.quotas.services import day_of, take_daily
 from server.settings import Settings
 from tests.server.blindmatch.races import Committed, committed_consent, race
 
@@ -65,7 +63,7 @@ def test_concurrent_checks_run_exactly_the_daily_quota(
     now = datetime.now(UTC)
 
     def check(session: Session) -> None:
-        _enforce_quota(session, ctx, committed.org_id, now, lock=True)
+        take_daily(session, ctx.policy, committed.org_id, now, checks=1)
         session.add(
             Check(
                 id=new_id(),
@@ -89,20 +87,14 @@ def test_concurrent_evaluations_stay_within_the_element_quota(
     engine: Engine, settings: Settings, server_keys: ServerKeys, committed: Committed
 ) -> None:
     ctx = _context(settings, engine, server_keys, daily_evaluation_quota=10)
-    caller = Caller(
-        principal_id=committed.principal_id,
-        org_id=committed.org_id,
-        roles=frozenset({Role.FOCAL_POINT}),
-    )
     now = datetime.now(UTC)
 
     # 3 elements each: three fit in 10, the fourth would make 12.
-    outcomes = _race(ctx, lambda session: take_from_quota(session, ctx, caller, 3, now))
+    outcomes = _race(
+        ctx, lambda session: take_daily(session, ctx.policy, committed.org_id, now, elements=3)
+    )
     assert outcomes == ["ok"] * 3 + ["quota"] * (THREADS - 3)
     with ctx.sessions() as session:
-        used = session.scalar(
-            select(func.sum(OprfEvaluation.element_count)).where(
-                OprfEvaluation.org_id == committed.org_id
-            )
-        )
-        assert used == 9
+        usage = session.get(DailyUsage, (committed.org_id, day_of(now)))
+        assert usage is not None
+        assert (usage.checks, usage.evaluated_elements) == (0, 9)

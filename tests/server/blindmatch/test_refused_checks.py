@@ -332,17 +332,37 @@ async def test_refused_checks_do_not_count_towards_the_daily_quota(
         assert ok.response.status_code == 200
 
 
-async def test_over_quota_check_is_refused_before_the_key_is_used(
-    client: AppClient, network: Network, clock: MutableClock, ctx: AppContext, session: Session
+async def test_refused_checks_cost_the_server_no_evaluation(
+    client: AppClient,
+    network: Network,
+    clock: MutableClock,
+    ctx: AppContext,
+    session: Session,
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    """An identity element is found only when the key is about to multiply it. Over the quota,
-    the same request is refused with 429 instead: the quota was decided first, so calls over
-    it cost the server no evaluation."""
+    """Every control (elements, consent, quota) is decided before the key does any work, so a
+    refused call, however often it is repeated, costs the server no multiplication."""
+    from server.checks import services as checks
+
+    calls: list[int] = []
+    real = checks.blind_evaluate
+
+    def counted(ctx_: AppContext, blinded: Any) -> tuple[list[bytes], bytes]:
+        calls.append(len(blinded))
+        return real(ctx_, blinded)
+
+    monkeypatch.setattr(checks, "blind_evaluate", counted)
     ctx.policy = ctx.policy.model_copy(update={"daily_check_quota": 1})
     attempt = await _invalid_element(client, network, clock, ctx, session)
-    before = await client.post("/v1/checks", headers=network.b_hr.headers, json=attempt.body)
-    assert _type(before) == "invalid-element"
+    bad = await client.post("/v1/checks", headers=network.b_hr.headers, json=attempt.body)
+    assert _type(bad) == "invalid-element"
+    assert calls == []
     consent_id = await _consent(client, network, clock)
     assert (await check_person(client, network.b_hr.headers, consent_id, OTHER)).matches == []
-    after = await client.post("/v1/checks", headers=network.b_hr.headers, json=attempt.body)
-    assert after.status_code == 429 and _type(after) == "quota-exceeded"
+    assert len(calls) == 1
+    consent_id = await _consent(client, network, clock)
+    for _ in range(3):
+        over = await check_person(client, network.b_hr.headers, consent_id, OTHER)
+        assert over.response.status_code == 429
+        assert _type(over.response) == "quota-exceeded"
+    assert len(calls) == 1

@@ -1,0 +1,147 @@
+"""Daily per-organisation quotas: checks run (`daily_check_quota`) and elements evaluated for
+registration (`daily_evaluation_quota`).
+
+Both count what an organisation was *served* since the start of the current UTC day, in one
+`daily_usage` row per organisation and day, and refuse a request that would go past the policy's
+number, with the time to the next UTC midnight. They are decided twice: `enforce_daily_quota`
+reads the row before the expensive work, so an organisation over its quota does not get the key
+multiplied for each refused call, and `take_daily` bumps it in one conditional upsert in the
+transaction of what it counts, which is the decision that counts: two concurrent requests
+serialise on the row and cannot both take "the last one". Refused requests are never counted.
+"""
+
+from __future__ import annotations
+
+import math
+from datetime import UTC, datetime, time, timedelta
+from typing import NamedTuple
+
+from sqlalchemy import text
+from sqlalchemy.orm import Session
+
+from server.errors import QuotaExceeded
+from server.policy.schema import NetworkPolicy
+
+
+class Usage(NamedTuple):
+    checks: int
+    evaluated_elements: int
+
+
+def start_of_utc_day(now: datetime) -> datetime:
+    return datetime.combine(now.astimezone(UTC).date(), time(), UTC)
+
+
+def day_of(now: datetime) -> str:
+    """The `daily_usage.day` of `now`: its UTC date."""
+    return now.astimezone(UTC).date().isoformat()
+
+
+def seconds_to_next_utc_day(now: datetime) -> int:
+    tomorrow = start_of_utc_day(now) + timedelta(days=1)
+    return max(1, math.ceil((tomorrow - now).total_seconds()))
+
+
+# SQL text both backends accept unchanged (PostgreSQL, SQLite >= 3.35: `ON CONFLICT ... DO UPDATE
+# ... WHERE` and `RETURNING`), made once: SQLAlchemy would compile its upsert construct per call.
+_USAGE = text(
+    "SELECT checks, evaluated_elements FROM daily_usage WHERE org_id = :org_id AND day = :day"
+)
+_TAKE = text(
+    "INSERT INTO daily_usage (org_id, day, checks, evaluated_elements) "
+    "VALUES (:org_id, :day, :checks, :elements) "
+    "ON CONFLICT (org_id, day) DO UPDATE SET "
+    "checks = daily_usage.checks + excluded.checks, "
+    "evaluated_elements = daily_usage.evaluated_elements + excluded.evaluated_elements "
+    "WHERE daily_usage.checks + excluded.checks <= :check_quota "
+    "AND daily_usage.evaluated_elements + excluded.evaluated_elements <= :element_quota "
+    "RETURNING checks"
+)
+
+
+def usage_today(session: Session, org_id: str, now: datetime) -> Usage:
+    row = session.execute(_USAGE, {"org_id": org_id, "day": day_of(now)}).first()
+    return Usage(0, 0) if row is None else Usage(int(row[0]), int(row[1]))
+
+
+def enforce_daily_quota(*, used: int, adding: int, quota: int, now: datetime, what: str) -> None:
+    """Refuse (429 `quota-exceeded`) when `used + adding` would exceed `quota` for today.
+
+    `what` names the unit in the detail ("checks", "evaluated elements"), never the caller's data.
+    """
+    if used + adding > quota:
+        left = max(0, quota - used)
+        raise QuotaExceeded(
+            f"the organisation's daily quota of {quota} {what} does not allow {adding} more "
+            f"today ({left} left)",
+            retry_after_seconds=seconds_to_next_utc_day(now),
+        )
+
+
+def look_at_quota(
+    session: Session,
+    policy: NetworkPolicy,
+    org_id: str,
+    now: datetime,
+    *,
+    checks: int = 0,
+    elements: int = 0,
+) -> None:
+    """The early, unlocked look: refuse now if what is asked is already over today's quota."""
+    used = usage_today(session, org_id, now)
+    _refuse_if_over(policy, used, now, checks=checks, elements=elements)
+
+
+def take_daily(
+    session: Session,
+    policy: NetworkPolicy,
+    org_id: str,
+    now: datetime,
+    *,
+    checks: int = 0,
+    elements: int = 0,
+) -> None:
+    """Count `checks` and `elements` against today's quotas in the caller's transaction, or refuse.
+
+    One statement: the upsert adds only when the sums stay within both quotas, and returns no row
+    otherwise. The first use of a day inserts without that test, which is why anything larger than
+    a whole quota is refused here first (the policy makes one request's worth always fit).
+    """
+    _refuse_if_over(policy, Usage(0, 0), now, checks=checks, elements=elements)
+    taken = session.execute(
+        _TAKE,
+        {
+            "org_id": org_id,
+            "day": day_of(now),
+            "checks": checks,
+            "elements": elements,
+            "check_quota": policy.daily_check_quota,
+            "element_quota": policy.daily_evaluation_quota,
+        },
+    ).first()
+    if taken is None:
+        _refuse_if_over(
+            policy, usage_today(session, org_id, now), now, checks=checks, elements=elements
+        )
+        raise AssertionError("daily_usage refused an increment that fits the quotas")
+
+
+def _refuse_if_over(
+    policy: NetworkPolicy, used: Usage, now: datetime, *, checks: int, elements: int
+) -> None:
+    if checks:
+        enforce_daily_quota(
+            used=used.checks,
+            adding=checks,
+            quota=policy.daily_check_quota,
+            now=now,
+            what="checks",
+        )
+    if elements:
+        enforce_daily_quota(
+            used=used.evaluated_elements,
+            adding=elements,
+            quota=policy.daily_evaluation_quota,
+            now=now,
+            what="evaluated elements",
+        )
