@@ -241,6 +241,13 @@ def _run_check(
             "key_count": len(blinded),
         },
     )
+    increment_many(
+        session,
+        caller.org_id,
+        now,
+        {Counter.CHECKS_RUN: 1, Counter.KEYS_CHECKED: len(blinded)},
+    )
+    # Last: from here to the commit every writer in the network waits for the audit head.
     record(
         session,
         ctx,
@@ -249,12 +256,6 @@ def _run_check(
         object_type="consent",
         object_id=consent.id,
         details={"keys": len(blinded), "buckets": len(buckets)},
-    )
-    increment_many(
-        session,
-        caller.org_id,
-        now,
-        {Counter.CHECKS_RUN: 1, Counter.KEYS_CHECKED: len(blinded)},
     )
     session.commit()
     evaluated, proof = blind_evaluate(ctx, blinded)
