@@ -108,7 +108,7 @@ class InProcessServer:
             if not caller.has(Permission.CHECK_RUN):
                 raise PermissionDenied("this action needs the permission to run checks")
             answer = run_check(session, self.ctx, caller, CheckRequest.model_validate_json(body))
-            return answer.model_dump_json().encode()
+            return answer.to_json()
         finally:
             session.rollback()
             session.close()

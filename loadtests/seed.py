@@ -164,18 +164,20 @@ def _rows(
 
 
 def _secondary_indexes(conn: Connection) -> list[tuple[str, str]]:
-    """(name, CREATE INDEX statement) of the pseudonyms indexes that back no constraint."""
+    """(name, CREATE INDEX statement) of the pseudonyms and cases indexes that back no
+    constraint."""
     if conn.dialect.name == "sqlite":
         rows = conn.execute(
             text(
                 "SELECT name, sql FROM sqlite_master WHERE type = 'index' "
-                "AND tbl_name = 'pseudonyms' AND sql IS NOT NULL"
+                "AND tbl_name IN ('pseudonyms', 'cases') AND sql IS NOT NULL"
             )
         ).all()
     else:
         rows = conn.execute(
             text(
-                "SELECT i.indexname, i.indexdef FROM pg_indexes i WHERE i.tablename = 'pseudonyms'"
+                "SELECT i.indexname, i.indexdef FROM pg_indexes i "
+                "WHERE i.tablename IN ('pseudonyms', 'cases')"
                 " AND NOT EXISTS (SELECT 1 FROM pg_constraint c WHERE c.conname = i.indexname)"
             )
         ).all()

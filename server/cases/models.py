@@ -32,6 +32,12 @@ class CaseStatus:
 
 class Case(Base):
     __tablename__ = "cases"
+    __table_args__ = (
+        # A check joins every entry of its buckets to its case for these two columns: covered,
+        # that is one index search per entry instead of an index search and a table read
+        # (about a quarter of the bucket read at a million pseudonyms, on SQLite).
+        Index("ix_cases_id_status_retention_until", "id", "status", "retention_until"),
+    )
 
     id: Mapped[UUIDPK]
     org_id: Mapped[str] = mapped_column(ForeignKey("organisations.id"), index=True)

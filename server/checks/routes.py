@@ -24,9 +24,10 @@ def check(
 ) -> Response:
     """One applicant's blinded keys in, evaluations, one proof and whole buckets out.
 
-    The answer is serialised here, once: returned as a model, FastAPI would dump it, validate
-    the dump against `response_model` and dump it again, entry by entry, and a check's buckets
-    hold thousands of entries in a large registry. `response_model` still documents it.
+    The answer is written as JSON once (`server.checks.answer`): returned as a model, FastAPI
+    would dump it, validate the dump against `response_model` and dump it again, entry by entry,
+    and a check's buckets hold thousands of entries in a large registry. `response_model` still
+    documents it.
     """
     answer = run_check(session, ctx, caller, body)
-    return Response(content=answer.model_dump_json(), media_type="application/json")
+    return Response(content=answer.to_json(), media_type="application/json")

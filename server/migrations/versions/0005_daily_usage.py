@@ -6,7 +6,8 @@ grow through the day, and the row is what concurrent requests serialise on inste
 the organisation. Today's usage is carried over from the old tables, so an upgrade in the middle
 of a day does not hand every organisation a fresh quota. `oprf_evaluations` held nothing else
 (who evaluated how many elements is in the audit trail as `oprf.evaluate`) and is dropped, as is
-`ix_checks_org_id_at`, which only the quota read.
+`ix_checks_org_id_at`, which only the quota read. `ix_cases_id_status_retention_until` covers
+the join a check makes from each bucket entry to its case's status and retention date.
 
 Revision ID: 0005_daily_usage
 Revises: 0004_quotas_retention
@@ -47,6 +48,10 @@ def upgrade() -> None:
     with op.batch_alter_table("oprf_evaluations", schema=None) as batch_op:
         batch_op.drop_index("ix_oprf_evaluations_org_id_at")
     op.drop_table("oprf_evaluations")
+    with op.batch_alter_table("cases", schema=None) as batch_op:
+        batch_op.create_index(
+            "ix_cases_id_status_retention_until", ["id", "status", "retention_until"], unique=False
+        )
 
 
 def _carry_over_today() -> None:
@@ -85,6 +90,8 @@ def _carry_over_today() -> None:
 
 
 def downgrade() -> None:
+    with op.batch_alter_table("cases", schema=None) as batch_op:
+        batch_op.drop_index("ix_cases_id_status_retention_until")
     op.create_table(
         "oprf_evaluations",
         sa.Column("id", sa.String(length=36), nullable=False),
