@@ -534,7 +534,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.quick:
         plan = Plan((1_000, 3_000, 10_000), 5, 20, 3.0, 4, 100, not args.no_postgres)
     else:
-        plan = Plan(SIZES, 21, 120, 20.0, 6, 2_000, not args.no_postgres)
+        plan = Plan(SIZES, 21, 120, 20.0, 6, 10_000, not args.no_postgres)
     if args.rescreen_rows is not None:
         plan = Plan(**{**plan.__dict__, "rescreen_rows": args.rescreen_rows})
     notes: list[str] = []

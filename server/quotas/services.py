@@ -59,6 +59,18 @@ _TAKE = text(
 )
 
 
+_PRUNE = text("DELETE FROM daily_usage WHERE day < :oldest")
+
+
+def prune_daily_usage(session: Session, now: datetime) -> int:
+    """Delete usage rows older than yesterday (UTC): a quota only ever reads today's row, and
+    yesterday's is kept for a request that started before midnight. Counts of what was used,
+    not of whom, so their deletion is not audited; the monthly statistics keep the totals."""
+    oldest = day_of(now - timedelta(days=1))
+    result = session.execute(_PRUNE, {"oldest": oldest})
+    return int(getattr(result, "rowcount", 0) or 0)
+
+
 def usage_today(session: Session, org_id: str, now: datetime) -> Usage:
     row = session.execute(_USAGE, {"org_id": org_id, "day": day_of(now)}).first()
     return Usage(0, 0) if row is None else Usage(int(row[0]), int(row[1]))

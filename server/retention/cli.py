@@ -29,7 +29,8 @@ def retention_run(
     ] = None,
 ) -> None:
     """Purge cases past retention, withdrawn members' cases (per policy), withdrawn cases'
-    pseudonyms, and ended disclosure requests past the policy's record retention.
+    pseudonyms, ended disclosure requests past the policy's record retention, and daily-quota
+    usage rows of days before yesterday.
 
     Safe to run at any time, any number of times.
     """
@@ -45,4 +46,5 @@ def retention_run(
         + (f" ({by_reason})" if by_reason else "")
         + f"; {report.withdrawn_cleaned} withdrawn case(s) cleaned of pseudonyms"
         + f"; {report.disclosure_requests_purged} ended disclosure request(s) purged"
+        + f"; {report.daily_usage_pruned} old daily-quota row(s) deleted"
     )

@@ -5,7 +5,8 @@
 - any pseudonym still stored for a withdrawn case (withdrawal deletes them at once; this catches
   whatever an interrupted or older withdrawal left);
 - the metadata of a disclosure request that ended (closed, withdrawn, expired) more than the
-  policy's `disclosure_record_retention_days` ago. The yearly figures are counters and stay.
+  policy's `disclosure_record_retention_days` ago. The yearly figures are counters and stay;
+- the daily-quota usage rows of days before yesterday (`server.quotas.services`).
 
 A sweep is one transaction: each row goes together with its audit entry (its id and the reason,
 nothing else) and its statistics, and a crash half-way rolls the whole sweep back, so the next
@@ -30,6 +31,7 @@ from server.context import AppContext
 from server.db import transaction
 from server.disclosures.models import ENDED, DisclosureRequest
 from server.disclosures.services import close_for_case
+from server.quotas.services import prune_daily_usage
 from server.registry.models import Organisation, OrgStatus
 from server.stats.services import Counter, increment
 
@@ -49,6 +51,7 @@ class SweepReport:
     purged: Tally[str] = field(default_factory=Tally)
     withdrawn_cleaned: int = 0
     disclosure_requests_purged: int = 0
+    daily_usage_pruned: int = 0
 
     @property
     def total_purged(self) -> int:
@@ -182,6 +185,7 @@ def sweep(session: Session, ctx: AppContext) -> SweepReport:
         _purge_where(session, ctx, _of_withdrawn_org(), REASON_ORG_WITHDRAWN, report)
     _clean_withdrawn(session, ctx, report)
     _purge_disclosure_records(session, ctx, report)
+    report.daily_usage_pruned = prune_daily_usage(session, ctx.now())
     if report.total_purged or report.withdrawn_cleaned or report.disclosure_requests_purged:
         # Counts only: the audit trail holds which rows, and nothing here may name a person.
         log.info(

@@ -15,6 +15,8 @@ from server.audit.models import AuditEntry
 from server.cases.models import Case, IdempotencyRecord, Pseudonym
 from server.context import AppContext
 from server.jobs import PERIODIC_JOBS, run_jobs_once
+from server.quotas.models import DailyUsage
+from server.quotas.services import day_of, take_daily, usage_today
 from server.registry.models import OrgStatus
 from server.retention.services import run_sweep
 from server.stats.models import StatCounter
@@ -217,3 +219,20 @@ def test_cli_runs_a_sweep(tmp_path: Any, monkeypatch: pytest.MonkeyPatch) -> Non
     assert result.exit_code == 0, result.output
     assert "retention sweep: 0 case(s) purged" in result.output
     assert "0 ended disclosure request(s) purged" in result.output
+    assert "old daily-quota row(s) deleted" in result.output
+
+
+async def test_sweep_keeps_only_todays_and_yesterdays_quota_usage(
+    network: Network, ctx: AppContext, clock: MutableClock, session: Session
+) -> None:
+    now = clock()
+    for days_ago in (0, 1, 2, 30):
+        take_daily(session, ctx.policy, network.org_b.id, now - timedelta(days=days_ago), checks=1)
+    session.commit()
+    report = run_sweep(ctx)
+    assert report.daily_usage_pruned == 2
+    session.expire_all()
+    kept = sorted(u.day for u in session.scalars(select(DailyUsage)))
+    assert kept == sorted(day_of(now - timedelta(days=d)) for d in (0, 1))
+    # The quota still sees today's use.
+    assert usage_today(session, network.org_b.id, now).checks == 1
