@@ -9,20 +9,66 @@ or a caller would simply send fewer, larger ones) against `daily_evaluation_quot
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Sequence
+from typing import Any
 
 from sqlalchemy.orm import Session
 
 from server.audit.services import record
 from server.auth.tokens import Caller
 from server.context import AppContext
-from server.errors import PolicyViolation
+from server.errors import DomainError, PolicyViolation
 from server.oprf.services import blind_evaluate, decode_elements
 from server.quotas.services import take_daily
 from server.registry.services import require_mou
 
+log = logging.getLogger("refcheck.server.oprf")
+
 
 def evaluate_for_registration(
+    session: Session, ctx: AppContext, caller: Caller, purpose: str, elements: Sequence[str]
+) -> tuple[list[bytes], bytes]:
+    """`_evaluate`; a refusal is recorded on its own (`record_refused_evaluation`) and raised
+    unchanged."""
+    try:
+        return _evaluate(session, ctx, caller, purpose, elements)
+    except DomainError as refusal:
+        record_refused_evaluation(session, ctx, caller, purpose, len(elements), refusal)
+        raise
+
+
+def record_refused_evaluation(
+    session: Session,
+    ctx: AppContext,
+    caller: Caller,
+    purpose: str,
+    elements: int,
+    refusal: DomainError,
+) -> None:
+    """Audit a refused evaluation (`oprf.refused`) in a transaction of its own, after the refused
+    one is rolled back: refused calls to the key's oracle (over the quota, too many or invalid
+    elements, no MoU) are what probing looks like, as refused checks are. Recorded: the problem
+    slug, the policy rule if any, the purpose and the element count; never an element. A failure
+    to record is logged (by class name only) and the caller still gets the refusal."""
+    session.rollback()
+    try:
+        details: dict[str, Any] = {
+            "problem": refusal.slug,
+            "purpose": purpose,
+            "elements": elements,
+        }
+        rule = refusal.extra.get("rule")
+        if isinstance(rule, str):
+            details["rule"] = rule
+        record(session, ctx, caller, "oprf.refused", details=details)
+        session.commit()
+    except Exception as exc:  # noqa: BLE001 - the refusal, not this failure, is the answer
+        session.rollback()
+        log.error("could not record a refused evaluation: %s", type(exc).__name__)
+
+
+def _evaluate(
     session: Session, ctx: AppContext, caller: Caller, purpose: str, elements: Sequence[str]
 ) -> tuple[list[bytes], bytes]:
     """Evaluate a focal point's blinded keys with one batch DLEQ proof, and commit the use.

@@ -157,3 +157,47 @@ async def test_registration_through_the_quota_still_works_end_to_end(
     assert case["pseudonym_count"] > 0
     # The shipped quota leaves room for many registrations a day.
     assert ctx.policy.daily_evaluation_quota >= 10 * case["pseudonym_count"]
+
+
+async def test_every_refused_evaluation_is_audited_without_its_elements(
+    client: AppClient, network: Network, session: Session, ctx: AppContext
+) -> None:
+    ctx.policy = ctx.policy.model_copy(update={"daily_evaluation_quota": QUOTA})
+    too_many = ctx.policy.max_keys_per_check + 1
+    refused = [
+        await _evaluate(client, network.a_focal, 2, blinded_elements=[IDENTITY.hex()] * 2),
+        await _evaluate(client, network.a_focal, too_many),
+    ]
+    assert (await _evaluate(client, network.a_focal, QUOTA)).status_code == 200
+    refused.append(await _evaluate(client, network.a_focal, 3))
+    network.org_a.status = "suspended"
+    session.commit()
+    refused.append(await _evaluate(client, network.a_focal, 1))
+    assert [_type(r) for r in refused] == [
+        "invalid-element",
+        "policy-violation",
+        "quota-exceeded",
+        "mou-inactive",
+    ]
+    session.expire_all()
+    entries = list(
+        session.scalars(
+            select(AuditEntry).where(AuditEntry.action == "oprf.refused").order_by(AuditEntry.seq)
+        )
+    )
+    assert [e.details for e in entries] == [
+        {"problem": "invalid-element", "purpose": "register", "elements": 2},
+        {
+            "problem": "policy-violation",
+            "purpose": "register",
+            "elements": too_many,
+            "rule": "keys_per_case",
+        },
+        {"problem": "quota-exceeded", "purpose": "register", "elements": 3},
+        {"problem": "mou-inactive", "purpose": "register", "elements": 1},
+    ]
+    assert {(e.actor_org_id, e.actor_principal_id) for e in entries} == {
+        (network.org_a.id, network.a_focal.id)
+    }
+    # Nothing of a refused request counts against the quota: only the accepted one.
+    assert [u.evaluated_elements for u in session.scalars(select(DailyUsage))] == [QUOTA]
