@@ -6,7 +6,8 @@ that lacks one, which also needs form_sha256 (column or --form-sha256) and the r
 self_declared_finding answer). Optional columns: national_id_country, passport_country.
 
 Every input row ends up as exactly one output row (line, staff_ref, status, holder_orgs,
-entry_ids, consent_id, error): a malformed row is reported with its line number and skipped,
+entry_ids, consent_id, error, disclosure_requests: the ids of the requests `--request-disclosure`
+opened for the row's matches): a malformed row is reported with its line number and skipped,
 a refused row keeps the server's reason, and nothing else is lost. If the server is caught
 misbehaving (bad proof, key change) the run stops, and the rows not yet checked are written as
 `not_checked` so the file still accounts for every line.
@@ -28,6 +29,7 @@ from rich.table import Table
 
 from client_sdk._client import Client
 from client_sdk.cli._common import ExitCode, State, emit, handled, state
+from client_sdk.cli.check import request_disclosures
 from client_sdk.errors import (
     ApiError,
     InvalidInput,
@@ -50,6 +52,7 @@ OUTPUT_COLUMNS = (
     "entry_ids",
     "consent_id",
     "error",
+    "disclosure_requests",
 )
 _UUID = re.compile(r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$")
 _SHA256 = re.compile(r"^[0-9a-f]{64}$")
@@ -76,6 +79,7 @@ class Outcome:
     holder_orgs: str = ""
     entry_ids: str = ""
     error: str = ""
+    disclosure_requests: str = ""
 
     def as_row(self) -> dict[str, Any]:
         return {
@@ -86,16 +90,25 @@ class Outcome:
             "entry_ids": self.entry_ids,
             "consent_id": self.consent_id,
             "error": self.error,
+            "disclosure_requests": self.disclosure_requests,
         }
 
 
 class Options:
     def __init__(
-        self, *, record_consents: bool, form_sha256: str | None, position_ref: str
+        self,
+        *,
+        record_consents: bool,
+        form_sha256: str | None,
+        position_ref: str,
+        request_disclosure: bool = False,
+        attach_details: bool = False,
     ) -> None:
         self.record_consents = record_consents
         self.form_sha256 = form_sha256
         self.position_ref = position_ref
+        self.request_disclosure = request_disclosure
+        self.attach_details = attach_details
 
 
 def _parse_row(line: int, raw: dict[str | None, Any], opts: Options) -> Row:
@@ -195,6 +208,26 @@ def _result_outcome(row: Row, result: CheckResult) -> Outcome:
     )
 
 
+def _ask_holders(
+    client: Client, row: Row, result: CheckResult, outcome: Outcome, opts: Options
+) -> RefcheckError | None:
+    """Open a disclosure request per matched case of a row, from the check just made (no second
+    check of its consent); their ids go to the row's `disclosure_requests`, a failure to its
+    `error`. Returns the failure that should stop the run (unreachable server), raises a
+    `ProtocolViolation`, and lets a refused request (say a record withdrawn since) pass."""
+    asked = request_disclosures(
+        client, result.by_case(), row.person if opts.attach_details else None
+    )
+    outcome.disclosure_requests = ";".join(d.id for d in asked.opened)
+    if not asked.failed:
+        return None
+    exc = asked.failed[0][1]
+    if isinstance(exc, ProtocolViolation):
+        raise exc
+    outcome.error = f"disclosure request not opened: {_error_text(exc)}"
+    return exc
+
+
 def run_batch(
     client: Client, batch: list[Row], opts: Options
 ) -> tuple[list[Outcome], TransportError | None]:
@@ -230,7 +263,13 @@ def run_batch(
     unreachable: TransportError | None = None
     for row, result in zip(ready, results, strict=True):
         if isinstance(result, CheckResult):
-            done.append(_result_outcome(row, result))
+            outcome = _result_outcome(row, result)
+            done.append(outcome)
+            if opts.request_disclosure and result.matches:
+                failure = _ask_holders(client, row, result, outcome, opts)
+                if isinstance(failure, TransportError):
+                    unreachable = failure
+                    break
             continue
         if isinstance(result, TransportError):
             unreachable = result
@@ -264,7 +303,9 @@ def exit_code(counts: Counter[str]) -> ExitCode:
     return ExitCode.OK
 
 
-def _summary(st: State, counts: Counter[str], total: int, out: Path) -> None:
+def _summary(
+    st: State, counts: Counter[str], total: int, out: Path, requested: int | None = None
+) -> None:
     table = Table(title="Re-screening summary")
     table.add_column("outcome")
     table.add_column("rows", justify="right")
@@ -278,6 +319,8 @@ def _summary(st: State, counts: Counter[str], total: int, out: Path) -> None:
     ):
         table.add_row(label, str(counts[key]))
     table.add_row("[bold]rows read[/]", f"[bold]{total}[/]")
+    if requested is not None:
+        table.add_row("disclosure requests opened", str(requested))
     st.console.print(table)
     st.console.print(f"Results written to {out}")
 
@@ -300,6 +343,22 @@ def rescreen(
         str, typer.Option(help="Position reference recorded on new consents.")
     ] = "staff-rescreening",
     batch_size: Annotated[int, typer.Option(min=1, max=1000, help="Rows per batch.")] = 100,
+    request_disclosure: Annotated[
+        bool,
+        typer.Option(
+            "--request-disclosure",
+            help="On a match, ask the holder of each matched case for its answer, from the same "
+            "check (no second check of the consent). Request ids go to disclosure_requests.",
+        ),
+    ] = False,
+    attach_details: Annotated[
+        bool,
+        typer.Option(
+            "--attach-details",
+            help="With --request-disclosure: seal the row's details to the holder, signed by "
+            "your organisation, so it can tell whether it is the same person.",
+        ),
+    ] = False,
 ) -> None:
     """Re-screen current staff against the registry.
 
@@ -308,16 +367,27 @@ def rescreen(
     column or option and a self_declared_finding column: yes/no).
 
     Exit 0 all clear, 10 a match, 11 only possible matches, 12 some rows skipped or refused
-    (and no match); the results file accounts for every input row.
+    (and no match); the results file accounts for every input row. With --request-disclosure,
+    a request that could not be opened is named in its row's error column.
     """
     st = state(ctx)
+    if attach_details and not request_disclosure:
+        raise InvalidInput("--attach-details only makes sense with --request-disclosure")
     opts = Options(
-        record_consents=record_consents, form_sha256=form_sha256, position_ref=position_ref
+        record_consents=record_consents,
+        form_sha256=form_sha256,
+        position_ref=position_ref,
+        request_disclosure=request_disclosure,
+        attach_details=attach_details,
     )
     rows, outcomes, total = read_rows(staff_csv, opts)
     for bad in outcomes:
         st.errors.print(f"line {bad.line}: skipped - {bad.error}", highlight=False, markup=False)
     client = st.client()
+    if attach_details:
+        # Before any check is spent: an organisation key that changed since it was pinned
+        # would stop the sealing after the checks, and their consents' checks would be lost.
+        client.verify_directory()
     stopped: ProtocolViolation | TransportError | None = None
     with Progress(
         TextColumn("checking"),
@@ -350,8 +420,16 @@ def rescreen(
     if stopped is not None:
         # Results so far are written first: stopping must not lose what was already checked.
         raise stopped
-    summary = {"rows": total, "results": str(out), **{k: counts[k] for k in sorted(counts)}}
-    emit(st, summary, lambda: _summary(st, counts, total, out))
+    summary: dict[str, Any] = {
+        "rows": total,
+        "results": str(out),
+        **{k: counts[k] for k in sorted(counts)},
+    }
+    if request_disclosure:
+        summary["disclosure_requests"] = sum(
+            len(o.disclosure_requests.split(";")) for o in outcomes if o.disclosure_requests
+        )
+    emit(st, summary, lambda: _summary(st, counts, total, out, summary.get("disclosure_requests")))
     code = exit_code(counts)
     if code:
         raise typer.Exit(int(code))

@@ -127,3 +127,50 @@ def test_rescreen_refuses_a_file_without_the_required_columns(run: Run, tmp_path
     result = run("rescreen", str(staff), "--out", str(tmp_path / "o.csv"), as_="org-b-hr")
     assert result.exit_code == ExitCode.USAGE
     assert "staff_ref" in result.output
+
+
+def test_rescreen_with_request_disclosure_asks_the_holder_of_each_match(
+    run: Run, tmp_path: Path, person_file: Callable[[dict[str, str]], str]
+) -> None:
+    rng = random.Random(20261129)
+    perpetrator = fresh_person(rng)
+    case_id = register(run, person_file, perpetrator)
+    staff = tmp_path / "staff.csv"
+    with staff.open("w", newline="") as fh:
+        writer = csv.writer(fh)
+        writer.writerow(HEADER)
+        writer.writerow(row_for("R1", fresh_person(rng)))
+        writer.writerow(row_for("R2", perpetrator))
+        writer.writerow(row_for("R3", fresh_person(rng)))
+    out = tmp_path / "results.csv"
+    summary = run.json(
+        "rescreen", str(staff), "--out", str(out), "--record-consents", "--form-sha256", FORM,
+        "--request-disclosure", "--attach-details",
+        as_="org-b-hr", code=ExitCode.MATCH,
+    )  # fmt: skip
+    assert summary["match"] == 1 and summary["no_match"] == 2
+    assert summary["disclosure_requests"] == 1
+    with out.open(newline="") as fh:
+        results = {r["staff_ref"]: r for r in csv.DictReader(fh)}
+    assert results["R1"]["disclosure_requests"] == results["R3"]["disclosure_requests"] == ""
+    request_id = results["R2"]["disclosure_requests"]
+    assert request_id and results["R2"]["error"] == ""
+    # The holder sees it, about its case, with the row's details sealed to it and signed.
+    shown = run.json("disclosures", "show", request_id, as_="org-a-focal")
+    assert shown["case_id"] == case_id and shown["state"] == "requested"
+    assert shown["applicant_details"]["signed"] is True
+    assert shown["applicant_details"]["national_id"] == perpetrator["national_id"]
+    # The row's consent carried the check and the request: one check spent, not two.
+    consent = run.json("consent", "show", results["R2"]["consent_id"], as_="org-b-hr")
+    assert consent["checks_used"] == 1
+
+
+def test_rescreen_attach_details_needs_request_disclosure(run: Run, tmp_path: Path) -> None:
+    staff = tmp_path / "staff.csv"
+    staff.write_text("staff_ref,full_name,date_of_birth,consent_id\n")
+    result = run(
+        "rescreen", str(staff), "--out", str(tmp_path / "o.csv"), "--attach-details",
+        as_="org-b-hr",
+    )  # fmt: skip
+    assert result.exit_code == ExitCode.USAGE
+    assert "--request-disclosure" in result.output
