@@ -70,7 +70,8 @@ _CREATE_HEAD = text(
     "INSERT INTO audit_head (id, last_seq, last_hash) VALUES (1, 0, :genesis) "
     "ON CONFLICT (id) DO NOTHING"
 )
-_INSERT_ENTRY = insert(cast(Table, AuditEntry.__table__))
+_entry_table = cast(Table, AuditEntry.__table__)
+_INSERT_ENTRY = insert(_entry_table)
 _head_table = cast(Table, AuditHead.__table__)
 _MOVE_HEAD = (
     update(_head_table)
@@ -124,20 +125,6 @@ def append(
         entry_hash="",
     )
     entry.entry_hash = digest_of(entry)
-    session.execute(
-        _INSERT_ENTRY,
-        {
-            "seq": entry.seq,
-            "at": at,
-            "actor_principal_id": actor_principal_id,
-            "actor_org_id": actor_org_id,
-            "action": action,
-            "object_type": object_type,
-            "object_id": object_id,
-            "details": details,
-            "prev_hash": last_hash,
-            "entry_hash": entry.entry_hash,
-        },
-    )
+    session.execute(_INSERT_ENTRY, {c.key: getattr(entry, c.key) for c in _entry_table.columns})
     session.execute(_MOVE_HEAD, {"new_seq": entry.seq, "new_hash": entry.entry_hash})
     return entry

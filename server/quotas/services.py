@@ -3,11 +3,10 @@ registration (`daily_evaluation_quota`).
 
 Both count what an organisation was *served* since the start of the current UTC day, in one
 `daily_usage` row per organisation and day, and refuse a request that would go past the policy's
-number, with the time to the next UTC midnight. They are decided twice: `enforce_daily_quota`
-reads the row before the expensive work, so an organisation over its quota does not get the key
-multiplied for each refused call, and `take_daily` bumps it in one conditional upsert in the
-transaction of what it counts, which is the decision that counts: two concurrent requests
-serialise on the row and cannot both take "the last one". Refused requests are never counted.
+number, with the time to the next UTC midnight. `take_daily` decides and counts in one
+conditional upsert, in the transaction of what it counts, which commits before the key does any
+work (so a call over the quota costs no multiplication); two concurrent requests serialise on
+the row and cannot both take "the last one". Refused requests are never counted.
 """
 
 from __future__ import annotations
@@ -88,20 +87,6 @@ def enforce_daily_quota(*, used: int, adding: int, quota: int, now: datetime, wh
             f"today ({left} left)",
             retry_after_seconds=seconds_to_next_utc_day(now),
         )
-
-
-def look_at_quota(
-    session: Session,
-    policy: NetworkPolicy,
-    org_id: str,
-    now: datetime,
-    *,
-    checks: int = 0,
-    elements: int = 0,
-) -> None:
-    """The early, unlocked look: refuse now if what is asked is already over today's quota."""
-    used = usage_today(session, org_id, now)
-    _refuse_if_over(policy, used, now, checks=checks, elements=elements)
 
 
 def take_daily(
