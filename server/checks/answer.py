@@ -27,10 +27,6 @@ class CheckAnswer:
     proof: bytes
     buckets: Mapping[int, Sequence[tuple[bytes, bytes]]]
 
-    @property
-    def entry_count(self) -> int:
-        return sum(len(entries) for entries in self.buckets.values())
-
     def to_json(self) -> bytes:
         head = json.dumps(
             {

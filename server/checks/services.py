@@ -65,8 +65,9 @@ _BUCKET_ENTRIES = (
         _pseudonyms.bucket.in_(bindparam("buckets", expanding=True)),
         # The holders' status as an IN over a subquery, not a join: joined, SQLite drives the
         # query from the (small) organisations table and reads every requested bucket once per
-        # member; this way both backends read each bucket once, through
-        # ix_pseudonyms_key_id_bucket.
+        # member; this way it reads each once, through ix_pseudonyms_key_id_bucket. PostgreSQL's
+        # planner may still do so while the network has a handful of members (EXPLAIN and what
+        # was tried: loadtests/README.md, "Left for later").
         _pseudonyms.org_id.in_(
             select(_orgs.id).where(_orgs.status.in_(bindparam("statuses", expanding=True)))
         ),
