@@ -6,6 +6,7 @@ BIN    := $(VENV)/bin
 DATA   ?= var
 HOST   ?= 127.0.0.1
 PORT   ?= 8000
+WORKERS ?= 1
 
 .PHONY: run test lint typecheck pytest bench load clean install install-dev install-bench
 
@@ -32,7 +33,7 @@ install-bench: $(VENV)/.bench-installed
 
 run: install
 	@test -f $(DATA)/server/oprf.key || $(BIN)/refcheck-server init --data-dir $(DATA) --demo --base-url http://$(HOST):$(PORT)
-	$(BIN)/refcheck-server serve --data-dir $(DATA) --host $(HOST) --port $(PORT)
+	$(BIN)/refcheck-server serve --data-dir $(DATA) --host $(HOST) --port $(PORT) --workers $(WORKERS)
 
 lint: install-dev
 	$(BIN)/ruff check .

@@ -5,12 +5,9 @@ so uvicorn is started directly with `--factory server.app:create_app`, which bui
 the `REFCHECK_*` environment of the network (data dir, database URL, policy file). The schema
 is already current (`refcheck-server init` migrated it).
 
-With `--workers N` uvicorn (0.54, Linux) hands its workers a listening socket whose `proto` is 0,
-so asyncio never sets TCP_NODELAY on the connections they accept and every request after the
-first on a keep-alive connection waits about 40 ms for the client's delayed ACK (uvicorn issue
-3149): 2.4 ms for `GET /healthz` with one worker, 44 ms with two, here. `NoDelayH11Protocol`
-sets the option itself on each connection (`--http loadtests.serve:NoDelayH11Protocol`); a
-multi-worker deployment needs the same until uvicorn fixes it.
+With `--workers N` uvicorn leaves Nagle's algorithm on for every connection (uvicorn issue
+3149), so the server runs with `server.tcp_nodelay.NoDelayH11Protocol`, as
+`refcheck-server serve --workers N` does.
 
 Only this process's own child is ever stopped, by its pid (SIGTERM, then SIGKILL after a grace
 period); the server listens on the loopback interface and nowhere else.
@@ -18,7 +15,6 @@ period); the server listens on the loopback interface and nowhere else.
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import http.client
 import os
@@ -30,21 +26,10 @@ import time
 from collections.abc import Iterator
 from pathlib import Path
 
-from uvicorn.protocols.http.h11_impl import H11Protocol
-
 from loadtests.network import DemoNetwork
+from server.tcp_nodelay import IMPORT_PATH as NODELAY_PROTOCOL
 
 HOST = "127.0.0.1"
-
-
-class NoDelayH11Protocol(H11Protocol):
-    """uvicorn's h11 protocol with TCP_NODELAY set on every accepted connection (see above)."""
-
-    def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
-        sock = transport.get_extra_info("socket")
-        if sock is not None and sock.family in (socket.AF_INET, socket.AF_INET6):
-            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-        super().connection_made(transport)
 
 
 def free_port() -> int:
@@ -95,7 +80,7 @@ def running_server(
         "--no-access-log",
     ]
     if nodelay:
-        cmd += ["--http", "loadtests.serve:NoDelayH11Protocol"]
+        cmd += ["--http", NODELAY_PROTOCOL]
     log = open(log_path, "wb") if log_path else subprocess.DEVNULL  # noqa: SIM115
     proc = subprocess.Popen(
         cmd,

@@ -205,12 +205,22 @@ def serve(
     data_dir: DataDirOption = None,
     host: Annotated[str, typer.Option(help="Interface to listen on.")] = "127.0.0.1",
     port: Annotated[int, typer.Option(help="TCP port.")] = 8000,
+    workers: Annotated[
+        int,
+        typer.Option(
+            min=1,
+            max=64,
+            help="Server processes; one per core the server may use (a check's cryptography "
+            "and its answer run on the worker's core).",
+        ),
+    ] = 1,
 ) -> None:
     """Serve the API (uvicorn). Refuses to start on an invalid policy or missing key files."""
     import uvicorn
 
     from server.app import build_context, create_app
     from server.migrate import is_current
+    from server.tcp_nodelay import IMPORT_PATH as NODELAY_PROTOCOL
 
     settings = settings_for(data_dir)
     _configure_logging(settings.log_level)
@@ -230,7 +240,25 @@ def serve(
         ctx = build_context(settings)  # pooled: the server lives as long as the process
     except (PolicyError, KeyFileError) as exc:
         fail(str(exc), 2)
-    uvicorn.run(create_app(settings, context=ctx), host=host, port=port, log_level="info")
+    if workers == 1:
+        uvicorn.run(create_app(settings, context=ctx), host=host, port=port, log_level="info")
+        return
+    # Each worker process builds its own app from the environment (`create_app` as a factory),
+    # so the data dir chosen here goes there too. The context built above has done its job:
+    # the policy and the key files were checked before any worker starts. Background jobs run
+    # in every worker; each is safe to run concurrently (it re-checks what it changes under a
+    # lock), so a duplicate run finds nothing left to do.
+    os.environ["REFCHECK_DATA_DIR"] = str(settings.data_dir.resolve())
+    ctx.sessions.kw["bind"].dispose()
+    uvicorn.run(
+        "server.app:create_app",
+        factory=True,
+        host=host,
+        port=port,
+        workers=workers,
+        http=NODELAY_PROTOCOL,
+        log_level="info",
+    )
 
 
 @audit_app.command("verify")

@@ -263,8 +263,22 @@ def _free_port() -> int:
         return int(sock.getsockname()[1])
 
 
+def _children(pid: int) -> list[int]:
+    """Live processes whose parent is `pid` (Linux /proc)."""
+    out = []
+    for stat_file in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat_file.read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        if int(fields[1]) == pid:
+            out.append(int(stat_file.parent.name))
+    return out
+
+
 @pytest.mark.slow
-def test_serve_listens_on_localhost_and_is_ready(env: Env):
+@pytest.mark.parametrize("workers", [1, 2])
+def test_serve_listens_on_localhost_and_is_ready(env: Env, workers: int):
     _init(env, "--demo")
     port = _free_port()
     proc = subprocess.Popen(
@@ -279,6 +293,8 @@ def test_serve_listens_on_localhost_and_is_ready(env: Env):
             "127.0.0.1",
             "--port",
             str(port),
+            "--workers",
+            str(workers),
         ],
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
@@ -295,6 +311,12 @@ def test_serve_listens_on_localhost_and_is_ready(env: Env):
         assert ready is not None, "server did not start"
         assert ready.status_code == 200
         assert ready.json()["status"] == "ready"
+        # Several requests on one keep-alive connection, whichever worker takes it.
+        with httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=5) as http:
+            assert [http.get("/healthz").status_code for _ in range(5)] == [200] * 5
+        if workers > 1:
+            # uvicorn's supervisor with its worker processes (a resource tracker may join them).
+            assert len(_children(proc.pid)) >= workers
     finally:
         proc.terminate()
         try:
