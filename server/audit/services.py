@@ -17,6 +17,7 @@ from server.audit.checkpoints import sign_checkpoint
 from server.audit.models import AuditCheckpoint, AuditEntry
 from server.auth.tokens import Caller
 from server.context import AppContext
+from server.errors import DomainError
 from server.paging import split_page
 
 #: Largest page `GET /v1/audit` returns.
@@ -48,6 +49,16 @@ def record(
         object_id=object_id,
         details=details,
     )
+
+
+def refusal_details(refusal: DomainError, **counts: int | str) -> dict[str, Any]:
+    """The details of a refusal's audit entry (`check.refused`, `oprf.refused`): the problem
+    slug, the policy rule when there is one, and the caller's `counts`; nothing of the request."""
+    details: dict[str, Any] = {"problem": refusal.slug, **counts}
+    rule = refusal.extra.get("rule")
+    if isinstance(rule, str):
+        details["rule"] = rule
+    return details
 
 
 def list_entries(session: Session, *, after_seq: int, limit: int) -> list[AuditEntry]:

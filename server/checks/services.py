@@ -19,7 +19,7 @@ from sqlalchemy import CursorResult, Table, bindparam, insert, select, update
 from sqlalchemy.orm import Session
 
 from protocol.messages import CheckRequest
-from server.audit.services import record
+from server.audit.services import record, refusal_details
 from server.auth.tokens import Caller
 from server.cases.models import Case, CaseStatus, Pseudonym
 from server.checks.answer import CheckAnswer
@@ -155,14 +155,9 @@ def record_refused_check(
         consent_id = session.scalar(
             select(Consent.id).where(Consent.id == req.consent_id, Consent.org_id == caller.org_id)
         )
-        details: dict[str, Any] = {
-            "problem": refusal.slug,
-            "keys": len(req.blinded_elements),
-            "buckets": len(set(req.buckets)),
-        }
-        rule = refusal.extra.get("rule")
-        if isinstance(rule, str):
-            details["rule"] = rule
+        details = refusal_details(
+            refusal, keys=len(req.blinded_elements), buckets=len(set(req.buckets))
+        )
         record(
             session,
             ctx,

@@ -11,11 +11,10 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Sequence
-from typing import Any
 
 from sqlalchemy.orm import Session
 
-from server.audit.services import record
+from server.audit.services import record, refusal_details
 from server.auth.tokens import Caller
 from server.context import AppContext
 from server.errors import DomainError, PolicyViolation
@@ -53,14 +52,7 @@ def record_refused_evaluation(
     to record is logged (by class name only) and the caller still gets the refusal."""
     session.rollback()
     try:
-        details: dict[str, Any] = {
-            "problem": refusal.slug,
-            "purpose": purpose,
-            "elements": elements,
-        }
-        rule = refusal.extra.get("rule")
-        if isinstance(rule, str):
-            details["rule"] = rule
+        details = refusal_details(refusal, purpose=purpose, elements=elements)
         record(session, ctx, caller, "oprf.refused", details=details)
         session.commit()
     except Exception as exc:  # noqa: BLE001 - the refusal, not this failure, is the answer
