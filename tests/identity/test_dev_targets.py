@@ -1,6 +1,6 @@
 """The targets of issue 3 on the shared labelled pairs (and on any other such file).
 
-The shared development set lives outside the repository (`../shared/data/`). Set
+The development set is vendored in `tests/identity/data/` (its README names the source). Set
 `REFCHECK_IDENTITY_PAIRS` to a path (or several, separated by the OS path separator) to hold
 another set, such as a held-out one from the same generator, to the same targets.
 """
@@ -14,16 +14,12 @@ import pytest
 
 from protocol.identity_eval import check_targets, evaluate, format_report, load_pairs
 
-DEV_PAIRS = (
-    Path(__file__).resolve().parents[2].parent / "shared" / "data" / "identity_dev_pairs.jsonl"
-)
+DEV_PAIRS = Path(__file__).resolve().parent / "data" / "identity_dev_pairs.jsonl"
 EXTRA = [Path(p) for p in os.environ.get("REFCHECK_IDENTITY_PAIRS", "").split(os.pathsep) if p]
 
 
 @pytest.mark.parametrize("path", [DEV_PAIRS, *EXTRA], ids=str)
 def test_labelled_pairs_meet_every_target(path: Path) -> None:
-    if path == DEV_PAIRS and not path.exists():
-        pytest.skip(f"shared development pairs not present at {path}")
     pairs = load_pairs(path)  # refuses an empty file, so a truncated set cannot pass
     assert len(pairs) > 100
     report = evaluate(pairs)

@@ -1,7 +1,8 @@
 """RFC 9497 test vectors (ristretto255-SHA512, modes 0, 1 and 2), loaded as data.
 
-The file lives outside the package, in `../shared/vectors/` next to the project root; set
-`REFCHECK_VECTORS` to a file or directory to use another copy. Loading happens at collection, so a
+The file is vendored in `tests/protocol/vectors/` (copied from RFC 9497, Appendix A, as published
+by the CFRG's voprf reference implementation; see the README there); set `REFCHECK_VECTORS` to a
+file or directory to use another copy. Loading happens at collection, so a
 missing file is an error, and `test_vector_file_holds_every_mode` fails if it is emptied.
 """
 
@@ -40,7 +41,7 @@ VECTOR_FILE_NAME = "rfc9497-ristretto255-sha512.json"
 
 def vector_path() -> Path:
     override = os.environ.get("REFCHECK_VECTORS")
-    path = Path(override) if override else PROJECT_ROOT.parent / "shared" / "vectors"
+    path = Path(override) if override else Path(__file__).resolve().parent / "vectors"
     return path / VECTOR_FILE_NAME if path.is_dir() else path
 
 
