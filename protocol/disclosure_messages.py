@@ -49,7 +49,6 @@ Role = Literal["holder", "requester", "oversight"]
 
 _UUID = r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$"
 Uuid = Annotated[str, StringConstraints(pattern=_UUID)]
-ProofHex = Annotated[str, StringConstraints(pattern=r"^[0-9a-f]{64}$")]
 SealedAnswerHex = Annotated[
     str, StringConstraints(pattern=rf"^[0-9a-f]{{{2 * SEALED_ANSWER_SIZE}}}$")
 ]
@@ -69,14 +68,16 @@ class _Response(BaseModel):
 class DisclosureCreate(_Request):
     """`POST /v1/disclosure-requests`: ask the holder of a matched record for its answer.
 
-    `match_proof` is `HMAC-SHA256(key=P, msg=consent_id)` (`protocol.pseudonym.match_proof`):
-    only a client that derived `P` for this applicant can make it.
+    `check_id` and `entry_id` must be a verified claim of that check (`POST
+    /v1/checks/{id}/entries`), made by the caller's organisation: only a check run under the
+    applicant's consent can lead to a request, and the request is under that check's consent.
+    The applicant's declared details are always sealed to the holder, so the holder confirms or
+    denies that the applicant is the registered person.
     """
 
-    consent_id: Uuid
+    check_id: Uuid
     entry_id: Uuid
-    match_proof: ProofHex
-    sealed_applicant_details: SealedDetailsHex | None = None
+    sealed_applicant_details: SealedDetailsHex
 
 
 class DisclosureAnswerIn(_Request):

@@ -1,4 +1,5 @@
-"""Wire messages of the blind-match endpoints (docs/api.md), shared by the server and the SDK.
+"""Wire messages of the blind-match endpoints (docs/api.md, docs/protocol.md version 2), shared
+by the server and the SDK.
 
 One definition for both ends, so a field renamed or retyped on one side cannot silently stop
 matching: the server's schemas re-export these models and the SDK builds and parses with them.
@@ -22,33 +23,38 @@ from __future__ import annotations
 import datetime as dt
 from typing import Annotated, Literal
 
-from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, StringConstraints, model_validator
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, StringConstraints
 
 __all__ = [
-    "BUCKET_MAX",
     "CASE_STATUSES",
     "CONSENT_STATUSES",
     "MAX_BATCH",
     "OPRF_MODE",
     "OPRF_SUITE",
     "WITHDRAWAL_REASONS",
-    "BucketEntries",
-    "BucketEntry",
     "CaseCreate",
     "CaseList",
+    "CaseMetadata",
     "CaseOut",
+    "CaseRegistered",
     "CaseUpdate",
     "CaseWithdraw",
     "CheckRequest",
     "CheckResponse",
+    "Claim",
     "ConsentCreate",
     "ConsentOut",
     "ElementHex",
     "ElementText",
-    "OprfEvaluateRequest",
-    "OprfEvaluateResponse",
-    "OprfKey",
-    "PseudonymIn",
+    "EntriesRequest",
+    "EntriesResponse",
+    "EntryOut",
+    "Filler",
+    "Fillers",
+    "FilterValues",
+    "NetworkKeys",
+    "PadOut",
+    "SigningKey",
 ]
 
 OPRF_SUITE = "ristretto255-SHA512"
@@ -57,9 +63,6 @@ OPRF_MODE = "voprf"
 #: Hard cap on elements in one request, whatever the policy says (the policy's own cap,
 #: `max_keys_per_check`, is at most 256): bounds the work one request can ask for.
 MAX_BATCH = 256
-#: Largest bucket number the wire accepts (24 bits, the most `protocol.pseudonym.bucket` emits);
-#: the server narrows it to the network's `bucket_bits`.
-BUCKET_MAX = 2**24 - 1
 
 CASE_STATUSES = ("active", "withdrawn")
 CONSENT_STATUSES = ("active", "withdrawn", "expired")
@@ -72,9 +75,15 @@ ProofHex = Annotated[str, StringConstraints(pattern=r"^[0-9a-f]{128}$")]
 """A batch DLEQ proof `c || s` (RFC 9497): 64 bytes."""
 Sha256Hex = Annotated[str, StringConstraints(pattern=r"^[0-9a-f]{64}$")]
 TagHex = Annotated[str, StringConstraints(pattern=r"^[0-9a-f]{32}$")]
-# nonce (24) + Poly1305 tag (16) + a handle's JSON; 2 KiB is far above any real handle.
-SealedHex = Annotated[str, StringConstraints(pattern=r"^(?:[0-9a-f]{2}){41,2048}$")]
 ElementText = Annotated[str, StringConstraints(max_length=128)]
+NetworkId = Annotated[str, StringConstraints(pattern=r"^[a-z0-9][a-z0-9-]{0,39}$")]
+# A framed signed object (docs/protocol.md, "Signed objects"): header at most 4,096 bytes, then
+# the signature and up to 255 cosignatures.
+SignedHex = Annotated[str, StringConstraints(pattern=r"^(?:[0-9a-f]{2}){67,29000}$")]
+# SealedBox (48 bytes) of hash (32) + n (1) + 256 slots of 34 bytes at most.
+SealedKeysHex = Annotated[str, StringConstraints(pattern=r"^(?:[0-9a-f]{2}){115,8785}$")]
+# nonce (24) + Poly1305 tag (16) + a handle padded to 256 bytes: always 296 bytes.
+SealedHandleHex = Annotated[str, StringConstraints(pattern=r"^[0-9a-f]{592}$")]
 """An element as a client sends it; decoded and validated by the server (see module doc)."""
 KeyId = Annotated[str, StringConstraints(pattern=r"^[0-9a-f]{16}$")]
 _UUID_PATTERN = r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$"
@@ -89,7 +98,6 @@ Strength = Literal["strong", "exact", "variant"]
 # names and e-mail addresses out: these must be opaque ids, never identifiers of the applicant.
 OpaqueRef = Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9._:/-]{1,128}$")]
 MouRef = Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9._:/ -]{1,64}$")]
-Bucket = Annotated[int, Field(ge=0, le=BUCKET_MAX)]
 
 
 class _Request(BaseModel):
@@ -100,46 +108,33 @@ class _Response(BaseModel):
     model_config = ConfigDict(extra="ignore", frozen=True)
 
 
-# --- OPRF -----------------------------------------------------------------------------------
+# --- network keys ---------------------------------------------------------------------------
 
 
-class OprfKey(_Response):
-    """`GET /v1/oprf/key`: the key the SDK pins; a change it was not told about is refused."""
+class SigningKey(_Response):
+    """The network signing key (Ed25519) as the server shows it; the SDK trusts it only when its
+    SHA-256 equals the fingerprint pinned from the credentials file."""
 
-    suite: Literal["ristretto255-SHA512"] = "ristretto255-SHA512"
-    mode: Literal["voprf"] = "voprf"
-    key_id: KeyId
+    key_id: Annotated[str, StringConstraints(pattern=r"^[0-9a-f]{16}$")]
     public_key: ElementHex
 
 
-class OprfEvaluateRequest(_Request):
-    """`POST /v1/oprf/evaluate`: blind evaluation for a focal point preparing a registration."""
+class NetworkKeys(_Response):
+    """`GET /v1/network/keys`: the signing key and every signed `oprf-key` announcement (framed
+    signed objects as hex, in `key_seq` order). Each announcement carries the registration key,
+    so one signature authenticates both."""
 
-    purpose: Literal["register"]
-    blinded_elements: list[ElementText] = Field(min_length=1, max_length=MAX_BATCH)
-
-
-class OprfEvaluateResponse(_Response):
-    key_id: KeyId
-    evaluated_elements: list[ElementHex] = Field(min_length=1, max_length=MAX_BATCH)
-    proof: ProofHex
+    network_id: NetworkId
+    signing_key: SigningKey
+    oprf_keys: list[SignedHex] = Field(min_length=1)
 
 
 # --- cases ----------------------------------------------------------------------------------
 
 
-class PseudonymIn(_Request):
-    """One registered key: its kind and strength (shown to a matching checker), its bucket, and
-    the unblinded element `P`. Nothing else about the person reaches the server."""
-
-    kind: KeyKind
-    strength: Strength
-    bucket: Bucket
-    element: ElementText
-
-
-class CaseCreate(_Request):
-    """`POST /v1/cases`."""
+class CaseMetadata(_Request):
+    """What a registration says about the finding (never about the person). Its RFC 8785 JSON
+    is hashed into `sealed_keys`, so the server cannot pair the keys with other metadata."""
 
     category: Code
     child_victim: bool
@@ -150,11 +145,20 @@ class CaseCreate(_Request):
     retention_until: dt.date
     mou_reference: MouRef
     subject_notified_on: dt.date
+
+
+class CaseCreate(CaseMetadata):
+    """`POST /v1/cases`: the metadata, the OPRF key the keys were prepared for, and the keys
+    sealed to that key's registration key (docs/protocol.md, "Registration")."""
+
     key_id: KeyId
-    pseudonyms: list[PseudonymIn] = Field(min_length=1, max_length=MAX_BATCH)
+    sealed_keys: SealedKeysHex
 
 
 class CaseOut(_Response):
+    """A registered case as its holder sees it. No count of the person's keys: every case has
+    exactly `keys_per_check` entries, and the real number is kept nowhere."""
+
     id: Uuid
     org_id: Uuid
     category: str
@@ -167,11 +171,36 @@ class CaseOut(_Response):
     mou_reference: str
     subject_notified_on: dt.date
     status: Literal["active", "withdrawn"]
-    pseudonym_count: int
     created_at: AwareDatetime
     withdrawn_at: AwareDatetime | None = None
     withdrawal_reason: str | None = None
     withdrawal_note: str | None = None
+
+
+class PadOut(_Response):
+    """A pad entry's point `skS·HashToGroup(pad_input(case_id, index))`."""
+
+    index: Annotated[int, Field(ge=0, le=MAX_BATCH)]
+    point: ElementHex
+
+
+class FilterValues(_Response):
+    """The case's `keys_per_check` filter values (sorted, 48-bit integers), for `verify-live`,
+    and the pads with one batch DLEQ proof under the key `key_id` (`null` with no pads)."""
+
+    case_id: Uuid
+    key_id: KeyId
+    key_seq: Annotated[int, Field(ge=1)]
+    filter_values: list[Annotated[int, Field(ge=0, lt=2**48)]] = Field(min_length=1)
+    pads: list[PadOut]
+    pad_proof: ProofHex | None = None
+
+
+class CaseRegistered(_Response):
+    """The answer to `POST /v1/cases`: the case and its filter values."""
+
+    case: CaseOut
+    filter_values: FilterValues
 
 
 class CaseList(_Response):
@@ -232,37 +261,68 @@ class ConsentOut(_Response):
 
 
 class CheckRequest(_Request):
-    """`POST /v1/checks`: all of one applicant's blinded keys and their buckets, in one request,
-    so the server cannot relate keys of one person across requests any better than within one."""
+    """`POST /v1/checks`: exactly `keys_per_check` blinded elements (the applicant's keys padded
+    with random points and shuffled), so the server learns nothing of how many keys the person
+    has. `rerun_of` only re-runs a check that got 409 `key-rotated`."""
 
     consent_id: Uuid
     key_id: KeyId
     blinded_elements: list[ElementText] = Field(min_length=1, max_length=MAX_BATCH)
-    buckets: list[Bucket] = Field(min_length=1, max_length=MAX_BATCH)
-
-    @model_validator(mode="after")
-    def _same_length(self) -> CheckRequest:
-        if len(self.blinded_elements) != len(self.buckets):
-            raise ValueError("blinded_elements and buckets must have the same length")
-        return self
-
-
-class BucketEntry(_Response):
-    tag: TagHex
-    sealed_handle: SealedHex
-
-
-class BucketEntries(_Response):
-    bucket: Bucket
-    entries: list[BucketEntry]
+    rerun_of: Uuid | None = None
 
 
 class CheckResponse(_Response):
-    """Evaluations, one proof, and the full content of every requested bucket. The server sends
-    the same thing whether or not the applicant is registered: it cannot know."""
+    """Evaluations, one batch DLEQ proof, and the signed header of the filter the client must
+    test its keys against (framed signed object, hex)."""
 
     check_id: Uuid
     key_id: KeyId
     evaluated_elements: list[ElementHex] = Field(min_length=1, max_length=MAX_BATCH)
     proof: ProofHex
-    buckets: list[BucketEntries]
+    filter: SignedHex
+
+
+class Claim(_Request):
+    """One hit: element `index` of the check, the tag of its unblinded `P`, and the Schnorr
+    proof that the caller knows `r` with `Z_index = r·P` (`protocol.claim`)."""
+
+    index: Annotated[int, Field(ge=0, lt=MAX_BATCH)]
+    tag: TagHex
+    proof: ProofHex
+
+
+class EntriesRequest(_Request):
+    """`POST /v1/checks/{check_id}/entries`: at most one claim per element."""
+
+    claims: list[Claim] = Field(min_length=1, max_length=MAX_BATCH)
+
+
+class EntryOut(_Response):
+    tag: TagHex
+    sealed_handle: SealedHandleHex
+
+
+class EntriesResponse(_Response):
+    """Every live entry of an active holder with a claimed tag; entries of one tag in
+    ascending order of their sealed handle (never the order of registration)."""
+
+    entries: list[EntryOut]
+
+
+class Filler(_Response):
+    """A filler: `prefix` of `skS·HashToGroup(filler_input(k))`, proven with `proof`."""
+
+    k: Annotated[int, Field(ge=1)]
+    point: ElementHex
+
+
+class Fillers(_Response):
+    """`GET /v1/registry/fillers` (witnesses, auditors, admins): every filler of the current
+    revision with one batch DLEQ proof, so they can check that the filter holds exactly
+    `keys_per_check` values per live case and nothing planted."""
+
+    key_id: KeyId
+    revision: Annotated[int, Field(ge=1)]
+    live_cases: Annotated[int, Field(ge=0)]
+    items: list[Filler]
+    proof: ProofHex | None = None
