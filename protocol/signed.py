@@ -1,0 +1,356 @@
+"""Signed objects of protocol v2 (docs/protocol.md, "Signed objects").
+
+A signed object is an ASCII JSON header, an Ed25519 signature over
+`b"refcheck/v2/" + type + b"\\x00" + header`, and witnesses' cosignatures over
+`b"refcheck/v2/cosign/" + type + b"\\x00" + header`. The signature covers exactly the header bytes
+as sent: nothing here ever re-serialises a header to verify it, so two JSON libraries that order
+or escape differently can never disagree about what was signed.
+
+Framing: `I2OSP(len(header), 2) || header || signature (64) || count (1) || count × (witness
+public key (32) || cosignature (64))`.
+
+Errors: `DeserializeError` for bytes that are not a well-formed signed object, `VerifyError` for a
+well-formed one that is not what the caller trusts, `InvalidInputError` for a caller's mistake.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import re
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from types import MappingProxyType
+from typing import Any
+
+from cryptography.exceptions import InvalidSignature
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
+from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
+
+from protocol.encoding import MAX_SAFE_INTEGER
+from protocol.errors import DeserializeError, InvalidInputError, VerifyError
+
+__all__ = [
+    "COSIGNATURE_PREFIX",
+    "MAX_COSIGNATURES",
+    "MAX_HEADER_SIZE",
+    "PUBLIC_KEY_SIZE",
+    "SIGNATURE_PREFIX",
+    "SIGNATURE_SIZE",
+    "TYPES",
+    "SignedObject",
+    "cosign",
+    "encode_header",
+    "format_time",
+    "parse",
+    "parse_framed",
+    "parse_time",
+    "sign",
+]
+
+MAX_HEADER_SIZE = 4096
+SIGNATURE_SIZE = 64
+PUBLIC_KEY_SIZE = 32
+MAX_COSIGNATURES = 255  # the count is one byte
+SIGNATURE_PREFIX = b"refcheck/v2/"
+COSIGNATURE_PREFIX = b"refcheck/v2/cosign/"
+
+#: The types the contract names; `sign` refuses any other, so a typo cannot produce an object
+#: that no verifier will ever ask for.
+TYPES = frozenset({"oprf-key", "filter", "filter-delta", "tree-head"})
+
+_REQUIRED = ("type", "network_id", "issued_at")
+# A type is a short lower-case word: it is put in the signed message before a NUL, so it must not
+# contain one (nor anything else that could make two (type, header) pairs give one message).
+_TYPE_RE = re.compile(r"[a-z][a-z0-9-]{0,31}")
+_TIME_RE = re.compile(r"\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}Z")
+_TIME_FORMAT = "%Y-%m-%dT%H:%M:%SZ"
+
+
+# --- time -----------------------------------------------------------------------------------
+
+
+def format_time(when: dt.datetime) -> str:
+    """RFC 3339 UTC to the second, `YYYY-MM-DDTHH:MM:SSZ`: one spelling per instant, so a header
+    field compares as text. Refuses a naive datetime (whose zone would be a guess)."""
+    if when.tzinfo is None or when.utcoffset() is None:
+        raise InvalidInputError("datetime must be timezone-aware")
+    return when.astimezone(dt.UTC).strftime(_TIME_FORMAT)
+
+
+def parse_time(text: str) -> dt.datetime:
+    """The aware UTC datetime of a `format_time` string; anything else is DeserializeError
+    (offsets, fractions and lower-case letters are refused rather than normalised)."""
+    if not isinstance(text, str) or not _TIME_RE.fullmatch(text):
+        raise DeserializeError("time is not YYYY-MM-DDTHH:MM:SSZ")
+    try:
+        return dt.datetime.strptime(text, _TIME_FORMAT).replace(tzinfo=dt.UTC)
+    except ValueError:
+        raise DeserializeError("time is not a valid date and time") from None
+
+
+# --- header encoding ------------------------------------------------------------------------
+
+
+def _check_value(value: Any) -> None:
+    if value is None or isinstance(value, bool | str):
+        return
+    if isinstance(value, int):
+        if abs(value) > MAX_SAFE_INTEGER:
+            raise InvalidInputError("header integer outside the exactly representable JSON range")
+        return
+    if isinstance(value, float):
+        raise InvalidInputError("header numbers must be integers")
+    if isinstance(value, Mapping):
+        for key, item in value.items():
+            if not isinstance(key, str):
+                raise InvalidInputError("header keys must be strings")
+            _check_value(item)
+        return
+    if isinstance(value, list | tuple):
+        for item in value:
+            _check_value(item)
+        return
+    raise InvalidInputError(f"{type(value).__name__} is not a header value")
+
+
+def encode_header(fields: Mapping[str, Any]) -> bytes:
+    """Compact ASCII JSON with sorted keys: the header the signer signs and sends as is.
+
+    Refuses floats (no cross-language float text), non-ASCII (the contract's headers are ASCII,
+    so no Unicode normalisation can change the signed bytes) and more than 4,096 bytes (a verifier
+    bounds what it reads before checking a signature).
+    """
+    if not isinstance(fields, Mapping):
+        raise InvalidInputError("header must be a mapping")
+    _check_value(fields)
+    text = json.dumps(fields, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+    if not text.isascii():
+        raise InvalidInputError("header must be ASCII")
+    header = text.encode("ascii")
+    if len(header) > MAX_HEADER_SIZE:
+        raise InvalidInputError(f"header is longer than {MAX_HEADER_SIZE} bytes")
+    return header
+
+
+def _refuse_duplicates(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    # Two parsers that keep different copies of a repeated key would read different headers under
+    # one signature (the JSON interoperability attack); refuse the header instead.
+    out: dict[str, Any] = {}
+    for key, value in pairs:
+        if key in out:
+            raise DeserializeError("header repeats a key")
+        out[key] = value
+    return out
+
+
+def _refuse_float(text: str) -> Any:
+    raise DeserializeError("header numbers must be integers")
+
+
+def _refuse_constant(text: str) -> Any:
+    raise DeserializeError("header contains NaN or Infinity")
+
+
+def _check_type_name(type: Any) -> str:
+    if not isinstance(type, str) or not _TYPE_RE.fullmatch(type):
+        raise DeserializeError("header type is not a short lower-case word")
+    return type
+
+
+def _decode_header(header: bytes) -> dict[str, Any]:
+    """Strictly parse header bytes: ASCII, at most 4,096 bytes, one JSON object, no repeated
+    keys, integers only, string `type`, `network_id` and `issued_at`."""
+    if len(header) > MAX_HEADER_SIZE:
+        raise DeserializeError(f"header is longer than {MAX_HEADER_SIZE} bytes")
+    if not header.isascii():
+        raise DeserializeError("header is not ASCII")
+    try:
+        fields = json.loads(
+            header.decode("ascii"),
+            object_pairs_hook=_refuse_duplicates,
+            parse_float=_refuse_float,
+            parse_constant=_refuse_constant,
+        )
+    except (ValueError, RecursionError):
+        raise DeserializeError("header is not valid JSON") from None
+    if not isinstance(fields, dict):
+        raise DeserializeError("header is not a JSON object")
+    for name in _REQUIRED:
+        if not isinstance(fields.get(name), str):
+            raise DeserializeError(f"header has no string {name!r}")
+    _check_type_name(fields["type"])
+    parse_time(fields["issued_at"])
+    return fields
+
+
+# --- signed objects -------------------------------------------------------------------------
+
+
+def _message(prefix: bytes, type: str, header: bytes) -> bytes:
+    return prefix + type.encode("ascii") + b"\x00" + header
+
+
+def _public_key(data: bytes) -> Ed25519PublicKey:
+    if not isinstance(data, bytes) or len(data) != PUBLIC_KEY_SIZE:
+        raise InvalidInputError(f"Ed25519 public key must be {PUBLIC_KEY_SIZE} bytes")
+    return Ed25519PublicKey.from_public_bytes(data)
+
+
+def _raw_public_key(private_key: Ed25519PrivateKey) -> bytes:
+    return private_key.public_key().public_bytes(Encoding.Raw, PublicFormat.Raw)
+
+
+def _verifies(public_key: bytes, signature: bytes, message: bytes) -> bool:
+    try:
+        key = Ed25519PublicKey.from_public_bytes(public_key)
+        key.verify(signature, message)
+    except (InvalidSignature, ValueError):
+        return False
+    return True
+
+
+@dataclass(frozen=True)
+class SignedObject:
+    """A parsed or freshly signed object. `fields` is always the decoding of `header` and `type`
+    its `type` (checked at construction), so code reading `fields` reads what was signed."""
+
+    type: str
+    header: bytes
+    fields: Mapping[str, Any]
+    signature: bytes
+    cosignatures: tuple[tuple[bytes, bytes], ...] = ()
+
+    def __post_init__(self) -> None:
+        decoded = _decode_header(self.header)
+        if decoded != dict(self.fields) or decoded["type"] != self.type:
+            raise InvalidInputError("fields and type must be those of the header")
+        if len(self.signature) != SIGNATURE_SIZE:
+            raise InvalidInputError(f"signature must be {SIGNATURE_SIZE} bytes")
+        cosignatures = tuple((bytes(k), bytes(s)) for k, s in self.cosignatures)
+        if len(cosignatures) > MAX_COSIGNATURES:
+            raise InvalidInputError(f"more than {MAX_COSIGNATURES} cosignatures")
+        for key, sig in cosignatures:
+            if len(key) != PUBLIC_KEY_SIZE or len(sig) != SIGNATURE_SIZE:
+                raise InvalidInputError("cosignature has the wrong size")
+        if len({key for key, _ in cosignatures}) != len(cosignatures):
+            raise InvalidInputError("a witness cosigns twice")
+        object.__setattr__(self, "fields", MappingProxyType(decoded))
+        object.__setattr__(self, "cosignatures", cosignatures)
+
+    def framed(self) -> bytes:
+        """The wire form: length-prefixed header, signature, cosignature count and cosignatures."""
+        parts = [
+            len(self.header).to_bytes(2, "big"),
+            self.header,
+            self.signature,
+            bytes([len(self.cosignatures)]),
+        ]
+        for key, sig in self.cosignatures:
+            parts += [key, sig]
+        return b"".join(parts)
+
+    def verify(
+        self,
+        public_key: bytes,
+        *,
+        network_id: str,
+        type: str,
+        witnesses: Sequence[bytes] = (),
+    ) -> None:
+        """Raise VerifyError unless this is a `type` object of `network_id`, signed by
+        `public_key` and cosigned by every key in `witnesses`.
+
+        The type check stops a signed `oprf-key` being replayed as a `filter` (the type is also
+        in the signed message); the network check stops another network's object, signed by a
+        key the SDK also pins, from being accepted here. Cosignatures by keys not in
+        `witnesses` are ignored: they neither help nor hurt.
+        """
+        for key in (public_key, *witnesses):
+            _public_key(key)
+        if self.type != type:
+            raise VerifyError("signed object has the wrong type")
+        if self.fields["network_id"] != network_id:
+            raise VerifyError("signed object is for another network")
+        if not _verifies(public_key, self.signature, _message(SIGNATURE_PREFIX, type, self.header)):
+            raise VerifyError("signature does not verify")
+        cosigned = dict(self.cosignatures)
+        cosign_message = _message(COSIGNATURE_PREFIX, type, self.header)
+        for witness in witnesses:
+            sig = cosigned.get(witness)
+            # A missing cosignature is a split view no witness has seen; an invalid one a forgery.
+            if sig is None:
+                raise VerifyError("a required witness has not cosigned")
+            if not _verifies(witness, sig, cosign_message):
+                raise VerifyError("a witness's cosignature does not verify")
+
+
+def sign(private_key: Ed25519PrivateKey, fields: Mapping[str, Any]) -> SignedObject:
+    """Encode `fields` as a header and sign it. `fields` must hold string `type` (one of
+    `TYPES`), `network_id` and `issued_at` (as `format_time` writes it)."""
+    for name in _REQUIRED:
+        if not isinstance(fields.get(name), str):
+            raise InvalidInputError(f"fields need a string {name!r}")
+    type = fields["type"]
+    if type not in TYPES:
+        raise InvalidInputError("unknown signed object type")
+    try:
+        parse_time(fields["issued_at"])
+    except DeserializeError:
+        raise InvalidInputError("issued_at is not YYYY-MM-DDTHH:MM:SSZ") from None
+    header = encode_header(fields)
+    signature = private_key.sign(_message(SIGNATURE_PREFIX, type, header))
+    return SignedObject(type, header, _decode_header(header), signature)
+
+
+def cosign(witness_key: Ed25519PrivateKey, obj: SignedObject) -> SignedObject:
+    """`obj` with `witness_key`'s cosignature appended. The witness must check what the header
+    says (the log, the filter size) before calling this; a cosignature vouches for that."""
+    signature = witness_key.sign(_message(COSIGNATURE_PREFIX, obj.type, obj.header))
+    cosignatures = (*obj.cosignatures, (_raw_public_key(witness_key), signature))
+    return SignedObject(obj.type, obj.header, obj.fields, obj.signature, cosignatures)
+
+
+def _take(data: bytes, offset: int, size: int) -> bytes:
+    end = offset + size
+    if end > len(data):
+        raise DeserializeError("signed object is truncated")
+    return data[offset:end]
+
+
+def parse_framed(data: bytes, offset: int = 0) -> tuple[SignedObject, int]:
+    """Parse one framed signed object starting at `offset`; return it and the offset after it.
+    Checks structure only: the caller verifies with `SignedObject.verify`."""
+    if offset < 0:
+        raise InvalidInputError("offset must not be negative")
+    size = int.from_bytes(_take(data, offset, 2), "big")
+    if size > MAX_HEADER_SIZE:
+        # Refused before reading on: the length must not let a sender make us buffer much.
+        raise DeserializeError(f"header is longer than {MAX_HEADER_SIZE} bytes")
+    offset += 2
+    header = _take(data, offset, size)
+    offset += size
+    signature = _take(data, offset, SIGNATURE_SIZE)
+    offset += SIGNATURE_SIZE
+    count = _take(data, offset, 1)[0]
+    offset += 1
+    cosignatures = []
+    for _ in range(count):
+        key = _take(data, offset, PUBLIC_KEY_SIZE)
+        sig = _take(data, offset + PUBLIC_KEY_SIZE, SIGNATURE_SIZE)
+        offset += PUBLIC_KEY_SIZE + SIGNATURE_SIZE
+        cosignatures.append((key, sig))
+    if len({key for key, _ in cosignatures}) != count:
+        raise DeserializeError("a witness cosigns twice")
+    fields = _decode_header(header)
+    obj = SignedObject(fields["type"], header, fields, signature, tuple(cosignatures))
+    return obj, offset
+
+
+def parse(data: bytes) -> SignedObject:
+    """Parse exactly one framed signed object (as carried in JSON hex); trailing bytes are
+    refused, so one object has one encoding."""
+    obj, end = parse_framed(data)
+    if end != len(data):
+        raise DeserializeError("trailing bytes after the signed object")
+    return obj
