@@ -37,7 +37,7 @@ from client_sdk.errors import (
 from client_sdk.models import Case, CheckResult, Consent
 from client_sdk.pinning import KeyPin, OrgKeyPins, PinnedKey
 
-__all__ = ["AsyncClient", "Client"]
+__all__ = ["AsyncClient", "Client", "RecordedConsent"]
 
 log = logging.getLogger("refcheck.sdk")
 T = TypeVar("T")
@@ -46,6 +46,33 @@ T = TypeVar("T")
 _NEVER_SENT = (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout)
 
 USER_AGENT = "refcheck-sdk/1"
+
+
+class RecordedConsent(str):
+    """What `record_consent` returns: the new consent's id (a `str`, so code that stores or
+    passes on the id keeps working) with the applicant's one-time `lookup_code`.
+
+    The server keeps only a hash of the code and never shows it again: hand it to the person
+    (with their copy of the form), since it is their only way to see which organisations checked
+    them under this consent. It is left out of `repr` so that a log line does not carry it.
+    """
+
+    lookup_code: str | None
+
+    def __new__(cls, consent_id: str, lookup_code: str | None) -> RecordedConsent:
+        made = super().__new__(cls, consent_id)
+        made.lookup_code = lookup_code
+        return made
+
+    @property
+    def id(self) -> str:
+        return str(self)
+
+    def __repr__(self) -> str:
+        return f"RecordedConsent({str(self)!r}, lookup_code=...)"
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return (RecordedConsent, (str(self), self.lookup_code))
 
 
 class _Base:
@@ -355,14 +382,16 @@ class Client(_Base, DisclosureMethods):
         expires_on: DateLike | None = None,
         max_checks: int = 1,
         consented_at: datetime | str | None = None,
-    ) -> str:
-        """Record the applicant's signed consent receipt; returns the consent id.
+    ) -> RecordedConsent:
+        """Record the applicant's signed consent receipt; returns the consent id, whose
+        `.lookup_code` is the applicant's one-time lookup code (hand it to them: the server
+        cannot show it again).
 
         `applicant_ref` and `position_ref` are your own opaque references, never a name or an
         e-mail address. `form_sha256` is the SHA-256 of the signed declaration form
         (`refcheck form hash FILE`).
         """
-        return self.record_consent_receipt(
+        receipt = self.record_consent_receipt(
             applicant_ref=applicant_ref,
             purpose=purpose,
             position_ref=position_ref,
@@ -371,7 +400,8 @@ class Client(_Base, DisclosureMethods):
             expires_on=expires_on,
             max_checks=max_checks,
             consented_at=consented_at,
-        ).id
+        )
+        return RecordedConsent(receipt.id, receipt.lookup_code)
 
     def record_consent_receipt(self, **fields: Any) -> Consent:
         """As `record_consent`, returning the whole receipt (with its one-time `lookup_code`
@@ -696,7 +726,7 @@ class AsyncClient(_Base, AsyncDisclosureMethods):
         expires_on: DateLike | None = None,
         max_checks: int = 1,
         consented_at: datetime | str | None = None,
-    ) -> str:
+    ) -> RecordedConsent:
         receipt = await self.record_consent_receipt(
             applicant_ref=applicant_ref,
             purpose=purpose,
@@ -707,7 +737,7 @@ class AsyncClient(_Base, AsyncDisclosureMethods):
             max_checks=max_checks,
             consented_at=consented_at,
         )
-        return receipt.id
+        return RecordedConsent(receipt.id, receipt.lookup_code)
 
     async def record_consent_receipt(self, **fields: Any) -> Consent:
         return await self._run(self._core.record_consent(**fields))
