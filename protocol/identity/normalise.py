@@ -10,6 +10,8 @@ removed here, before the OPRF. What this module removes, and why:
   ID card, a CV and a contract. They are stripped from the start and the end of the name and
   anywhere after the first comma; a title-like word in the middle is kept, because there it is
   more likely an initial ("Rahman H. Suryadi").
+- Fillers that forms demand of a person with one name ("FNU", "LNU"), and the one name written
+  twice to fill two fields ("Ratna Ratna"): a mononym is one word, however a form wrote it.
 - Old Indonesian spelling and Arabic transliteration: `Tables.fold` (rules and tables are data,
   see `tables/`).
 
@@ -101,8 +103,9 @@ def _is_degree(token: _RawToken, degrees: frozenset[str]) -> bool:
 
 
 def name_tokens(full_name: str, tables: Tables) -> tuple[str, ...]:
-    """Lower-case ASCII tokens of a name in written order, with titles, degrees and connectors
-    removed. Raises `InvalidPersonError` if nothing of a name is left."""
+    """Lower-case ASCII tokens of a name in written order, with titles, degrees, connectors and
+    fillers removed, and a repeated mononym written once. Raises `InvalidPersonError` if nothing
+    of a name is left."""
     if len(full_name) > _MAX_NAME_CHARS:
         raise InvalidPersonError(f"full_name is longer than {_MAX_NAME_CHARS} characters")
     ascii_name = anyascii(unicodedata.normalize("NFKC", full_name))
@@ -111,19 +114,29 @@ def name_tokens(full_name: str, tables: Tables) -> tuple[str, ...]:
     # A one-letter title ("H.") is only stripped from the front: elsewhere it is an initial.
     degrees = tables.degrees | {w for w in tables.prefix_titles if len(w) > 1}
 
-    main = _raw_tokens(head)
+    # Fillers ("FNU", "F.N.U.") go first, wherever they are: they stand in for a missing name.
+    main = [t for t in _raw_tokens(head) if t.word not in tables.fillers]
     # Degrees first, from the end, but never the last word standing ("Hj.Siti" is a title and a
     # name written together, not a degree).
     while len(main) > 1 and _is_degree(main[-1], degrees):
         main.pop()
     # After a comma come degrees and titles ("Soekarno, Drs.") or, in "Surname, Given" order,
     # the rest of the name: keep whatever is not a title or a degree.
-    main += [t for t in _raw_tokens(tail) if not _is_degree(t, degrees) and t.word not in titles]
+    main += [
+        t
+        for t in _raw_tokens(tail)
+        if not _is_degree(t, degrees) and t.word not in titles and t.word not in tables.fillers
+    ]
     # A dotted abbreviation left is a run of initials ("S.R.") or a title glued to a name
     # ("H.M. Soeharto" is Haji Muhammad Soeharto).
     words = [p for t in main for p in (t.parts if t.abbreviation else (t.word,))]
     while words and words[0] in titles:
         words.pop(0)
+    # A mononym written twice to fill a form's two name fields ("Ratna Ratna", "Soekarno
+    # Sukarno") is the mononym. Only a name that is nothing but that word: in "Cucu Cucu Tanjung"
+    # the repeat is a name, and in "Ahmad bin Ahmad" the father's.
+    if len(words) > 1 and len({tables.fold(w) for w in words}) == 1:
+        words = words[:1]
     words = [w for w in words if w not in tables.connectors]
     if not words:
         raise InvalidPersonError("full_name has no name left after removing titles and punctuation")

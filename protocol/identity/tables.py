@@ -1,6 +1,7 @@
 """Normalisation tables for identity keys: loaded once from package data, checked, and pinned.
 
-The tables (titles, degrees, connectors, spelling fold rules, name variants) live in
+The tables (titles, degrees, connectors, fillers, spelling fold rules, name variants, abbreviated
+names) live in
 `tables/v<N>.json` as data, so that a reviewer who knows Indonesian records can read and amend them
 without reading code. Every key derived from a name carries the tables' version, because a change
 to any table changes the bytes that registration and check must agree on.
@@ -18,7 +19,7 @@ import hashlib
 import json
 import re
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field, replace
 from functools import cache
 from importlib import resources
 from typing import Any
@@ -34,18 +35,25 @@ __all__ = [
     "parse_tables",
 ]
 
-#: The tables version new keys are derived with.
-CURRENT_VERSION = "1"
+#: The tables version new keys are derived with. Version 2 added the fillers (FNU, LNU), the
+#: connector "bt" and the abbreviated names ("M." for Muhammad).
+CURRENT_VERSION = "2"
 
 #: SHA-256 of the canonical JSON (`canonical_digest`) of each released table version. Computed over
 #: parsed JSON rather than file bytes so that re-indenting, line endings (a Windows checkout) or
 #: the "about" texts do not count as a change, while any change to a word or rule does.
 _PINNED_DIGESTS: Mapping[str, str] = {
     "1": "82742b88e12cc6eca1a7d2b0108e80ddb4e4976ba6ac2a94ed074b344b809273",
+    "2": "3b890f8807aeb45f623d63c5b42a8b1ec324be8cb781201236d54d3eb2229803",
 }
+
+#: Sections that a table version before this one does not have (they are then empty), and that
+#: every later version must have.
+_SECTIONS_SINCE: Mapping[str, int] = {"fillers": 2, "abbreviated_names": 2}
 
 _VERSION_RE = re.compile(r"^[0-9]{1,4}$")
 _WORD_RE = re.compile(r"^[a-z0-9]{1,24}$")
+_INITIAL_RE = re.compile(r"^[a-z]$")
 
 
 class TablesIntegrityError(ProtocolError):
@@ -59,6 +67,9 @@ class Tables:
     `fold` is the spelling fold of one lower-case ASCII token: the ordered rewrite rules, then the
     name-variant table. Both sides of a match run the same fold, so what matters is that two
     spellings of one name land on one form, not that the form is a "correct" spelling.
+
+    `abbreviated_names` maps the folded form of a name to the one-letter initial documents write
+    for it (`"muhamad": "m"`).
     """
 
     version: str
@@ -67,6 +78,8 @@ class Tables:
     connectors: frozenset[str]
     fold_rules: tuple[tuple[re.Pattern[str], str], ...]
     name_variants: Mapping[str, str]
+    fillers: frozenset[str] = frozenset()
+    abbreviated_names: Mapping[str, str] = field(default_factory=dict)
 
     def fold_spelling(self, token: str) -> str:
         """Apply the ordered rewrite rules (old spelling, transliteration) to one token."""
@@ -159,6 +172,34 @@ def _name_variants(data: Mapping[str, Any], rules: Tables) -> Mapping[str, str]:
     return mapping
 
 
+def _abbreviated_names(data: Mapping[str, Any], tables: Tables) -> Mapping[str, str]:
+    block = data.get("abbreviated_names")
+    if not isinstance(block, dict) or not isinstance(block.get("pairs"), list):
+        raise TablesIntegrityError("tables: section 'abbreviated_names' must have a 'pairs' list")
+    mapping: dict[str, str] = {}
+    for pair in block["pairs"]:
+        if (
+            not isinstance(pair, list)
+            or len(pair) != 2
+            or not all(isinstance(w, str) for w in pair)
+            or not _INITIAL_RE.match(pair[0])
+            or not _WORD_RE.match(pair[1])
+            or len(pair[1]) < 2
+        ):
+            raise TablesIntegrityError(
+                "tables: every abbreviated name must be [one-letter initial, name of 2+ letters]"
+            )
+        name = tables.fold(pair[1])
+        if name in mapping:
+            raise TablesIntegrityError("tables: an abbreviated name is listed twice")
+        mapping[name] = pair[0]
+    return mapping
+
+
+def _since(version: str, section: str) -> bool:
+    return int(version) >= _SECTIONS_SINCE[section]
+
+
 def parse_tables(
     data: Any, *, expected_version: str, pinned: Mapping[str, str] = _PINNED_DIGESTS
 ) -> Tables:
@@ -188,13 +229,13 @@ def parse_tables(
         fold_rules=_fold_rules(data),
         name_variants={},
     )
-    return Tables(
-        version=spelling_only.version,
-        prefix_titles=spelling_only.prefix_titles,
-        degrees=spelling_only.degrees,
-        connectors=spelling_only.connectors,
-        fold_rules=spelling_only.fold_rules,
-        name_variants=_name_variants(data, spelling_only),
+    folding = replace(spelling_only, name_variants=_name_variants(data, spelling_only))
+    return replace(
+        folding,
+        fillers=_word_list(data, "fillers") if _since(version, "fillers") else frozenset(),
+        abbreviated_names=(
+            _abbreviated_names(data, folding) if _since(version, "abbreviated_names") else {}
+        ),
     )
 
 

@@ -43,6 +43,23 @@ TABLES = load_tables()
         ("H.M. Soeharto", ("m", "soeharto")),  # Haji Muhammad
         ("Utomo, A.B.", ("utomo", "a", "b")),  # unlisted one-letter runs are initials
         ("Ahmad Utomo, S.S.", ("ahmad", "utomo")),
+        # fillers for a missing first or last name, wherever they are, with or without dots
+        ("FNU Ratna", ("ratna",)),
+        ("Ratna LNU", ("ratna",)),
+        ("NFN Ratna", ("ratna",)),
+        ("F.N.U. Ratna", ("ratna",)),
+        ("RATNA, FNU", ("ratna",)),
+        ("Agus FNU Santoso", ("agus", "santoso")),
+        # a mononym written twice is written once; a repeat beside another name is a name
+        ("Ratna Ratna", ("ratna",)),
+        ("RATNA ratna", ("ratna",)),
+        ("Soekarno Sukarno", ("soekarno",)),  # one word once folded
+        ("Cucu Cucu Tanjung", ("cucu", "cucu", "tanjung")),
+        ("Ahmad bin Ahmad", ("ahmad", "ahmad")),  # the father's name, not a repeat
+        # "bt." is binti; a one-letter "B." may be an initial and stays
+        ("Siti bt. Yusuf", ("siti", "yusuf")),
+        ("Siti BT Yusuf", ("siti", "yusuf")),
+        ("Agus B. Yusuf", ("agus", "b", "yusuf")),
     ],
 )
 def test_name_tokens_drop_case_punctuation_titles_and_degrees(
@@ -138,6 +155,7 @@ def test_phone_numbers_become_e164(written: str, region: str | None) -> None:
     assert phone_e164(written, region) == "+6281295753514"
 
 
-def test_a_name_of_only_titles_is_refused() -> None:
+@pytest.mark.parametrize("written", ["Dr. H., S.H.", "FNU LNU", "F.N.U.", "Bapak FNU"])
+def test_a_name_of_only_titles_or_fillers_is_refused(written: str) -> None:
     with pytest.raises(InvalidPersonError, match="no name left"):
-        name_tokens("Dr. H., S.H.", TABLES)
+        name_tokens(written, TABLES)

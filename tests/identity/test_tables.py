@@ -54,7 +54,23 @@ def test_reformatting_the_table_file_is_not_an_edit() -> None:
 
 def test_a_file_whose_version_differs_from_the_requested_one_is_refused() -> None:
     with pytest.raises(TablesIntegrityError, match="does not match"):
-        parse_tables(shipped(), expected_version="2")
+        parse_tables(shipped(), expected_version="1")
+
+
+def test_the_released_version_1_still_loads_without_the_sections_added_in_version_2() -> None:
+    # Keys registered under t1 stay derivable; v1 has no fillers and no abbreviated names.
+    v1 = load_tables("1")
+    assert v1.version == "1" and TABLES_VERSION == "2"
+    assert v1.fillers == frozenset() and dict(v1.abbreviated_names) == {}
+    assert "bt" not in v1.connectors and "bt" in load_tables().connectors
+
+
+def test_a_version_2_table_without_its_new_sections_is_refused() -> None:
+    for section in ("fillers", "abbreviated_names"):
+        data = copy.deepcopy(shipped())
+        del data[section]
+        with pytest.raises(TablesIntegrityError, match=section):
+            parse_unpinned(data)
 
 
 def test_an_unknown_version_is_refused() -> None:
@@ -91,6 +107,14 @@ def _with(path: tuple[str, ...], value: Any) -> dict[str, Any]:
             "two name-variant groups",
         ),
         (_with(("version",), "v1"), "short decimal"),
+        (_with(("fillers", "words"), ["FNU"]), "not \\[a-z0-9\\]"),
+        (_with(("abbreviated_names", "pairs"), [["mu", "muhammad"]]), "one-letter initial"),
+        (_with(("abbreviated_names", "pairs"), [["m", "m"]]), "one-letter initial"),
+        (_with(("abbreviated_names", "pairs"), [["m"]]), "one-letter initial"),
+        (
+            _with(("abbreviated_names", "pairs"), [["m", "muhammad"], ["n", "mohamad"]]),
+            "listed twice",
+        ),
     ],
 )
 def test_a_malformed_table_is_refused(data: dict[str, Any], message: str) -> None:
@@ -103,6 +127,12 @@ def test_name_variants_map_every_spelling_to_the_folded_canonical_form() -> None
     for spelling in ["mohamad", "Mochammad", "muhammed", "moh"]:
         assert tables.fold(spelling.lower()) == tables.fold("muhammad")
     assert tables.fold("ahmed") == tables.fold("ahmad") == "ahmad"
+
+
+def test_abbreviated_names_map_the_folded_name_to_its_initial() -> None:
+    tables = load_tables()
+    assert dict(tables.abbreviated_names) == {tables.fold("muhammad"): "m"}
+    assert {"fnu", "lnu", "nfn", "nln"} <= tables.fillers
 
 
 def test_rewording_an_explanation_is_not_an_edit() -> None:
