@@ -35,6 +35,9 @@ KIND_CODES = MappingProxyType(
         "phone": 0x04,
         "name_dob": 0x05,
         "name_dob_variant": 0x06,
+        "name_dob_first_last": 0x07,
+        "name_dob_abbrev": 0x08,
+        "name_dob_swap": 0x09,
     }
 )
 KINDS_BY_CODE = MappingProxyType({code: kind for kind, code in KIND_CODES.items()})

@@ -6,7 +6,8 @@
     ('name_dob', 'exact')
 
 `derive_keys` is the only function registration and check need; `Person` validates a record;
-`TABLES_VERSION` is the version of the normalisation tables that every name-derived key carries.
+`TABLES_VERSION` is the version of the normalisation tables that every name-derived key carries;
+`KINDS` lists every kind of key `derive_keys` can emit.
 See `protocol.identity.keys` for the key kinds and value layout.
 """
 
@@ -15,6 +16,7 @@ from __future__ import annotations
 from protocol.identity.errors import InvalidPersonError
 from protocol.identity.keys import (
     KEY_PREFIX,
+    KINDS,
     MAX_KEYS_PER_PERSON,
     Key,
     Strength,
@@ -25,6 +27,7 @@ from protocol.identity.tables import CURRENT_VERSION as TABLES_VERSION
 
 __all__ = [
     "KEY_PREFIX",
+    "KINDS",
     "MAX_KEYS_PER_PERSON",
     "PERSON_FIELDS",
     "TABLES_VERSION",

@@ -16,6 +16,9 @@ followed by `TABLES_VERSION`; words are `[a-z0-9]+` joined by one space.
 | `name_dob_variant` | variant | `name_dob_variant/<t>/skel/<dob>/<skeletons, sorted>` | 0-1 |
 | `name_dob_variant` | variant | `name_dob_variant/<t>/init/<dob>/<first> <initials> <last>` | 0-2 |
 | `name_dob_variant` | variant | `name_dob_variant/<t>/join/<dob>/<words run together>` | 1 |
+| `name_dob_first_last` | variant | `name_dob_first_last/<t>/<dob>/<first, last word, sorted>` | 1 |
+| `name_dob_abbrev` | variant | `name_dob_abbrev/<t>/<dob>/<words, initials, sorted>` | 0-1 |
+| `name_dob_swap` | variant | `name_dob_swap/<t>/<dob A>/<dob B>/<folded words, sorted>` | 0-1 |
 | `name_dob_variant` | variant | `name_dob_variant/<t>/del/<dob>/<folded words, sorted>` | 1 + n |
 
 - `exact`: the name with titles, punctuation, case, diacritics, old spelling and transliteration
@@ -25,21 +28,36 @@ followed by `TABLES_VERSION`; words are `[a-z0-9]+` joined by one space.
 - `init`: first and last word in full, middle words as initials, for names of three or more
   words ("Cucu Siti Setiawan" / "Cucu S. Setiawan").
 - `join`: all words run together ("Nur Hayati" / "Nurhayati", "Ahmad-Utomo").
+- `name_dob_first_last`: the first and the last word, so that a dropped middle name ("Siti Nur
+  Aisyah" / "Siti Aisyah") or a patronymic connector written as an initial ("Agus B. Yusuf" /
+  "Agus bin Yusuf") still meets. For a name of two words it is the name itself, which is what a
+  longer name's key must meet; for one word (or a first word repeated last), that word.
+- `name_dob_abbrev`: every word that is a name of the `abbreviated_names` table, or a one-letter
+  word that is its initial, written as that initial ("M. Rizki Pratama" / "Muhammad Rizki
+  Pratama"); only for a name that has such a word and another one.
+- `name_dob_swap`: the exact name with both readings of a date whose day could be a month
+  ("1990-03-07" / "1990-07-03", a clerk's dd/mm against mm/dd), the earlier as A, so that both
+  records write the same value. Only when both readings are real dates and differ.
 - `del`: the folded name, and the name with one letter (not the first) deleted from one written
   word of at least `MIN_LENGTH_FOR_DELETION` letters. Two records share a `del` key when one is
   the other with a letter dropped, or when both drop the same position (a substituted letter):
   symmetric deletion, as in SymSpell. The table's n is the number of such deletions: up to
   (length - 1) per word, which is most of the budget.
 
+A mononym filled out for a form ("FNU Ratna", "Ratna LNU", "Ratna Ratna") needs no key of its
+own: `name_tokens` drops the fillers and the repeat, so it shares the `name_dob` key of "Ratna".
+
 Documents need no table, so their values carry no tables version; everything derived from a name
 does, so that a table change cannot silently mix old and new keys. The order of the list is fixed
 (strong, exact, then the variants in the order of the table, deletions by word then position), so
 that when a long name exceeds `MAX_KEYS_PER_PERSON` the same keys are cut on both sides and the
 strongest are kept; what is lost first is typo tolerance in the last words of a long name.
+`KINDS` lists every kind `derive_keys` can emit (each has a code in `protocol.codes`).
 """
 
 from __future__ import annotations
 
+import datetime as dt
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from enum import StrEnum
@@ -57,6 +75,7 @@ from protocol.identity.tables import Tables, load_tables
 
 __all__ = [
     "KEY_PREFIX",
+    "KINDS",
     "MAX_KEYS_PER_PERSON",
     "MIN_LENGTH_FOR_DELETION",
     "MIN_SKELETON_LETTERS",
@@ -76,6 +95,19 @@ MIN_LENGTH_FOR_DELETION = 4
 MIN_SKELETON_LETTERS = 3
 
 KEY_PREFIX = b"refcheck/v1/"
+
+#: Every kind `derive_keys` can emit, in the order of the module's table.
+KINDS = (
+    "national_id",
+    "passport",
+    "email",
+    "phone",
+    "name_dob",
+    "name_dob_variant",
+    "name_dob_first_last",
+    "name_dob_abbrev",
+    "name_dob_swap",
+)
 
 
 class Strength(StrEnum):
@@ -175,6 +207,38 @@ def _initials_variants(tokens: tuple[str, ...], folded: tuple[str, ...]) -> list
     return [written] if written == fold_based else [written, fold_based]
 
 
+def _first_last(folded: tuple[str, ...]) -> list[str]:
+    """The first and the last word, sorted (words have no fixed order between documents), once
+    if they are one word: a mononym's is the mononym, which "Dewi B. Dewi" meets."""
+    return sorted({folded[0], folded[-1]})
+
+
+def _abbreviated(
+    tokens: tuple[str, ...], folded: tuple[str, ...], tables: Tables
+) -> list[str] | None:
+    """The folded words with every abbreviable name, and every written one-letter initial of
+    one, as that initial, sorted; None unless the name has such a word and another word."""
+    initials = frozenset(tables.abbreviated_names.values())
+    words: list[str] = []
+    abbreviable = 0
+    for token, word in zip(tokens, folded, strict=True):
+        initial = tables.abbreviated_names.get(word)
+        if initial is None and token in initials:
+            initial = token
+        abbreviable += initial is not None
+        words.append(word if initial is None else initial)
+    return sorted(words) if 0 < abbreviable < len(words) else None
+
+
+def _swapped(dob: dt.date) -> dt.date | None:
+    """The date with day and month exchanged, if that is a real date and another one."""
+    try:
+        other = dt.date(dob.year, dob.day, dob.month)
+    except ValueError:  # a day after the 12th is no month
+        return None
+    return other if other != dob else None
+
+
 def _name_keys(person: Person, tables: Tables) -> list[Key]:
     tokens = name_tokens(person.full_name, tables)
     folded = fold_tokens(tokens, tables)
@@ -193,6 +257,24 @@ def _name_keys(person: Person, tables: Tables) -> list[Key]:
     keys.extend(variant("init", words) for words in _initials_variants(tokens, folded))
     # Emitted for one-word names too: "Nurhayati" must meet the "join" of "Nur Hayati".
     keys.append(variant("join", (tables.fold_spelling("".join(tokens)),)))
+    first_last = " ".join(_first_last(folded))
+    keys.append(_key("name_dob_first_last", Strength.VARIANT, version, dob, first_last))
+    abbreviated = _abbreviated(tokens, folded, tables)
+    if abbreviated is not None:
+        keys.append(_key("name_dob_abbrev", Strength.VARIANT, version, dob, " ".join(abbreviated)))
+    swapped = _swapped(person.date_of_birth)
+    if swapped is not None:
+        first, second = sorted((person.date_of_birth, swapped))
+        keys.append(
+            _key(
+                "name_dob_swap",
+                Strength.VARIANT,
+                version,
+                first.isoformat(),
+                second.isoformat(),
+                " ".join(sorted(folded)),
+            )
+        )
     # The deletion family holds the name itself too, so that a record with a deleted letter
     # meets the intact record's name; two records whose word differs by one substituted letter
     # meet where each deletes that letter (symmetric deletion, as in SymSpell).

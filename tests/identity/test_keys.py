@@ -113,6 +113,38 @@ SAME_PERSON = [
     ("Nur Hayati", "Nurhayati", VARIANT),
     # patronymic connector
     ("Ahmad bin Abdullah", "Ahmad Abdullah", EXACT),
+    # round 2 (issue 16). A mononym filled out for a form: fillers and the repeat are dropped
+    ("Ratna", "Ratna Ratna", EXACT),
+    ("Ratna", "FNU Ratna", EXACT),
+    ("Ratna", "Ratna LNU", EXACT),
+    ("Putri", "NFN Putri", EXACT),
+    ("Ratna", "F.N.U. Ratna", EXACT),
+    ("Ratna", "RATNA, FNU", EXACT),
+    ("Ratna Ratna", "FNU Ratna", EXACT),
+    # bin/binti dropped or abbreviated: "bt." is binti, a one-letter "B." may be an initial
+    ("Agus bin Yusuf", "Agus Yusuf", EXACT),
+    ("Siti binti Yusuf", "Siti bt. Yusuf", EXACT),
+    ("Siti binti Yusuf", "Siti Bt Yusuf", EXACT),
+    ("Agus bin Yusuf", "Agus B. Yusuf", VARIANT),
+    ("Agus Yusuf", "Agus B. Yusuf", VARIANT),
+    ("Siti Aminah binti Abdul Rahman", "Siti Aminah B. Abdul Rahman", VARIANT),
+    ("Ahmad bin Ahmad", "Ahmad B. Ahmad", VARIANT),
+    ("Dewi binti Dewi", "Dewi Dewi", VARIANT),
+    # Muhammad abbreviated: the longer abbreviations are spellings, "M." is an initial
+    ("Muhammad Rizki Pratama", "Moch. Rizki Pratama", EXACT),
+    ("Muhammad Rizki Pratama", "Moh. Rizki Pratama", EXACT),
+    ("Muhammad Rizki Pratama", "Muh. Rizki Pratama", EXACT),
+    ("Muhammad Rizki Pratama", "Mhd. Rizki Pratama", EXACT),
+    ("Muhammad Rizki Pratama", "Muhd. Rizki Pratama", EXACT),
+    ("Muhammad Rizki Pratama", "M. Rizki Pratama", VARIANT),
+    ("Mhd. Rizki Pratama", "M. Rizki Pratama", VARIANT),
+    ("Muhammad Sukarno", "M Sukarno", VARIANT),
+    ("Muhammad Soeharto", "H.M. Soeharto", VARIANT),  # Haji Muhammad
+    # a middle name dropped
+    ("Siti Nur Aisyah", "Siti Aisyah", VARIANT),
+    ("Ratna Hendra Hasibuan", "Ratna Hasibuan", VARIANT),
+    ("Agus Budi Santoso Wibowo", "Agus Budi Wibowo", VARIANT),
+    ("Agus Budi Santoso Wibowo", "Agus Wibowo", VARIANT),
 ]
 
 
@@ -142,6 +174,22 @@ DIFFERENT_PEOPLE = [
     ("Ali", "Galih"),
     # one-word names whose consonant skeleton is a single letter ("d")
     ("Dewi", "Daya"),
+    # round 2 (issue 16). Twins: the same family name, another given name
+    ("Rahman Hasibuan", "Wahyu Hasibuan"),
+    ("Agus Aisyah Kurniawan", "Yosef Aisyah Kurniawan"),
+    ("Ratna", "Putri"),
+    ("Ratna Ratna", "FNU Putri"),
+    ("M. Rizki Pratama", "Muhammad Rafi Pratama"),
+    ("Muhammad Rizki", "Muhammad Rafi"),
+    # the same name with another father
+    ("Agus bin Yusuf", "Agus bin Ahmad"),
+    ("Siti binti Yusuf", "Siti bt. Ismail"),
+    ("Agus B. Yusuf", "Agus bin Ahmad"),
+    # a mononym is not the first word of a longer name; "M." is not a word dropped
+    ("Ratna", "Ratna Sari"),
+    ("FNU Ratna", "Ratna Sari"),
+    ("M. Rizki", "Rizki"),
+    ("Siti Aisyah", "Siti Aminah"),
 ]
 
 
@@ -153,6 +201,56 @@ def test_different_people_born_the_same_day_share_no_key(a: str, b: str) -> None
 @pytest.mark.parametrize("name", ["Ahmad Utomo", "Aisyah", "Cucu Siti Setiawan"])
 def test_same_name_with_another_date_of_birth_shares_no_key(name: str) -> None:
     assert strongest_shared(person(name, "1967-08-15"), person(name, "1967-08-16")) is None
+
+
+@pytest.mark.parametrize(
+    "name", ["Ahmad Utomo", "Ratna", "Muhammad Rizki Pratama", "Siti Nur Aisyah"]
+)
+@pytest.mark.parametrize(
+    ("dob_a", "dob_b"),
+    [
+        ("1990-03-07", "1991-03-07"),  # a year off
+        ("1990-03-07", "1988-03-07"),  # two years off
+        ("1990-03-07", "1991-07-03"),  # swapped, and a year off
+        ("1990-03-07", "1990-07-04"),  # not a swap
+    ],
+)
+def test_same_name_born_in_another_year_or_on_another_day_shares_no_key(
+    name: str, dob_a: str, dob_b: str
+) -> None:
+    assert strongest_shared(person(name, dob_a), person(name, dob_b)) is None
+
+
+@pytest.mark.parametrize("name", ["Ahmad Utomo", "Ratna", "FNU Ratna", "Muhammad Rizki Pratama"])
+@pytest.mark.parametrize(
+    ("dob_a", "dob_b"), [("1990-03-07", "1990-07-03"), ("1990-12-01", "1990-01-12")]
+)
+def test_a_date_with_day_and_month_swapped_matches_as_a_variant(
+    name: str, dob_a: str, dob_b: str
+) -> None:
+    assert strongest_shared(person(name, dob_a), person(name, dob_b)) == VARIANT
+
+
+def swap_keys(dob: str) -> list[Key]:
+    return [k for k in derive_keys(person("Ahmad Utomo", dob)) if k.kind == "name_dob_swap"]
+
+
+def test_a_swap_key_needs_both_readings_to_be_real_and_different_dates() -> None:
+    assert [k.value for k in swap_keys("1990-07-03")] == [k.value for k in swap_keys("1990-03-07")]
+    assert len(swap_keys("1990-03-07")) == 1
+    assert swap_keys("1990-03-13") == []  # 13 is no month
+    assert swap_keys("1990-03-31") == []
+    assert swap_keys("1990-05-05") == []  # the swap is the same date
+    # The swapped name is the exact one: a swapped date with a typo in the name does not meet.
+    assert (
+        strongest_shared(person("Ahmad Utomo", "1990-03-07"), person("Ahmad Utama", "1990-07-03"))
+        is None
+    )
+
+
+def test_twins_or_namesakes_who_differ_only_in_a_middle_name_meet_as_a_variant() -> None:
+    # The cost of matching a dropped middle name: a possible match for a person to rule out.
+    assert strongest_shared(person("Agus Budi Santoso"), person("Agus Joko Santoso")) == VARIANT
 
 
 @pytest.mark.parametrize(
@@ -208,6 +306,28 @@ def test_key_values_have_the_documented_layout() -> None:
     assert by_kind["name_dob_variant"] == (
         f"refcheck/v1/name_dob_variant/t{TABLES_VERSION}/skel/1970-05-17/mhmd skrn".encode()
     )
+    assert by_kind["name_dob_first_last"] == (
+        f"refcheck/v1/name_dob_first_last/t{TABLES_VERSION}/1970-05-17/muhamad sukarno".encode()
+    )
+    assert by_kind["name_dob_abbrev"] == (
+        f"refcheck/v1/name_dob_abbrev/t{TABLES_VERSION}/1970-05-17/m sukarno".encode()
+    )
+    assert "name_dob_swap" not in by_kind  # the 17th is no month
+
+
+def test_round_2_key_values_have_the_documented_layout() -> None:
+    keys = derive_keys(person("Siti Nur Aisyah", "1990-07-03"))
+    values = {k.kind: k.value for k in keys}
+    t = f"t{TABLES_VERSION}"
+    assert (
+        values["name_dob_first_last"]
+        == f"refcheck/v1/name_dob_first_last/{t}/1990-07-03/aisa siti".encode()
+    )
+    assert values["name_dob_swap"] == (
+        f"refcheck/v1/name_dob_swap/{t}/1990-03-07/1990-07-03/aisa nur siti".encode()
+    )
+    assert "name_dob_abbrev" not in values
+    assert {k.strength for k in keys if k.kind.startswith("name_dob_")} == {VARIANT}
 
 
 def test_keys_are_ordered_strongest_first_with_documents_then_name() -> None:
@@ -220,16 +340,22 @@ def test_keys_are_ordered_strongest_first_with_documents_then_name() -> None:
         "phone": STRONG,
         "name_dob": EXACT,
         "name_dob_variant": VARIANT,
+        "name_dob_first_last": VARIANT,
     }
 
 
-def test_every_name_key_carries_the_date_of_birth_and_the_tables_version() -> None:
-    keys = derive_keys(person("Cucu Siti Setiawan"))
+@pytest.mark.parametrize(
+    ("name", "dob"), [("Cucu Siti Setiawan", DOB), ("Muhammad Rizki Pratama", "1990-03-07")]
+)
+def test_every_name_key_carries_the_date_of_birth_and_the_tables_version(
+    name: str, dob: str
+) -> None:
+    keys = derive_keys(person(name, dob))
     name_keys = [k for k in keys if k.kind.startswith("name_dob")]
-    assert name_keys
+    assert len(name_keys) == len(keys)
     for key in name_keys:
         assert f"/t{TABLES_VERSION}/".encode() in key.value
-        assert f"/{DOB}/".encode() in key.value
+        assert f"/{dob}/".encode() in key.value
 
 
 def test_keys_are_deterministic_and_unique() -> None:
@@ -243,6 +369,7 @@ def test_keys_are_deterministic_and_unique() -> None:
 def test_a_long_name_with_every_document_is_cut_at_the_cap_keeping_the_strongest() -> None:
     record = person(
         "Raden Mas Sjaifoel Soetrisno Koesoemawardhani Hadiwidjojo Poerwokoesoemo",
+        "1967-08-05",
         national_id="3201234567890001",
         passport="B2976225",
         email="x@example.org",
@@ -251,6 +378,8 @@ def test_a_long_name_with_every_document_is_cut_at_the_cap_keeping_the_strongest
     keys = derive_keys(record)
     assert len(keys) == MAX_KEYS_PER_PERSON
     assert [k.strength for k in keys[:5]] == [STRONG] * 4 + [EXACT]
+    # The cut falls on the typo deletions, after every other variant form.
+    assert {"name_dob_first_last", "name_dob_swap"} <= {k.kind for k in keys}
     # Both sides cut the same way, so the same record still matches itself in full.
     assert derive_keys(record) == keys
 
