@@ -4,6 +4,7 @@ line and column."""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import date, datetime
 from pathlib import Path
 
@@ -179,7 +180,7 @@ def test_files_that_are_not_csv_are_refused_with_a_reason(tmp_path: Path) -> Non
         read(tmp_path / "missing.csv")
 
 
-def workbook(tmp_path: Path, rows: list[list[object]], *, sheets: int = 1) -> Path:
+def workbook(tmp_path: Path, rows: Sequence[Sequence[object]], *, sheets: int = 1) -> Path:
     book = openpyxl.Workbook()
     sheet = book.active
     assert sheet is not None
