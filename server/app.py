@@ -15,6 +15,8 @@ from typing import Any
 from fastapi import FastAPI
 
 from server import problems
+from server.admission import Admission, AdmissionMiddleware
+from server.auth.deps import org_of_bearer
 from server.context import AppContext, Clock
 from server.db import make_engine, make_session_factory, utcnow
 from server.jobs import run_periodically
@@ -35,7 +37,7 @@ def build_context(
     policy = load_policy(settings.policy_file)
     keys = load_keys(settings.server_key_dir)
     if bind is None:
-        bind = make_engine(settings.effective_database_url)
+        bind = make_engine(settings.effective_database_url, **engine_arguments(settings))
     return AppContext(
         settings=settings,
         sessions=make_session_factory(bind),
@@ -43,6 +45,32 @@ def build_context(
         keys=keys,
         clock=clock or utcnow,
     )
+
+
+def engine_arguments(settings: Settings) -> dict[str, Any]:
+    """The pool and lock-wait arguments of the server's engine (README, "What to tune").
+
+    A pool timeout shorter than the admission queue's wait: an admitted request that still finds
+    no connection is told "busy" (503) rather than held past the point of being useful.
+    """
+    url = settings.effective_database_url
+    arguments: dict[str, Any] = {"lock_wait_seconds": settings.database_statement_timeout_seconds}
+    if url not in ("sqlite://", "sqlite:///:memory:"):
+        arguments.update(
+            pool_size=settings.database_pool_size,
+            max_overflow=settings.database_pool_max_overflow,
+            pool_timeout=settings.database_pool_timeout_seconds,
+        )
+    return arguments
+
+
+class RefcheckAPI(FastAPI):
+    """FastAPI whose API description declares every error answer as problem+json."""
+
+    def openapi(self) -> dict[str, Any]:
+        if self.openapi_schema is None:
+            self.openapi_schema = problems.document_problems(super().openapi(), self.routes)
+        return self.openapi_schema
 
 
 def create_app(
@@ -69,14 +97,26 @@ def create_app(
                 with contextlib.suppress(asyncio.CancelledError):
                     await task
 
-    app = FastAPI(
+    app = RefcheckAPI(
         title="refcheck",
         version="1",
         description="Privacy-preserving reference checks for a PSEAH network.",
         lifespan=lifespan,
     )
     app.state.ctx = ctx
-    problems.install(app, max_body_bytes=settings.max_body_bytes)
+    admission = Admission(
+        concurrency=settings.max_concurrent_requests,
+        queue_size=settings.request_queue_size,
+        queue_timeout=settings.request_queue_timeout_seconds,
+        org_slots=settings.org_share_slots,
+    )
+    app.state.admission = admission
+    # Added first, so it is inside the error containment and the size limits: a request over a
+    # limit is refused before it waits for a place.
+    app.add_middleware(AdmissionMiddleware, admission=admission, org_of=org_of_bearer(ctx))
+    problems.install(
+        app, max_body_bytes=settings.max_body_bytes, max_header_bytes=settings.max_header_bytes
+    )
     for router in ROUTERS:
         app.include_router(router)
     return app

@@ -10,6 +10,7 @@ import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime
+from enum import StrEnum
 from typing import Annotated, Any
 
 from sqlalchemy import (
@@ -90,14 +91,42 @@ class Base(DeclarativeBase):
 #: memory: the pages are the operating system's file cache, shared with every process.
 SQLITE_MMAP_BYTES = 0x7FFF0000
 
+#: How long a statement may wait for a lock when the caller names nothing: SQLite's busy timeout.
+DEFAULT_LOCK_WAIT_SECONDS = 10.0
 
-def make_engine(url: str, **kwargs: Any) -> Engine:
+
+class Begin(StrEnum):
+    """How a transaction begins on SQLite; PostgreSQL takes row locks as it goes either way.
+
+    `WRITE` (BEGIN IMMEDIATE) takes the database's one write lock up front: two writers that both
+    read the audit head and then upgrade to write would otherwise fail with SQLITE_BUSY (or,
+    worse, fork the chain). `READ` (BEGIN DEFERRED) takes no lock at all in WAL mode: it reads a
+    snapshot while writers go on. A read-only request must never begin `WRITE`: it would queue
+    behind every writer for a lock it does not need, and make every writer queue behind it.
+    """
+
+    READ = "DEFERRED"
+    WRITE = "IMMEDIATE"
+
+
+#: Execution options read by the engine's `begin` listeners (`make_engine`, `bind_for`).
+BEGIN_OPTION = "refcheck_begin"
+STATEMENT_TIMEOUT_OPTION = "refcheck_statement_timeout_ms"
+
+
+def make_engine(url: str, *, lock_wait_seconds: float | None = None, **kwargs: Any) -> Engine:
+    """An engine for `url`; pool arguments (`pool_size`, `max_overflow`, `pool_timeout`) pass
+    through. `lock_wait_seconds` is SQLite's busy timeout: how long a writer waits for the
+    write lock before the statement fails (default `DEFAULT_LOCK_WAIT_SECONDS`)."""
     if url.startswith("sqlite"):
         connect_args = {"check_same_thread": False}
         memory = url in ("sqlite://", "sqlite:///:memory:")
         if memory:
             kwargs.setdefault("poolclass", StaticPool)
         engine = create_engine(url, connect_args=connect_args, **kwargs)
+        busy_ms = int(
+            1000 * (DEFAULT_LOCK_WAIT_SECONDS if lock_wait_seconds is None else lock_wait_seconds)
+        )
 
         @event.listens_for(engine, "connect")
         def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:
@@ -108,7 +137,7 @@ def make_engine(url: str, **kwargs: Any) -> Engine:
             cur = dbapi_conn.cursor()
             # Foreign keys are off by default in SQLite; WAL lets readers proceed during a write.
             cur.execute("PRAGMA foreign_keys=ON")
-            cur.execute("PRAGMA busy_timeout=10000")
+            cur.execute(f"PRAGMA busy_timeout={busy_ms}")
             if not memory:
                 cur.execute("PRAGMA journal_mode=WAL")
                 # Reads through a memory map instead of a read() per page: a check's buckets are
@@ -119,17 +148,88 @@ def make_engine(url: str, **kwargs: Any) -> Engine:
 
         @event.listens_for(engine, "begin")
         def _sqlite_begin(conn: Connection) -> None:
-            # IMMEDIATE takes the write lock up front: two writers that both read the audit head
-            # and then upgrade to write would otherwise fail with SQLITE_BUSY (or, worse, fork the
-            # chain). SQLite has one writer anyway; PostgreSQL uses row locks instead.
-            conn.exec_driver_sql("BEGIN IMMEDIATE")
+            # WRITE unless the session said otherwise (`bind_for`): a job, a CLI command or a
+            # test that forgot to say stays correct, if slower (`Begin`).
+            begin = conn.get_execution_options().get(BEGIN_OPTION, Begin.WRITE)
+            conn.exec_driver_sql(f"BEGIN {Begin(begin).value}")
 
         return engine
     kwargs.setdefault("pool_pre_ping", True)
     if "poolclass" not in kwargs:
         kwargs.setdefault("pool_size", 10)
         kwargs.setdefault("max_overflow", 20)
-    return create_engine(url, **kwargs)
+    engine = create_engine(url, **kwargs)
+    if engine.dialect.name == "postgresql":
+
+        @event.listens_for(engine, "begin")
+        def _postgres_begin(conn: Connection) -> None:
+            # Per transaction and only for the sessions of requests (`bind_for`): a periodic
+            # job's retention sweep or a migration may legitimately run longer than a request.
+            timeout_ms = conn.get_execution_options().get(STATEMENT_TIMEOUT_OPTION)
+            if timeout_ms:
+                conn.exec_driver_sql(
+                    "SELECT set_config('statement_timeout', %(ms)s, true)",
+                    {"ms": f"{timeout_ms}ms"},
+                )
+
+    return engine
+
+
+def bind_for(
+    bind: Engine | Connection, begin: Begin, *, statement_timeout: float | None = None
+) -> Engine | Connection:
+    """`bind` for a session whose transactions begin as `begin` says (SQLite) and whose
+    statements may each run `statement_timeout` seconds (PostgreSQL; on SQLite a writer's wait
+    for the lock is bounded by the engine's busy timeout instead).
+
+    Same pool, same connections: only the execution options differ. A `Connection` (the tests'
+    outer transaction, where every session is a SAVEPOINT of one transaction) is returned as is.
+    """
+    if not isinstance(bind, Engine):
+        return bind
+    key = (begin, statement_timeout)
+    cache: dict[tuple[Begin, float | None], Engine] = bind.__dict__.setdefault(
+        "_refcheck_binds", {}
+    )
+    found = cache.get(key)
+    if found is None:
+        options: dict[str, Any] = {BEGIN_OPTION: begin}
+        if statement_timeout:
+            options[STATEMENT_TIMEOUT_OPTION] = max(1, int(statement_timeout * 1000))
+        found = cache[key] = bind.execution_options(**options)
+    return found
+
+
+def is_sqlite(bind: Engine | Connection) -> bool:
+    return bind.dialect.name == "sqlite"
+
+
+@contextmanager
+def read_step(session: Session) -> Iterator[Session]:
+    """Run a short read (authentication) in a transaction of its own that begins as a read,
+    when `session` would begin its transactions as a write and has none open yet.
+
+    On SQLite the read then takes no lock, and the request's own work begins its write
+    transaction after it: a request waiting for the write lock has at least been authenticated,
+    and an unauthenticated flood never queues for it. Anywhere else (PostgreSQL, a session that
+    reads anyway, a transaction already open) the read simply runs in the session.
+    """
+    bind = session.bind
+    if (
+        session.in_transaction()
+        or not isinstance(bind, Engine)
+        or not is_sqlite(bind)
+        or bind.get_execution_options().get(BEGIN_OPTION, Begin.WRITE) == Begin.READ
+    ):
+        yield session
+        return
+    session.bind = bind_for(bind, Begin.READ)
+    try:
+        yield session
+    finally:
+        # Ends the read (releasing its snapshot and connection) before the write begins.
+        session.rollback()
+        session.bind = bind
 
 
 def make_session_factory(bind: Engine | Connection) -> sessionmaker[Session]:

@@ -72,3 +72,33 @@ class QuotaExceeded(DomainError):
     def __init__(self, detail: str, *, retry_after_seconds: int, **extra: Any) -> None:
         super().__init__(detail, retry_after_seconds=retry_after_seconds, **extra)
         self.headers = {"Retry-After": str(max(1, retry_after_seconds))}
+
+
+class ServerBusy(DomainError):
+    """503: the server did not act on the request, because it is at capacity (or the database
+    did not answer in time). Retried by the SDK after `Retry-After` seconds."""
+
+    slug, title, status = "busy", "The server is busy; retry after the time given", 503
+
+    def __init__(
+        self, detail: str | None = None, *, retry_after_seconds: int, **extra: Any
+    ) -> None:
+        super().__init__(detail, retry_after_seconds=max(1, retry_after_seconds), **extra)
+        self.headers = {"Retry-After": str(max(1, retry_after_seconds))}
+
+
+class FairShareExceeded(DomainError):
+    """429: the caller's organisation already has its share of the server's capacity in use;
+    other organisations' requests still get in. Retried by the SDK after `Retry-After`."""
+
+    slug, title, status = (
+        "fair-share-exceeded",
+        "Your organisation is using its share of the server; retry after the time given",
+        429,
+    )
+
+    def __init__(
+        self, detail: str | None = None, *, retry_after_seconds: int, **extra: Any
+    ) -> None:
+        super().__init__(detail, retry_after_seconds=max(1, retry_after_seconds), **extra)
+        self.headers = {"Retry-After": str(max(1, retry_after_seconds))}

@@ -36,6 +36,31 @@ class Settings(BaseSettings):
     # pseudonyms, is some 40 KB; the limit stops a caller, signed in or not, from making the
     # server buffer and parse as much as it cares to send.
     max_body_bytes: int = Field(default=1024 * 1024, ge=64 * 1024, le=64 * 1024 * 1024)
+    # Largest request head (request line and headers) accepted: 431 above it. A real one is well
+    # under 2 KB (a bearer token is some 700 bytes).
+    max_header_bytes: int = Field(default=8 * 1024, ge=2 * 1024, le=64 * 1024)
+
+    # --- Overload (README, "What to tune"). Everything is per worker process. ---------------
+    # Requests that may touch the database at once. More only queue inside the database (for
+    # SQLite's one write lock, or PostgreSQL's row locks) and in the GIL, and make every request
+    # slower; fewer leave the cores idle while a request waits for the disk.
+    max_concurrent_requests: int = Field(default=8, ge=1, le=256)
+    # Requests that may wait for one of those places; beyond it they are refused at once (503).
+    request_queue_size: int = Field(default=64, ge=0, le=10_000)
+    # Longest wait in that queue before the request is refused (503 with Retry-After).
+    request_queue_timeout_seconds: float = Field(default=2.0, gt=0, le=60)
+    # The largest part of the places and the queue (together) that one organisation's requests
+    # may hold; more from it are refused with 429 while others still get in.
+    org_share: float = Field(default=0.5, gt=0, le=1)
+    # Database connections per worker, and the longest wait for one (then 503, never 500).
+    database_pool_size: int = Field(default=12, ge=1, le=1000)
+    database_pool_max_overflow: int = Field(default=4, ge=0, le=1000)
+    database_pool_timeout_seconds: float = Field(default=2.0, gt=0, le=60)
+    # Longest a request's statement may run (PostgreSQL `statement_timeout`) or wait for the write
+    # lock (SQLite busy timeout); beyond it the request gets 503 with Retry-After.
+    database_statement_timeout_seconds: float = Field(default=5.0, gt=0, le=300)
+    # Longest `/readyz` waits for the database before it answers "busy".
+    readiness_timeout_seconds: float = Field(default=1.0, gt=0, le=30)
 
     @model_validator(mode="after")
     def _refuse_placeholder_config(self) -> Settings:
@@ -43,7 +68,24 @@ class Settings(BaseSettings):
         # directory would scatter pseudonyms where nobody backs them up or protects them.
         if self.environment == "production" and not self.database_url:
             raise ValueError("REFCHECK_DATABASE_URL must be set in production")
+        # Each admitted request holds at most one connection; /readyz and a streaming export
+        # need one beside them. Fewer would turn admitted requests into pool timeouts.
+        if (
+            self.database_pool_size + self.database_pool_max_overflow
+            <= self.max_concurrent_requests
+        ):
+            raise ValueError(
+                "database_pool_size + database_pool_max_overflow must exceed "
+                "max_concurrent_requests"
+            )
         return self
+
+    @property
+    def org_share_slots(self) -> int:
+        """Requests (running and waiting) one organisation may have in one worker."""
+        return max(
+            1, int(self.org_share * (self.max_concurrent_requests + self.request_queue_size))
+        )
 
     @property
     def server_key_dir(self) -> Path:

@@ -14,23 +14,49 @@ from __future__ import annotations
 from collections.abc import Callable, Iterator
 from typing import Annotated
 
-from fastapi import Depends
+from fastapi import Depends, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from sqlalchemy.orm import Session
+from starlette.types import Scope
 
+from server.admission import ANONYMOUS
 from server.auth.errors import InvalidToken
 from server.auth.permissions import Permission
 from server.auth.services import caller_in_good_standing
 from server.auth.tokens import Caller, verify_access_token
 from server.context import AppContext, get_context
-from server.errors import PermissionDenied
+from server.db import Begin, bind_for, read_step
+from server.errors import DomainError, PermissionDenied
 
 _bearer = HTTPBearer(auto_error=False)
 
+_READ_METHODS = frozenset({"GET", "HEAD"})
+#: GET routes that write all the same: the consent lookup records an audit entry of itself.
+#: A GET route missing here still works, but on SQLite its write may be refused as `busy`
+#: while another request writes (a read transaction cannot wait for the write lock).
+WRITING_READS = frozenset({"/v1/consent-lookup/{code}"})
 
-def get_db(ctx: Annotated[AppContext, Depends(get_context)]) -> Iterator[Session]:
-    """A session per request. Routes commit explicitly; anything not committed is rolled back."""
-    session = ctx.sessions()
+
+def begin_for(request: Request) -> Begin:
+    """How the request's transactions begin: reads as reads, everything else as a write."""
+    route = request.scope.get("route")
+    if request.method in _READ_METHODS and getattr(route, "path", None) not in WRITING_READS:
+        return Begin.READ
+    return Begin.WRITE
+
+
+def get_db(ctx: Annotated[AppContext, Depends(get_context)], request: Request) -> Iterator[Session]:
+    """A session per request. Routes commit explicitly; anything not committed is rolled back.
+
+    A read request's transaction takes no lock on SQLite and all its reads see one snapshot;
+    any request's statements are bounded by the statement timeout (`server.db.bind_for`).
+    """
+    bind = bind_for(
+        ctx.sessions.kw["bind"],
+        begin_for(request),
+        statement_timeout=ctx.settings.database_statement_timeout_seconds,
+    )
+    session = ctx.sessions(bind=bind)
     try:
         yield session
     finally:
@@ -54,7 +80,9 @@ def authenticate(
     )
     # A token outlives nothing: a principal disabled, moved or stripped of a role after the
     # token was issued is judged by what the registry says now, not by the token's claims.
-    caller = caller_in_good_standing(session, claimed.principal_id)
+    # A read: on SQLite in a transaction of its own that takes no lock (`read_step`).
+    with read_step(session):
+        caller = caller_in_good_standing(session, claimed.principal_id)
     if caller is None or caller.org_id != claimed.org_id:
         raise InvalidToken("the principal of this token is not active")
     return caller
@@ -87,3 +115,26 @@ def require_any(*permissions: Permission) -> Callable[..., Caller]:
     # Read by the authorisation matrix test: every non-public route must declare its permission.
     dependency.required_permissions = wanted  # type: ignore[attr-defined]
     return dependency
+
+
+def org_of_bearer(ctx: AppContext) -> Callable[[Scope], str]:
+    """For admission control: the organisation a request's bearer token was issued to, checked
+    as `authenticate` checks it (signature, issuer, audience, expiry; cached per token), but
+    without the database. `server.admission.ANONYMOUS` without a valid token."""
+
+    def org_of(scope: Scope) -> str:
+        for name, value in scope.get("headers", ()):
+            if name == b"authorization":
+                scheme, _, token = value.decode("latin-1").partition(" ")
+                if scheme.lower() != "bearer":
+                    return ANONYMOUS
+                try:
+                    claimed = verify_access_token(
+                        token.strip(), settings=ctx.settings, keys=ctx.keys, now=ctx.now()
+                    )
+                except DomainError:
+                    return ANONYMOUS
+                return claimed.org_id
+        return ANONYMOUS
+
+    return org_of
