@@ -9,7 +9,7 @@ from fastapi import APIRouter, Depends, Query
 from fastapi.responses import StreamingResponse
 
 from server.audit.schemas import AuditEntryOut, AuditPage
-from server.audit.services import MAX_PAGE, iter_entries, page_entries
+from server.audit.services import MAX_PAGE, export_session, iter_batches, page_entries
 from server.auth.deps import Ctx, Db, require
 from server.auth.permissions import Permission
 from server.auth.tokens import Caller
@@ -18,6 +18,7 @@ from server.context import AppContext
 router = APIRouter(tags=["audit"])
 
 AfterSeq = Annotated[int, Query(ge=0, le=2**62)]
+NDJSON = "application/x-ndjson"
 
 
 @router.get("/v1/audit", response_model=AuditPage)
@@ -34,26 +35,48 @@ def read_audit(
 
 
 def _ndjson(ctx: AppContext, after_seq: int) -> Iterator[bytes]:
-    # Its own session: the response streams after the request's dependencies have finished.
-    session = ctx.sessions()
+    """The trail from `after_seq` as JSON lines, one chunk per batch of entries.
+
+    Its own session: the response streams after the request's dependencies have finished. It
+    reads one snapshot (`export_session`) that takes no lock, so the export neither blocks a
+    writer nor sees a half-written chain, however long it takes.
+    """
+    session = export_session(ctx)
     try:
-        for entry in iter_entries(session, after_seq=after_seq):
+        for batch in iter_batches(session, after_seq=after_seq):
             # The same serialisation as `GET /v1/audit`, so both read back identically.
-            yield AuditEntryOut.model_validate(entry).model_dump_json().encode() + b"\n"
+            yield b"".join(
+                AuditEntryOut.model_validate(entry).model_dump_json().encode() + b"\n"
+                for entry in batch
+            )
     finally:
         session.rollback()
         session.close()
 
 
-@router.get("/v1/audit/export")
+@router.get(
+    "/v1/audit/export",
+    response_class=StreamingResponse,
+    responses={
+        200: {
+            "description": "One audit entry (as in `GET /v1/audit`) per line, in sequence order.",
+            "content": {
+                NDJSON: {"schema": {"type": "string", "description": "JSON lines (NDJSON)"}}
+            },
+        }
+    },
+)
 def export_audit(
     ctx: Ctx,
+    session: Db,
     _caller: Annotated[Caller, Depends(require(Permission.AUDIT_EXPORT))],
     after_seq: AfterSeq = 0,
 ) -> StreamingResponse:
     """The whole trail (or from `after_seq`), one JSON object per line, in sequence order."""
+    # Authentication is done: give its connection back before the stream takes its own.
+    session.close()
     return StreamingResponse(
         _ndjson(ctx, after_seq),
-        media_type="application/x-ndjson",
+        media_type=NDJSON,
         headers={"Content-Disposition": 'attachment; filename="refcheck-audit.ndjson"'},
     )

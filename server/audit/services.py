@@ -9,7 +9,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import Engine, select
 from sqlalchemy.orm import Session
 
 from server.audit.chain import append, locked_head
@@ -17,6 +17,7 @@ from server.audit.checkpoints import sign_checkpoint
 from server.audit.models import AuditCheckpoint, AuditEntry
 from server.auth.tokens import Caller
 from server.context import AppContext
+from server.db import Begin, bind_for
 from server.errors import DomainError
 from server.paging import split_page
 
@@ -85,15 +86,39 @@ def page_entries(
     return entries, entries[-1].seq if more else None
 
 
-def iter_entries(session: Session, *, after_seq: int = 0, batch: int = 500) -> Iterator[AuditEntry]:
-    """Every entry in order, read in batches so an export never holds the whole trail."""
+def iter_batches(
+    session: Session, *, after_seq: int = 0, batch: int = 500
+) -> Iterator[list[AuditEntry]]:
+    """Every entry after `after_seq` in order, in batches, so an export never holds the whole
+    trail. Batches already handed out are expunged: the session does not keep them either."""
     last = after_seq
     while True:
         page = list_entries(session, after_seq=last, limit=batch)
         if not page:
             return
-        yield from page
+        yield page
         last = page[-1].seq
+        for entry in page:
+            session.expunge(entry)
+
+
+def iter_entries(session: Session, *, after_seq: int = 0, batch: int = 500) -> Iterator[AuditEntry]:
+    """Every entry in order, read in batches so an export never holds the whole trail."""
+    for page in iter_batches(session, after_seq=after_seq, batch=batch):
+        yield from page
+
+
+def export_session(ctx: AppContext) -> Session:
+    """A session for reading the whole trail as of one moment, without blocking anybody.
+
+    SQLite: a read transaction (no lock in WAL mode) keeps its snapshot until it ends.
+    PostgreSQL: REPEATABLE READ, READ ONLY gives one snapshot for every batch; plain reads
+    take no locks that a writer waits for.
+    """
+    bind = bind_for(ctx.sessions.kw["bind"], Begin.READ)
+    if isinstance(bind, Engine) and bind.dialect.name == "postgresql":
+        bind = bind.execution_options(isolation_level="REPEATABLE READ", postgresql_readonly=True)
+    return ctx.sessions(bind=bind)
 
 
 def create_checkpoint(session: Session, ctx: AppContext) -> AuditCheckpoint:
