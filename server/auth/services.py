@@ -96,6 +96,12 @@ def authenticate_client(session: Session, ctx: AppContext, assertion: str) -> Pr
         )
     except (jwt.PyJWTError, ValueError) as exc:
         raise _refuse("signature, issuer or audience invalid") from exc
+    # pyjwt accepts a list of audiences that merely contains ours. An assertion valid at several
+    # services at once can be spent at each: one captured at (or minted by) another service that
+    # trusts the same key would sign in here, where its `jti` was never seen. Exactly ours.
+    audience = claims["aud"]
+    if isinstance(audience, list) and len(audience) != 1:
+        raise _refuse("assertion names more than one audience")
     iat, exp, jti = claims["iat"], claims["exp"], claims["jti"]
     if not all(isinstance(v, int) and not isinstance(v, bool) for v in (iat, exp)):
         raise _refuse("iat/exp are not integers")
