@@ -290,9 +290,13 @@ def _sniff(header: str) -> str:
     return best
 
 
-def _lines(data: bytes) -> tuple[list[str], list[int], str, list[tuple[int, int]]]:
+_NOT_DECODABLE = "a byte that is neither UTF-8 nor Windows-1252"
+_NUL = "a NUL byte: this line is not text (is the file damaged?)"
+
+
+def _lines(data: bytes) -> tuple[list[str], list[int], str, dict[int, tuple[int, str]]]:
     """Decode `data` line by line: (lines, numbers of lines read as Windows-1252, encoding,
-    undecodable (line, character offset))."""
+    {line: (character offset, problem)} for the lines that cannot be read as text)."""
     if data.startswith((b"\xff\xfe", b"\xfe\xff")):
         try:
             text = data.decode("utf-16")
@@ -301,21 +305,21 @@ def _lines(data: bytes) -> tuple[list[str], list[int], str, list[tuple[int, int]
         parts = _TEXT_LINE_BREAK.split(text)
         if parts and parts[-1] == "":
             parts.pop()
-        return parts, [], "utf-16", []
+        return parts, [], "utf-16", _nul_lines(parts)
     encoding = "utf-8"
     if data.startswith(b"\xef\xbb\xbf"):
         data, encoding = data[3:], "utf-8-sig"
-    elif b"\x00" in data[:4096]:
+    elif data[:4096].count(0) * 4 > len(data[:4096]):
         raise TableError(
-            "the file holds NUL bytes: it is not a text file (a workbook? save it as .xlsx "
-            "or as CSV)"
+            "the file is mostly NUL bytes: it is not a text file that can be read (UTF-16 "
+            "without a byte-order mark, or a workbook?): save it as .xlsx or as CSV"
         )
     raw = _LINE_BREAK.split(data)
     if raw and raw[-1] == b"":
         raw.pop()
     lines: list[str] = []
     legacy: list[int] = []
-    broken: list[tuple[int, int]] = []
+    broken: dict[int, tuple[int, str]] = {}
     for number, chunk in enumerate(raw, start=1):
         try:
             lines.append(chunk.decode("utf-8"))
@@ -327,8 +331,12 @@ def _lines(data: bytes) -> tuple[list[str], list[int], str, list[tuple[int, int]
             legacy.append(number)
         except UnicodeDecodeError as exc:
             lines.append(chunk.decode("cp1252", errors="replace"))
-            broken.append((number, exc.start))  # one byte is one character in cp1252
-    return lines, legacy, encoding, broken
+            broken[number] = (exc.start, _NOT_DECODABLE)  # one byte, one character in cp1252
+    return lines, legacy, encoding, {**_nul_lines(lines), **broken}
+
+
+def _nul_lines(lines: list[str]) -> dict[int, tuple[int, str]]:
+    return {n: (text.index("\x00"), _NUL) for n, text in enumerate(lines, 1) if "\x00" in text}
 
 
 def _line_list(numbers: list[int], limit: int = 8) -> str:
@@ -352,6 +360,8 @@ def _read_csv(path: Path, data: bytes, what: str) -> Table:
             raise TableError(f"the {what} has no header line after its sep= line")
     header_line = start + 1
     header_text = lines[start].lstrip("\ufeff")
+    if header_line in broken:
+        raise TableError(f"{what}: line {header_line}: {broken[header_line][1]}")
     delimiter = delimiter or _sniff(header_text)
     try:
         cells = split_line(header_text, delimiter)
@@ -373,17 +383,11 @@ def _read_csv(path: Path, data: bytes, what: str) -> Table:
     def column(index: int) -> str:
         return table.column(table.header[index]) if index < header_width else str(index + 1)
 
-    broken_at = dict(broken)
     for offset, text in enumerate(lines[start + 1 :], start=start + 2):
-        if offset in broken_at:
-            index = _field_at(text, delimiter, broken_at[offset])
-            table.records.append(
-                Record(
-                    offset,
-                    {},
-                    Problem(offset, column(index), "a byte that is neither UTF-8 nor Windows-1252"),
-                )
-            )
+        if offset in broken:
+            at, message = broken[offset]
+            problem = Problem(offset, column(_field_at(text, delimiter, at)), message)
+            table.records.append(Record(offset, {}, problem))
             continue
         try:
             cells = split_line(text, delimiter)

@@ -74,6 +74,15 @@ def test_a_byte_neither_utf8_nor_windows_1252_names_its_line_and_column(tmp_path
     assert "neither UTF-8 nor Windows-1252" in problem.message
 
 
+def test_a_nul_byte_is_its_lines_problem_and_a_file_of_them_is_refused(tmp_path: Path) -> None:
+    table = read(write(tmp_path, b"staff_ref,full_name\nS1,Bu\x00di\nS2,Citra\n"))
+    problem = table.records[0].problem
+    assert problem is not None and problem.column == "2 (full_name)" and "NUL" in problem.message
+    assert table.records[1].problem is None
+    with pytest.raises(TableError, match="NUL bytes"):
+        read(write(tmp_path, "staff_ref,full_name\n".encode("utf-16-le")))
+
+
 def test_utf16_as_excel_unicode_text_saves_it(tmp_path: Path) -> None:
     text = "staff_ref\tfull_name\r\nS1\tNguy\u1ec5n V\u0103n A\r\n"
     table = read(write(tmp_path, text.encode("utf-16")))
