@@ -52,6 +52,12 @@ def _disclosure_deadlines(session: Session, ctx: AppContext) -> None:
     deadline_job(session, ctx)
 
 
+def _filter_publication(session: Session, ctx: AppContext) -> None:
+    from server.filter.services import publication_job
+
+    publication_job(session, ctx)
+
+
 def _checkpoint(session: Session, ctx: AppContext) -> None:
     from server.audit.services import create_checkpoint_if_moved
 
@@ -62,6 +68,8 @@ PERIODIC_JOBS: list[PeriodicJob] = [
     PeriodicJob("prune-used-assertions", _prune_assertions),
     PeriodicJob("retention-sweep", _retention_sweep),
     PeriodicJob("disclosure-deadlines", _disclosure_deadlines),
+    # After the sweep, so what it deleted has left the revision it publishes.
+    PeriodicJob("filter-publication", _filter_publication),
     # Last, so the checkpoint also covers whatever the jobs before it recorded.
     PeriodicJob("audit-checkpoint", _checkpoint),
 ]

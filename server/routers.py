@@ -14,6 +14,7 @@ from server.cases.routes import router as cases_router
 from server.checks.routes import router as checks_router
 from server.consents.routes import router as consents_router
 from server.disclosures.routes import router as disclosures_router
+from server.filter.routes import router as filter_router
 from server.health.routes import router as health_router
 from server.oprf.routes import router as oprf_router
 from server.policy.routes import router as policy_router
@@ -32,4 +33,5 @@ ROUTERS: list[APIRouter] = [
     checks_router,
     stats_router,
     disclosures_router,
+    filter_router,
 ]

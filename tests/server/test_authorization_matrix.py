@@ -122,6 +122,8 @@ MATRIX: dict[str, Row] = {
     # statistics: network-wide for the secretariat, own organisation for members
     "GET /v1/stats": allow(*ALL),
     # blind-match protocol
+    "GET /v1/registry/filter": allow(FOCAL, HR),
+    "GET /v1/registry/fillers": allow(ADMIN, AUDITOR),
     "GET /v1/oprf/key": allow(ADMIN, FOCAL, HR),
     "POST /v1/oprf/evaluate": allow(FOCAL),
     "POST /v1/cases": allow(FOCAL),
