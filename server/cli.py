@@ -305,6 +305,10 @@ from server.retention.cli import retention_app  # noqa: E402 - mounted after `ap
 
 app.add_typer(retention_app, name="retention")
 
+from server.filter.cli import filter_app  # noqa: E402 - mounted after `app` exists
+
+app.add_typer(filter_app, name="filter")
+
 
 if __name__ == "__main__":
     main()
