@@ -238,6 +238,10 @@ class SignedObject:
         object.__setattr__(self, "fields", MappingProxyType(decoded))
         object.__setattr__(self, "cosignatures", cosignatures)
 
+    def __hash__(self) -> int:
+        # `fields` is a read-only mapping, which is unhashable; the bytes determine it.
+        return hash((self.header, self.signature, self.cosignatures))
+
     def framed(self) -> bytes:
         """The wire form: length-prefixed header, signature, cosignature count and cosignatures."""
         parts = [

@@ -137,6 +137,13 @@ def test_signed_object_round_trips_through_its_framing() -> None:
     obj.verify(raw(KEY), network_id=NETWORK, type="filter")
 
 
+def test_signed_objects_are_hashable_and_read_only() -> None:
+    obj = sign(KEY, fields())
+    assert len({obj, parse(obj.framed())}) == 1
+    with pytest.raises(TypeError):
+        obj.fields["count"] = 4  # type: ignore[index]
+
+
 def test_signature_is_over_the_prefixed_type_and_header() -> None:
     obj = sign(KEY, fields())
     KEY.public_key().verify(obj.signature, b"refcheck/v2/filter\x00" + obj.header)
