@@ -34,6 +34,14 @@ def _hex32(value: Any, name: str) -> bytes:
     return raw
 
 
+def _optional_text(value: Any, name: str) -> str | None:
+    if value is None or value == "":
+        return None
+    if not isinstance(value, str):
+        raise CredentialsError(f"{name} must be a string")
+    return value
+
+
 @dataclass(frozen=True)
 class OrgKeys:
     """The organisation's own key pairs: Ed25519 signs what it discloses, X25519 opens what is
@@ -79,12 +87,21 @@ class Credentials:
     org_id: str | None = None
     org_short_name: str | None = None
     org_keys: OrgKeys | None = field(default=None, repr=False)
+    #: The network these credentials are for and the SHA-256 of its signing key (hex), as the
+    #: secretariat wrote them: the SDK refuses a server that shows another (`client_sdk.pinning`).
+    network_id: str | None = None
+    network_signing_key_sha256: str | None = None
 
     def __post_init__(self) -> None:
         if len(self.auth_private_key) != 32:
             raise CredentialsError("auth_private_key must be a 32-byte Ed25519 seed")
         if not self.client_id:
             raise CredentialsError("client_id is required")
+        fingerprint = self.network_signing_key_sha256
+        if fingerprint is not None and (
+            len(fingerprint) != 64 or any(c not in "0123456789abcdef" for c in fingerprint)
+        ):
+            raise CredentialsError("network_signing_key_sha256 must be 64 lower-case hex digits")
 
     @property
     def auth_key(self) -> Ed25519PrivateKey:
@@ -114,6 +131,10 @@ class Credentials:
             org_id=data.get("org_id") or None,
             org_short_name=data.get("org_short_name") or None,
             org_keys=None if raw_org_keys is None else OrgKeys.from_dict(raw_org_keys),
+            network_id=_optional_text(data.get("network_id"), "network_id"),
+            network_signing_key_sha256=_optional_text(
+                data.get("network_signing_key_sha256"), "network_signing_key_sha256"
+            ),
         )
 
     @classmethod
@@ -137,6 +158,10 @@ class Credentials:
             "org_id": self.org_id,
             "org_short_name": self.org_short_name,
         }
+        if self.network_id is not None:
+            document["network_id"] = self.network_id
+        if self.network_signing_key_sha256 is not None:
+            document["network_signing_key_sha256"] = self.network_signing_key_sha256
         if passphrase is None:
             document.update(secrets)
         else:

@@ -22,6 +22,7 @@ __all__ = [
     "ApiError",
     "AuthenticationError",
     "BadRequest",
+    "ClaimInvalid",
     "Conflict",
     "ConsentExhausted",
     "ConsentExpired",
@@ -29,6 +30,12 @@ __all__ = [
     "ConsentWithdrawn",
     "CredentialsError",
     "DisclosureNotAuthentic",
+    "EntryNotClaimed",
+    "EntryWindowClosed",
+    "FilterExpired",
+    "FilterRejected",
+    "FilterRollback",
+    "FilterWrongKey",
     "IdempotencyConflict",
     "InvalidClient",
     "InvalidElement",
@@ -40,7 +47,7 @@ __all__ = [
     "InvalidTransition",
     "KeyChanged",
     "KeyMismatch",
-    "MatchProofInvalid",
+    "KeyRotated",
     "MouInactive",
     "NotFound",
     "OrgKeyChanged",
@@ -50,9 +57,12 @@ __all__ = [
     "ProtocolViolation",
     "QuotaExceeded",
     "RefcheckError",
+    "SealedKeysInvalid",
     "ServerError",
     "ServiceUnavailable",
+    "SignatureInvalid",
     "TransportError",
+    "WrongElementCount",
     "error_from_response",
 ]
 
@@ -95,17 +105,48 @@ class ProofInvalid(ProtocolViolation):
 
 
 class KeyChanged(ProtocolViolation):
-    """The server's OPRF key differs from the one pinned on first use.
+    """The network's keys are not the ones this client trusts.
 
-    A server that evaluates different clients under different keys can partition them or
-    silently suppress matches; so a key change is accepted only after it has been announced and
-    the pin updated deliberately (`Client(pinned_key=...)`, or removing the pin file).
+    Either the network signing key the server shows is not the one pinned (from the credentials
+    file's `network_signing_key_sha256`, or on first use), or the server announces OPRF keys
+    older than one already seen (`key_seq` going back). A server that evaluates different
+    clients under different keys can partition them or silently suppress matches, and every
+    OPRF key and filter is trusted only through the signing key; so nothing is sent until the
+    keys are right. `pinned_key_id` and `server_key_id` name what was expected and what was
+    offered (a signing key's SHA-256, or OPRF key ids).
     """
 
     def __init__(self, message: str, *, pinned_key_id: str, server_key_id: str) -> None:
         super().__init__(message)
         self.pinned_key_id = pinned_key_id
         self.server_key_id = server_key_id
+
+
+class SignatureInvalid(ProtocolViolation):
+    """A signed object (an OPRF key announcement, a filter header or a filter delta) does not
+    verify against the pinned network signing key, names another network or type, or lacks a
+    witness's cosignature the policy requires. Whatever it said is not used."""
+
+
+class FilterRejected(ProtocolViolation):
+    """The registry filter (or the header a check answer names) fails the SDK's checks: its
+    values do not hash to the signed `sha256`, or a delta does not lead to the filter the check
+    vouched for. The subclasses name the usual lies."""
+
+
+class FilterExpired(FilterRejected):
+    """The signed filter header's `expires_at` has passed: a server replaying an old filter
+    (one without an entry registered since) would make a registered person look clean."""
+
+
+class FilterRollback(FilterRejected):
+    """The filter's `(key_seq, revision)` is lower than one this client has already seen:
+    a server going back to an earlier filter."""
+
+
+class FilterWrongKey(FilterRejected):
+    """The filter is for another OPRF key than the check's: its values cannot hold the check's
+    pseudonyms, so every lookup would miss."""
 
 
 class OrgKeyChanged(ProtocolViolation):
@@ -256,13 +297,27 @@ class IdempotencyConflict(Conflict):
 
 
 class KeyMismatch(Conflict):
-    """The request named an OPRF `key_id` that is no longer the server's current key.
+    """The request named an OPRF `key_id` that is not the server's current key.
 
-    The SDK reacts by re-reading the published key, which raises `KeyChanged` unless the new key
-    was pinned deliberately.
+    The SDK reacts by re-reading the signed key announcements once and trying again under the
+    newest one (never an older one than it has seen).
     """
 
     slug = "key-mismatch"
+
+
+class KeyRotated(Conflict):
+    """409: the network rotated its OPRF key between this check and its entries call; the
+    check must be re-run under the new key (`rerun_of`)."""
+
+    slug = "key-rotated"
+
+
+class EntryWindowClosed(Conflict):
+    """409: the check's evaluations were kept for `entry_fetch_window_seconds` only and that
+    window has passed; a hit can only be followed up by checking again under the consent."""
+
+    slug = "entry-window-closed"
 
 
 class InvalidTransition(Conflict):
@@ -295,7 +350,7 @@ class PolicyViolation(InvalidRequest):
 
 
 class InvalidElement(InvalidRequest):
-    """422: a blinded or unblinded element is not a valid group element; `index` says which."""
+    """422: a blinded element is not a valid group element, or repeats one; `index` says which."""
 
     slug = "invalid-element"
 
@@ -305,16 +360,35 @@ class InvalidElement(InvalidRequest):
         return index if isinstance(index, int) else None
 
 
-class MatchProofInvalid(InvalidRequest):
-    """422: the disclosure request's match proof does not verify, or the record no longer
-    exists (withdrawn, purged): the server answers both alike. Check the applicant again."""
+class WrongElementCount(InvalidRequest):
+    """422: a check must carry exactly the policy's `keys_per_check` elements. The SDK re-reads
+    the policy once and tries again before raising this."""
 
-    slug = "match-proof-invalid"
+    slug = "wrong-element-count"
+
+
+class ClaimInvalid(InvalidRequest):
+    """422: a claim of the entries call does not hold for this check (index, repeat, proof)."""
+
+    slug = "claim-invalid"
+
+
+class EntryNotClaimed(InvalidRequest):
+    """422: a disclosure request names an entry that no verified claim of that check (by this
+    organisation) named, or that is no longer live: check the applicant again."""
+
+    slug = "entry-not-claimed"
+
+
+class SealedKeysInvalid(InvalidRequest):
+    """422: a registration's `sealed_keys` cannot be used (not for this key or metadata)."""
+
+    slug = "sealed-keys-invalid"
 
 
 class QuotaExceeded(ApiError):
     """429: one of the organisation's daily quotas is used up: checks (`POST /v1/checks`) or
-    evaluated elements (`POST /v1/oprf/evaluate`, used by case registration).
+    evaluated elements (`POST /v1/cases`: every registration evaluates `keys_per_check`).
 
     `retry_after_seconds` says when to try again. The SDK waits and retries by itself only when
     that wait is within `RetryPolicy.max_retry_after`.
@@ -354,10 +428,15 @@ _BY_SLUG: dict[str, type[ApiError]] = {
         ConsentExhausted,
         IdempotencyConflict,
         KeyMismatch,
+        KeyRotated,
+        EntryWindowClosed,
         InvalidTransition,
         InvalidRequest,
-        MatchProofInvalid,
         PolicyViolation,
+        WrongElementCount,
+        ClaimInvalid,
+        EntryNotClaimed,
+        SealedKeysInvalid,
         InvalidElement,
         QuotaExceeded,
         ServerError,

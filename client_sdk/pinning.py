@@ -1,13 +1,18 @@
-"""Pinning the keys the server hands out, on first use (trust on first use, as SSH's known_hosts).
+"""Pinning the keys the server hands out (as SSH's known_hosts), so a server cannot swap them.
 
 Two kinds of key reach the SDK through the server, and both are pinned:
 
-* **The OPRF key.** Every DLEQ proof only shows that the server used *the key we verify
-  against*. If the SDK simply trusted whatever key `/v1/oprf/key` returns today, a server could
-  evaluate one client under a private key of its own (partitioning it from the network, or
-  making its checks silently miss) and publish that key to that client alone. So the first key
-  seen is pinned, and a different one later raises `KeyChanged` until someone updates the pin
-  deliberately after the network announced a rotation.
+* **The network signing key** (Ed25519). It signs every OPRF key announcement and every
+  registry filter (docs/protocol.md, "Signed objects"), so it is the one root every DLEQ proof
+  and every filter lookup rests on: a server that could show a client a signing key of its own
+  could evaluate that client under a private OPRF key (partitioning it from the network, or
+  making its checks silently miss) and hand it a filter without the applicant's entries. The
+  credentials file the secretariat issues names the network (`network_id`) and the key's
+  SHA-256 (`network_signing_key_sha256`); the SDK compares the server's key with them before
+  anything else. A credentials file without them (older ones) pins the first key seen.
+  With it are kept the verified OPRF key announcements (each checked against the signing key;
+  `key_seq` never goes back) and the policy's `keys_per_check`, so that a client with a warm
+  pin file checks a person with no request other than the check itself.
 * **The organisations' public keys** (X25519 to seal to them, Ed25519 to verify what they sign),
   from `GET /v1/directory`. A server that swapped a holder's keys there could read the applicant
   details sealed to it and forge its answer, and the signature check would pass against the
@@ -16,12 +21,16 @@ Two kinds of key reach the SDK through the server, and both are pinned:
 
 Pin file (JSON, 0600, one file may serve several servers, keyed by base URL)::
 
-    {"pins": {"<base_url>": {"key_id": "...", "public_key": "<hex>"}},
+    {"network": {"<base_url>": {"network_id": "demo",
+                                "signing_key": "<hex>",
+                                "oprf_keys": ["<framed signed oprf-key announcement, hex>"],
+                                "keys_per_check": 32}},
      "org_keys": {"<base_url>": {"<org id>": {"short_name": "org-a",
                                               "x25519_public_key": "<hex>",
                                               "ed25519_public_key": "<hex>"}}}}
 
 `short_name` is informational (for a person reading the file); only the keys are compared.
+The announcements are kept exactly as signed and verified again when the file is read.
 Several clients and processes may share one pin file (the CLI keeps one beside the
 credentials), so every write is a locked read-modify-write: a pin written by one is never
 dropped by another.
@@ -32,13 +41,19 @@ from __future__ import annotations
 import hashlib
 import os
 import threading
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from client_sdk.errors import CredentialsError, InvalidResponse, KeyChanged, OrgKeyChanged
+from client_sdk.errors import (
+    CredentialsError,
+    InvalidResponse,
+    KeyChanged,
+    OrgKeyChanged,
+    SignatureInvalid,
+)
 from client_sdk.secretfile import load_json_secret, write_json_secret
 
 try:  # POSIX: serialise writers across processes too.
@@ -46,7 +61,15 @@ try:  # POSIX: serialise writers across processes too.
 except ImportError:  # pragma: no cover - Windows keeps the in-process lock only
     fcntl = None  # type: ignore[assignment]
 
-__all__ = ["KeyPin", "OrgKeyPins", "OrgPublicKeys", "PinnedKey", "org_key_fingerprint"]
+__all__ = [
+    "NetworkPin",
+    "NetworkState",
+    "OprfKey",
+    "OrgKeyPins",
+    "OrgPublicKeys",
+    "org_key_fingerprint",
+    "signing_key_sha256",
+]
 
 _FINGERPRINT_DOMAIN = b"refcheck/v1/org-keys\x00"
 
@@ -79,16 +102,20 @@ def _locked(path: Path) -> Iterator[None]:
             os.close(fd)  # closing releases the flock
 
 
+_SECTIONS = ("network", "org_keys")
+
+
 def _read_document(path: Path) -> dict[str, Any]:
     if not path.exists():
-        return {"pins": {}, "org_keys": {}}
+        return {section: {} for section in _SECTIONS}
     document = load_json_secret(path)
-    pins, org_keys = document.get("pins", {}), document.get("org_keys", {})
-    if ("pins" not in document and "org_keys" not in document) or not (
-        isinstance(pins, dict) and isinstance(org_keys, dict)
-    ):
+    # "pins" is version 1's section (a bare OPRF key, TOFU): still a pin file, no longer read.
+    if not any(name in document for name in (*_SECTIONS, "pins")):
         raise CredentialsError(f"{path} is not a refcheck pin file")
-    return {**document, "pins": pins, "org_keys": org_keys}
+    sections = {name: document.get(name, {}) for name in _SECTIONS}
+    if not all(isinstance(value, dict) for value in sections.values()):
+        raise CredentialsError(f"{path} is not a refcheck pin file")
+    return {**document, **sections}
 
 
 def _update_document(path: Path, change: Callable[[dict[str, Any]], None]) -> dict[str, Any]:
@@ -100,96 +127,322 @@ def _update_document(path: Path, change: Callable[[dict[str, Any]], None]) -> di
         return document
 
 
-# -- the OPRF key ---------------------------------------------------------------------------
+# -- the network signing key and the OPRF key announcements -------------------------------
+
+#: Announcements kept per server: the current key and a few before it (a check still open
+#: under the previous key, next issue's rotation), not the whole history.
+KEPT_ANNOUNCEMENTS = 4
+
+_KEY_ID_MAX = 16
+
+
+def signing_key_sha256(public_key: bytes) -> str:
+    """The fingerprint a credentials file names: hex SHA-256 of the raw 32-byte Ed25519 key."""
+    return hashlib.sha256(public_key).hexdigest()
 
 
 @dataclass(frozen=True)
-class PinnedKey:
-    """The server's published OPRF public key and its id.
+class OprfKey:
+    """One OPRF key of the network, as its signed `oprf-key` announcement states it.
+
+    Only ever built from an announcement verified against the pinned signing key
+    (`OprfKey.from_announcement`), which also authenticates `registration_key`, the X25519 key
+    registrations are sealed to.
 
     Usage::
 
-        PinnedKey(key_id="3f2a...", public_key=bytes.fromhex("..."))  # from an announcement
+        key = client.oprf_key()          # the newest announced key, verified
+        key.key_id, key.key_seq          # "3f2a9c0d1e4b5a67", 1
     """
 
     key_id: str
+    key_seq: int
     public_key: bytes
+    registration_key: bytes
+    prev_key_id: str | None = None
+    #: The framed signed announcement, as the server sent it (kept to re-verify the pin file).
+    announcement: bytes = field(default=b"", repr=False, compare=False)
 
     def __post_init__(self) -> None:
-        if not self.key_id or len(self.public_key) != 32:
-            raise InvalidResponse("an OPRF key is a key id and 32 bytes")
+        if (
+            not self.key_id
+            or len(self.key_id) > _KEY_ID_MAX
+            or not self.key_id.isascii()
+            or self.key_seq < 1
+            or len(self.public_key) != 32
+            or len(self.registration_key) != 32
+        ):
+            raise InvalidResponse("an OPRF key announcement has an invalid key id, seq or key")
 
-    def to_dict(self) -> dict[str, str]:
-        return {"key_id": self.key_id, "public_key": self.public_key.hex()}
+    @classmethod
+    def from_announcement(
+        cls,
+        framed: bytes,
+        *,
+        signing_key: bytes,
+        network_id: str,
+        witnesses: Sequence[bytes] = (),
+    ) -> OprfKey:
+        """Parse and verify one framed `oprf-key` announcement; `SignatureInvalid` when it is
+        not signed by `signing_key` for `network_id` (and cosigned by every witness),
+        `InvalidResponse` when it is malformed."""
+        from protocol.errors import DeserializeError, InvalidInputError, VerifyError
+        from protocol.signed import parse
+
+        try:
+            obj = parse(framed)
+            obj.verify(signing_key, network_id=network_id, type="oprf-key", witnesses=witnesses)
+        except (DeserializeError, InvalidInputError):
+            raise InvalidResponse("an OPRF key announcement is malformed") from None
+        except VerifyError as exc:
+            raise SignatureInvalid(
+                f"an OPRF key announcement does not verify against the network signing key ({exc})"
+            ) from None
+        fields = obj.fields
+        key_id, key_seq, prev = (
+            fields.get("key_id"),
+            fields.get("key_seq"),
+            fields.get("prev_key_id"),
+        )
+        if (
+            not isinstance(key_id, str)
+            or isinstance(key_seq, bool)
+            or not isinstance(key_seq, int)
+            or not (prev is None or isinstance(prev, str))
+        ):
+            raise InvalidResponse("an OPRF key announcement lacks key_id, key_seq or prev_key_id")
+        return cls(
+            key_id=key_id,
+            key_seq=key_seq,
+            public_key=_unhex(fields.get("public_key"), 32, "OPRF public key"),
+            registration_key=_unhex(fields.get("registration_key"), 32, "registration key"),
+            prev_key_id=prev,
+            announcement=framed,
+        )
 
 
-class KeyPin:
-    """The pinned OPRF key for one server, in memory and optionally in a pin file.
+@dataclass(frozen=True)
+class NetworkState:
+    """What a client trusts about one network: its id, signing key, verified OPRF key
+    announcements (ascending `key_seq`) and, once read, the policy's `keys_per_check` and
+    witnesses."""
 
-    The pin file maps a server (its base URL) to its key, so one file can serve several
-    networks. Without a file the pin lives as long as the client object.
+    network_id: str
+    signing_key: bytes
+    keys: tuple[OprfKey, ...]
+    keys_per_check: int | None = None
+    witnesses: tuple[bytes, ...] = ()
+
+    @property
+    def current(self) -> OprfKey:
+        """The announced key with the highest `key_seq`: the one checks and registrations use."""
+        return self.keys[-1]
+
+    @property
+    def fingerprint(self) -> str:
+        return signing_key_sha256(self.signing_key)
+
+    def key(self, key_id: str) -> OprfKey | None:
+        return next((k for k in self.keys if k.key_id == key_id), None)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "network_id": self.network_id,
+            "signing_key": self.signing_key.hex(),
+            "oprf_keys": [k.announcement.hex() for k in self.keys],
+            "keys_per_check": self.keys_per_check,
+            "witnesses": [w.hex() for w in self.witnesses],
+        }
+
+
+def _merge_keys(
+    pinned: Sequence[OprfKey], offered: Sequence[OprfKey], *, what: str
+) -> tuple[OprfKey, ...]:
+    """The union of two announcement lists, refusing a rollback (the newest offered key older
+    than the newest pinned) and two different keys under one `key_seq` or `key_id`."""
+    by_seq: dict[int, OprfKey] = {k.key_seq: k for k in pinned}
+    for key in offered:
+        held = by_seq.get(key.key_seq)
+        same_id = next((k for k in by_seq.values() if k.key_id == key.key_id), None)
+        if (held is not None and held != key) or (same_id is not None and same_id != key):
+            raise KeyChanged(
+                f"{what} announces OPRF key {key.key_id} (seq {key.key_seq}) unlike the one "
+                "already seen under that sequence number or id: a server showing different "
+                "clients different keys",
+                pinned_key_id=(held or same_id or key).key_id,
+                server_key_id=key.key_id,
+            )
+        by_seq[key.key_seq] = key
+    if pinned and offered and max(k.key_seq for k in offered) < pinned[-1].key_seq:
+        newest = max(offered, key=lambda k: k.key_seq)
+        raise KeyChanged(
+            f"{what} announces OPRF key seq {newest.key_seq} as the newest, but seq "
+            f"{pinned[-1].key_seq} was already seen: key sequence numbers never go back",
+            pinned_key_id=pinned[-1].key_id,
+            server_key_id=newest.key_id,
+        )
+    merged = [by_seq[seq] for seq in sorted(by_seq)]
+    return tuple(merged[-KEPT_ANNOUNCEMENTS:])
+
+
+class NetworkPin:
+    """The pinned network signing key of one server, its verified OPRF key announcements and
+    the policy values a check needs, in memory and optionally in the pin file.
+
+    `network_id` and `signing_key_sha256` come from the credentials file: when given, they
+    decide (`accept`); a pin file entry that disagrees with them is ignored
+    (the credentials are what the secretariat issued; a pin taken on first use is weaker).
     """
 
     def __init__(
-        self, server: str, *, pinned: PinnedKey | None = None, path: Path | None = None
+        self,
+        server: str,
+        *,
+        path: Path | None = None,
+        network_id: str | None = None,
+        signing_key_sha256: str | None = None,
     ) -> None:
         self.server = server
         self.path = path
+        self.expected_network_id = network_id
+        self.expected_fingerprint = (
+            None if signing_key_sha256 is None else signing_key_sha256.lower()
+        )
         self._lock = threading.Lock()
-        self._pinned = pinned
-        if pinned is None and path is not None and path.exists():
-            self._pinned = self._read_file().get(server)
+        self._state: NetworkState | None = None
+        if path is not None and path.exists():
+            stored = self._from_document(_read_document(path))
+            if stored is not None and self._agrees(stored):
+                self._state = stored
 
     @property
-    def pinned(self) -> PinnedKey | None:
-        return self._pinned
+    def state(self) -> NetworkState | None:
+        return self._state
 
-    def _read_file(self) -> dict[str, PinnedKey]:
-        assert self.path is not None
-        return _parse_key_pins(self.path, _read_document(self.path)["pins"])
+    def _agrees(self, state: NetworkState) -> bool:
+        if self.expected_network_id is not None and state.network_id != self.expected_network_id:
+            return False
+        return self.expected_fingerprint is None or state.fingerprint == self.expected_fingerprint
 
-    def check(self, offered: PinnedKey) -> PinnedKey:
-        """Accept `offered` if it is the pinned key, or pin it if nothing is pinned yet."""
-        with self._lock:
-            pinned = self._pinned
-            if pinned is None:
-                pinned = self._pin_first(offered)
-                self._pinned = pinned
-        if pinned != offered:
-            raise KeyChanged(
-                "the server's OPRF key is not the pinned one; accept a new key only after the "
-                "network has announced a rotation",
-                pinned_key_id=pinned.key_id,
-                server_key_id=offered.key_id,
+    def _from_document(self, document: Mapping[str, Any]) -> NetworkState | None:
+        entry = document["network"].get(self.server)
+        if entry is None:
+            return None
+        try:
+            network_id = entry["network_id"]
+            signing_key = bytes.fromhex(entry["signing_key"])
+            witnesses = tuple(bytes.fromhex(w) for w in entry.get("witnesses") or ())
+            keys = tuple(
+                OprfKey.from_announcement(
+                    bytes.fromhex(a), signing_key=signing_key, network_id=network_id
+                )
+                for a in entry["oprf_keys"]
             )
-        return pinned
+            kpc = entry.get("keys_per_check")
+            if not isinstance(network_id, str) or len(signing_key) != 32 or not keys:
+                raise ValueError
+            if kpc is not None and (isinstance(kpc, bool) or not isinstance(kpc, int)):
+                raise ValueError
+        except (AttributeError, KeyError, TypeError, ValueError, InvalidResponse, SignatureInvalid):
+            raise CredentialsError(f"{self.path} has a malformed network pin") from None
+        keys = tuple(sorted(keys, key=lambda k: k.key_seq))
+        return NetworkState(network_id, signing_key, keys, kpc, witnesses)
 
-    def _pin_first(self, offered: PinnedKey) -> PinnedKey:
-        """Pin `offered` unless another client pinned a key in the file meanwhile; that one
-        wins (and `offered` is then compared with it)."""
+    def check_offered(self, network_id: str, signing_key: bytes) -> None:
+        offered = signing_key_sha256(signing_key)
+        if self.expected_network_id is not None and network_id != self.expected_network_id:
+            raise KeyChanged(
+                f"the server says it is network {network_id!r}, but your credentials are for "
+                f"network {self.expected_network_id!r}: this is not your network's server; "
+                "nothing else was sent",
+                pinned_key_id=self.expected_network_id,
+                server_key_id=network_id,
+            )
+        if self.expected_fingerprint is not None:
+            if offered != self.expected_fingerprint:
+                raise KeyChanged(
+                    f"the server's network signing key (SHA-256 {offered}) is not the one your "
+                    f"credentials file names ({self.expected_fingerprint}): the server is not "
+                    "your network's or is impersonated; nothing else was sent",
+                    pinned_key_id=self.expected_fingerprint,
+                    server_key_id=offered,
+                )
+            return
+        pinned = self._state
+        if pinned is not None and (
+            pinned.signing_key != signing_key or pinned.network_id != network_id
+        ):
+            raise KeyChanged(
+                f"the server's network signing key (SHA-256 {offered}, network {network_id!r}) "
+                f"is not the one pinned on first use ({pinned.fingerprint}, network "
+                f"{pinned.network_id!r}); accept a new one only with credentials that name it "
+                "(network_signing_key_sha256)",
+                pinned_key_id=pinned.fingerprint,
+                server_key_id=offered,
+            )
+
+    def accept(
+        self,
+        network_id: str,
+        signing_key: bytes,
+        announcements: Sequence[bytes],
+        *,
+        keys_per_check: int | None,
+        witnesses: Sequence[bytes] = (),
+    ) -> NetworkState:
+        """Check the server's signing key (credentials, else the pin, else pin it now), verify
+        every announcement with it, refuse a `key_seq` going back, and pin the result."""
+        self.check_offered(network_id, signing_key)
+        offered = sorted(
+            (
+                OprfKey.from_announcement(
+                    a, signing_key=signing_key, network_id=network_id, witnesses=witnesses
+                )
+                for a in announcements
+            ),
+            key=lambda k: k.key_seq,
+        )
+        if not offered:
+            raise InvalidResponse("the server announces no OPRF key")
+        with self._lock:
+            held = self._state.keys if self._state is not None else ()
+            keys = _merge_keys(held, offered, what="the server")
+            state = NetworkState(network_id, signing_key, keys, keys_per_check, tuple(witnesses))
+            self._state = self._store(state)
+        return self._state
+
+    def _store(self, state: NetworkState) -> NetworkState:
+        # Called with self._lock held.
         if self.path is None:
-            return offered
-        path = self.path
-        kept: list[PinnedKey] = []
+            return state
+        kept: list[NetworkState] = []
 
         def change(document: dict[str, Any]) -> None:
-            existing = _parse_key_pins(path, document["pins"]).get(self.server)
-            if existing is None:
-                document["pins"][self.server] = offered.to_dict()
-            kept.append(existing or offered)
+            merged = state
+            other = self._from_document(document)
+            # Another client sharing the file may have seen newer announcements meanwhile:
+            # what it saw counts as seen here too (a server cannot show one client an older key
+            # than another), and the file keeps the union.
+            if other is not None and other.signing_key == state.signing_key:
+                keys = _merge_keys(other.keys, state.keys, what="the server")
+                merged = NetworkState(
+                    state.network_id, state.signing_key, keys, state.keys_per_check, state.witnesses
+                )
+            document["network"][self.server] = merged.to_dict()
+            kept.append(merged)
 
-        _update_document(path, change)
+        _update_document(self.path, change)
         return kept[0]
 
 
-def _parse_key_pins(path: Path, pins: Mapping[str, Any]) -> dict[str, PinnedKey]:
-    out: dict[str, PinnedKey] = {}
-    for server, entry in pins.items():
-        try:
-            out[server] = PinnedKey(entry["key_id"], bytes.fromhex(entry["public_key"]))
-        except (KeyError, TypeError, ValueError, InvalidResponse):
-            raise CredentialsError(f"{path} has a malformed pin") from None
-    return out
+def _unhex(value: Any, size: int, what: str) -> bytes:
+    try:
+        raw = bytes.fromhex(value) if isinstance(value, str) else b""
+    except ValueError:
+        raw = b""
+    if len(raw) != size or value != raw.hex():
+        raise InvalidResponse(f"the {what} is not {size} bytes of lower-case hex")
+    return raw
 
 
 # -- organisations' public keys --------------------------------------------------------------

@@ -46,6 +46,26 @@ def test_server_written_credentials_file_loads(tmp_path: Path) -> None:
     assert creds.org_keys is not None and creds.org_keys.x25519_private == b"\x33" * 32
 
 
+def test_network_id_and_signing_key_fingerprint_are_read_and_written_back(
+    tmp_path: Path,
+) -> None:
+    fingerprint = "ab" * 32
+    path = server_style_file(
+        tmp_path / "c.json", network_id="demo", network_signing_key_sha256=fingerprint
+    )
+    creds = Credentials.load(path)
+    assert (creds.network_id, creds.network_signing_key_sha256) == ("demo", fingerprint)
+    creds.save(tmp_path / "again.json")
+    assert Credentials.load(tmp_path / "again.json") == creds
+    assert Credentials.load(server_style_file(tmp_path / "old.json")).network_id is None
+
+
+def test_a_malformed_signing_key_fingerprint_is_refused(tmp_path: Path) -> None:
+    for bad in ("AB" * 32, "ab" * 31, 42):
+        with pytest.raises(CredentialsError):
+            Credentials.load(server_style_file(tmp_path / "c.json", network_signing_key_sha256=bad))
+
+
 def test_secretariat_credentials_without_org_keys_load(tmp_path: Path) -> None:
     creds = Credentials.load(server_style_file(tmp_path / "c.json", org_keys=None))
     assert creds.org_keys is None

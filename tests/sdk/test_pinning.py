@@ -1,5 +1,7 @@
-"""Trust on first use of the OPRF key and of the organisations' public keys, refusal of an
-unannounced change, and a pin file that several clients and threads share."""
+"""Pinning the network signing key (from the credentials, else on first use) with its verified
+OPRF key announcements, refusal of another key, of another network and of a key_seq going
+back; the organisations' public keys on first use; a pin file that several clients and threads
+share."""
 
 from __future__ import annotations
 
@@ -8,6 +10,7 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from client_sdk import (
     CredentialsError,
@@ -15,42 +18,156 @@ from client_sdk import (
     KeyChanged,
     OrgKeyChanged,
     OrgPublicKeys,
-    PinnedKey,
+    SignatureInvalid,
     org_key_fingerprint,
 )
-from client_sdk.pinning import KeyPin, OrgKeyPins, normalise_fingerprint
+from client_sdk.pinning import NetworkPin, OrgKeyPins, normalise_fingerprint
+from protocol.signed import cosign
+from tests.sdk.signer import Signer, flip, raw_public
 
-K1 = PinnedKey("aaaaaaaaaaaaaaaa", b"\x01" * 32)
-K2 = PinnedKey("bbbbbbbbbbbbbbbb", b"\x02" * 32)
-
-
-def test_first_key_is_pinned_and_the_same_key_accepted_again() -> None:
-    pin = KeyPin("http://s")
-    assert pin.check(K1) == K1
-    assert pin.check(K1) == K1
+NET = Signer()
+IMPOSTOR = Signer(private=Ed25519PrivateKey.from_private_bytes(b"\x09" * 32))
 
 
-def test_a_different_key_raises_key_changed() -> None:
-    pin = KeyPin("http://s", pinned=K1)
-    with pytest.raises(KeyChanged) as info:
-        pin.check(K2)
-    assert info.value.pinned_key_id == K1.key_id and info.value.server_key_id == K2.key_id
+def announcements(*seqs: int, signer: Signer = NET) -> list[bytes]:
+    return [signer.announcement(seq).framed() for seq in seqs]
 
 
-def test_same_key_id_with_other_public_key_is_refused() -> None:
-    pin = KeyPin("http://s", pinned=K1)
-    with pytest.raises(KeyChanged):
-        pin.check(PinnedKey(K1.key_id, b"\x03" * 32))
+def accept(pin: NetworkPin, *seqs: int, signer: Signer = NET, kpc: int = 32) -> None:
+    pin.accept(
+        signer.network_id, signer.public, announcements(*seqs, signer=signer), keys_per_check=kpc
+    )
 
 
-def test_pin_file_survives_the_process_and_is_per_server(tmp_path: Path) -> None:
+def test_first_signing_key_is_pinned_and_the_newest_announcement_is_used() -> None:
+    pin = NetworkPin("http://s")
+    state = pin.accept(NET.network_id, NET.public, announcements(2, 1), keys_per_check=32)
+    assert state.current.key_seq == 2 and state.current.key_id == NET.key_id(2)
+    assert state.current.registration_key == bytes([102]) * 32
+    assert [k.key_seq for k in state.keys] == [1, 2] and state.keys_per_check == 32
+    assert pin.state == state and state.fingerprint == NET.fingerprint
+
+
+def test_the_credentials_fingerprint_decides_and_a_mismatch_is_refused() -> None:
+    pin = NetworkPin("http://s", network_id=NET.network_id, signing_key_sha256=NET.fingerprint)
+    with pytest.raises(KeyChanged, match="not the one your credentials file names") as info:
+        pin.check_offered(NET.network_id, IMPOSTOR.public)
+    assert info.value.pinned_key_id == NET.fingerprint
+    with pytest.raises(KeyChanged, match="your credentials are for network"):
+        pin.check_offered("other", NET.public)
+    assert pin.state is None
+    accept(pin, 1)
+    assert pin.state is not None
+
+
+def test_a_key_other_than_the_one_pinned_on_first_use_is_refused() -> None:
+    pin = NetworkPin("http://s")
+    accept(pin, 1)
+    with pytest.raises(KeyChanged, match="pinned on first use"):
+        accept(pin, 1, signer=IMPOSTOR)
+
+
+def test_an_announcement_not_signed_by_the_signing_key_is_refused() -> None:
+    forged = IMPOSTOR.announcement(2).framed()
+    with pytest.raises(SignatureInvalid):
+        NetworkPin("http://s").accept(
+            NET.network_id, NET.public, [*announcements(1), forged], keys_per_check=32
+        )
+    tampered = flip(NET.announcement(1).framed(), -2)  # inside the signature
+    with pytest.raises(SignatureInvalid):
+        NetworkPin("http://s").accept(NET.network_id, NET.public, [tampered], keys_per_check=32)
+    with pytest.raises(SignatureInvalid):  # another network's announcement, same signing key
+        NetworkPin("http://s").accept(
+            NET.network_id,
+            NET.public,
+            announcements(1, signer=Signer(network_id="other")),
+            keys_per_check=32,
+        )
+    with pytest.raises(InvalidResponse):
+        NetworkPin("http://s").accept(NET.network_id, NET.public, [b"junk"], keys_per_check=32)
+
+
+def test_key_sequence_never_goes_back_and_one_seq_has_one_key() -> None:
+    pin = NetworkPin("http://s")
+    accept(pin, 1, 2)
+    with pytest.raises(KeyChanged, match="never go back"):
+        accept(pin, 1)
+    other_key = NET.announcement(2, public_key="ee" * 32).framed()
+    with pytest.raises(KeyChanged, match="unlike the one already seen"):
+        pin.accept(NET.network_id, NET.public, [other_key], keys_per_check=32)
+    accept(pin, 2, 3)
+    assert pin.state is not None and pin.state.current.key_seq == 3
+
+
+def test_witnesses_must_cosign_announcements() -> None:
+    witness = Ed25519PrivateKey.from_private_bytes(b"\x05" * 32)
+    plain = NET.announcement(1)
+    with pytest.raises(SignatureInvalid):
+        NetworkPin("http://s").accept(
+            NET.network_id,
+            NET.public,
+            [plain.framed()],
+            keys_per_check=32,
+            witnesses=[raw_public(witness)],
+        )
+    state = NetworkPin("http://s").accept(
+        NET.network_id,
+        NET.public,
+        [cosign(witness, plain).framed()],
+        keys_per_check=32,
+        witnesses=[raw_public(witness)],
+    )
+    assert state.witnesses == (raw_public(witness),)
+
+
+def test_pin_file_keeps_keys_and_policy_for_the_next_process_per_server(tmp_path: Path) -> None:
     path = tmp_path / "pins.json"
-    KeyPin("http://a", path=path).check(K1)
-    KeyPin("http://b", path=path).check(K2)
+    accept(NetworkPin("http://a", path=path), 1, 2, kpc=16)
+    accept(NetworkPin("http://b", path=path), 1, signer=IMPOSTOR)
+    warm = NetworkPin("http://a", path=path)
+    assert warm.state is not None
+    assert warm.state.current.key_seq == 2 and warm.state.keys_per_check == 16
     with pytest.raises(KeyChanged):
-        KeyPin("http://a", path=path).check(K2)
-    assert KeyPin("http://b", path=path).check(K2) == K2
+        accept(warm, 1, signer=IMPOSTOR)
+    with pytest.raises(KeyChanged):  # the file remembers seq 2
+        accept(NetworkPin("http://a", path=path), 1)
     assert path.stat().st_mode & 0o777 == 0o600
+
+
+def test_a_pin_file_entry_the_credentials_disagree_with_is_ignored(tmp_path: Path) -> None:
+    path = tmp_path / "pins.json"
+    accept(NetworkPin("http://s", path=path), 1, signer=IMPOSTOR)  # pinned on trust, wrongly
+    pin = NetworkPin("http://s", path=path, signing_key_sha256=NET.fingerprint)
+    assert pin.state is None
+    accept(pin, 1)
+    assert NetworkPin("http://s", path=path).state.fingerprint == NET.fingerprint  # type: ignore[union-attr]
+
+
+def test_a_key_seq_seen_by_another_client_of_the_file_counts_as_seen(tmp_path: Path) -> None:
+    path = tmp_path / "pins.json"
+    slow = NetworkPin("http://s", path=path)  # read the file while it was still empty
+    accept(NetworkPin("http://s", path=path), 1, 2)
+    with pytest.raises(KeyChanged, match="never go back"):
+        accept(slow, 1)
+    accept(slow, 1, 2, 3)
+    assert NetworkPin("http://s", path=path).state.current.key_seq == 3  # type: ignore[union-attr]
+
+
+def test_a_malformed_network_pin_is_a_credentials_error(tmp_path: Path) -> None:
+    path = tmp_path / "pins.json"
+    path.write_text(json.dumps({"network": {"http://s": {"network_id": "x", "oprf_keys": []}}}))
+    path.chmod(0o600)
+    with pytest.raises(CredentialsError):
+        NetworkPin("http://s", path=path)
+    entry = {
+        "network_id": NET.network_id,
+        "signing_key": NET.public.hex(),
+        "oprf_keys": [IMPOSTOR.announcement(1).framed().hex()],
+        "keys_per_check": 32,
+    }
+    path.write_text(json.dumps({"network": {"http://s": entry}}))
+    with pytest.raises(CredentialsError):  # an announcement the pinned key did not sign
+        NetworkPin("http://s", path=path)
 
 
 # -- organisations' public keys --------------------------------------------------------------
@@ -82,17 +199,17 @@ def test_replacing_an_org_pin_is_the_only_way_to_accept_a_change(tmp_path: Path)
         OrgKeyPins("http://s", path=path).check(A1)
 
 
-def test_org_pins_and_the_oprf_pin_share_one_file_without_losing_each_other(
+def test_org_pins_and_the_network_pin_share_one_file_without_losing_each_other(
     tmp_path: Path,
 ) -> None:
     path = tmp_path / "pins.json"
-    OrgKeyPins("http://s", path=path).check(A1)  # an org pin before any OPRF pin
-    KeyPin("http://s", path=path).check(K1)
+    OrgKeyPins("http://s", path=path).check(A1)  # an org pin before any network pin
+    accept(NetworkPin("http://s", path=path), 1)
     OrgKeyPins("http://other", path=path).check(A2)  # same org id, another network
     document = json.loads(path.read_text())
-    assert set(document) == {"pins", "org_keys"}
+    assert set(document) == {"network", "org_keys"}
     with pytest.raises(KeyChanged):
-        KeyPin("http://s", path=path).check(K2)
+        accept(NetworkPin("http://s", path=path), 1, signer=IMPOSTOR)
     with pytest.raises(OrgKeyChanged):
         OrgKeyPins("http://s", path=path).check(A2)
     assert OrgKeyPins("http://other", path=path).check(A2) == A2
@@ -100,16 +217,14 @@ def test_org_pins_and_the_oprf_pin_share_one_file_without_losing_each_other(
     assert path.stat().st_mode & 0o777 == 0o600
 
 
-def test_a_pin_written_meanwhile_by_another_client_wins_over_first_use(tmp_path: Path) -> None:
+def test_an_org_pin_written_meanwhile_by_another_client_wins_over_first_use(
+    tmp_path: Path,
+) -> None:
     path = tmp_path / "pins.json"
     slow = OrgKeyPins("http://s", path=path)  # read the file while it was still empty
     OrgKeyPins("http://s", path=path).check(A1)
     with pytest.raises(OrgKeyChanged):
         slow.check(A2)
-    slow_oprf = KeyPin("http://s", path=path)
-    KeyPin("http://s", path=path).check(K1)
-    with pytest.raises(KeyChanged):
-        slow_oprf.check(K2)
 
 
 def test_concurrent_first_uses_in_threads_keep_every_pin(tmp_path: Path) -> None:
@@ -129,7 +244,7 @@ def test_malformed_org_pins_are_a_credentials_error(tmp_path: Path) -> None:
         OrgKeyPins("http://s", path=path)
     path.write_text(json.dumps({"something": "else"}))
     with pytest.raises(CredentialsError):
-        KeyPin("http://s", path=path)
+        NetworkPin("http://s", path=path)
 
 
 def test_fingerprint_is_read_out_in_any_grouping() -> None:
