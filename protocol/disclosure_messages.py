@@ -82,9 +82,16 @@ class DisclosureCreate(_Request):
 
 class DisclosureAnswerIn(_Request):
     """`POST /v1/disclosure-requests/{id}/answer`: the holder's signed answer, sealed to the
-    requester (`protocol.disclosure.seal_answer`)."""
+    requester (`protocol.disclosure.seal_answer`).
+
+    `not_same_person` is the one part of an answer the server reads: the holder compared the
+    applicant's sealed details and found another person. It is counted per requesting member
+    for the secretariat, because a member's software could put other people's keys into a
+    check's padding, and only the holders can notice (docs/protocol.md, "Check", step 6).
+    """
 
     sealed_answer: SealedAnswerHex
+    not_same_person: bool = False
 
 
 class DisclosureOutcomeIn(_Request):

@@ -113,7 +113,11 @@ def _migrate(settings: Settings) -> None:
         path = settings.embedded_database_path
         if not path.exists():
             os.close(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600))
-    upgrade(settings.effective_database_url)
+    upgrade(
+        settings.effective_database_url,
+        key_dir=settings.server_key_dir,
+        keys_per_check=load_policy(settings.policy_file).keys_per_check,
+    )
 
 
 @app.command()
@@ -131,6 +135,13 @@ def init(
     admin_name: Annotated[str, typer.Option(help="Name of the first network admin.")] = (
         "Network admin"
     ),
+    network_id: Annotated[
+        str,
+        typer.Option(
+            help="The network's short id (lower-case letters, digits, hyphens), written into "
+            "every credentials file and every signed object."
+        ),
+    ] = "refcheck",
 ) -> None:
     """Create the schema, the server's keys and the first network admin (printed once)."""
     from server.audit.services import create_checkpoint
@@ -154,7 +165,10 @@ def init(
                 fail("this database already holds an initialised network; nothing changed")
     finally:
         engine.dispose()
-    create_keys(settings.server_key_dir)
+    try:
+        create_keys(settings.server_key_dir, network_id=network_id)
+    except KeyFileError as exc:
+        fail(str(exc))
     ctx = open_context(None, settings=settings)
     files = {}
     try:
@@ -174,6 +188,7 @@ def init(
                 org=boot.secretariat,
                 auth_key=boot.admin_key,
                 org_keys=None,
+                network=ctx.keys,
             )
             if demo:
                 files = seed_demo(session, ctx, boot, base_url=base_url)
@@ -194,8 +209,17 @@ def init(
 
 @app.command()
 def migrate(data_dir: DataDirOption = None) -> None:
-    """Apply pending database migrations (run before `serve` after an upgrade)."""
+    """Apply pending database migrations (run before `serve` after an upgrade).
+
+    Key files come first: a version-1 OPRF key file gains its `w` (crash-safely), then the
+    database migration to protocol v2 wraps every stored pseudonym with it.
+    """
     settings = settings_for(data_dir)
+    if (settings.server_key_dir / "oprf.key").exists():
+        try:
+            create_keys(settings.server_key_dir)
+        except KeyFileError as exc:
+            fail(str(exc))
     _migrate(settings)
     typer.echo("Database schema is current.", err=True)
 

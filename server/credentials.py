@@ -20,6 +20,7 @@ from cryptography.hazmat.primitives.serialization import (
 )
 from nacl.public import PrivateKey as X25519PrivateKey
 
+from server.keys import ServerKeys
 from server.registry.models import Organisation, Principal
 
 FORMAT_VERSION = 1
@@ -45,11 +46,17 @@ def credentials(
     org: Organisation,
     auth_key: Ed25519PrivateKey,
     org_keys: dict[str, str] | None,
+    network: ServerKeys,
 ) -> dict[str, Any]:
+    """A principal's credentials file. It carries the network's id and the fingerprint of its
+    signing key, which the SDK pins before its first request: a server showing another key is
+    refused, never trusted on first use."""
     return {
         "refcheck_credentials": FORMAT_VERSION,
         "base_url": base_url,
         "issuer": issuer,
+        "network_id": network.network_id,
+        "network_signing_key_sha256": network.signing_key_sha256,
         "client_id": principal.id,
         "principal_name": principal.name,
         "roles": list(principal.roles),

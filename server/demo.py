@@ -70,6 +70,7 @@ def seed_demo(
             org=boot.secretariat,
             auth_key=boot.admin_key,
             org_keys=None,
+            network=ctx.keys,
         )
     }
     auditor_key = Ed25519PrivateKey.generate()
@@ -90,6 +91,7 @@ def seed_demo(
         org=boot.secretariat,
         auth_key=auditor_key,
         org_keys=None,
+        network=ctx.keys,
     )
     for member in DEMO_MEMBERS:
         signing, sealing = Ed25519PrivateKey.generate(), X25519PrivateKey.generate()
@@ -142,5 +144,6 @@ def seed_demo(
                 org=org,
                 auth_key=auth_key,
                 org_keys=keys,
+                network=ctx.keys,
             )
     return files

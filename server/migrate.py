@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from functools import lru_cache
+from pathlib import Path
 
 from alembic import command
 from alembic.config import Config
@@ -21,8 +22,21 @@ def alembic_config(url: str) -> Config:
     return cfg
 
 
-def upgrade(url: str, revision: str = "head") -> None:
-    command.upgrade(alembic_config(url), revision)
+def upgrade(
+    url: str,
+    revision: str = "head",
+    *,
+    key_dir: Path | None = None,
+    keys_per_check: int | None = None,
+) -> None:
+    """Upgrade to `revision`. A migration that converts stored pseudonyms (0006, protocol v2)
+    needs the OPRF key file from `key_dir` and the policy's `keys_per_check`."""
+    cfg = alembic_config(url)
+    if key_dir is not None:
+        cfg.attributes["key_dir"] = str(key_dir)
+    if keys_per_check is not None:
+        cfg.attributes["keys_per_check"] = keys_per_check
+    command.upgrade(cfg, revision)
 
 
 def check(url: str) -> None:

@@ -35,7 +35,6 @@ class Permission(StrEnum):
     STATS_OWN = "stats:org:read"
     # blind-match protocol
     OPRF_KEY_READ = "oprf:key:read"
-    OPRF_EVALUATE = "oprf:element:evaluate"
     CASE_REGISTER = "cases:case:register"
     CASE_READ = "cases:case:read"
     CASE_UPDATE = "cases:case:update"
@@ -87,7 +86,6 @@ ROLE_PERMISSIONS: dict[Role, frozenset[Permission]] = {
         | {
             Permission.DIRECTORY_READ,
             Permission.STATS_OWN,
-            Permission.OPRF_EVALUATE,
             Permission.CASE_REGISTER,
             Permission.CASE_READ,
             Permission.CASE_UPDATE,

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from server.errors import Conflict
+from server.errors import Conflict, InvalidRequest
 
 
 class IdempotencyConflict(Conflict):
@@ -10,3 +10,10 @@ class IdempotencyConflict(Conflict):
     earlier case would be wrong, registering another would break the key's promise."""
 
     slug, title = "idempotency-conflict", "The idempotency key was used for another request"
+
+
+class SealedKeysInvalid(InvalidRequest):
+    """`sealed_keys` does not open under the registration key, is malformed, or was sealed for
+    other case metadata. One problem for every cause: the detail never echoes sealed bytes."""
+
+    slug, title, status = "sealed-keys-invalid", "The sealed keys cannot be used", 422

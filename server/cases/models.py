@@ -1,8 +1,10 @@
-"""Registered cases and their pseudonyms: the only place the server keeps anything about a person.
+"""Registered cases and their entries: the only place the server keeps anything about a person.
 
 A case row holds the finding's metadata and who registered it; the person is present only as
-pseudonyms `P` (VOPRF outputs under the server key, useless without the key file), each with
-its bucket, its lookup tag and its sealed handle.
+exactly `keys_per_check` entries (docs/protocol.md, "Pseudonyms, tags, handles"), real keys and
+verifiable pads alike, each `(entry_id, case_id, key_seq, P̂, tag, sealed_handle)`. Nothing
+else: no kind, no strength, no bucket, no count. `P̂ = w·P` with `w` in the key file, so the
+database alone neither tests an identifier nor opens a handle.
 """
 
 from __future__ import annotations
@@ -52,10 +54,7 @@ class Case(Base):
     retention_until: Mapped[date] = mapped_column(Date, index=True)
     mou_reference: Mapped[str] = mapped_column(String(64))
     subject_notified_on: Mapped[date] = mapped_column(Date)
-    key_id: Mapped[str] = mapped_column(String(16))
     status: Mapped[str] = mapped_column(String(16), default=CaseStatus.ACTIVE, index=True)
-    # Pseudonyms currently stored (0 once withdrawn): kept here so listing cases needs no count.
-    pseudonym_count: Mapped[int] = mapped_column(Integer)
     created_at: Mapped[CreatedAt]
     withdrawn_at: Mapped[datetime | None]
     withdrawal_reason: Mapped[str | None] = mapped_column(String(32))
@@ -63,26 +62,19 @@ class Case(Base):
 
 
 class Pseudonym(Base):
-    """One identifier key of a registered person, as the server can use it without knowing it."""
+    """One entry of a registered case, as the server can use it without knowing the person."""
 
     __tablename__ = "pseudonyms"
     __table_args__ = (
-        # Checks look up whole buckets of the current key: this index is the only access path.
-        Index("ix_pseudonyms_key_id_bucket", "key_id", "bucket"),
-        # One person's keys are distinct; a repeated P in one case is a client bug.
-        UniqueConstraint("case_id", "element", name="uq_pseudonyms_case_id_element"),
+        # The entries call looks entries up by tag under the current key: its only access path.
+        Index("ix_pseudonyms_key_seq_tag", "key_seq", "tag"),
     )
 
     id: Mapped[UUIDPK]
     case_id: Mapped[str] = mapped_column(ForeignKey("cases.id", ondelete="CASCADE"), index=True)
-    org_id: Mapped[str] = mapped_column(ForeignKey("organisations.id"))
-    key_id: Mapped[str] = mapped_column(String(16))
-    kind: Mapped[str] = mapped_column(String(40))
-    strength: Mapped[str] = mapped_column(String(8))
-    bucket: Mapped[int] = mapped_column(Integer)
-    # P itself, kept (rather than only its tag) so the key can be rotated by multiplying every
-    # stored P by skS'/skS, and so a disclosure request's match proof can be verified.
-    element: Mapped[bytes] = mapped_column(LargeBinary(32))
+    key_seq: Mapped[int] = mapped_column(Integer)
+    # w·P: P itself would open the handle; w lives in the key file.
+    p_hat: Mapped[bytes] = mapped_column(LargeBinary(32))
     tag: Mapped[bytes] = mapped_column(LargeBinary(16))
     sealed_handle: Mapped[bytes] = mapped_column(LargeBinary)
 

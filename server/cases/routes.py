@@ -10,22 +10,32 @@ from server.auth.deps import Ctx, Db, require
 from server.auth.permissions import Permission
 from server.auth.tokens import Caller
 from server.cases import services
-from server.cases.schemas import CaseCreate, CaseList, CaseOut, CaseUpdate, CaseWithdraw, case_out
+from server.cases.schemas import (
+    CaseCreate,
+    CaseList,
+    CaseOut,
+    CaseRegistered,
+    CaseUpdate,
+    CaseWithdraw,
+    case_out,
+)
 from server.paging import DEFAULT_LIMIT, Limit, Offset
 
 router = APIRouter(prefix="/v1/cases", tags=["cases"])
 
 
-@router.post("", response_model=CaseOut, status_code=201)
+@router.post("", response_model=CaseRegistered, status_code=201)
 def register(
     body: CaseCreate,
     ctx: Ctx,
     session: Db,
     caller: Annotated[Caller, Depends(require(Permission.CASE_REGISTER))],
     idempotency_key: Annotated[str | None, Header(alias="Idempotency-Key", max_length=128)] = None,
-) -> CaseOut:
+) -> CaseRegistered:
+    """Register a case from its metadata and sealed keys; the answer gives the case's filter
+    values and pad proofs, which the focal point keeps for `verify-live`."""
     result = services.register_case(session, ctx, caller, body, idempotency_key=idempotency_key)
-    return case_out(result.case)
+    return CaseRegistered(case=case_out(result.case), filter_values=result.filter_values)
 
 
 @router.get("", response_model=CaseList)

@@ -3,7 +3,16 @@ from rows to them."""
 
 from __future__ import annotations
 
-from protocol.messages import CaseCreate, CaseList, CaseOut, CaseUpdate, CaseWithdraw, PseudonymIn
+from protocol.messages import (
+    CaseCreate,
+    CaseList,
+    CaseOut,
+    CaseRegistered,
+    CaseUpdate,
+    CaseWithdraw,
+    FilterValues,
+    PadOut,
+)
 from server.cases.models import Case
 
 __all__ = [
@@ -12,7 +21,9 @@ __all__ = [
     "CaseOut",
     "CaseUpdate",
     "CaseWithdraw",
-    "PseudonymIn",
+    "CaseRegistered",
+    "FilterValues",
+    "PadOut",
     "case_out",
 ]
 
@@ -31,7 +42,6 @@ def case_out(case: Case) -> CaseOut:
         mou_reference=case.mou_reference,
         subject_notified_on=case.subject_notified_on,
         status="withdrawn" if case.status == "withdrawn" else "active",
-        pseudonym_count=case.pseudonym_count,
         created_at=case.created_at,
         withdrawn_at=case.withdrawn_at,
         withdrawal_reason=case.withdrawal_reason,

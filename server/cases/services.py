@@ -1,8 +1,14 @@
 """Registering, reading, re-dating and withdrawing cases.
 
-Registration is one transaction: the case, all its pseudonyms, the idempotency record, the audit
-entry and the statistics commit together or not at all, so a failure half-way stores nothing.
-Every refusal names the policy rule it applied, so a focal point knows what to correct.
+Registration is one transaction: the case, all its entries, the idempotency record, the audit
+entry, the statistics and (on a network that publishes at once) the filter revision commit
+together or not at all, so a failure half-way stores nothing. Every refusal names the policy rule
+it applied, so a focal point knows what to correct.
+
+The keys arrive sealed to the registration key (docs/protocol.md, "Registration"): they are
+opened, evaluated and padded in memory, and only `(entry_id, case_id, key_seq, P̂, tag,
+sealed_handle)` is stored, exactly `keys_per_check` rows per case in random order. The focal
+point never sees a `P`, so registering is no evaluation oracle.
 """
 
 from __future__ import annotations
@@ -10,30 +16,46 @@ from __future__ import annotations
 import hashlib
 import json
 import re
+import secrets
 from dataclasses import dataclass
-from datetime import date
-from typing import Any, cast
+from datetime import date, timedelta
+from typing import Any
 
-from sqlalchemy import CursorResult, delete, select
+from sqlalchemy import delete, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from protocol.pseudonym import Handle, seal_handle, tag
+from protocol import sealed_keys
+from protocol.codes import PADDING_KIND
+from protocol.entry import (
+    Handle,
+    evaluate_inputs,
+    pad_input,
+    prove_evaluations,
+    seal_handle,
+    tag,
+)
+from protocol.errors import DeserializeError, InvalidInputError
 from server.audit.services import record
 from server.auth.tokens import Caller
-from server.cases.errors import IdempotencyConflict
+from server.cases.errors import IdempotencyConflict, SealedKeysInvalid
 from server.cases.models import Case, CaseStatus, IdempotencyRecord, Pseudonym
-from server.cases.schemas import CaseCreate
+from server.cases.schemas import CaseCreate, FilterValues, PadOut
 from server.context import AppContext
 from server.db import new_id
 from server.disclosures.services import close_for_case
 from server.errors import InvalidRequest, NotFound, PolicyViolation
-from server.oprf.errors import InvalidElement
-from server.oprf.services import decode_element, require_current_key
+from server.filter.services import publish_if_immediate
+from server.oprf.services import evaluate, require_current_key, unwrap, wrap
 from server.paging import OffsetPage, offset_page
 from server.policy.schema import Category, NetworkPolicy
+from server.quotas.services import take_daily
 from server.registry.services import require_mou
-from server.stats.services import Counter, increment
+from server.stats.services import Counter, increment, increment_many
+
+#: A registration withdrawn this soon is counted for the secretariat (docs/protocol.md,
+#: "Threats": registering someone to learn whether they were registered already).
+EARLY_WITHDRAWAL = timedelta(days=30)
 
 FINDING_SUBSTANTIATED = "substantiated"
 FINDING_UNDER_INVESTIGATION = "under_investigation"
@@ -100,31 +122,87 @@ def check_case_policy(policy: NetworkPolicy, req: CaseCreate, today: date) -> No
     check_retention(
         policy, req.category, req.child_victim, req.finding_date, req.retention_until, today
     )
-    if len(req.pseudonyms) > policy.max_keys_per_check:
-        # More keys than a check may carry could never all be checked against.
-        raise PolicyViolation(
-            f"a case may have at most {policy.max_keys_per_check} pseudonyms",
-            rule="keys_per_case",
-        )
-    bucket_limit = 1 << policy.bucket_bits
-    for index, pseudonym in enumerate(req.pseudonyms):
-        if pseudonym.bucket >= bucket_limit:
-            raise PolicyViolation(
-                f"buckets have {policy.bucket_bits} bits in this network",
-                rule="bucket_bits",
-                index=index,
-            )
 
 
 def request_sha256(req: CaseCreate) -> str:
+    """The idempotency record keeps only this hash of the body: a retry sends the identical
+    sealed keys (they are randomised, so any other body is another registration)."""
     canonical = json.dumps(req.model_dump(mode="json"), sort_keys=True, separators=(",", ":"))
     return hashlib.sha256(canonical.encode()).hexdigest()
+
+
+def metadata_of(req: CaseCreate) -> dict[str, Any]:
+    """The case metadata as hashed into `sealed_keys`: every body field but the keys."""
+    return req.model_dump(mode="json", exclude={"sealed_keys", "key_id"})
+
+
+def open_keys(ctx: AppContext, req: CaseCreate) -> list[sealed_keys.RegisteredKey]:
+    """Open the sealed keys in memory and check they belong to this metadata; one refusal for
+    every cause, never echoing a byte of what was sealed."""
+    try:
+        plaintext = sealed_keys.open_sealed(
+            ctx.keys.registration_private, bytes.fromhex(req.sealed_keys)
+        )
+        bound_to, keys = sealed_keys.decode(plaintext, ctx.policy.keys_per_check)
+    except (DeserializeError, InvalidInputError) as exc:
+        raise SealedKeysInvalid(
+            f"sealed_keys does not open to {ctx.policy.keys_per_check} valid slots "
+            "under the registration key"
+        ) from exc
+    if not secrets.compare_digest(bound_to, sealed_keys.metadata_sha256(metadata_of(req))):
+        # Sealed for other metadata: replaying someone's sealed keys under a new case would
+        # register their person with findings the sealer never stated.
+        raise SealedKeysInvalid("sealed_keys was made for other case metadata")
+    return keys
+
+
+def _pad_indexes(ctx: AppContext, case_id: str, real: int) -> list[int]:
+    return list(range(real, ctx.policy.keys_per_check))
+
+
+def filter_values(
+    ctx: AppContext, case_id: str, tags: list[bytes], pad_indexes: list[int]
+) -> FilterValues:
+    """The case's filter values and its pads' points with one DLEQ proof: the focal point
+    checks the pads were derived, not planted, and keeps the values for `verify-live`."""
+    secret = ctx.keys.oprf_secret
+    inputs = [pad_input(case_id, i) for i in pad_indexes]
+    points = evaluate_inputs(secret, inputs)
+    proof = prove_evaluations(secret, inputs, points) if inputs else None
+    return FilterValues(
+        case_id=case_id,
+        key_id=ctx.keys.oprf_key_id,
+        key_seq=ctx.keys.oprf_key_seq,
+        filter_values=sorted(int.from_bytes(t[:6], "big") for t in tags),
+        pads=[PadOut(index=i, point=p.hex()) for i, p in zip(pad_indexes, points, strict=True)],
+        pad_proof=None if proof is None else proof.hex(),
+    )
+
+
+def stored_filter_values(session: Session, ctx: AppContext, case_id: str) -> FilterValues:
+    """The filter values of a stored case, as its registration answered them (for a replayed
+    registration): the pads are recognised by deriving each possible one."""
+    p_hats = [
+        bytes(p)
+        for p in session.scalars(
+            select(Pseudonym.p_hat).where(
+                Pseudonym.case_id == case_id, Pseudonym.key_seq == ctx.keys.oprf_key_seq
+            )
+        )
+    ]
+    tags = [tag(unwrap(ctx, p)) for p in p_hats]
+    present = set(tags)
+    candidates = list(range(ctx.policy.keys_per_check))
+    points = evaluate_inputs(ctx.keys.oprf_secret, [pad_input(case_id, i) for i in candidates])
+    pads = [i for i, point in zip(candidates, points, strict=True) if tag(point) in present]
+    return filter_values(ctx, case_id, tags, pads)
 
 
 @dataclass(frozen=True)
 class Registration:
     case: Case
     created: bool
+    filter_values: FilterValues
 
 
 def _replayed(session: Session, org_id: str, key: str, digest: str) -> Case | None:
@@ -140,6 +218,10 @@ def _replayed(session: Session, org_id: str, key: str, digest: str) -> Case | No
     case = session.get(Case, existing.case_id)
     assert case is not None  # the record is deleted with its case (ON DELETE CASCADE)
     return case
+
+
+def _replay(session: Session, ctx: AppContext, case: Case) -> Registration:
+    return Registration(case, False, stored_filter_values(session, ctx, case.id))
 
 
 def register_case(
@@ -160,19 +242,14 @@ def register_case(
             raise InvalidRequest("Idempotency-Key must be 1 to 128 visible ASCII characters")
         replayed = _replayed(session, caller.org_id, idempotency_key, digest)
         if replayed is not None:
-            return Registration(replayed, created=False)
+            return _replay(session, ctx, replayed)
 
     org = require_mou(session, caller.org_id, "register", today)
     require_current_key(ctx, req.key_id)
-    check_case_policy(ctx.policy, req, today)
-    elements: list[bytes] = []
-    seen: set[bytes] = set()
-    for index, pseudonym in enumerate(req.pseudonyms):
-        element = decode_element(pseudonym.element, index=index)
-        if element in seen:
-            raise InvalidElement("the element repeats an earlier one of this case", index=index)
-        seen.add(element)
-        elements.append(element)
+    policy = ctx.policy
+    check_case_policy(policy, req, today)
+    keys = open_keys(ctx, req)
+    take_daily(session, policy, caller.org_id, now, elements=policy.keys_per_check)
 
     case = Case(
         id=new_id(),
@@ -187,34 +264,40 @@ def register_case(
         retention_until=req.retention_until,
         mou_reference=req.mou_reference,
         subject_notified_on=req.subject_notified_on,
-        key_id=req.key_id,
         status=CaseStatus.ACTIVE,
-        pseudonym_count=len(elements),
         created_at=now,
     )
     session.add(case)
-    for pseudonym, element in zip(req.pseudonyms, elements, strict=True):
+    session.flush()
+    pads = _pad_indexes(ctx, case.id, len(keys))
+    real_points = evaluate(ctx, [k.element for k in keys])
+    pad_points = evaluate_inputs(ctx.keys.oprf_secret, [pad_input(case.id, i) for i in pads])
+    labelled = [(p, k.kind, k.strength.value) for p, k in zip(real_points, keys, strict=True)]
+    labelled += [(p, PADDING_KIND, "variant") for p in pad_points]
+    # Random order: rows inserted in derivation order would tell strong keys from variants and
+    # real entries from pads by their position.
+    secrets.SystemRandom().shuffle(labelled)
+    tags: list[bytes] = []
+    for p, kind, strength in labelled:
         entry_id = new_id()
         handle = Handle(
             entry_id=entry_id,
             case_id=case.id,
             holder_org_id=org.id,
             holder_org_name=org.short_name,
-            kind=pseudonym.kind,
-            strength=pseudonym.strength,
+            kind=kind,
+            strength=strength,
         )
+        entry_tag = tag(p)
+        tags.append(entry_tag)
         session.add(
             Pseudonym(
                 id=entry_id,
                 case_id=case.id,
-                org_id=org.id,
-                key_id=req.key_id,
-                kind=pseudonym.kind,
-                strength=pseudonym.strength,
-                bucket=pseudonym.bucket,
-                element=element,
-                tag=tag(element),
-                sealed_handle=seal_handle(element, handle),
+                key_seq=ctx.keys.oprf_key_seq,
+                p_hat=wrap(ctx, p),
+                tag=entry_tag,
+                sealed_handle=seal_handle(p, handle),
             )
         )
     if idempotency_key is not None:
@@ -227,16 +310,16 @@ def register_case(
                 created_at=now,
             )
         )
-    record(
+    record(session, ctx, caller, "case.register", object_type="case", object_id=case.id)
+    increment_many(
         session,
-        ctx,
-        caller,
-        "case.register",
-        object_type="case",
-        object_id=case.id,
-        details={"pseudonyms": len(elements)},
+        caller.org_id,
+        now,
+        {Counter.CASES_REGISTERED: 1, Counter.REGISTRATION_EVALUATIONS: policy.keys_per_check},
     )
-    increment(session, caller.org_id, now, Counter.CASES_REGISTERED)
+    session.flush()
+    publish_if_immediate(session, ctx)
+    values = filter_values(ctx, case.id, tags, pads)
     try:
         session.commit()
     except IntegrityError:
@@ -247,8 +330,8 @@ def register_case(
         replayed = _replayed(session, caller.org_id, idempotency_key, digest)
         if replayed is None:
             raise
-        return Registration(replayed, created=False)
-    return Registration(case, created=True)
+        return _replay(session, ctx, replayed)
+    return Registration(case, True, values)
 
 
 def own_case(session: Session, caller: Caller, case_id: str, *, lock: bool = False) -> Case:
@@ -313,16 +396,11 @@ def withdraw_case(
     case = own_case(session, caller, case_id, lock=True)
     if case.status == CaseStatus.WITHDRAWN:
         return case
-    # A DML statement always yields a CursorResult, which carries the row count.
-    result = cast(
-        CursorResult[Any], session.execute(delete(Pseudonym).where(Pseudonym.case_id == case.id))
-    )
-    deleted = result.rowcount
+    session.execute(delete(Pseudonym).where(Pseudonym.case_id == case.id))
     case.status = CaseStatus.WITHDRAWN
     case.withdrawn_at = now
     case.withdrawal_reason = reason
     case.withdrawal_note = note
-    case.pseudonym_count = 0
     record(
         session,
         ctx,
@@ -330,10 +408,14 @@ def withdraw_case(
         "case.withdraw",
         object_type="case",
         object_id=case.id,
-        details={"reason": reason, "pseudonyms_deleted": deleted},
+        details={"reason": reason},
     )
     # Open disclosure requests about it close in this transaction, unread answers deleted.
     close_for_case(session, ctx, caller, case.id, "record_withdrawn")
     increment(session, caller.org_id, now, Counter.CASES_WITHDRAWN)
+    if now - case.created_at <= EARLY_WITHDRAWAL:
+        increment(session, caller.org_id, now, Counter.CASES_WITHDRAWN_WITHIN_30_DAYS)
+    session.flush()
+    publish_if_immediate(session, ctx)
     session.commit()
     return case

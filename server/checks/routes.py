@@ -1,18 +1,22 @@
-"""`POST /v1/checks` for HR checkers."""
+"""`POST /v1/checks` and `POST /v1/checks/{check_id}/entries` for HR checkers."""
 
 from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, Response
+from fastapi import APIRouter, Depends, Path
 
 from server.auth.deps import Ctx, Db, require
 from server.auth.permissions import Permission
 from server.auth.tokens import Caller
-from server.checks.schemas import CheckRequest, CheckResponse
-from server.checks.services import run_check
+from server.checks.schemas import CheckRequest, CheckResponse, EntriesRequest, EntriesResponse
+from server.checks.services import claim_entries, run_check
 
 router = APIRouter(prefix="/v1/checks", tags=["checks"])
+
+CheckId = Annotated[
+    str, Path(pattern=r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$")
+]
 
 
 @router.post("", response_model=CheckResponse)
@@ -21,13 +25,19 @@ def check(
     ctx: Ctx,
     session: Db,
     caller: Annotated[Caller, Depends(require(Permission.CHECK_RUN))],
-) -> Response:
-    """One applicant's blinded keys in, evaluations, one proof and whole buckets out.
+) -> CheckResponse:
+    """Exactly `keys_per_check` blinded elements in; their evaluations, one proof and the signed
+    filter header out. The same work whether or not the applicant is registered."""
+    return run_check(session, ctx, caller, body)
 
-    The answer is written as JSON once (`server.checks.answer`): returned as a model, FastAPI
-    would dump it, validate the dump against `response_model` and dump it again, entry by entry,
-    and a check's buckets hold thousands of entries in a large registry. `response_model` still
-    documents it.
-    """
-    answer = run_check(session, ctx, caller, body)
-    return Response(content=answer.to_json(), media_type="application/json")
+
+@router.post("/{check_id}/entries", response_model=EntriesResponse)
+def entries(
+    check_id: CheckId,
+    body: EntriesRequest,
+    ctx: Ctx,
+    session: Db,
+    caller: Annotated[Caller, Depends(require(Permission.CHECK_RUN))],
+) -> EntriesResponse:
+    """The sealed handles of the entries whose tags this check's claims prove."""
+    return claim_entries(session, ctx, caller, check_id, body)

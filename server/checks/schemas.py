@@ -1,7 +1,13 @@
-"""Wire shapes of `POST /v1/checks` (the shared `protocol.messages` models)."""
+"""Wire shapes of the check endpoints (the shared `protocol.messages` models)."""
 
 from __future__ import annotations
 
-from protocol.messages import BucketEntries, BucketEntry, CheckRequest, CheckResponse
+from protocol.messages import (
+    CheckRequest,
+    CheckResponse,
+    EntriesRequest,
+    EntriesResponse,
+    EntryOut,
+)
 
-__all__ = ["BucketEntries", "BucketEntry", "CheckRequest", "CheckResponse"]
+__all__ = ["CheckRequest", "CheckResponse", "EntriesRequest", "EntriesResponse", "EntryOut"]

@@ -1,80 +1,59 @@
-"""Running a check: consent, budget, quota and limits, then one blind evaluation and the content
-of every requested bucket.
+"""Running a check and answering its claims (docs/protocol.md, "Check", steps 3 and 5).
 
-What the server does here is the same whether or not the applicant is registered: it never
-unblinds anything and answers with whole buckets, so it cannot tell a match from a miss (the
-k-anonymity of the bucket prefix is all it learns about the keys). The check is recorded (who,
-when, which consent, how many keys), the keys and buckets are not. A refused check is recorded
-too (`check.refused`: why, and how many keys), because refusals are where fishing shows.
+A check is the same work whether or not the applicant is registered: exactly `keys_per_check`
+blinded elements in, their evaluations, one proof and the signed filter header out. The server
+never unblinds anything, so it cannot tell a match from a miss; the client tests its own keys
+against the filter. Only a hit comes back, as claims: the tag of a key and a Schnorr proof that
+the claimant knows the blind linking it to this check's evaluation. So entries are handed out
+only for the applicant of a consented check, and a claim recorded here is what a disclosure
+request must name.
+
+The check is recorded (who, when, which consent, under which key); the elements are not. The
+evaluations `Z_i` are kept for `entry_fetch_window_seconds` to verify claims, then cleared. A
+refused check is recorded too (`check.refused`: why), because refusals are where fishing shows.
 """
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Sequence
-from datetime import date
+from datetime import date, datetime, timedelta
 from typing import Any, cast
 
-from sqlalchemy import CursorResult, Table, bindparam, insert, select, update
+from protocol.claim import verify_claim
+from sqlalchemy import CursorResult, Table, bindparam, select, update
 from sqlalchemy.orm import Session
 
-from protocol.messages import CheckRequest
+from protocol.errors import DeserializeError, InvalidInputError, VerifyError
+from protocol.hazmat.ristretto255 import ELEMENT_SIZE
 from server.audit.services import record, refusal_details
 from server.auth.tokens import Caller
 from server.cases.models import Case, CaseStatus, Pseudonym
-from server.checks.answer import CheckAnswer
-from server.checks.models import Check
+from server.checks.errors import ClaimInvalid, EntryWindowClosed, KeyRotated, WrongElementCount
+from server.checks.models import Check, CheckClaim
+from server.checks.schemas import (
+    CheckRequest,
+    CheckResponse,
+    EntriesRequest,
+    EntriesResponse,
+    EntryOut,
+)
 from server.consents.errors import ConsentExhausted
 from server.consents.models import Consent
 from server.consents.services import ensure_usable, own_consent
 from server.context import AppContext
 from server.db import new_id
-from server.errors import DomainError, PolicyViolation
-from server.oprf.services import blind_evaluate, decode_elements, require_current_key
-from server.policy.schema import NetworkPolicy
+from server.errors import DomainError, NotFound
+from server.filter.services import current_filter_header
+from server.oprf.services import blind_evaluate, decode_elements, require_current_key, unwrap
 from server.quotas.services import take_daily
-from server.registry.models import Organisation, OrgStatus
-from server.registry.services import require_mou
-from server.stats.services import Counter, increment, increment_many
+from server.registry.models import Organisation
+from server.registry.services import matching_org_statuses, require_mou
+from server.stats.services import Counter, increment
 
 log = logging.getLogger("refcheck.server.checks")
 
-
-def matching_org_statuses(policy: NetworkPolicy) -> tuple[str, ...]:
-    """Holder statuses whose cases are answered. A suspended member's cases stay stored but do
-    not match; a withdrawn member's match until purged only if the policy keeps them."""
-    if policy.withdrawn_org_cases == "keep_until_retention":
-        return (OrgStatus.ACTIVE, OrgStatus.WITHDRAWN)
-    return (OrgStatus.ACTIVE,)
-
-
-_pseudonyms = Pseudonym.__table__.c
-_cases = Case.__table__.c
-_orgs = Organisation.__table__.c
 _consent_table = cast(Table, Consent.__table__)
 _consents = _consent_table.c
-
-# The check path's statements, built once with bound parameters, so SQLAlchemy compiles each once
-# per process (building a statement per call cost more than running it). Core, not the ORM: no
-# identity map or unit of work for rows that are only read once or only written.
-_BUCKET_ENTRIES = (
-    select(_pseudonyms.bucket, _pseudonyms.tag, _pseudonyms.sealed_handle)
-    .join(Case.__table__, _cases.id == _pseudonyms.case_id)
-    .where(
-        _pseudonyms.key_id == bindparam("key_id"),
-        _pseudonyms.bucket.in_(bindparam("buckets", expanding=True)),
-        # The holders' status as an IN over a subquery, not a join: joined, SQLite drives the
-        # query from the (small) organisations table and reads every requested bucket once per
-        # member; this way it reads each once, through ix_pseudonyms_key_id_bucket. PostgreSQL's
-        # planner may still do so while the network has a handful of members (EXPLAIN and what
-        # was tried: loadtests/README.md, "Left for later").
-        _pseudonyms.org_id.in_(
-            select(_orgs.id).where(_orgs.status.in_(bindparam("statuses", expanding=True)))
-        ),
-        _cases.status == CaseStatus.ACTIVE,
-        _cases.retention_until >= bindparam("today"),
-    )
-)
 _SPEND_ONE_CHECK = (
     update(_consent_table)
     .where(
@@ -85,33 +64,6 @@ _SPEND_ONE_CHECK = (
     )
     .values(checks_used=_consents.checks_used + 1)
 )
-_INSERT_CHECK = insert(cast(Table, Check.__table__))
-
-
-def bucket_contents(
-    session: Session, policy: NetworkPolicy, key_id: str, buckets: Sequence[int], today: date
-) -> dict[int, list[tuple[bytes, bytes]]]:
-    """Every live entry `(tag, sealed_handle)` of each of the distinct `buckets`, sorted.
-
-    Cases past their retention date are left out even before the sweeper deletes them, so a late
-    sweep never extends how long a finding can match.
-    """
-    wanted = sorted(set(buckets))
-    rows = session.execute(
-        _BUCKET_ENTRIES,
-        {
-            "key_id": key_id,
-            "buckets": wanted,
-            "statuses": list(matching_org_statuses(policy)),
-            "today": today,
-        },
-    ).all()
-    grouped: dict[int, list[tuple[bytes, bytes]]] = {b: [] for b in wanted}
-    for bucket, tag, sealed in rows:
-        grouped[bucket].append((bytes(tag), bytes(sealed)))
-    for entries in grouped.values():
-        entries.sort()
-    return grouped
 
 
 def _spend_one_check(session: Session, consent: Consent, today: date) -> None:
@@ -127,7 +79,9 @@ def _spend_one_check(session: Session, consent: Consent, today: date) -> None:
         raise ConsentExhausted("all checks of this consent were used")
 
 
-def run_check(session: Session, ctx: AppContext, caller: Caller, req: CheckRequest) -> CheckAnswer:
+def run_check(
+    session: Session, ctx: AppContext, caller: Caller, req: CheckRequest
+) -> CheckResponse:
     """Run one check and commit; a refusal spends no budget, stores nothing of the check and
     is recorded on its own (`record_refused_check`) before it is raised unchanged."""
     try:
@@ -143,20 +97,17 @@ def record_refused_check(
     """Audit a refused check (`check.refused`) and count it (`checks_refused`), in a transaction
     of its own after the refused one is rolled back.
 
-    Refusals are what fishing looks like (an expired or foreign consent tried, a quota hit, too
-    many keys), so the network admin must see them although nothing was done. Recorded: the
-    problem slug, the policy rule if any, and counts; the consent only as the id of one of the
-    caller's own consents. Never the elements, the buckets, or anything the consent says about
-    the applicant. Whatever happens here, the caller gets the original refusal: a failure to
-    record is logged (by class name only) and rolled back.
+    Refusals are what fishing looks like (an expired or foreign consent tried, a quota hit, a
+    wrong element count), so the network admin must see them although nothing was done.
+    Recorded: the problem slug and the policy rule if any; the consent only as the id of one of
+    the caller's own consents. Never the elements or anything the consent says about the
+    applicant. Whatever happens here, the caller gets the original refusal: a failure to record
+    is logged (by class name only) and rolled back.
     """
     session.rollback()
     try:
         consent_id = session.scalar(
             select(Consent.id).where(Consent.id == req.consent_id, Consent.org_id == caller.org_id)
-        )
-        details = refusal_details(
-            refusal, keys=len(req.blinded_elements), buckets=len(set(req.buckets))
         )
         record(
             session,
@@ -165,7 +116,7 @@ def record_refused_check(
             "check.refused",
             object_type="consent" if consent_id is not None else None,
             object_id=consent_id,
-            details=details,
+            details=refusal_details(refusal),
         )
         increment(session, caller.org_id, ctx.now(), Counter.CHECKS_REFUSED)
         session.commit()
@@ -174,16 +125,38 @@ def record_refused_check(
         log.error("could not record a refused check: %s", type(exc).__name__)
 
 
-def _run_check(session: Session, ctx: AppContext, caller: Caller, req: CheckRequest) -> CheckAnswer:
-    """The controls and the record of the check in one transaction, then the evaluation.
+def _rerun_allowed(
+    session: Session, ctx: AppContext, caller: Caller, req: CheckRequest, now: datetime
+) -> bool:
+    """A re-run after a rotation: once per original check, by the same principal under the same
+    consent, within the window, and only for a check under an older key (after its 409)."""
+    if req.rerun_of is None:
+        return False
+    original = session.get(Check, req.rerun_of)
+    if (
+        original is None
+        or original.principal_id != caller.principal_id
+        or original.consent_id != req.consent_id
+        or original.key_seq >= ctx.keys.oprf_key_seq
+        or not _within_window(ctx, original, now)
+    ):
+        raise NotFound("no check to re-run")
+    return True
 
-    Everything the database decides (MoU, consent, buckets, quota, budget, the check row, its
-    audit entry and counters) commits before the key does any work: no lock (SQLite's database
-    lock, PostgreSQL's row locks on the day's usage, the consent and the audit head) is held
-    while it multiplies, and a suspension or withdrawal that commits first is always seen. The
-    evaluation of elements already decoded cannot fail; if the process died between the commit
-    and the answer, the check stays recorded and its unit of budget spent, as for an answer lost
-    on the way back.
+
+def _within_window(ctx: AppContext, check: Check, now: datetime) -> bool:
+    window = timedelta(seconds=ctx.policy.entry_fetch_window_seconds)
+    at = check.at if check.at.tzinfo is not None else check.at.replace(tzinfo=now.tzinfo)
+    return check.evaluated is not None and now <= at + window
+
+
+def _run_check(
+    session: Session, ctx: AppContext, caller: Caller, req: CheckRequest
+) -> CheckResponse:
+    """The controls, the evaluation and the record of the check in one transaction.
+
+    Every element is decoded (and a repeat refused) before anything is spent or recorded. The
+    evaluation is kept with the check row for the claims that may follow.
     """
     now = ctx.now()
     today = now.date()
@@ -192,60 +165,135 @@ def _run_check(session: Session, ctx: AppContext, caller: Caller, req: CheckRequ
     ensure_usable(consent, today)
     require_current_key(ctx, req.key_id)
     policy = ctx.policy
-    if len(req.blinded_elements) > policy.max_keys_per_check:
-        raise PolicyViolation(
-            f"a check may carry at most {policy.max_keys_per_check} keys", rule="keys_per_check"
+    if len(req.blinded_elements) != policy.keys_per_check:
+        raise WrongElementCount(
+            f"a check carries exactly {policy.keys_per_check} blinded elements",
+            keys_per_check=policy.keys_per_check,
         )
-    bucket_limit = 1 << policy.bucket_bits
-    for index, bucket in enumerate(req.buckets):
-        if bucket >= bucket_limit:
-            raise PolicyViolation(
-                f"buckets have {policy.bucket_bits} bits in this network",
-                rule="bucket_bits",
-                index=index,
-            )
-    # Every element is checked here, before anything is spent or recorded: the evaluation that
-    # would otherwise refuse a bad one runs after the commit.
     blinded = decode_elements(req.blinded_elements)
-    # Reads before writes: on PostgreSQL the day's usage row stays locked from `take_daily` to
-    # the commit, and the organisation's other checks wait for it.
-    buckets = bucket_contents(session, policy, req.key_id, req.buckets, today)
+    rerun = _rerun_allowed(session, ctx, caller, req, now)
     take_daily(session, policy, caller.org_id, now, checks=1)
-    _spend_one_check(session, consent, today)
-    check_id = new_id()
-    session.execute(
-        _INSERT_CHECK,
-        {
-            "id": check_id,
-            "org_id": caller.org_id,
-            "consent_id": consent.id,
-            "principal_id": caller.principal_id,
-            "at": now,
-            "key_count": len(blinded),
-        },
-    )
-    increment_many(
-        session,
-        caller.org_id,
-        now,
-        {Counter.CHECKS_RUN: 1, Counter.KEYS_CHECKED: len(blinded)},
-    )
-    # Last: from here to the commit every writer in the network waits for the audit head.
-    record(
-        session,
-        ctx,
-        caller,
-        "check.run",
-        object_type="consent",
-        object_id=consent.id,
-        details={"keys": len(blinded), "buckets": len(buckets)},
-    )
-    session.commit()
+    if not rerun:
+        _spend_one_check(session, consent, today)
     evaluated, proof = blind_evaluate(ctx, blinded)
-    return CheckAnswer(
+    check_id = new_id()
+    session.add(
+        Check(
+            id=check_id,
+            org_id=caller.org_id,
+            consent_id=consent.id,
+            principal_id=caller.principal_id,
+            at=now,
+            key_seq=ctx.keys.oprf_key_seq,
+            evaluated=b"".join(evaluated),
+            rerun_of=req.rerun_of,
+        )
+    )
+    increment(session, caller.org_id, now, Counter.CHECKS_RUN)
+    record(session, ctx, caller, "check.run", object_type="consent", object_id=consent.id)
+    header = current_filter_header(session, ctx)
+    session.commit()
+    return CheckResponse(
         check_id=check_id,
         key_id=req.key_id,
-        evaluated_elements=evaluated,
-        proof=proof,
-        buckets=buckets,
+        evaluated_elements=[e.hex() for e in evaluated],
+        proof=proof.hex(),
+        filter=header.hex(),
     )
+
+
+_entries = Pseudonym.__table__.c
+_cases = Case.__table__.c
+_orgs = Organisation.__table__.c
+_ENTRIES_BY_TAG = (
+    select(_entries.id, _entries.tag, _entries.p_hat, _entries.sealed_handle)
+    .join(Case.__table__, _cases.id == _entries.case_id)
+    .join(Organisation.__table__, _orgs.id == _cases.org_id)
+    .where(
+        _entries.key_seq == bindparam("key_seq"),
+        _entries.tag.in_(bindparam("tags", expanding=True)),
+        _orgs.status.in_(bindparam("statuses", expanding=True)),
+        _cases.status == CaseStatus.ACTIVE,
+        _cases.retention_until >= bindparam("today"),
+    )
+)
+
+
+def claim_entries(
+    session: Session, ctx: AppContext, caller: Caller, check_id: str, req: EntriesRequest
+) -> EntriesResponse:
+    """Verify each claim against the check's own evaluation and answer every live entry of an
+    active holder with a verified tag; record `(check_id, entry_id)` for each.
+
+    A claim for a tag no live entry has (a false positive of the filter) is answered with
+    nothing: without that entry's `P` there is nothing to verify it against, and nothing to
+    hand out. A repeat of a verified claim gets the same answer.
+    """
+    now = ctx.now()
+    check = session.get(Check, check_id)
+    # Only the principal that ran the check may claim from it: another account of the same
+    # member has no consent of its own for this applicant.
+    if check is None or check.principal_id != caller.principal_id:
+        raise NotFound("no such check")
+    if check.key_seq != ctx.keys.oprf_key_seq:
+        raise KeyRotated("run the check again with rerun_of naming this one")
+    if not _within_window(ctx, check, now):
+        raise EntryWindowClosed(
+            f"claims are accepted for {ctx.policy.entry_fetch_window_seconds} s after a check"
+        )
+    evaluated = bytes(check.evaluated or b"")
+    count = len(evaluated) // ELEMENT_SIZE
+    seen: set[int] = set()
+    for position, claim in enumerate(req.claims):
+        if claim.index >= count or claim.index in seen:
+            raise ClaimInvalid("one claim per element of the check", index=position)
+        seen.add(claim.index)
+    rows = session.execute(
+        _ENTRIES_BY_TAG,
+        {
+            "key_seq": check.key_seq,
+            "tags": sorted({bytes.fromhex(c.tag) for c in req.claims}),
+            "statuses": list(matching_org_statuses(ctx.policy)),
+            "today": now.date(),
+        },
+    ).all()
+    by_tag: dict[bytes, list[tuple[str, bytes, bytes]]] = {}
+    for entry_id, entry_tag, p_hat, sealed in rows:
+        by_tag.setdefault(bytes(entry_tag), []).append((entry_id, bytes(p_hat), bytes(sealed)))
+    answer: list[EntryOut] = []
+    claimed: list[str] = []
+    for position, claim in enumerate(req.claims):
+        claim_tag = bytes.fromhex(claim.tag)
+        entries = by_tag.get(claim_tag)
+        if not entries:
+            continue
+        z = evaluated[claim.index * ELEMENT_SIZE : (claim.index + 1) * ELEMENT_SIZE]
+        p = unwrap(ctx, entries[0][1])
+        try:
+            verify_claim(
+                check_id=check.id,
+                consent_id=check.consent_id,
+                index=claim.index,
+                tag=claim_tag,
+                p=p,
+                z=z,
+                proof=bytes.fromhex(claim.proof),
+            )
+        except (VerifyError, DeserializeError, InvalidInputError):
+            raise ClaimInvalid("the claim's proof does not verify", index=position) from None
+        for entry_id, _p_hat, sealed in sorted(entries, key=lambda e: e[2]):
+            answer.append(EntryOut(tag=claim.tag, sealed_handle=sealed.hex()))
+            claimed.append(entry_id)
+    known = set(
+        session.scalars(
+            select(CheckClaim.entry_id).where(
+                CheckClaim.check_id == check.id, CheckClaim.entry_id.in_(claimed)
+            )
+        )
+    )
+    fresh = [e for e in dict.fromkeys(claimed) if e not in known]
+    session.add_all(CheckClaim(check_id=check.id, entry_id=e) for e in fresh)
+    if fresh:
+        record(session, ctx, caller, "check.claimed", object_type="check", object_id=check.id)
+    session.commit()
+    return EntriesResponse(entries=answer)

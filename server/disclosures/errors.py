@@ -5,18 +5,19 @@ from __future__ import annotations
 from server.errors import Conflict, InvalidRequest
 
 
-class MatchProofInvalid(InvalidRequest):
-    """The match proof does not verify against the record named, or no such live record exists.
+class UnclaimedEntry(InvalidRequest):
+    """The entry was not claimed by this check (`POST /v1/checks/{id}/entries`), the check is
+    not the caller's organisation's, or the entry is no longer live.
 
-    Both answer the same (type, status, detail and the same HMAC work): telling them apart would
-    let a client probe which record references exist without having matched any.
+    All answer the same: telling them apart would let a client probe which record references
+    exist without having matched any.
     """
 
-    slug, title = "match-proof-invalid", "The match proof does not verify"
+    slug, title = "entry-not-claimed", "No verified claim of this check names this entry"
 
     def __init__(self) -> None:
         super().__init__(
-            "the match proof does not verify for this record and consent: run the check again "
+            "this check did not claim this entry: run the check under the applicant's consent "
             "and use the match it returns"
         )
 

@@ -128,7 +128,14 @@ def answer(
     session: Db,
     caller: Annotated[Caller, Depends(require(Permission.DISCLOSURE_ANSWER))],
 ) -> DisclosureOut:
-    req = services.answer(session, ctx, caller, request_id, bytes.fromhex(body.sealed_answer))
+    req = services.answer(
+        session,
+        ctx,
+        caller,
+        request_id,
+        bytes.fromhex(body.sealed_answer),
+        not_same_person=body.not_same_person,
+    )
     return _out(session, ctx, req, "holder")
 
 

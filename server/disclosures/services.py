@@ -33,29 +33,23 @@ from sqlalchemy import ColumnElement, and_, or_, select
 from sqlalchemy.orm import Session
 
 from protocol.disclosure_messages import DisclosureCreate
-from protocol.pseudonym import verify_match_proof
 from server.audit.services import record
 from server.auth.permissions import Permission
 from server.auth.tokens import Caller
 from server.cases.models import Case, CaseStatus, Pseudonym
-from server.checks.models import Check
-from server.checks.services import matching_org_statuses
+from server.checks.models import Check, CheckClaim
 from server.consents.errors import ConsentExpired, ConsentWithdrawn
 from server.consents.models import Consent
 from server.consents.services import consent_status, lookup_code_sha256, own_consent
 from server.context import AppContext
 from server.db import new_id
-from server.disclosures.errors import HolderCannotAnswer, InvalidTransition, MatchProofInvalid
+from server.disclosures.errors import HolderCannotAnswer, InvalidTransition, UnclaimedEntry
 from server.disclosures.models import OPEN, UNANSWERED, DisclosureRequest, DisclosureState
 from server.errors import InvalidRequest, MouInactive, NotFound, PermissionDenied
 from server.paging import offset_page
 from server.registry.models import Organisation, OrgStatus
-from server.registry.services import require_mou
+from server.registry.services import matching_org_statuses, require_mou
 from server.stats.services import Counter, increment
-
-# Stands in for P when the named entry does not exist, so the refusal costs the same HMAC as a
-# wrong proof for an existing entry (any 32 bytes other than the identity will do).
-_ABSENT_P = bytes(range(1, 33))
 
 Side = Literal["holder", "requester"]
 OUTCOME_COUNTERS = {
@@ -125,11 +119,11 @@ def _live_entry(
     session: Session, ctx: AppContext, entry_id: str, today: date
 ) -> tuple[Pseudonym, Case, str] | None:
     """The entry, its case and its holder's status if the entry would match in a check today
-    (same rules as `server.checks.services.bucket_contents`), else None."""
+    (same rules as the entries call, `server.checks.services.claim_entries`), else None."""
     row = session.execute(
         select(Pseudonym, Case, Organisation.status)
         .join(Case, Case.id == Pseudonym.case_id)
-        .join(Organisation, Organisation.id == Pseudonym.org_id)
+        .join(Organisation, Organisation.id == Case.org_id)
         .where(
             Pseudonym.id == entry_id,
             Case.status == CaseStatus.ACTIVE,
@@ -149,32 +143,37 @@ class Opened:
 def create_request(
     session: Session, ctx: AppContext, caller: Caller, req: DisclosureCreate
 ) -> Opened:
-    """Open a disclosure request on a proven match, and commit.
+    """Open a disclosure request on a verified claim, and commit.
 
-    Order matters: the consent is checked first (a foreign one answers 404 like any foreign
-    id), then the proof; an unknown entry, an entry no longer live and a wrong proof all raise
-    the same `MatchProofInvalid` after the same HMAC work. One open request per consent and
-    case: a second request for the same applicant and record (another matching key, a retry)
-    answers with the open one.
+    The request names a check and an entry that the check's claim verified (docs/protocol.md,
+    "Check", step 6): only a check run under the applicant's consent, by the caller's
+    organisation, leads here, and the request is under that check's consent. An unknown check,
+    another organisation's, an entry the check did not claim and an entry no longer live all
+    raise the same `UnclaimedEntry`. One open request per consent and case: a second request
+    for the same applicant and record (another matching key, a retry) answers with the open
+    one.
     """
     now = ctx.now()
     today = now.date()
     require_mou(session, caller.org_id, "check", today)
-    consent = own_consent(session, caller, req.consent_id, lock=True)
+    check = session.get(Check, req.check_id)
+    claimed = (
+        check is not None
+        and check.org_id == caller.org_id
+        and session.get(CheckClaim, (req.check_id, req.entry_id)) is not None
+    )
+    if not claimed or check is None:
+        raise UnclaimedEntry()
+    consent = own_consent(session, caller, check.consent_id, lock=True)
     status = consent_status(consent, today)
     if status == "withdrawn":
         raise ConsentWithdrawn("the applicant withdrew this consent")
     if status == "expired":
         raise ConsentExpired(f"the consent expired after {consent.expires_on.isoformat()}")
-
-    proof = bytes.fromhex(req.match_proof)
     live = _live_entry(session, ctx, req.entry_id, today)
     if live is None:
-        verify_match_proof(_ABSENT_P, consent.id, proof)
-        raise MatchProofInvalid()
+        raise UnclaimedEntry()
     pseudonym, case, holder_status = live
-    if not verify_match_proof(bytes(pseudonym.element), consent.id, proof):
-        raise MatchProofInvalid()
     if case.org_id == caller.org_id:
         raise InvalidRequest(
             "your own organisation holds this record: ask your focal point, not the network"
@@ -196,7 +195,7 @@ def create_request(
     if existing is not None:
         return Opened(existing, created=False)
 
-    details = req.sealed_applicant_details
+    details: str | None = req.sealed_applicant_details
     disclosure = DisclosureRequest(
         id=new_id(),
         requester_org_id=caller.org_id,
@@ -355,7 +354,13 @@ def acknowledge(
 
 
 def answer(
-    session: Session, ctx: AppContext, caller: Caller, request_id: str, sealed_answer: bytes
+    session: Session,
+    ctx: AppContext,
+    caller: Caller,
+    request_id: str,
+    sealed_answer: bytes,
+    *,
+    not_same_person: bool = False,
 ) -> DisclosureRequest:
     """Store the holder's sealed answer. Disclosing needs the holder's MoU in force, as
     registering did; an answer is final (a changed answer after the requester may have read
@@ -383,6 +388,8 @@ def answer(
     _audit(session, ctx, caller, "answer", req, late=late)
     increment(session, req.holder_org_id, now, Counter.DISCLOSURE_RESPONSES_GIVEN)
     increment(session, req.requester_org_id, now, Counter.DISCLOSURE_RESPONSES_RECEIVED)
+    if not_same_person:
+        increment(session, req.requester_org_id, now, Counter.NOT_SAME_PERSON_ANSWERS)
     session.commit()
     return req
 

@@ -1,4 +1,4 @@
-"""`GET /v1/oprf/key` and `POST /v1/oprf/evaluate` (blind evaluation for registration)."""
+"""`GET /v1/network/keys`: the network signing key and every signed OPRF key announcement."""
 
 from __future__ import annotations
 
@@ -9,34 +9,26 @@ from fastapi import APIRouter, Depends
 from server.auth.deps import Ctx, Db, require
 from server.auth.permissions import Permission
 from server.auth.tokens import Caller
-from server.oprf.evaluations import evaluate_for_registration
-from server.oprf.schemas import OprfEvaluateRequest, OprfEvaluateResponse, OprfKey
+from server.oprf.schemas import NetworkKeys, SigningKey
+from server.oprf.services import announcements, ensure_announcement
 
-router = APIRouter(prefix="/v1/oprf", tags=["oprf"])
-
-
-@router.get("/key", response_model=OprfKey)
-def get_key(
-    ctx: Ctx, _caller: Annotated[Caller, Depends(require(Permission.OPRF_KEY_READ))]
-) -> OprfKey:
-    """The public key and its id, which the SDK pins and checks every proof against."""
-    return OprfKey(key_id=ctx.keys.oprf_key_id, public_key=ctx.keys.oprf_public.hex())
+router = APIRouter(prefix="/v1/network", tags=["network"])
 
 
-@router.post("/evaluate", response_model=OprfEvaluateResponse)
-def evaluate(
-    body: OprfEvaluateRequest,
+@router.get("/keys", response_model=NetworkKeys)
+def get_keys(
     ctx: Ctx,
     session: Db,
-    caller: Annotated[Caller, Depends(require(Permission.OPRF_EVALUATE))],
-) -> OprfEvaluateResponse:
-    """Evaluate a focal point's blinded keys before registration (quota and audit: see
-    `server.oprf.evaluations`)."""
-    evaluated, proof = evaluate_for_registration(
-        session, ctx, caller, body.purpose, body.blinded_elements
-    )
-    return OprfEvaluateResponse(
-        key_id=ctx.keys.oprf_key_id,
-        evaluated_elements=[e.hex() for e in evaluated],
-        proof=proof.hex(),
+    _caller: Annotated[Caller, Depends(require(Permission.OPRF_KEY_READ))],
+) -> NetworkKeys:
+    """What the SDK verifies every proof, filter and registration against. The signing key is
+    trusted only when its SHA-256 equals the fingerprint in the member's credentials file."""
+    # The first call after `init` or the version-2 migration signs the key in force.
+    ensure_announcement(session, ctx)
+    return NetworkKeys(
+        network_id=ctx.keys.network_id,
+        signing_key=SigningKey(
+            key_id=ctx.keys.audit_key_id, public_key=ctx.keys.audit_public.hex()
+        ),
+        oprf_keys=[a.hex() for a in announcements(session)],
     )

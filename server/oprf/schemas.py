@@ -1,7 +1,7 @@
-"""Wire shapes of the OPRF endpoints (the shared `protocol.messages` models)."""
+"""Wire shapes of the network-keys endpoint (the shared `protocol.messages` models)."""
 
 from __future__ import annotations
 
-from protocol.messages import OprfEvaluateRequest, OprfEvaluateResponse, OprfKey
+from protocol.messages import NetworkKeys, SigningKey
 
-__all__ = ["OprfEvaluateRequest", "OprfEvaluateResponse", "OprfKey"]
+__all__ = ["NetworkKeys", "SigningKey"]

@@ -1,4 +1,5 @@
-"""Blind evaluation with the network's OPRF key, and decoding of the elements clients send.
+"""The network's OPRF key at work: its signed announcement, blind evaluation for checks, direct
+evaluation of registered elements, and the wrapping of stored pseudonyms.
 
 Every element that reaches the key goes through `decode_elements` first: ristretto255 has no
 small subgroup, but the identity and malformed encodings must still be refused before the key
@@ -11,11 +12,17 @@ import functools
 import re
 from collections.abc import Sequence
 
+from sqlalchemy import select
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
+
+from protocol import signed
 from protocol.errors import DeserializeError
-from protocol.hazmat.ristretto255 import deserialize_element
+from protocol.hazmat.ristretto255 import deserialize_element, scalar_mult
 from protocol.oprf import VOPRFServer
 from server.context import AppContext
 from server.oprf.errors import InvalidElement, KeyMismatch
+from server.oprf.models import OprfKeyAnnouncement
 
 _ELEMENT_HEX = re.compile(r"[0-9a-f]{64}")
 
@@ -34,14 +41,95 @@ def decode_element(value: str, *, index: int) -> bytes:
 
 
 def decode_elements(values: Sequence[str]) -> list[bytes]:
-    return [decode_element(v, index=i) for i, v in enumerate(values)]
+    """Decode every element, refusing a repeat: a check or case carries distinct points, and a
+    repeat is either a bug or a probe (the same point evaluated twice tells nothing new)."""
+    out: list[bytes] = []
+    seen: set[bytes] = set()
+    for i, value in enumerate(values):
+        element = decode_element(value, index=i)
+        if element in seen:
+            raise InvalidElement("the element repeats an earlier one", index=i)
+        seen.add(element)
+        out.append(element)
+    return out
 
 
 def require_current_key(ctx: AppContext, key_id: str) -> None:
     if key_id != ctx.keys.oprf_key_id:
         raise KeyMismatch(
-            f"the current OPRF key is {ctx.keys.oprf_key_id}; fetch GET /v1/oprf/key again"
+            f"the current OPRF key is {ctx.keys.oprf_key_id}; fetch GET /v1/network/keys again"
         )
+
+
+def evaluate(ctx: AppContext, elements: Sequence[bytes]) -> list[bytes]:
+    """`P = skS·element` for decoded registration elements (already `HashToGroup(value)`)."""
+    return [scalar_mult(ctx.keys.oprf_secret, e) for e in elements]
+
+
+def wrap(ctx: AppContext, p: bytes) -> bytes:
+    """`P̂ = w·P`, the only form of a pseudonym the database holds."""
+    return scalar_mult(ctx.keys.oprf_wrap, p)
+
+
+def unwrap(ctx: AppContext, p_hat: bytes) -> bytes:
+    """`P = w⁻¹·P̂`, in memory only (to verify a claim)."""
+    return scalar_mult(ctx.keys.oprf_unwrap, p_hat)
+
+
+def announcement_fields(ctx: AppContext, *, prev_key_id: str | None) -> dict[str, object]:
+    keys = ctx.keys
+    return {
+        "type": "oprf-key",
+        "network_id": keys.network_id,
+        "issued_at": signed.format_time(ctx.now()),
+        "key_id": keys.oprf_key_id,
+        "key_seq": keys.oprf_key_seq,
+        "public_key": keys.oprf_public.hex(),
+        "prev_key_id": prev_key_id,
+        "registration_key": keys.registration_public.hex(),
+    }
+
+
+def ensure_announcement(session: Session, ctx: AppContext) -> None:
+    """Record the signed announcement of the key in force if none exists yet (first start, or
+    a database migrated from version 1), and commit. Several workers may race here: the
+    primary key lets exactly one insert win."""
+    keys = ctx.keys
+    existing = session.get(OprfKeyAnnouncement, keys.oprf_key_seq)
+    if existing is not None:
+        if existing.key_id != keys.oprf_key_id:
+            raise RuntimeError("the OPRF key file does not match the announced key of its key_seq")
+        return
+    previous = session.scalars(
+        select(OprfKeyAnnouncement.key_id).where(
+            OprfKeyAnnouncement.key_seq == keys.oprf_key_seq - 1
+        )
+    ).first()
+    obj = signed.sign(keys.signing_key, announcement_fields(ctx, prev_key_id=previous))
+    session.add(
+        OprfKeyAnnouncement(
+            key_seq=keys.oprf_key_seq,
+            key_id=keys.oprf_key_id,
+            public_key=keys.oprf_public,
+            registration_key=keys.registration_public,
+            announcement=obj.framed(),
+            created_at=ctx.now(),
+        )
+    )
+    try:
+        session.commit()
+    except IntegrityError:
+        session.rollback()
+
+
+def announcements(session: Session) -> list[bytes]:
+    """Every signed `oprf-key` announcement, in `key_seq` order."""
+    return [
+        bytes(a)
+        for a in session.scalars(
+            select(OprfKeyAnnouncement.announcement).order_by(OprfKeyAnnouncement.key_seq)
+        )
+    ]
 
 
 @functools.lru_cache(maxsize=4)

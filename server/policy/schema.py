@@ -68,13 +68,21 @@ class PurposeRule(_Strict):
 class NetworkPolicy(_Strict):
     version: str = Field(min_length=1, max_length=40)
     allow_under_investigation: bool = False
-    bucket_bits: int = Field(ge=4, le=24)
-    max_keys_per_check: int = Field(ge=1, le=256)
+    # Every check carries, and every case stores, exactly this many elements (docs/protocol.md,
+    # "Pseudonyms, tags, handles"): the count then says nothing about the person.
+    keys_per_check: int = Field(default=32, ge=1, le=255)
     daily_check_quota: int = Field(ge=1)
-    # Elements per organisation per UTC day through `POST /v1/oprf/evaluate`: every element is
-    # one query of the key, which is what a static Diffie-Hellman attack (RFC 9497 section 7.2)
-    # needs many of.
+    # Elements per organisation per UTC day evaluated for registrations (keys_per_check per
+    # case): every element is one query of the key, which is what a static Diffie-Hellman attack
+    # (RFC 9497 section 7.2) needs many of.
     daily_evaluation_quota: int = Field(ge=1)
+    # A filter revision is published at least this often, even when nothing changed; 0 publishes
+    # inside every changing transaction (the demo network, tests).
+    filter_publish_seconds: int = Field(default=3600, ge=0, le=86400)
+    # How long a check's evaluated elements are kept for its entries call.
+    entry_fetch_window_seconds: int = Field(default=300, ge=30, le=3600)
+    # The OPRF key is rotated at least this often (next issue: the job); 90 at most.
+    oprf_key_rotation_days: int = Field(default=90, ge=1, le=90)
     disclosure_response_deadline_days: int = Field(ge=1, le=90)
     # Until then a late answer is still accepted; after it the requester has decided without one.
     disclosure_expiry_days_after_due: int = Field(ge=1, le=365)
@@ -98,9 +106,9 @@ class NetworkPolicy(_Strict):
                 raise ValueError(f"{name} lists an entry twice")
         if not self.consent_purposes:
             raise ValueError("at least one consent purpose is required")
-        if self.daily_evaluation_quota < self.max_keys_per_check:
+        if self.daily_evaluation_quota < self.keys_per_check:
             # Below one full registration's keys, some people could never be registered.
-            raise ValueError("daily_evaluation_quota must be >= max_keys_per_check")
+            raise ValueError("daily_evaluation_quota must be >= keys_per_check")
         longest_consent = max(rule.max_validity_days for rule in self.consent_purposes.values())
         if self.disclosure_record_retention_days < longest_consent:
             # The applicant's consent lookup and the once-per-applicant hiring outcome read the

@@ -18,6 +18,7 @@ from server.auth.permissions import MEMBER_ROLES, NETWORK_ROLES, Role
 from server.auth.tokens import Caller
 from server.context import AppContext
 from server.errors import NotFound, PolicyViolation
+from server.policy.schema import NetworkPolicy
 from server.registry.errors import (
     LastAdmin,
     MouInactive,
@@ -37,6 +38,14 @@ STATUS_TRANSITIONS: dict[str, frozenset[str]] = {
     OrgStatus.SUSPENDED: frozenset({OrgStatus.ACTIVE, OrgStatus.WITHDRAWN}),
     OrgStatus.WITHDRAWN: frozenset(),
 }
+
+
+def matching_org_statuses(policy: NetworkPolicy) -> tuple[str, ...]:
+    """Holder statuses whose cases are answered. A suspended member's cases stay stored but do
+    not match; a withdrawn member's match until purged only if the policy keeps them."""
+    if policy.withdrawn_org_cases == "keep_until_retention":
+        return (OrgStatus.ACTIVE, OrgStatus.WITHDRAWN)
+    return (OrgStatus.ACTIVE,)
 
 
 def require_mou(session: Session, org_id: str, action: MouAction, today: date) -> Organisation:

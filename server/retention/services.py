@@ -21,16 +21,19 @@ import logging
 from collections import Counter as Tally
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
+from typing import Any, cast
 
-from sqlalchemy import ColumnElement, and_, delete, exists, select
+from sqlalchemy import ColumnElement, CursorResult, and_, delete, exists, select, update
 from sqlalchemy.orm import Session
 
 from server.audit.chain import append
 from server.cases.models import Case, CaseStatus, IdempotencyRecord, Pseudonym
+from server.checks.models import Check
 from server.context import AppContext
 from server.db import transaction
 from server.disclosures.models import ENDED, DisclosureRequest
 from server.disclosures.services import close_for_case
+from server.filter.services import publish_if_immediate
 from server.quotas.services import prune_daily_usage
 from server.registry.models import Organisation, OrgStatus
 from server.stats.services import Counter, increment
@@ -52,6 +55,7 @@ class SweepReport:
     withdrawn_cleaned: int = 0
     disclosure_requests_purged: int = 0
     daily_usage_pruned: int = 0
+    evaluations_cleared: int = 0
 
     @property
     def total_purged(self) -> int:
@@ -123,7 +127,6 @@ def _clean_withdrawn(session: Session, ctx: AppContext, report: SweepReport) -> 
         if case is None:
             continue
         session.execute(delete(Pseudonym).where(Pseudonym.case_id == case.id))
-        case.pseudonym_count = 0
         append(
             session,
             at=ctx.now(),
@@ -174,6 +177,21 @@ def _purge_disclosure_records(session: Session, ctx: AppContext, report: SweepRe
         report.disclosure_requests_purged += 1
 
 
+def clear_expired_evaluations(session: Session, ctx: AppContext) -> int:
+    """Clear the `Z_i` of checks past their entry window: after it no claim can be made for
+    them, and nothing derived from an applicant's keys remains."""
+    cutoff = ctx.now() - timedelta(seconds=ctx.policy.entry_fetch_window_seconds)
+    result = cast(
+        CursorResult[Any],
+        session.execute(
+            update(Check)
+            .where(Check.evaluated.is_not(None), Check.at < cutoff)
+            .values(evaluated=None)
+        ),
+    )
+    return result.rowcount
+
+
 def sweep(session: Session, ctx: AppContext) -> SweepReport:
     """One full sweep with the app clock's today, in the caller's transaction (not committed
     here: the periodic job runner and `run_sweep` commit). Safe to run at any time and any
@@ -186,6 +204,10 @@ def sweep(session: Session, ctx: AppContext) -> SweepReport:
     _clean_withdrawn(session, ctx, report)
     _purge_disclosure_records(session, ctx, report)
     report.daily_usage_pruned = prune_daily_usage(session, ctx.now())
+    report.evaluations_cleared = clear_expired_evaluations(session, ctx)
+    if report.total_purged or report.withdrawn_cleaned:
+        session.flush()
+        publish_if_immediate(session, ctx)
     if report.total_purged or report.withdrawn_cleaned or report.disclosure_requests_purged:
         # Counts only: the audit trail holds which rows, and nothing here may name a person.
         log.info(

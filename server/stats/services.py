@@ -30,8 +30,13 @@ class Counter(StrEnum):
     CONSENTS_RECRUITMENT = "consents_recruitment"
     CONSENTS_RESCREENING = "consents_rescreening"
     CONSENTS_WITHDRAWN = "consents_withdrawn"
+    # Registrations withdrawn within 30 days of registering: a registration can tell a focal
+    # point that the person was already registered, so a fake one must show (docs/protocol.md,
+    # "Threats").
+    CASES_WITHDRAWN_WITHIN_30_DAYS = "cases_withdrawn_within_30_days"
     CHECKS_RUN = "checks_run"
-    KEYS_CHECKED = "keys_checked"
+    # Elements evaluated for registrations (keys_per_check per case): each is a query of the key.
+    REGISTRATION_EVALUATIONS = "registration_evaluations"
     # Checks refused (consent expired, withdrawn, used up or foreign, quota, too many keys, MoU,
     # invalid element, stale key): what fishing looks like, for the secretariat to notice.
     CHECKS_REFUSED = "checks_refused"
@@ -44,6 +49,9 @@ class Counter(StrEnum):
     # Counted once per request, for the holder, in the month the request fell due.
     DISCLOSURE_REQUESTS_OVERDUE = "disclosure_requests_overdue"
     DISCLOSURE_REQUESTS_EXPIRED = "disclosure_requests_expired"
+    # Holders' answers "not the same person", counted for the requester: a member's software
+    # could put other people's keys into a check's padding, and only the holders can notice.
+    NOT_SAME_PERSON_ANSWERS = "not_same_person_answers"
     # Hiring outcomes, once per applicant (consent), for the requester.
     APPLICANTS_HIRED = "applicants_hired"
     APPLICANTS_REJECTED = "applicants_rejected"
