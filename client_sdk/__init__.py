@@ -18,9 +18,12 @@ Quick use (HR system)::
         print(result.status)          # no_match | match | possible_match
 
 `AsyncClient` offers the same calls, awaited. Both share one I/O-free core
-(`client_sdk._core`) and verify every DLEQ proof against the OPRF key pinned on first use; the
-organisations' public keys from the directory (for sealing and verifying disclosures) are
-pinned on first use as well (`client_sdk.pinning`).
+(`client_sdk._core`, protocol version 2): the network signing key is pinned from the
+credentials file (or on first use when it names none), every OPRF key announcement and filter
+is verified against it, every DLEQ proof against the announced key; a check sends exactly
+`keys_per_check` blinded elements and looks the applicant's keys up in the signed registry
+filter locally (`client_sdk.filter_cache`). The organisations' public keys from the directory
+(for sealing and verifying disclosures) are pinned on first use (`client_sdk.pinning`).
 
 Exceptions
 ----------
@@ -35,12 +38,21 @@ Every exception the SDK raises on purpose derives from `RefcheckError`::
     ├── TransportError            server unreachable / timed out after the allowed retries
     ├── ProtocolViolation         the server's answer fails the SDK's own checks; never
     │   │                         retried, stops a whole check_many batch
-    │   ├── ProofInvalid          DLEQ proof does not verify against the pinned key
-    │   ├── KeyChanged            the server's OPRF key is not the pinned one
+    │   ├── ProofInvalid          a DLEQ proof (check, registration pads) does not verify
+    │   ├── KeyChanged            the network signing key is not the credentials' (or the
+    │   │                         pinned) one, or OPRF key announcements went back
+    │   ├── SignatureInvalid      a key announcement or filter header is not signed by the
+    │   │                         network signing key (or lacks a witness's cosignature)
+    │   ├── FilterRejected        the registry filter fails its checks (values, delta)
+    │   │   ├── FilterExpired     its signed header has expired
+    │   │   ├── FilterRollback    its (key_seq, revision) is lower than one already seen
+    │   │   └── FilterWrongKey    it is for another OPRF key than the check's
     │   ├── OrgKeyChanged         an organisation's directory keys are not the pinned ones
     │   │                         (accept a change with `trust_org_keys` after an
     │   │                         out-of-band check of the fingerprint)
-    │   ├── InvalidResponse       answer does not match the wire contract
+    │   ├── InvalidResponse       answer does not match the wire contract (also: an entry
+    │   │                         with the applicant's tag that does not open, or opens
+    │   │                         as padding)
     │   └── DisclosureNotAuthentic  a sealed disclosure answer is forged (wrong signer),
     │                             replayed from another request, or not sealed to you
     └── ApiError                  problem+json refusal (status, type, slug, detail, extra)
@@ -58,12 +70,17 @@ Every exception the SDK raises on purpose derives from `RefcheckError`::
         │   │   └── ConsentExhausted  409 consent-exhausted
         │   ├── IdempotencyConflict   409 idempotency-conflict
         │   ├── InvalidTransition     409 invalid-transition (disclosure state, `.state`)
-        │   └── KeyMismatch           409 key-mismatch (turned into KeyChanged when the
-        │                             published key moved away from the pin)
+        │   ├── KeyMismatch           409 key-mismatch (the SDK re-reads the keys once)
+        │   ├── KeyRotated            409 key-rotated (the check's key was rotated away)
+        │   └── EntryWindowClosed     409 entry-window-closed (a hit followed up too late)
         ├── InvalidRequest            422 invalid-request
         │   ├── PolicyViolation       422 policy-violation (`.rule`)
-        │   ├── MatchProofInvalid     422 match-proof-invalid (no such live record matched)
-        │   └── InvalidElement        422 invalid-element (`.index`)
+        │   ├── InvalidElement        422 invalid-element (`.index`)
+        │   ├── WrongElementCount     422 wrong-element-count (after one policy re-read)
+        │   ├── ClaimInvalid          422 claim-invalid (an entries claim does not hold)
+        │   ├── EntryNotClaimed       422 entry-not-claimed (disclosure request for an entry
+        │   │                         the check did not claim)
+        │   └── SealedKeysInvalid     422 sealed-keys-invalid (registration)
         ├── QuotaExceeded             429 quota-exceeded (`.retry_after_seconds`)
         └── ServerError               5xx internal-error
             └── ServiceUnavailable    503
@@ -83,6 +100,7 @@ from client_sdk.errors import (
     ApiError,
     AuthenticationError,
     BadRequest,
+    ClaimInvalid,
     Conflict,
     ConsentExhausted,
     ConsentExpired,
@@ -90,6 +108,12 @@ from client_sdk.errors import (
     ConsentWithdrawn,
     CredentialsError,
     DisclosureNotAuthentic,
+    EntryNotClaimed,
+    EntryWindowClosed,
+    FilterExpired,
+    FilterRejected,
+    FilterRollback,
+    FilterWrongKey,
     IdempotencyConflict,
     InvalidClient,
     InvalidElement,
@@ -101,7 +125,7 @@ from client_sdk.errors import (
     InvalidTransition,
     KeyChanged,
     KeyMismatch,
-    MatchProofInvalid,
+    KeyRotated,
     MouInactive,
     NotFound,
     OrgKeyChanged,
@@ -111,13 +135,25 @@ from client_sdk.errors import (
     ProtocolViolation,
     QuotaExceeded,
     RefcheckError,
+    SealedKeysInvalid,
     ServerError,
     ServiceUnavailable,
+    SignatureInvalid,
     TransportError,
+    WrongElementCount,
 )
+from client_sdk.filter_cache import FilterSnapshot
 from client_sdk.keystore import Keystore
-from client_sdk.models import Case, CheckResult, CheckStatus, Consent, Match
-from client_sdk.pinning import OrgPublicKeys, PinnedKey, org_key_fingerprint
+from client_sdk.models import (
+    Case,
+    CheckResult,
+    CheckStatus,
+    Consent,
+    LiveCheck,
+    Match,
+    Registration,
+)
+from client_sdk.pinning import NetworkState, OprfKey, OrgPublicKeys, org_key_fingerprint
 
 __all__ = [
     "DEFAULT_TIMEOUT",
@@ -129,6 +165,7 @@ __all__ = [
     "Case",
     "CheckResult",
     "CheckStatus",
+    "ClaimInvalid",
     "Client",
     "Conflict",
     "Consent",
@@ -141,6 +178,13 @@ __all__ = [
     "CredentialsError",
     "Disclosure",
     "DisclosureNotAuthentic",
+    "EntryNotClaimed",
+    "EntryWindowClosed",
+    "FilterExpired",
+    "FilterRejected",
+    "FilterRollback",
+    "FilterSnapshot",
+    "FilterWrongKey",
     "IdempotencyConflict",
     "InvalidClient",
     "InvalidElement",
@@ -152,25 +196,31 @@ __all__ = [
     "InvalidTransition",
     "KeyChanged",
     "KeyMismatch",
+    "KeyRotated",
     "Keystore",
+    "LiveCheck",
     "Match",
-    "MatchProofInvalid",
     "MouInactive",
+    "NetworkState",
     "NotFound",
+    "OprfKey",
     "OrgKeyChanged",
     "OrgKeys",
     "OrgPublicKeys",
     "PermissionDenied",
-    "PinnedKey",
     "PolicyViolation",
     "ProofInvalid",
     "ProtocolViolation",
     "QuotaExceeded",
     "RefcheckError",
+    "Registration",
     "RetryPolicy",
+    "SealedKeysInvalid",
     "ServerError",
     "ServiceUnavailable",
+    "SignatureInvalid",
     "TransportError",
     "VerifiedAnswer",
+    "WrongElementCount",
     "org_key_fingerprint",
 ]

@@ -34,8 +34,9 @@ from client_sdk.errors import (
     TransportError,
     error_from_response,
 )
-from client_sdk.models import Case, CheckResult, Consent
-from client_sdk.pinning import KeyPin, OrgKeyPins, PinnedKey
+from client_sdk.filter_cache import FilterCache, FilterSnapshot
+from client_sdk.models import Case, CheckResult, Consent, LiveCheck, Registration
+from client_sdk.pinning import NetworkPin, NetworkState, OprfKey, OrgKeyPins
 
 __all__ = ["AsyncClient", "Client", "RecordedConsent"]
 
@@ -85,8 +86,8 @@ class _Base:
         base_url: str | None,
         fallback_base_url: str | None,
         retry: RetryPolicy | None,
-        pinned_key: PinnedKey | None,
         pin_file: str | Path | None,
+        filter_file: str | Path | None,
         token_margin: float,
         clock: Callable[[], float],
     ) -> None:
@@ -99,7 +100,17 @@ class _Base:
         self._clock = clock
         self._tokens = _auth.TokenCache(margin=token_margin, clock=clock)
         pin_path = None if pin_file is None else Path(pin_file)
-        self._core = Core(KeyPin(self.base_url, pinned=pinned_key, path=pin_path))
+        # The network signing key is pinned from the credentials when they name it (the
+        # secretariat wrote its fingerprint there), else on first use (client_sdk.pinning).
+        pin = NetworkPin(
+            self.base_url,
+            path=pin_path,
+            network_id=credentials.network_id,
+            signing_key_sha256=credentials.network_signing_key_sha256,
+        )
+        # One filter per client: check_many and rescreen share it (client_sdk.filter_cache).
+        filters = FilterCache(None if filter_file is None else Path(filter_file))
+        self._core = Core(pin, filters, clock=clock)
         # The organisations' public keys reach us through the server too: pinned in the same
         # file, under the same server URL (client_sdk.pinning).
         self._org_pins = OrgKeyPins(self.base_url, path=pin_path)
@@ -162,9 +173,10 @@ class _Base:
         return TransportError(f"{req.method} {req.path}: {type(exc).__name__}")
 
     @property
-    def pinned_key(self) -> PinnedKey | None:
-        """The OPRF key this client trusts (None until first use, unless pinned up front)."""
-        return self._core.pin.pinned
+    def network(self) -> NetworkState | None:
+        """What this client trusts about the network (signing key, verified OPRF key
+        announcements, keys_per_check); None until first use, unless the pin file has it."""
+        return self._core.pin.state
 
 
 class Client(_Base, DisclosureMethods):
@@ -182,7 +194,9 @@ class Client(_Base, DisclosureMethods):
 
     `transport` is an `httpx.BaseTransport` (for example a wrapper for tests); `http_client`
     an `httpx.Client` to use as it is (for example `fastapi.testclient.TestClient(app)`), which
-    the caller then also closes.
+    the caller then also closes. `pin_file` keeps the network's verified keys and the
+    organisations' keys between runs (`client_sdk.pinning`); `filter_file` the registry filter
+    (`client_sdk.filter_cache`), so a new process does not fetch it whole again.
     """
 
     def __init__(
@@ -194,8 +208,8 @@ class Client(_Base, DisclosureMethods):
         retry: RetryPolicy | None = None,
         transport: httpx.BaseTransport | None = None,
         http_client: httpx.Client | None = None,
-        pinned_key: PinnedKey | None = None,
         pin_file: str | Path | None = None,
+        filter_file: str | Path | None = None,
         token_margin: float = 30.0,
         max_concurrency: int = 4,
         clock: Callable[[], float] = time.time,
@@ -206,8 +220,8 @@ class Client(_Base, DisclosureMethods):
             base_url=base_url,
             fallback_base_url=None if http_client is None else str(http_client.base_url) or None,
             retry=retry,
-            pinned_key=pinned_key,
             pin_file=pin_file,
+            filter_file=filter_file,
             token_margin=token_margin,
             clock=clock,
         )
@@ -321,9 +335,24 @@ class Client(_Base, DisclosureMethods):
 
     # -- protocol -------------------------------------------------------------------------
 
-    def oprf_key(self) -> PinnedKey:
-        """The server's OPRF key, checked against the pin (pinning it on first use)."""
+    def oprf_key(self) -> OprfKey:
+        """The network's newest OPRF key, from its announcement signed by the pinned network
+        signing key (which is checked against the credentials, or pinned on first use)."""
         return self._run(self._core.oprf_key())
+
+    def keys_per_check(self) -> int:
+        """The policy's element count of every check and every case."""
+        return self._run(self._core.keys_per_check())
+
+    def registry_filter(self) -> FilterSnapshot:
+        """The current registry filter, verified (signature, freshness, key, never backwards);
+        a delta when this client already holds one."""
+        return self._run(self._core.registry_filter())
+
+    def verify_live(self, registrations: Iterable[Registration]) -> list[LiveCheck]:
+        """Focal point: whether every filter value of each registration (as `register_case`
+        returned it, with the case as `get_case` shows it now) is in the current filter."""
+        return self._run(self._core.verify_live(list(registrations)))
 
     def register_case(
         self,
@@ -339,11 +368,13 @@ class Client(_Base, DisclosureMethods):
         child_victim: bool = False,
         finding: str = "substantiated",
         idempotency_key: str | None = None,
-    ) -> str:
-        """Register a concluded, substantiated case (focal point); returns the case id.
+    ) -> Registration:
+        """Register a concluded, substantiated case (focal point).
 
-        The person's identifiers are turned into keys and blinded here; the server receives
-        only the unblinded pseudonyms `P` and the case metadata.
+        The person's keys are hashed to the group here and sealed to the network's
+        registration key with the metadata's hash; the server opens them in memory only.
+        Returns the `Registration`: the case and its `keys_per_check` filter values (the pads
+        among them verified by their DLEQ proof), to keep for `verify_live`.
         """
         return self._run(
             self._core.register_case(
@@ -417,17 +448,19 @@ class Client(_Base, DisclosureMethods):
     def check_applicant(self, person: Any, consent_id: str) -> CheckResult:
         """Check one applicant under one live consent.
 
-        `person` is a `protocol.identity.Person` or a dict of its fields. Every DLEQ proof is
-        verified against the pinned key; a failure raises `ProofInvalid` and nothing is
-        returned.
+        `person` is a `protocol.identity.Person` or a dict of its fields. The server receives
+        exactly `keys_per_check` blinded elements (the person's keys padded and shuffled);
+        the answer's DLEQ proof is verified against the announced key and its filter header
+        against the network signing key, and the keys are looked up in the local filter. Only
+        a hit sends anything more: one Schnorr claim per hit, for the sealed entries. Any
+        failed check raises a `ProtocolViolation` and nothing is returned.
         """
         return self._run(self._core.check_applicant(person, consent_id))
 
     def _prime(self) -> None:
-        """Sign in and read the key and policy once, before a batch fans out (otherwise every
-        worker would fetch them at the same moment)."""
-        self._run(self._core.oprf_key())
-        self._run(self._core.bucket_bits())
+        """Read the keys, the policy and the filter once, before a batch fans out (otherwise
+        every worker would fetch them at the same moment)."""
+        self._run(self._core.prime())
 
     @overload
     def check_many(
@@ -556,8 +589,8 @@ class AsyncClient(_Base, AsyncDisclosureMethods):
         retry: RetryPolicy | None = None,
         transport: httpx.AsyncBaseTransport | None = None,
         http_client: httpx.AsyncClient | None = None,
-        pinned_key: PinnedKey | None = None,
         pin_file: str | Path | None = None,
+        filter_file: str | Path | None = None,
         token_margin: float = 30.0,
         max_concurrency: int = 8,
         clock: Callable[[], float] = time.time,
@@ -568,8 +601,8 @@ class AsyncClient(_Base, AsyncDisclosureMethods):
             base_url=base_url,
             fallback_base_url=None if http_client is None else str(http_client.base_url) or None,
             retry=retry,
-            pinned_key=pinned_key,
             pin_file=pin_file,
+            filter_file=filter_file,
             token_margin=token_margin,
             clock=clock,
         )
@@ -672,8 +705,17 @@ class AsyncClient(_Base, AsyncDisclosureMethods):
             )
         )
 
-    async def oprf_key(self) -> PinnedKey:
+    async def oprf_key(self) -> OprfKey:
         return await self._run(self._core.oprf_key())
+
+    async def keys_per_check(self) -> int:
+        return await self._run(self._core.keys_per_check())
+
+    async def registry_filter(self) -> FilterSnapshot:
+        return await self._run(self._core.registry_filter())
+
+    async def verify_live(self, registrations: Iterable[Registration]) -> list[LiveCheck]:
+        return await self._run(self._core.verify_live(list(registrations)))
 
     async def register_case(
         self,
@@ -689,7 +731,7 @@ class AsyncClient(_Base, AsyncDisclosureMethods):
         child_victim: bool = False,
         finding: str = "substantiated",
         idempotency_key: str | None = None,
-    ) -> str:
+    ) -> Registration:
         return await self._run(
             self._core.register_case(
                 person,
@@ -752,9 +794,8 @@ class AsyncClient(_Base, AsyncDisclosureMethods):
         return await self._run(self._core.check_applicant(person, consent_id))
 
     async def _prime(self) -> None:
-        """Sign in and read the key and policy once, before a batch fans out."""
-        await self._run(self._core.oprf_key())
-        await self._run(self._core.bucket_bits())
+        """Read the keys, the policy and the filter once, before a batch fans out."""
+        await self._run(self._core.prime())
 
     @overload
     async def check_many(
@@ -783,7 +824,8 @@ class AsyncClient(_Base, AsyncDisclosureMethods):
     ) -> Sequence[CheckResult | RefcheckError]:
         """As `Client.check_many`, with up to `max_concurrency` checks in flight."""
         pairs = pair_up(people, consent_ids)
-        await self._prime()
+        if pairs:
+            await self._prime()
         gate = asyncio.Semaphore(self.max_concurrency)
         failures: list[RefcheckError] = []
 

@@ -4,13 +4,19 @@ Every high-level call is written once, as a generator that yields `ApiRequest`s 
 `httpx.Response` to each (sans-I/O, like h11 or httpx's own auth flows). The sync and async
 clients differ only in how they *send*: retries, token renewal and error mapping live in their
 drivers, and what a request means and what an answer must satisfy lives here. That way the
-cryptographic checks (DLEQ proof, key pin, bucket completeness, handle integrity) cannot differ
-between the two clients.
+cryptographic checks (signed key announcements, DLEQ proofs, the filter's signature, expiry and
+sequence, pad proofs, handle integrity) cannot differ between the two clients.
+
+The protocol is docs/protocol.md (version 2). A check, as the server sees it: one `POST
+/v1/checks` of exactly `keys_per_check` blinded elements (the applicant's keys padded with
+random elements and shuffled), then, only when one of the applicant's own keys is in the signed
+registry filter, one `POST /v1/checks/{id}/entries` with a Schnorr claim per hit.
 """
 
 from __future__ import annotations
 
-import threading
+import secrets
+import time
 import uuid
 from collections.abc import Callable, Generator, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -22,17 +28,41 @@ import httpx
 import pydantic
 
 from client_sdk.errors import (
+    ApiError,
+    FilterRejected,
     InvalidInput,
     InvalidPerson,
     InvalidResponse,
     KeyMismatch,
     ProofInvalid,
     ProtocolViolation,
+    WrongElementCount,
 )
-from client_sdk.models import Case, CheckResult, Consent, Match
-from client_sdk.pinning import KeyPin, PinnedKey
+from client_sdk.filter_cache import FILTER_PATH, FilterCache, FilterHeader, FilterSnapshot
+from client_sdk.models import (
+    Case,
+    CheckResult,
+    Consent,
+    LiveCheck,
+    LiveStatus,
+    Match,
+    Registration,
+)
+from client_sdk.pinning import NetworkPin, NetworkState, OprfKey
 from protocol import messages as wire
+from protocol import sealed_keys
+from protocol.claim import prove_claim
+from protocol.codes import PADDING_KIND
+from protocol.entry import (
+    hash_to_group,
+    open_handle,
+    pad_input,
+    prefix,
+    tag,
+    verify_evaluations,
+)
 from protocol.errors import DeserializeError, InvalidInputError, VerifyError
+from protocol.identity import Strength
 
 M = TypeVar("M", bound=pydantic.BaseModel)
 
@@ -112,16 +142,35 @@ def build(model: type[pydantic.BaseModel], **fields: Any) -> dict[str, Any]:
         raise InvalidInput(f"invalid {', '.join(names)} for {model.__name__}") from None
 
 
+_RANK = {"strong": 0, "exact": 1, "variant": 2}
+
+#: Largest `keys_per_check` the SDK accepts from a policy (one byte in `sealed_keys`).
+KEYS_PER_CHECK_MAX = 255
+
+# Shuffling the elements of a check: from the OS generator, since the order must not tell the
+# server which elements are the applicant's keys and which are padding.
+_SHUFFLE = secrets.SystemRandom()
+
+
 @dataclass(frozen=True)
-class _BlindedKey:
+class _Key:
+    """One identifier key of the person (`value` is the exact OPRF input; never logged)."""
+
     kind: str
     strength: str
-    bucket: int
+    value: bytes = field(repr=False)
+
+
+@dataclass(frozen=True)
+class _Slot:
+    """One element of a check: the applicant's key, or padding (`key` None)."""
+
+    key: _Key | None
     blind: bytes = field(repr=False)
     blinded: bytes = field(repr=False)
 
 
-def _derive(person: Any) -> list[tuple[str, str, bytes]]:
+def _derive(person: Any) -> list[_Key]:
     """The applicant's keys via `protocol.identity` (which already removes duplicates)."""
     from protocol.identity import InvalidPersonError, derive_keys
 
@@ -132,64 +181,60 @@ def _derive(person: Any) -> list[tuple[str, str, bytes]]:
         raise InvalidPerson(str(exc)) from None
     if not derived:
         raise InvalidPerson("the person record yields no identifier key")
-    return [(key.kind, key.strength.value, key.value) for key in derived]
+    return [_Key(key.kind, key.strength.value, key.value) for key in derived]
 
 
-def _blind_all(person: Any, key: PinnedKey, bucket_bits: int) -> list[_BlindedKey]:
+def _cut(keys: Sequence[_Key], limit: int) -> list[_Key]:
+    """At most `limit` keys, by the contract's fixed priority: strong, then exact, then
+    variant, each in derivation order (registration and check cut alike, so they meet)."""
+    return sorted(keys, key=lambda k: _RANK[k.strength])[:limit]
+
+
+def _blind_slots(keys: Sequence[_Key], key: OprfKey, count: int) -> list[_Slot]:
+    """The applicant's keys blinded, padded to exactly `count` with blinded random inputs (a
+    uniformly random group element each, as every real blinded element is), shuffled."""
     from protocol.oprf import VOPRFClient
-    from protocol.pseudonym import bucket
 
+    if len(keys) > count:
+        raise InvalidInput("more keys than the policy's keys_per_check")
     client = VOPRFClient(key.public_key)
-    out = []
-    for kind, strength, value in _derive(person):
-        blind, blinded = client.blind(value)
-        out.append(_BlindedKey(kind, strength, bucket(value, bucket_bits), blind, blinded))
-    return out
+    slots = [_Slot(k, *client.blind(k.value)) for k in keys]
+    while len(slots) < count:
+        slots.append(_Slot(None, *client.blind(secrets.token_bytes(32))))
+    _SHUFFLE.shuffle(slots)
+    return slots
 
 
-def _unblind(
-    key: PinnedKey,
-    keys: Sequence[_BlindedKey],
-    answer: wire.OprfEvaluateResponse | wire.CheckResponse,
-    *,
-    what: str,
-) -> list[bytes]:
-    """Verify the batch DLEQ proof against the *pinned* key and unblind to the `P` values."""
+def _unblind(key: OprfKey, slots: Sequence[_Slot], answer: wire.CheckResponse) -> list[bytes]:
+    """Verify the batch DLEQ proof (every element, padding included) against the announced
+    key and unblind to the `P` values."""
     from protocol.oprf import VOPRFClient
 
     if answer.key_id != key.key_id:
-        raise InvalidResponse(f"{what} answer names another OPRF key than the pinned one")
-    if len(answer.evaluated_elements) != len(keys):
-        raise InvalidResponse(f"{what} answer has the wrong number of evaluated elements")
-    elements = [bytes.fromhex(e) for e in answer.evaluated_elements]
+        raise InvalidResponse("the check answer names another OPRF key than the check's")
+    if len(answer.evaluated_elements) != len(slots):
+        raise InvalidResponse("the check answer has the wrong number of evaluated elements")
+    evaluated = [bytes.fromhex(e) for e in answer.evaluated_elements]
     try:
         return VOPRFClient(key.public_key).verify_and_unblind(
-            [k.blind for k in keys],
-            [k.blinded for k in keys],
-            elements,
+            [s.blind for s in slots],
+            [s.blinded for s in slots],
+            evaluated,
             bytes.fromhex(answer.proof),
         )
     except VerifyError:
         raise ProofInvalid(
-            f"the {what} proof does not verify against the published OPRF key"
+            "the check's proof does not verify against the announced OPRF key"
         ) from None
     except (DeserializeError, InvalidInputError):
         # An evaluated element that is not a valid group element cannot pass a proof either.
-        raise ProofInvalid(f"the {what} answer holds an invalid group element") from None
+        raise ProofInvalid("the check answer holds an invalid group element") from None
 
 
-def _bucket_entries(
-    answer: wire.CheckResponse, requested: set[int]
-) -> dict[int, list[tuple[bytes, bytes]]]:
-    out = {
-        b.bucket: [(bytes.fromhex(e.tag), bytes.fromhex(e.sealed_handle)) for e in b.entries]
-        for b in answer.buckets
-    }
-    # Every requested bucket must be answered: a server that drops one would turn a match into a
-    # silent "no match" for exactly the keys in it.
-    if not requested <= set(out):
-        raise InvalidResponse("check answer omits a requested bucket")
-    return out
+def _stale_network(exc: ApiError) -> bool:
+    """A refusal that says our view of the network is out of date: the key named is not the
+    current one, or the element count is not the policy's (`keys_per_check` changed)."""
+    return isinstance(exc, KeyMismatch | WrongElementCount)
 
 
 def _now_rfc3339() -> str:
@@ -197,63 +242,126 @@ def _now_rfc3339() -> str:
 
 
 class Core:
-    """Per-client protocol state (the verified OPRF key, the bucket width) and the operations.
+    """Per-client protocol state and the operations.
 
-    Holds no secret beyond what a single call needs: blinds and `P` values live in the local
-    variables of the operation that made them and are gone when it returns.
+    State: the network pin (signing key, verified OPRF key announcements, `keys_per_check`) and
+    the registry filter. Holds no secret beyond what a single call needs: blinds and `P` values
+    live in the local variables of the operation that made them and are gone when it returns.
     """
 
     #: Cases asked for per page when listing (the server's maximum).
     case_page_size: int = 500
 
-    def __init__(self, pin: KeyPin) -> None:
+    def __init__(
+        self,
+        pin: NetworkPin,
+        filters: FilterCache | None = None,
+        *,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
         self.pin = pin
-        self._key: PinnedKey | None = None
-        self._bucket_bits: int | None = None
-        self._lock = threading.Lock()
+        self.filters = filters or FilterCache()
+        self._clock = clock
 
-    # -- shared state ---------------------------------------------------------------------
+    def now(self) -> datetime:
+        return datetime.fromtimestamp(self._clock(), UTC)
 
-    def oprf_key(self, *, refresh: bool = False) -> Op[PinnedKey]:
-        """The server's current key, checked against the pin (first use pins it)."""
-        if refresh:
-            with self._lock:
-                self._key = None
-        if self._key is not None:
-            return self._key
-        response = yield ApiRequest("GET", "/v1/oprf/key")
-        published = parse(wire.OprfKey, response)
-        key = self.pin.check(PinnedKey(published.key_id, bytes.fromhex(published.public_key)))
-        with self._lock:
-            self._key = key
-        return key
+    # -- the network's keys and policy ------------------------------------------------------
 
-    def bucket_bits(self) -> Op[int]:
-        if self._bucket_bits is not None:
-            return self._bucket_bits
-        response = yield ApiRequest("GET", "/v1/policy")
-        body = json_body(response)
-        bits = body.get("bucket_bits") if isinstance(body, dict) else None
-        # The prefix length decides the crowd a checked key hides in: refuse a policy that
-        # asks for more than the protocol's cap, which would let the server narrow it down.
-        from protocol.pseudonym import BUCKET_BITS_MAX, BUCKET_BITS_MIN
+    def network(self, *, refresh: bool = False) -> Op[NetworkState]:
+        """What the client trusts about the network; read once (then from the pin file).
 
-        if not isinstance(bits, int) or not BUCKET_BITS_MIN <= bits <= BUCKET_BITS_MAX:
-            raise InvalidResponse("the policy's bucket_bits is missing or out of range")
-        self._bucket_bits = bits
-        return bits
+        The first request is `GET /v1/network/keys`: the signing key is compared with the
+        credentials (or the pin) before anything else is asked or sent. Then the policy, for
+        `keys_per_check` and the witnesses; then every announcement is verified.
+        """
+        state = self.pin.state
+        if not refresh and state is not None and state.keys_per_check is not None:
+            self.filters.load(state)
+            return state
+        response = yield ApiRequest("GET", "/v1/network/keys")
+        keys = parse(wire.NetworkKeys, response)
+        signing_key = bytes.fromhex(keys.signing_key.public_key)
+        self.pin.check_offered(keys.network_id, signing_key)
+        policy = json_body((yield ApiRequest("GET", "/v1/policy")))
+        state = self.pin.accept(
+            keys.network_id,
+            signing_key,
+            [bytes.fromhex(a) for a in keys.oprf_keys],
+            keys_per_check=_keys_per_check(policy),
+            witnesses=_witnesses(policy),
+        )
+        self.filters.load(state)
+        return state
 
-    def _with_current_key(self, make: Callable[[PinnedKey], Op[T]]) -> Op[T]:
-        """Run `make(key)` (a sub-operation); on 409 key-mismatch re-read the published key,
-        which raises `KeyChanged` unless the pin was updated, and try once more."""
-        key = yield from self.oprf_key()
+    def oprf_key(self, *, refresh: bool = False) -> Op[OprfKey]:
+        """The newest announced OPRF key, verified against the network signing key."""
+        state = yield from self.network(refresh=refresh)
+        return state.current
+
+    def keys_per_check(self) -> Op[int]:
+        state = yield from self.network()
+        assert state.keys_per_check is not None
+        return state.keys_per_check
+
+    def _with_network(self, make: Callable[[NetworkState], Op[T]]) -> Op[T]:
+        """Run `make(state)`; when the server says the key or the element count is stale,
+        re-read keys and policy once and run it again (only if they did change)."""
+        state = yield from self.network()
         try:
-            return (yield from make(key))
-        except KeyMismatch:
-            fresh = yield from self.oprf_key(refresh=True)
-            if fresh == key:
+            return (yield from make(state))
+        except ApiError as exc:
+            if not _stale_network(exc):
+                raise
+            fresh = yield from self.network(refresh=True)
+            if (fresh.current, fresh.keys_per_check) == (state.current, state.keys_per_check):
                 raise
             return (yield from make(fresh))
+
+    # -- the registry filter -----------------------------------------------------------------
+
+    def _fetch_filter(self, state: NetworkState, key: OprfKey) -> Op[FilterSnapshot]:
+        floor = self.filters.seen
+        response = yield ApiRequest(
+            "GET",
+            FILTER_PATH,
+            params=self.filters.since_params(key, state),
+            headers={"Accept": "application/octet-stream, application/problem+json"},
+        )
+        return self.filters.absorb(response.content, state, key, self.now(), floor)
+
+    def _filter_for(
+        self, state: NetworkState, key: OprfKey, target: FilterHeader
+    ) -> Op[FilterSnapshot]:
+        """The filter a check whose answer named `target` is looked up in: the held one when
+        it is `target`'s (no request), else one fetch (a delta when one can help)."""
+        held = self.filters.usable_for(target, self.now())
+        if held is not None:
+            return held
+        fetched = yield from self._fetch_filter(state, key)
+        if fetched.sha256 == target.sha256:
+            return self.filters.vouch(fetched, target)
+        if fetched.position == target.position:
+            raise FilterRejected(
+                "the filter served and the check's header differ under one revision: the "
+                "server shows two different filters as the same one"
+            )
+        # Newer than the check's header (published in between): verified on its own header,
+        # fresh, for the same key, and never behind what the check named.
+        return fetched
+
+    def registry_filter(self) -> Op[FilterSnapshot]:
+        """The current registry filter under the newest key, verified on its own header
+        (fresh, signed, never backwards). One fetch (a delta when the cache has a base)."""
+        state = yield from self.network()
+        return (yield from self._fetch_filter(state, state.current))
+
+    def prime(self) -> Op[None]:
+        """Before a batch fans out: keys and policy, and the filter when none is held yet (so
+        that the batch's checks do not each fetch it at the same moment)."""
+        state = yield from self.network()
+        if self.filters.snapshot is None:
+            yield from self._fetch_filter(state, state.current)
 
     # -- registration (focal point) -------------------------------------------------------
 
@@ -271,50 +379,57 @@ class Core:
         child_victim: bool = False,
         finding: str = "substantiated",
         idempotency_key: str | None = None,
-    ) -> Op[str]:
-        metadata = {
-            "category": category,
-            "child_victim": bool(child_victim),
-            "finding": finding,
-            "sanction": sanction,
-            "finding_date": iso_date(finding_date, "finding_date"),
-            "legal_basis": legal_basis,
-            "retention_until": iso_date(retention_until, "retention_until"),
-            "mou_reference": mou_reference,
-            "subject_notified_on": iso_date(subject_notified_on, "subject_notified_on"),
-        }
+    ) -> Op[Registration]:
+        metadata = build(
+            wire.CaseMetadata,
+            category=category,
+            child_victim=bool(child_victim),
+            finding=finding,
+            sanction=sanction,
+            finding_date=iso_date(finding_date, "finding_date"),
+            legal_basis=legal_basis,
+            retention_until=iso_date(retention_until, "retention_until"),
+            mou_reference=mou_reference,
+            subject_notified_on=iso_date(subject_notified_on, "subject_notified_on"),
+        )
         if len(idempotency_key or "") > 128:
             raise InvalidInput("an idempotency key has at most 128 characters")
-        # One key per call, reused by every retry of it: a registration lands exactly once even
-        # when the answer was lost on the way back.
-        idem = idempotency_key or str(uuid.uuid4())
-        bits = yield from self.bucket_bits()
+        derived = _derive(person)  # before any request: a bad record sends nothing
 
-        def attempt(key: PinnedKey) -> Op[str]:
-            keys = _blind_all(person, key, bits)
-            request = build(
-                wire.OprfEvaluateRequest,
-                purpose="register",
-                blinded_elements=[k.blinded.hex() for k in keys],
-            )
-            evaluated = yield ApiRequest("POST", "/v1/oprf/evaluate", json=request, idempotent=True)
-            answer = parse(wire.OprfEvaluateResponse, evaluated)
-            pseudonyms = _unblind(key, keys, answer, what="evaluation")
+        def attempt(state: NetworkState) -> Op[Registration]:
+            key, count = state.current, _count(state)
+            keys = _cut(derived, count)
+            try:
+                plaintext = sealed_keys.encode(
+                    sealed_keys.metadata_sha256(metadata),
+                    [
+                        sealed_keys.RegisteredKey(
+                            hash_to_group(k.value), k.kind, Strength(k.strength)
+                        )
+                        for k in keys
+                    ],
+                    count,
+                )
+            except InvalidInputError as exc:
+                # A key kind this SDK derives but the codes table lacks: a bug, said plainly.
+                raise InvalidPerson(f"the person's keys cannot be registered: {exc}") from None
             body = build(
                 wire.CaseCreate,
                 **metadata,
                 key_id=key.key_id,
-                pseudonyms=[
-                    {"kind": k.kind, "strength": k.strength, "bucket": k.bucket, "element": p.hex()}
-                    for k, p in zip(keys, pseudonyms, strict=True)
-                ],
+                sealed_keys=sealed_keys.seal(key.registration_key, plaintext).hex(),
             )
+            # One key per attempt, reused by every retry of it (which re-sends these very
+            # bytes: the seal is randomised, and the server keeps only the body's SHA-256), so
+            # a registration lands exactly once even when the answer was lost on the way back.
+            idem = idempotency_key or str(uuid.uuid4())
             created = yield ApiRequest(
                 "POST", "/v1/cases", json=body, headers={"Idempotency-Key": idem}
             )
-            return parse(Case, created).id
+            answer = parse(wire.CaseRegistered, created)
+            return _registration(answer, key, count, real=len(keys))
 
-        return (yield from self._with_current_key(attempt))
+        return (yield from self._with_network(attempt))
 
     def list_cases(self, status: str | None = None) -> Op[list[Case]]:
         """Every case of the organisation: the server pages (at most 500 a page), so follow
@@ -387,21 +502,118 @@ class Core:
         return parse(Consent, response)
 
     def check_applicant(self, person: Any, consent_id: str) -> Op[CheckResult]:
-        bits = yield from self.bucket_bits()
+        derived = _derive(person)  # before any request: a bad record sends nothing
 
-        def attempt(key: PinnedKey) -> Op[CheckResult]:
-            keys = _blind_all(person, key, bits)
-            body = build(
-                wire.CheckRequest,
-                consent_id=consent_id,
-                key_id=key.key_id,
-                blinded_elements=[k.blinded.hex() for k in keys],
-                buckets=[k.bucket for k in keys],
+        def attempt(state: NetworkState) -> Op[CheckResult]:
+            return self._check(derived, consent_id, state)
+
+        return (yield from self._with_network(attempt))
+
+    def _check(
+        self, derived: Sequence[_Key], consent_id: str, state: NetworkState
+    ) -> Op[CheckResult]:
+        """Steps 2 to 5 of the check (docs/protocol.md, "Check")."""
+        key, count = state.current, _count(state)
+        keys = _cut(derived, count)
+        slots = _blind_slots(keys, key, count)
+        body = build(
+            wire.CheckRequest,
+            consent_id=consent_id,
+            key_id=key.key_id,
+            blinded_elements=[s.blinded.hex() for s in slots],
+        )
+        floor = self.filters.seen
+        response = yield ApiRequest("POST", "/v1/checks", json=body)
+        answer = parse(wire.CheckResponse, response)
+        points = _unblind(key, slots, answer)
+        header = self.filters.check_header(
+            bytes.fromhex(answer.filter), state, key, self.now(), floor
+        )
+        snapshot = yield from self._filter_for(state, key, header)
+        hits = {
+            i: (slot.key, p)
+            for i, (slot, p) in enumerate(zip(slots, points, strict=True))
+            if slot.key is not None and prefix(p) in snapshot
+        }
+        matches: tuple[Match, ...] = ()
+        if hits:
+            # Only now does the server hear of this applicant again: one claim per hit.
+            evaluated = [bytes.fromhex(e) for e in answer.evaluated_elements]
+            matches = yield from self._entries(
+                answer.check_id,
+                consent_id,
+                {i: (k, p, slots[i].blind, evaluated[i]) for i, (k, p) in hits.items()},
             )
-            response = yield ApiRequest("POST", "/v1/checks", json=body)
-            return _match(key, keys, parse(wire.CheckResponse, response), consent_id)
+        return CheckResult(
+            consent_id=consent_id,
+            check_id=answer.check_id,
+            keys_checked=len(keys),
+            matches=matches,
+        )
 
-        return (yield from self._with_current_key(attempt))
+    def _entries(
+        self,
+        check_id: str,
+        consent_id: str,
+        hits: Mapping[int, tuple[_Key, bytes, bytes, bytes]],
+    ) -> Op[tuple[Match, ...]]:
+        """Step 5: claim each hit with a Schnorr proof, open what comes back."""
+        claims = []
+        by_tag: dict[bytes, tuple[_Key, bytes]] = {}
+        for index, (k, p, blind, z) in sorted(hits.items()):
+            t = tag(p)
+            proof = prove_claim(
+                check_id=check_id, consent_id=consent_id, index=index, tag=t, p=p, z=z, r=blind
+            )
+            claims.append({"index": index, "tag": t.hex(), "proof": proof.hex()})
+            by_tag.setdefault(t, (k, p))
+        body = build(wire.EntriesRequest, claims=claims)
+        # A repeat of the same claims gets the same answer (the contract), so a dropped
+        # connection may be retried.
+        response = yield ApiRequest(
+            "POST", f"/v1/checks/{seg(check_id)}/entries", json=body, idempotent=True
+        )
+        answer = parse(wire.EntriesResponse, response)
+        matches: dict[str, Match] = {}
+        for entry in answer.entries:
+            claimed = by_tag.get(bytes.fromhex(entry.tag))
+            if claimed is None:
+                raise InvalidResponse("the entries answer holds a tag that was not claimed")
+            k, p = claimed
+            try:
+                handle = open_handle(p, bytes.fromhex(entry.sealed_handle))
+            except (DeserializeError, InvalidInputError):
+                handle = None
+            # Our tag on a box our P cannot open (or that holds no handle) was made by no
+            # honest registration: only the server could have produced it.
+            if handle is None:
+                raise InvalidResponse("an entry with this applicant's tag does not open")
+            # A pad's point is skS·HashToGroup(pad input): no applicant's key meets it, so a
+            # padding handle under our P is an entry the server planted.
+            if handle.kind == PADDING_KIND:
+                raise InvalidResponse("an entry with this applicant's tag opens as padding")
+            matches.setdefault(
+                handle.entry_id,
+                Match(
+                    holder_org_id=handle.holder_org_id,
+                    holder_org=handle.holder_org_name,
+                    kind=k.kind,
+                    strength=k.strength,
+                    entry_id=handle.entry_id,
+                    case_id=handle.case_id,
+                    consent_id=consent_id,
+                    check_id=check_id,
+                ),
+            )
+        return tuple(matches.values())
+
+    # -- verify-live (focal point) ----------------------------------------------------------
+
+    def verify_live(self, registrations: Iterable[Registration]) -> Op[list[LiveCheck]]:
+        """Whether every filter value of each registration is in the current filter."""
+        snapshot = yield from self.registry_filter()
+        today = self.now().date()
+        return [_live_check(r, snapshot, today) for r in registrations]
 
     # -- registry, directory, statistics --------------------------------------------------
 
@@ -414,46 +626,99 @@ class Core:
         return json_body(response)
 
 
-def _match(
-    key: PinnedKey, keys: Sequence[_BlindedKey], answer: wire.CheckResponse, consent_id: str
-) -> CheckResult:
-    """Step 4 of the check (design/protocol.md): verify, unblind, look up tags, open handles."""
-    from protocol.pseudonym import match_proof, open_handle, tag
+def _count(state: NetworkState) -> int:
+    assert state.keys_per_check is not None
+    return state.keys_per_check
 
-    pseudonyms = _unblind(key, keys, answer, what="check")
-    buckets = _bucket_entries(answer, {k.bucket for k in keys})
-    matches: dict[str, Match] = {}
-    for k, p in zip(keys, pseudonyms, strict=True):
-        mine = tag(p)
-        for entry_tag, sealed in buckets[k.bucket]:
-            if entry_tag != mine:
-                continue
-            try:
-                handle = open_handle(p, sealed)
-            except DeserializeError:
-                handle = None
-            # Our tag on a box our P cannot open (or that holds no handle) was made by no honest
-            # registration: only the server could have produced it.
-            if handle is None:
-                raise InvalidResponse("a bucket entry with this applicant's tag does not open")
-            matches.setdefault(
-                handle.entry_id,
-                Match(
-                    holder_org_id=handle.holder_org_id,
-                    holder_org=handle.holder_org_name,
-                    kind=k.kind,
-                    strength=k.strength,
-                    entry_id=handle.entry_id,
-                    case_id=handle.case_id,
-                    consent_id=consent_id,
-                    match_proof=match_proof(p, consent_id),
-                ),
+
+def _keys_per_check(policy: Any) -> int:
+    count = policy.get("keys_per_check") if isinstance(policy, dict) else None
+    # The count hides how many keys a person has: refuse a policy the SDK cannot honour
+    # rather than send a count that would single the applicant out.
+    if isinstance(count, bool) or not isinstance(count, int):
+        raise InvalidResponse("the policy has no keys_per_check")
+    if not 1 <= count <= KEYS_PER_CHECK_MAX:
+        raise InvalidResponse("the policy's keys_per_check is out of range")
+    return count
+
+
+def _witnesses(policy: Any) -> tuple[bytes, ...]:
+    listed = policy.get("witnesses") if isinstance(policy, dict) else None
+    if listed is None:
+        return ()
+    try:
+        out = tuple(bytes.fromhex(w) for w in listed)
+    except (TypeError, ValueError):
+        out = ()
+    if not isinstance(listed, list) or len(out) != len(listed) or any(len(w) != 32 for w in out):
+        raise InvalidResponse("the policy's witnesses are not a list of 32-byte keys")
+    return out
+
+
+def _registration(
+    answer: wire.CaseRegistered, key: OprfKey, count: int, *, real: int
+) -> Registration:
+    """Check a registration's answer: its filter values are the case's `count`, under the
+    key it was sealed for, and the pads (slots `real .. count - 1`) are proven (DLEQ) to be
+    `skS·HashToGroup(pad input)` with their prefixes among the values. Keep only the values."""
+    values = answer.filter_values
+    if values.case_id != answer.case.id:
+        raise InvalidResponse("the registration's filter values are for another case")
+    if (values.key_id, values.key_seq) != (key.key_id, key.key_seq):
+        raise InvalidResponse("the registration's filter values are under another OPRF key")
+    if len(values.filter_values) != count:
+        raise InvalidResponse("a case has exactly keys_per_check filter values")
+    pads = sorted(values.pads, key=lambda pad: pad.index)
+    if [pad.index for pad in pads] != list(range(real, count)):
+        raise InvalidResponse("the registration's pads are not the case's unused slots")
+    if pads:
+        if values.pad_proof is None:
+            raise ProofInvalid("the registration's pads come without a proof")
+        points = [bytes.fromhex(pad.point) for pad in pads]
+        try:
+            verify_evaluations(
+                key.public_key,
+                [pad_input(answer.case.id, pad.index) for pad in pads],
+                points,
+                bytes.fromhex(values.pad_proof),
             )
-    return CheckResult(
-        consent_id=consent_id,
-        check_id=answer.check_id,
-        keys_checked=len(keys),
-        matches=tuple(matches.values()),
+        except (VerifyError, DeserializeError, InvalidInputError):
+            raise ProofInvalid(
+                "the registration's pad proof does not verify: the server could have planted "
+                "values of its choosing in this case's slots"
+            ) from None
+        held = set(values.filter_values)
+        if any(prefix(point) not in held for point in points):
+            raise InvalidResponse("a proven pad's prefix is not among the case's filter values")
+    return Registration(
+        case=answer.case,
+        key_id=key.key_id,
+        key_seq=key.key_seq,
+        filter_values=tuple(values.filter_values),
+    )
+
+
+def _live_check(registration: Registration, snapshot: FilterSnapshot, today: date) -> LiveCheck:
+    case = registration.case
+    values = registration.filter_values
+    missing = sum(1 for v in values if v not in snapshot)
+    status: LiveStatus
+    if case.status != "active" or case.retention_until < today:
+        status = "not_live"
+    elif registration.key_id != snapshot.key_id:
+        status = "other_key"
+    elif missing and case.created_at.replace(microsecond=0) > snapshot.header.issued_at:
+        # Registered after this filter was published (headers carry whole seconds: a case of
+        # the very second is taken as published, and a false alarm clears at the next run).
+        status = "pending"
+    else:
+        status = "missing" if missing else "present"
+    return LiveCheck(
+        case_id=case.id,
+        status=status,
+        missing=missing,
+        values=len(values),
+        filter_revision=snapshot.header.revision,
     )
 
 

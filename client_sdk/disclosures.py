@@ -2,10 +2,12 @@
 holder, and opening and verifying what arrives (design/protocol.md, "Disclosure").
 
 Everything cryptographic happens here, on the organisation's machine: the requester seals the
-applicant's details to the holder's X25519 key and signs them; the holder signs its answer with
-its Ed25519 key and seals it to the requester's X25519 key; the requester opens it and verifies
-the holder's signature and that it answers *this* request. The server stores and relays only
-ciphertext of a fixed size (`protocol.disclosure`).
+applicant's declared details to the holder's X25519 key and signs them (always: the holder
+confirms or denies that the applicant is the registered person, and its "not the same person"
+answers are what reveal a member putting other people's keys in a check); the holder signs its
+answer with its Ed25519 key and seals it to the requester's X25519 key; the requester opens it
+and verifies the holder's signature and that it answers *this* request. The server stores and
+relays only ciphertext of a fixed size (`protocol.disclosure`).
 
 The operations are I/O-free generators (like `client_sdk._core`); `DisclosureMethods` and
 `AsyncDisclosureMethods` give `Client` and `AsyncClient` their methods::
@@ -13,7 +15,7 @@ The operations are I/O-free generators (like `client_sdk._core`); `DisclosureMet
     with Client.from_credentials_file("org-b-hr.json") as rc:
         result = rc.check_applicant(person, consent_id)
         for match in result.by_case():
-            request_id = rc.request_disclosure(match, consent_id, applicant=person)
+            request_id = rc.request_disclosure(match, applicant=person)
         ...
         answer = rc.read_disclosure_answer(request_id)   # raises DisclosureNotAuthentic if forged
         if answer.same_person == "confirmed": ...
@@ -252,37 +254,38 @@ class DisclosureOps:
         self, match: Match, consent_id: str | None = None, applicant: Any = None
     ) -> Op[Disclosure]:
         if consent_id is not None and consent_id != match.consent_id:
-            # The match proof is bound to the consent it was made under.
+            # The request is under the consent of the check that found the match.
             raise InvalidInput("consent_id differs from the consent the match was found under")
-        sealed: str | None = None
-        if applicant is not None:
-            org_id = self.credentials.org_id
-            if not org_id:
-                raise CredentialsError("the credentials do not name the organisation (org_id)")
-            keys = _org_keys(self.credentials)
-            holder = yield from self._pinned_keys(match.holder_org_id)
-            try:
-                details = crypto.ApplicantDetails(
-                    consent_id=match.consent_id,
-                    entry_id=match.entry_id,
-                    requester_org_id=org_id,
-                    holder_org_id=match.holder_org_id,
-                    applicant=_applicant_fields(applicant),
-                )
-                sealed = crypto.seal_applicant_details(
-                    details, holder.x25519, keys.ed25519_private
-                ).hex()
-            except InvalidInputError as exc:
-                raise InvalidInput(str(exc)) from None
+        if applicant is None:
+            raise InvalidInput(
+                "a disclosure request always carries the applicant's declared details, sealed "
+                "to the holder: pass applicant= (the person record that was checked)"
+            )
+        org_id = self.credentials.org_id
+        if not org_id:
+            raise CredentialsError("the credentials do not name the organisation (org_id)")
+        keys = _org_keys(self.credentials)
+        fields = _applicant_fields(applicant)
+        holder = yield from self._pinned_keys(match.holder_org_id)
+        try:
+            details = crypto.ApplicantDetails(
+                consent_id=match.consent_id,
+                entry_id=match.entry_id,
+                requester_org_id=org_id,
+                holder_org_id=match.holder_org_id,
+                applicant=fields,
+            )
+            sealed = crypto.seal_applicant_details(details, holder.x25519, keys.ed25519_private)
+        except InvalidInputError as exc:
+            raise InvalidInput(str(exc)) from None
         body = build(
             DisclosureCreate,
-            consent_id=match.consent_id,
+            check_id=match.check_id,
             entry_id=match.entry_id,
-            match_proof=match.match_proof.hex(),
-            sealed_applicant_details=sealed,
+            sealed_applicant_details=sealed.hex(),
         )
         # Safe to send again after a dropped connection: the server answers a second request
-        # for the same consent and case with the open one (docs/api.md).
+        # for the same check and entry with the open one (docs/api.md).
         response = yield ApiRequest("POST", "/v1/disclosure-requests", json=body, idempotent=True)
         return parse(DisclosureOut, response)
 
@@ -450,7 +453,14 @@ class DisclosureOps:
             sealed = crypto.seal_answer(answer, keys.ed25519_private, requester.x25519)
         except InvalidInputError as exc:
             raise InvalidInput(str(exc)) from None
-        body = build(DisclosureAnswerIn, sealed_answer=sealed.hex())
+        # The one part of the answer the server reads: "not the same person" answers are
+        # counted per requesting member, because only the holder can notice a member putting
+        # other people's keys into a check (docs/protocol.md, "Check", step 6).
+        body = build(
+            DisclosureAnswerIn,
+            sealed_answer=sealed.hex(),
+            not_same_person=answer.same_person == "not_same_person",
+        )
         # Not idempotent: a retried answer after a lost reply is refused as a second answer
         # (409 invalid-transition, state answered), which says it arrived.
         response = yield ApiRequest(
@@ -512,10 +522,11 @@ class DisclosureMethods:
     ) -> str:
         """Ask the holder of a matched record for its answer; returns the request id.
 
-        `match` is one of `CheckResult.matches` (use `CheckResult.by_case()`: one per case).
-        `applicant` (a dict or `protocol.identity.Person`), if given, is sealed to the holder
-        and signed by your organisation, so the holder can tell whether it is the same person.
-        Asking again for the same applicant and case returns the open request.
+        `match` is one of `CheckResult.matches` (use `CheckResult.by_case()`: one per case): it
+        names the check and the entry the server verified a claim for. `applicant` (a dict or
+        `protocol.identity.Person`, the record that was checked) is required: it is sealed to
+        the holder and signed by your organisation, so the holder can tell whether it is the
+        same person. Asking again for the same check and entry returns the open request.
         """
         return self._run(self._disclosures.request_disclosure(match, consent_id, applicant)).id
 

@@ -3,17 +3,16 @@
 `Case` and `Consent` are the wire models of `protocol.messages` (frozen pydantic models shared
 with the server), so the SDK cannot drift from what the server sends.
 
-None of them holds a pseudonym `P` or an identifier. A `Match` keeps the disclosure-request proof
-(`HMAC(P, consent_id)`), which is useless for anything but opening a disclosure request about
-that one record under that one consent, and it is left out of `repr` and `as_dict` so that a
-log line or a JSON dump does not carry it.
+None of them holds a pseudonym `P` or an identifier. A `Match` names the check and the entry
+whose claim the server verified (`POST /v1/checks/{id}/entries`): that pair is all a disclosure
+request needs, and it is worthless to anyone but the organisation that ran the check.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from enum import StrEnum
-from typing import Any
+from typing import Any, Literal
 
 from protocol.messages import CaseOut as Case
 from protocol.messages import ConsentOut as Consent
@@ -41,9 +40,10 @@ class CheckStatus(StrEnum):
 class Match:
     """One registered record that the applicant's keys matched: where to ask, not what.
 
-    `entry_id` is the record reference a disclosure request names. `kind` and `strength` are
-    those of the applicant's key that matched (as this SDK derived it, not as the registrant
-    labelled it).
+    `check_id` and `entry_id` are what a disclosure request names: the server accepts it only
+    for an entry this organisation claimed in that check, under its consent. `kind` and
+    `strength` are those of the applicant's key that matched (as this SDK derived it, not as the
+    registrant labelled it).
     """
 
     holder_org_id: str
@@ -53,7 +53,7 @@ class Match:
     entry_id: str
     case_id: str
     consent_id: str
-    match_proof: bytes = field(repr=False, compare=False)
+    check_id: str
 
     def as_dict(self) -> dict[str, str]:
         return {
@@ -110,4 +110,66 @@ class CheckResult:
             "keys_checked": self.keys_checked,
             "cases": [m.as_dict() for m in self.by_case()],
             "matches": [m.as_dict() for m in self.matches],
+        }
+
+
+@dataclass(frozen=True)
+class Registration:
+    """A registered case and what its focal point keeps of it: the case's `keys_per_check`
+    filter values under the OPRF key `key_id`, for `verify-live` (every value must stay in the
+    published filter while the case is live; one missing means the server dropped or displaced
+    an entry). The pads among them were verified with their DLEQ proof; nothing here says which
+    values are pads or how many keys the person had.
+    """
+
+    case: Case
+    key_id: str
+    key_seq: int
+    filter_values: tuple[int, ...]
+
+    @property
+    def case_id(self) -> str:
+        return self.case.id
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "case_id": self.case.id,
+            "key_id": self.key_id,
+            "key_seq": self.key_seq,
+            "filter_values": list(self.filter_values),
+        }
+
+
+LiveStatus = Literal["present", "missing", "pending", "not_live", "other_key"]
+
+
+@dataclass(frozen=True)
+class LiveCheck:
+    """Whether one registered case's filter values are all in the published filter.
+
+    `status`:
+
+    * `present`: every value is there;
+    * `missing`: `missing` of them are not, though the case is live: the server dropped an
+      entry, or displaced it (a value planted in its place to catch someone's checks). Report
+      it to the secretariat;
+    * `pending`: some are not yet, and the case was registered after this filter was published
+      (registrations wait for the next publication);
+    * `not_live`: the case is withdrawn or past its retention, so its values are expected to go;
+    * `other_key`: the values were issued under an older OPRF key (re-issued after a rotation).
+    """
+
+    case_id: str
+    status: LiveStatus
+    missing: int
+    values: int
+    filter_revision: int
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "case_id": self.case_id,
+            "status": self.status,
+            "missing": self.missing,
+            "values": self.values,
+            "filter_revision": self.filter_revision,
         }

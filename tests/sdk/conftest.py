@@ -2,7 +2,9 @@
 
 `sdk_for(actor, **kwargs)` builds an `AsyncClient` signed in as one of `network`'s actors, over
 `httpx.ASGITransport(app=app)` (or over `transport=` for tests that tamper with the network).
-The SDK's clock follows the app's `clock`, so a test that moves time moves both.
+Its credentials name the network and its signing key's fingerprint, as the files the server
+writes do (`pinned=False`: an older file without them, pinned on first use). The SDK's clock
+follows the app's `clock`, so a test that moves time moves both.
 
 Transport wrappers (`Tamper`, `FailFirst`) change or drop *real* server answers in flight: that
 is an attack on the network, not a mock of the SDK's own checks.
@@ -25,7 +27,11 @@ from tests.factories import Actor, Network, ed25519_seed_hex
 FAST_RETRY = RetryPolicy(backoff_factor=0, max_attempts=4)
 
 
-def credentials_for(actor: Actor, network: Network | None = None) -> Credentials:
+def credentials_for(
+    actor: Actor, network: Network | None = None, *, server_keys: Any = None
+) -> Credentials:
+    """`server_keys`: the server's `ServerKeys`, whose network id and signing key fingerprint a real
+    credentials file names."""
     org_keys = None
     if network is not None:
         keys = {network.org_a.id: network.org_a_keys, network.org_b.id: network.org_b_keys}.get(
@@ -43,6 +49,10 @@ def credentials_for(actor: Actor, network: Network | None = None) -> Credentials
         org_id=actor.org_id,
         org_short_name=actor.org.short_name,
         org_keys=org_keys,
+        network_id=None if server_keys is None else server_keys.network_id,
+        network_signing_key_sha256=(
+            None if server_keys is None else server_keys.signing_key_sha256
+        ),
     )
 
 
@@ -90,7 +100,7 @@ class FailFirst(Counting):
 
 
 class Tamper(Counting):
-    """Rewrites the JSON of real successful answers to `path` with `edit`."""
+    """Rewrites the JSON of real successful (2xx) answers to `path` with `edit`."""
 
     def __init__(
         self,
@@ -104,7 +114,7 @@ class Tamper(Counting):
 
     async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
         response = await super().handle_async_request(request)
-        if request.url.path != self.path or response.status_code != 200:
+        if request.url.path != self.path or not response.is_success:
             return response
         await response.aread()
         body = json.loads(response.content)
@@ -125,21 +135,64 @@ def flip_bit(hex_value: str, bit: int = 0) -> str:
 SdkFactory = Callable[..., AsyncClient]
 
 
+def sdk_clock(clock: Callable[[], Any]) -> Callable[[], float]:
+    """The SDK's clock (seconds) following the app's `MutableClock`."""
+    return lambda: float(clock().timestamp())
+
+
 @pytest.fixture
 async def sdk_for(app: FastAPI, network: Network, clock: Any) -> AsyncIterator[SdkFactory]:
     made: list[AsyncClient] = []
 
-    def make(actor: Actor, **kwargs: Any) -> AsyncClient:
+    def make(actor: Actor, *, pinned: bool = True, **kwargs: Any) -> AsyncClient:
         kwargs.setdefault("transport", httpx.ASGITransport(app=app))
         kwargs.setdefault("retry", FAST_RETRY)
-        kwargs.setdefault("clock", lambda: clock().timestamp())
+        kwargs.setdefault("clock", sdk_clock(clock))
         # The test app shares one database connection (savepoint isolation), which cannot
         # serve concurrent requests; concurrency is exercised against a real server instead.
         kwargs.setdefault("max_concurrency", 1)
-        client = AsyncClient(credentials_for(actor, network), **kwargs)
+        server_keys = app.state.ctx.keys if pinned else None
+        client = AsyncClient(credentials_for(actor, network, server_keys=server_keys), **kwargs)
         made.append(client)
         return client
 
     yield make
     for client in made:
         await client.aclose()
+
+
+class Recording(httpx.AsyncBaseTransport):
+    """Passes everything through and keeps every request, in order, as the server saw it."""
+
+    def __init__(self, inner: httpx.AsyncBaseTransport) -> None:
+        self.inner = inner
+        self.requests: list[httpx.Request] = []
+
+    async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
+        await request.aread()
+        self.requests.append(request)
+        return await self.inner.handle_async_request(request)
+
+    def seen(self) -> list[tuple[str, str]]:
+        return [(r.method, r.url.path) for r in self.requests]
+
+
+class TamperBody(Counting):
+    """Rewrites the bytes of real successful answers to `path` with `edit` (binary bodies)."""
+
+    def __init__(
+        self, inner: httpx.AsyncBaseTransport, *, path: str, edit: Callable[[bytes], bytes]
+    ) -> None:
+        super().__init__(inner)
+        self.path, self.edit = path, edit
+
+    async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
+        response = await super().handle_async_request(request)
+        if request.url.path != self.path or response.status_code != 200:
+            return response
+        await response.aread()
+        return httpx.Response(
+            200,
+            headers={"Content-Type": response.headers.get("Content-Type", "")},
+            content=self.edit(response.content),
+        )

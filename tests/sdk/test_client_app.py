@@ -1,8 +1,12 @@
 """The SDK against the real FastAPI app (httpx.ASGITransport): the whole register → consent →
-check → match path, and what the SDK does when the network or the server misbehaves."""
+check → entries → match path (protocol v2), and what the SDK does when the network or the
+server misbehaves. The lying server's filters and pads are in test_lying_server.py, what a
+curious server sees in test_curious_server.py."""
 
 from __future__ import annotations
 
+import dataclasses
+import json
 from datetime import timedelta
 from typing import Any
 
@@ -11,6 +15,7 @@ import pytest
 from fastapi import FastAPI
 
 from client_sdk import (
+    AsyncClient,
     CheckResult,
     CheckStatus,
     ConsentExpired,
@@ -18,19 +23,28 @@ from client_sdk import (
     InvalidClient,
     InvalidInput,
     InvalidPerson,
-    InvalidResponse,
     InvalidToken,
     KeyChanged,
     KeyMismatch,
     NotFound,
     PermissionDenied,
-    PinnedKey,
     ProofInvalid,
+    Registration,
     RetryPolicy,
     ServiceUnavailable,
+    WrongElementCount,
 )
 from tests.factories import Network
-from tests.sdk.conftest import Counting, FailFirst, SdkFactory, Tamper, flip_bit
+from tests.sdk.conftest import (
+    FAST_RETRY,
+    Counting,
+    FailFirst,
+    SdkFactory,
+    Tamper,
+    credentials_for,
+    flip_bit,
+    sdk_clock,
+)
 from tests.server.blindmatch.people import OTHER, REGISTERED, SPELLING_VARIANTS
 
 pytestmark = pytest.mark.anyio
@@ -67,7 +81,9 @@ async def test_registered_person_is_found_under_another_spelling(
     sdk_for: SdkFactory, network: Network, clock: Any
 ) -> None:
     focal, hr = sdk_for(network.a_focal), sdk_for(network.b_hr)
-    case_id = await focal.register_case(REGISTERED, **case_fields(clock.today()))
+    registration = await focal.register_case(REGISTERED, **case_fields(clock.today()))
+    assert isinstance(registration, Registration)
+    case_id = registration.case_id
 
     consent_id = await consent(hr)
     result = await hr.check_applicant(SPELLING_VARIANTS[3], consent_id)
@@ -81,10 +97,9 @@ async def test_registered_person_is_found_under_another_spelling(
     (best,) = result.by_case()
     assert best.case_id == case_id and best.strength == "strong"
     assert all(m.holder_org_id == network.org_a.id and m.entry_id for m in result.matches)
-    # The disclosure-request proof is kept in memory for the next step, never shown.
-    assert all(len(m.match_proof) == 32 for m in result.matches)
-    assert all(m.match_proof.hex() not in repr(result) for m in result.matches)
-    assert "match_proof" not in str(result.as_dict())
+    # What a disclosure request names: this check and an entry it claimed.
+    assert all(m.check_id == result.check_id and m.consent_id == consent_id for m in result.matches)
+    assert len({m.entry_id for m in result.matches}) == len(result.matches)
 
 
 async def test_name_only_variant_is_a_possible_match_for_a_human_to_confirm(
@@ -116,7 +131,7 @@ async def test_withdrawn_case_no_longer_matches(
     sdk_for: SdkFactory, network: Network, clock: Any
 ) -> None:
     focal, hr = sdk_for(network.a_focal), sdk_for(network.b_hr)
-    case_id = await focal.register_case(REGISTERED, **case_fields(clock.today()))
+    case_id = (await focal.register_case(REGISTERED, **case_fields(clock.today()))).case_id
     withdrawn = await focal.withdraw_case(case_id, "appeal_upheld")
     assert withdrawn.status == "withdrawn"
     assert [c.id for c in await focal.list_cases("withdrawn")] == [case_id]
@@ -131,10 +146,12 @@ async def test_list_cases_follows_every_page(
     # Small pages make the server page five cases three times; the SDK must follow them all.
     focal._core.case_page_size = 2
     registered = {
-        await focal.register_case(
-            {"full_name": "Budi Santoso", "date_of_birth": f"1980-01-0{day}"},
-            **case_fields(clock.today()),
-        )
+        (
+            await focal.register_case(
+                {"full_name": "Budi Santoso", "date_of_birth": f"1980-01-0{day}"},
+                **case_fields(clock.today()),
+            )
+        ).case_id
         for day in range(1, 6)
     }
     assert {c.id for c in await focal.list_cases()} == registered
@@ -157,49 +174,33 @@ async def test_tampered_check_proof_is_detected(
     assert tamper.calls[("POST", "/v1/checks")] == 1
 
 
-async def test_tampered_evaluated_element_is_detected_at_registration(
-    app: FastAPI, sdk_for: SdkFactory, network: Network, clock: Any
+async def test_a_credentials_file_naming_another_signing_key_stops_before_anything_else(
+    app: FastAPI, network: Network, clock: Any
 ) -> None:
-    def edit(body: dict[str, Any]) -> None:
-        body["evaluated_elements"][0] = body["evaluated_elements"][1]
-
-    tamper = Tamper(httpx.ASGITransport(app=app), path="/v1/oprf/evaluate", edit=edit)
-    focal = sdk_for(network.a_focal, transport=tamper)
-    with pytest.raises(ProofInvalid):
-        await focal.register_case(REGISTERED, **case_fields(clock.today()))
-    assert tamper.calls[("POST", "/v1/cases")] == 0
-
-
-async def test_a_dropped_bucket_is_detected(
-    app: FastAPI, sdk_for: SdkFactory, network: Network, clock: Any
-) -> None:
-    await sdk_for(network.a_focal).register_case(REGISTERED, **case_fields(clock.today()))
-
-    def edit(body: dict[str, Any]) -> None:
-        body["buckets"] = body["buckets"][1:]
-
-    hr = sdk_for(
-        network.b_hr, transport=Tamper(httpx.ASGITransport(app=app), path="/v1/checks", edit=edit)
+    counting = Counting(httpx.ASGITransport(app=app))
+    creds = dataclasses.replace(
+        credentials_for(network.b_hr, network), network_signing_key_sha256="ab" * 32
     )
-    with pytest.raises(InvalidResponse, match="omits a requested bucket"):
-        await hr.check_applicant(REGISTERED, await consent(hr))
+    async with AsyncClient(
+        creds, transport=counting, retry=FAST_RETRY, clock=sdk_clock(clock)
+    ) as hr:
+        with pytest.raises(KeyChanged, match="credentials file") as info:
+            await hr.check_applicant(OTHER, "00000000-0000-4000-8000-000000000000")
+    assert info.value.pinned_key_id == "ab" * 32
+    # The token and the keys, then nothing: no policy, no check, no filter.
+    assert set(counting.calls) == {("POST", "/v1/oauth/token"), ("GET", "/v1/network/keys")}
 
 
-async def test_server_key_other_than_the_pinned_one_is_refused(
-    sdk_for: SdkFactory, network: Network
+async def test_signing_key_and_announcements_are_pinned_on_first_use(
+    sdk_for: SdkFactory, network: Network, ctx: Any
 ) -> None:
-    other = PinnedKey("0123456789abcdef", bytes(range(32)))
-    hr = sdk_for(network.b_hr, pinned_key=other)
-    with pytest.raises(KeyChanged) as info:
-        await hr.check_applicant(OTHER, await consent(hr))
-    assert info.value.pinned_key_id == other.key_id
-
-
-async def test_key_is_pinned_on_first_use(sdk_for: SdkFactory, network: Network, ctx: Any) -> None:
-    hr = sdk_for(network.b_hr)
-    assert hr.pinned_key is None
+    hr = sdk_for(network.b_hr, pinned=False)  # credentials naming no fingerprint
+    assert hr.network is None
     key = await hr.oprf_key()
-    assert hr.pinned_key == key and key.public_key == ctx.keys.oprf_public
+    assert hr.network is not None and hr.network.current == key
+    assert hr.network.fingerprint == ctx.keys.signing_key_sha256
+    assert key.public_key == ctx.keys.oprf_public and key.key_seq >= 1
+    assert hr.network.keys_per_check == ctx.policy.keys_per_check
 
 
 async def test_503_is_retried_then_succeeds(
@@ -377,7 +378,7 @@ async def test_token_refused_twice_surfaces(
         await sdk_for(network.b_hr, transport=revoked).me()
 
 
-async def test_key_mismatch_rereads_the_key_and_stops_when_it_did_not_change(
+async def test_key_mismatch_rereads_the_keys_once_and_stops_when_they_did_not_change(
     app: FastAPI, sdk_for: SdkFactory, network: Network
 ) -> None:
     stale = FailFirst(
@@ -390,4 +391,41 @@ async def test_key_mismatch_rereads_the_key_and_stops_when_it_did_not_change(
     hr = sdk_for(network.b_hr, transport=stale)
     with pytest.raises(KeyMismatch):
         await hr.check_applicant(OTHER, await consent(hr))
-    assert stale.calls[("GET", "/v1/oprf/key")] == 2
+    assert stale.calls[("GET", "/v1/network/keys")] == 2
+    assert stale.calls[("POST", "/v1/checks")] == 1
+
+
+async def test_a_changed_keys_per_check_is_read_again_and_the_check_retried(
+    app: FastAPI, sdk_for: SdkFactory, network: Network, ctx: Any, tmp_path: Any
+) -> None:
+    pins = tmp_path / "pins.json"
+    warm = sdk_for(network.b_hr, pin_file=pins)
+    await warm.oprf_key()
+    # The policy moved on since this pin file was written (or the file says otherwise).
+    document = json.loads(pins.read_text())
+    (entry,) = document["network"].values()
+    entry["keys_per_check"] = ctx.policy.keys_per_check + 3
+    pins.write_text(json.dumps(document))
+    counting = Counting(httpx.ASGITransport(app=app))
+    hr = sdk_for(network.b_hr, pin_file=pins, transport=counting)
+    result = await hr.check_applicant(OTHER, await consent(hr))
+    assert result.status is CheckStatus.NO_MATCH
+    assert counting.calls[("POST", "/v1/checks")] == 2
+    assert counting.calls[("GET", "/v1/policy")] == 1
+    assert hr.network is not None and hr.network.keys_per_check == ctx.policy.keys_per_check
+
+
+async def test_a_wrong_count_that_persists_surfaces_after_one_retry(
+    app: FastAPI, sdk_for: SdkFactory, network: Network
+) -> None:
+    wrong = FailFirst(
+        httpx.ASGITransport(app=app),
+        path="/v1/checks",
+        status=422,
+        times=9,
+        slug="wrong-element-count",
+    )
+    hr = sdk_for(network.b_hr, transport=wrong)
+    with pytest.raises(WrongElementCount):
+        await hr.check_applicant(OTHER, await consent(hr))
+    assert wrong.calls[("POST", "/v1/checks")] == 1  # keys and policy unchanged: no retry

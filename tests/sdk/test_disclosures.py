@@ -1,7 +1,8 @@
-"""The disclosure step through the SDK against the real app: request with sealed applicant
-details, holder opens them and answers, requester opens and verifies; forged, replayed and
-re-keyed answers are refused by the SDK, never shown; organisations' keys swapped in the
-directory are refused until re-pinned."""
+"""The disclosure step through the SDK against the real app: a request names a check and an
+entry it claimed and always carries the applicant's sealed details; the holder opens them and
+answers, the requester opens and verifies; forged, replayed and re-keyed answers are refused
+by the SDK, never shown; organisations' keys swapped in the directory are refused until
+re-pinned."""
 
 from __future__ import annotations
 
@@ -19,9 +20,9 @@ from client_sdk import (
     CheckStatus,
     CredentialsError,
     DisclosureNotAuthentic,
+    EntryNotClaimed,
     InvalidInput,
     InvalidTransition,
-    MatchProofInvalid,
     OrgKeyChanged,
     OrgKeys,
     VerifiedAnswer,
@@ -42,7 +43,9 @@ FORM = "ab" * 32
 async def matched_request(
     sdk_for: SdkFactory, network: Network, clock: Any, **request_kwargs: Any
 ) -> tuple[Any, Any, str]:
-    """org-a registers REGISTERED, org-b checks and asks; returns (focal, hr, request id)."""
+    """org-a registers REGISTERED, org-b checks and asks (with the applicant's details);
+    returns (focal, hr, request id)."""
+    request_kwargs.setdefault("applicant", REGISTERED)
     focal, hr = sdk_for(network.a_focal), sdk_for(network.b_hr)
     today = clock.today()
     await focal.register_case(
@@ -201,10 +204,15 @@ async def test_refusals_map_to_their_exceptions(
     )
     result = await hr.check_applicant(REGISTERED, consent_id)
     match = result.by_case()[0]
-    with pytest.raises(MatchProofInvalid):
-        await hr.request_disclosure(dataclasses.replace(match, match_proof=bytes(32)))
+    # An entry the check did not claim: refused, whatever entry id is named.
+    unclaimed = dataclasses.replace(match, entry_id="00000000-0000-4000-8000-000000000000")
+    with pytest.raises(EntryNotClaimed):
+        await hr.request_disclosure(unclaimed, applicant=REGISTERED)
     with pytest.raises(InvalidInput):
-        await hr.request_disclosure(match, "00000000-0000-4000-8000-000000000000")
+        await hr.request_disclosure(match, "00000000-0000-4000-8000-000000000000", REGISTERED)
+    # The applicant's details are not optional.
+    with pytest.raises(InvalidInput, match="always carries"):
+        await hr.request_disclosure(match)
     # Answers are validated before anything is sealed or sent.
     with pytest.raises(InvalidInput):
         await focal.answer_disclosure(request_id, same_person="confirmed")

@@ -1,15 +1,17 @@
 """The sync `Client` against a real uvicorn server on 127.0.0.1, set up by `refcheck-server
-init --demo` in its own data directory: the credentials files it writes work as they are."""
+init --demo` in its own data directory: the credentials files it writes work as they are, and
+the network signing key they name is the one the server shows."""
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterator
 from datetime import date, timedelta
 from pathlib import Path
 
 import pytest
 
-from client_sdk import CheckStatus, Client, ConsentExhausted, KeyChanged
+from client_sdk import CheckStatus, Client, ConsentExhausted, Credentials, KeyChanged
 from tests.sdk.live import LiveServer, running_server
 from tests.server.blindmatch.people import OTHER, REGISTERED, SPELLING_VARIANTS
 
@@ -28,7 +30,7 @@ def test_sync_client_runs_the_whole_path_against_a_real_server(
     pins = tmp_path / "pins.json"
     today = date.today()
     with Client.from_credentials_file(live.credentials("org-a-focal"), pin_file=pins) as focal:
-        case_id = focal.register_case(
+        registration = focal.register_case(
             REGISTERED,
             category="sexual_exploitation",
             finding_date=today - timedelta(days=30),
@@ -39,7 +41,9 @@ def test_sync_client_runs_the_whole_path_against_a_real_server(
             subject_notified_on=today - timedelta(days=20),
             child_victim=True,
         )
+        case_id = registration.case_id
         assert focal.get_case(case_id).child_victim is True
+        assert [c.status for c in focal.verify_live([registration])] == ["present"]
 
     with Client.from_credentials_file(live.credentials("org-b-hr"), pin_file=pins) as hr:
         people = [SPELLING_VARIANTS[3], OTHER, REGISTERED]
@@ -64,11 +68,18 @@ def test_sync_client_runs_the_whole_path_against_a_real_server(
         with pytest.raises(ConsentExhausted):
             hr.check_applicant(OTHER, consents[1])
 
-    # The key both clients pinned is in the pin file; a client that pinned another refuses.
-    assert pins.exists()
-    from client_sdk import PinnedKey
-
-    wrong = PinnedKey("ffffffffffffffff", bytes(32))
-    with Client.from_credentials_file(live.credentials("org-b-hr"), pinned_key=wrong) as hr:
-        with pytest.raises(KeyChanged):
+    # Both clients pinned the signing key their credentials name, with its announcements.
+    document = json.loads(pins.read_text())
+    (network,) = document["network"].values()
+    named = Credentials.load(live.credentials("org-b-hr"))
+    assert network["network_id"] == named.network_id and network["oprf_keys"]
+    # Credentials naming another signing key: refused before anything else is asked.
+    other = Credentials.from_dict(
+        {
+            **json.loads(live.credentials("org-b-hr").read_text()),
+            "network_signing_key_sha256": "ab" * 32,
+        }
+    )
+    with Client(other, pin_file=pins) as hr:
+        with pytest.raises(KeyChanged, match="credentials file"):
             hr.oprf_key()

@@ -1,0 +1,127 @@
+"""What a curious server operator sees of a check of someone who is not registered: every
+request a new client with a warm pin file sends, recorded at the transport. Only the token call,
+at most one filter fetch, one `POST /v1/checks` with the consent id, the key id and exactly
+`keys_per_check` elements, and at most one more filter fetch; people with 8 and with 30 keys send
+requests that are alike in every count and length."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+from fastapi import FastAPI
+
+from client_sdk import CheckStatus
+from protocol.identity import derive_keys
+from tests.factories import Network
+from tests.sdk.conftest import Recording, SdkFactory
+from tests.sdk.test_client_app import case_fields, consent
+from tests.server.blindmatch.people import REGISTERED
+
+pytestmark = pytest.mark.anyio
+
+# Invented people: one with few keys (a one-word name and a NIK), one with many.
+FEW = {
+    "full_name": "Joko",
+    "date_of_birth": "1980-01-01",
+    "nationality": "ID",
+    "national_id": "3201234567890077",
+}
+MANY = {
+    "full_name": "Muhammad Rizki Pratama Saputra",
+    "date_of_birth": "1980-01-01",
+    "nationality": "ID",
+    "national_id": "3201234567890011",
+    "email": "mrps@example.org",
+}
+
+TOKEN = ("POST", "/v1/oauth/token")
+CHECK = ("POST", "/v1/checks")
+FILTER = ("GET", "/v1/registry/filter")
+
+
+async def recorded_check(
+    app: FastAPI, sdk_for: SdkFactory, network: Network, pins: Path, person: Any, consent_id: str
+) -> list[httpx.Request]:
+    """A new client (warm pin file, no filter file) checks `person`: every request it sent."""
+    recording = Recording(httpx.ASGITransport(app=app))
+    hr = sdk_for(network.b_hr, pin_file=pins, transport=recording)
+    result = await hr.check_applicant(person, consent_id)
+    assert result.status is CheckStatus.NO_MATCH
+    return recording.requests
+
+
+def assert_only_the_check(requests: list[httpx.Request], keys_per_check: int) -> httpx.Request:
+    seen = [(r.method, r.url.path) for r in requests]
+    assert seen[0] == TOKEN
+    checks = [i for i, call in enumerate(seen) if call == CHECK]
+    assert len(checks) == 1, seen
+    before, after = seen[1 : checks[0]], seen[checks[0] + 1 :]
+    assert before in ([], [FILTER]) and after in ([], [FILTER]), seen
+    for r in requests:
+        if (r.method, r.url.path) == FILTER:
+            # Nothing of the applicant in a filter fetch: at most the hash of a filter held.
+            assert set(r.url.params) <= {"since_sha256"} and not r.content
+    check = requests[checks[0]]
+    body = json.loads(check.content)
+    assert set(body) == {"consent_id", "key_id", "blinded_elements"}
+    assert len(body["blinded_elements"]) == keys_per_check
+    assert len(set(body["blinded_elements"])) == keys_per_check
+    return check
+
+
+async def test_a_non_registered_person_costs_one_check_and_at_most_the_filter(
+    app: FastAPI, sdk_for: SdkFactory, network: Network, clock: Any, ctx: Any, tmp_path: Path
+) -> None:
+    await sdk_for(network.a_focal).register_case(REGISTERED, **case_fields(clock.today()))
+    pins = tmp_path / "pins.json"
+    warm = sdk_for(network.b_hr, pin_file=pins)
+    await warm.oprf_key()  # keys and policy now in the pin file
+    kpc = ctx.policy.keys_per_check
+    assert len(derive_keys(FEW)) <= 8 and len(derive_keys(MANY)) >= 28
+
+    few = await recorded_check(app, sdk_for, network, pins, FEW, await consent(warm))
+    many = await recorded_check(
+        app, sdk_for, network, pins, MANY, await consent(warm, applicant_ref="APP-2")
+    )
+    few_check = assert_only_the_check(few, kpc)
+    many_check = assert_only_the_check(many, kpc)
+    # Same shape to the byte: same field lengths, same count, same length of every element.
+    assert len(few_check.content) == len(many_check.content)
+    assert [(r.method, r.url.path) for r in few] == [(r.method, r.url.path) for r in many]
+
+
+async def test_a_client_holding_the_current_filter_sends_only_the_check(
+    app: FastAPI, sdk_for: SdkFactory, network: Network, clock: Any, ctx: Any, tmp_path: Path
+) -> None:
+    await sdk_for(network.a_focal).register_case(REGISTERED, **case_fields(clock.today()))
+    pins, filter_file = tmp_path / "pins.json", tmp_path / "org-b.filter"
+    warm = sdk_for(network.b_hr, pin_file=pins, filter_file=filter_file)
+    await warm.check_applicant(FEW, await consent(warm))  # keys, policy and the filter kept
+    assert filter_file.exists()
+
+    recording = Recording(httpx.ASGITransport(app=app))
+    hr = sdk_for(network.b_hr, pin_file=pins, filter_file=filter_file, transport=recording)
+    result = await hr.check_applicant(MANY, await consent(warm, applicant_ref="APP-3"))
+    assert result.status is CheckStatus.NO_MATCH
+    assert recording.seen() == [TOKEN, CHECK]
+    assert_only_the_check(recording.requests, ctx.policy.keys_per_check)
+
+
+async def test_check_many_shares_one_filter_between_its_checks(
+    app: FastAPI, sdk_for: SdkFactory, network: Network, clock: Any
+) -> None:
+    await sdk_for(network.a_focal).register_case(REGISTERED, **case_fields(clock.today()))
+    recording = Recording(httpx.ASGITransport(app=app))
+    hr = sdk_for(network.b_hr, transport=recording)
+    people = [FEW, MANY, REGISTERED]
+    consents = [await consent(hr, applicant_ref=f"APP-M{i}") for i in range(3)]
+    results = await hr.check_many(people, consents)
+    assert [r.status for r in results][:2] == [CheckStatus.NO_MATCH, CheckStatus.NO_MATCH]
+    assert results[2].status is CheckStatus.MATCH
+    assert recording.seen().count(FILTER) == 1
+    assert recording.seen().count(CHECK) == 3
+    assert recording.seen().count(("POST", f"/v1/checks/{results[2].check_id}/entries")) == 1
