@@ -25,7 +25,9 @@ Fixtures
                                the SDK's own `time.time()` assertions stay valid); move it with
                                ``clock.advance(days=3)`` or ``clock.set(datetime(...))``.
   ``settings``                 `Settings` for tests (no background jobs, the shipped policy).
-  ``app``                      ``create_app(settings, bind=connection, clock=clock)``.
+  ``app``                      ``create_app(settings, bind=connection, clock=clock)``, its policy
+                               with ``filter_publish_seconds = 0`` (every change publishes the
+                               registry filter at once, as on the demo network).
   ``ctx``                      the app's `AppContext` (policy, keys, clock, sessions).
   ``client``                   async `tests.factories.AppClient` (an ``httpx.AsyncClient`` over
                                ``httpx.ASGITransport(app=app)``, base_url http://testserver).
@@ -164,7 +166,13 @@ def settings(key_dir: Path, database_url: str) -> Settings:
 
 @pytest.fixture
 def app(settings: Settings, connection: Connection, clock: MutableClock) -> FastAPI:
-    return create_app(settings, bind=connection, clock=clock)
+    created = create_app(settings, bind=connection, clock=clock)
+    context = created.state.ctx
+    assert isinstance(context, AppContext)
+    # Tests publish the registry filter inside every change, as the demo network does
+    # (docs/protocol.md, "The registry filter"): a registration is in the next check's filter.
+    context.policy = context.policy.model_copy(update={"filter_publish_seconds": 0})
+    return created
 
 
 @pytest.fixture

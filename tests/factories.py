@@ -181,8 +181,9 @@ def make_principal(
 
 
 def make_case(session: Session, org: Organisation, registered_by: str, **overrides: Any) -> Case:
-    """A substantiated case row of `org` with no pseudonyms: for tests of what reads cases
-    (lists, paging, permissions), not of registration, which goes through the API.
+    """A substantiated case row of `org` with no entries: for tests of what reads cases (lists,
+    paging, permissions), not of registration, which goes through the API (and always stores
+    exactly `keys_per_check` entries).
 
     `overrides` set any `Case` column (e.g. `status="withdrawn"`, `created_at=...`). Flushed only.
     """
@@ -198,8 +199,6 @@ def make_case(session: Session, org: Organisation, registered_by: str, **overrid
         "retention_until": date(2032, 3, 1),
         "mou_reference": "MoU-2026-01",
         "subject_notified_on": date(2025, 3, 10),
-        "key_id": "0" * 16,
-        "pseudonym_count": 0,
     }
     values.update(overrides)
     case = Case(**values)

@@ -1,30 +1,27 @@
-"""Fixtures of the blind-match tests: pseudonyms computed through the real blind flow."""
+"""Fixtures of the blind-match tests: a focal point's view of the network before it registers."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
 
 import pytest
 
-from protocol.identity import derive_keys
-from tests.blindflow import evaluate_for_registration, pseudonyms_payload
+from protocol.identity import Key, derive_keys
+from tests.blindflow import ServerKey, fetch_key
 from tests.factories import AppClient, Network
 from tests.server.blindmatch.people import REGISTERED
 
 
 @dataclass(frozen=True)
 class Prepared:
-    """What a focal point holds after the OPRF step, ready for `POST /v1/cases`."""
+    """What org-a's focal point holds before `POST /v1/cases`: the announced key (with the
+    registration key keys are sealed to) and REGISTERED's keys."""
 
-    key_id: str
-    pseudonyms: list[dict[str, Any]]
+    server_key: ServerKey
+    keys: list[Key]
 
 
 @pytest.fixture
 async def prepared(client: AppClient, network: Network) -> Prepared:
-    """REGISTERED's pseudonyms, evaluated for org-a's focal point."""
-    keys = derive_keys(REGISTERED)
-    server_key, elements = await evaluate_for_registration(client, network.a_focal.headers, keys)
-    bits = client.ctx.policy.bucket_bits
-    return Prepared(server_key.key_id, pseudonyms_payload(keys, elements, bits))
+    server_key = await fetch_key(client, network.a_focal.headers)
+    return Prepared(server_key, derive_keys(REGISTERED))

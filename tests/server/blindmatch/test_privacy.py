@@ -1,5 +1,6 @@
-"""What the server keeps and logs holds no identifier and no key value, and a check looks the
-same to it (and on the wire) whether or not the applicant is registered."""
+"""What the server keeps and logs holds no identifier, no key value, no `HashToGroup` of one and
+no pseudonym `P`, and a check looks the same to it (and on the wire) whether or not the
+applicant is registered."""
 
 from __future__ import annotations
 
@@ -14,31 +15,35 @@ import pytest
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from protocol.entry import hash_to_group
 from protocol.identity import derive_keys
-from protocol.pseudonym import tag
 from server.all_models import Base
 from server.audit.models import AuditEntry
 from server.checks.models import Check
 from server.context import AppContext
+from server.keys import ServerKeys
 from tests.blindflow import (
     build_check_request,
     check_person,
     fetch_key,
-    read_check_response,
     record_consent,
     register_person,
-    unblind_verified,
 )
 from tests.conftest import MutableClock
 from tests.factories import AppClient, Network
 from tests.server.blindmatch.people import ALL_PEOPLE, OTHER, REGISTERED, SPELLING_VARIANTS
+from tests.server.blindmatch.stored import pseudonym
 
 pytestmark = pytest.mark.anyio
 
 
-def _needles(people: Iterable[dict[str, object]]) -> tuple[set[str], set[bytes]]:
+def _needles(
+    people: Iterable[dict[str, object]], keys: ServerKeys | None = None
+) -> tuple[set[str], set[bytes]]:
     """Text that must not appear (every field value, every name word of 4+ letters, every key
-    value as text and hex) and bytes that must not appear (every key value)."""
+    value as text and hex) and bytes that must not appear (every key value, its `HashToGroup`
+    element as a registration seals it, and, given the server's keys, its `P`), each also as
+    hex."""
     texts: set[str] = set()
     raw: set[bytes] = set()
     for person in people:
@@ -52,6 +57,11 @@ def _needles(people: Iterable[dict[str, object]]) -> tuple[set[str], set[bytes]]
             raw.add(key.value)
             texts.add(key.value.decode("utf-8").lower())
             texts.add(key.value.hex())
+            derived = [hash_to_group(key.value)]
+            if keys is not None:
+                derived.append(pseudonym(keys, key))
+            raw.update(derived)
+            texts.update(d.hex() for d in derived)
     # Two-letter country codes ("ID") are not identifiers, and would be found inside any "org_id".
     return {t for t in texts if len(t) >= 4}, raw
 
@@ -127,22 +137,35 @@ async def _full_flow(client: AppClient, network: Network, clock: MutableClock) -
     )
 
 
-async def test_stored_rows_hold_no_identifier_and_no_key_value(
-    client: AppClient, network: Network, clock: MutableClock, session: Session
+async def test_stored_rows_hold_no_identifier_no_key_value_and_no_pseudonym(
+    client: AppClient, network: Network, clock: MutableClock, session: Session, ctx: AppContext
 ) -> None:
     await _full_flow(client, network, clock)
-    # A second registration that stays active, so pseudonym rows are in the dump.
+    # A second registration that stays active, so entry rows are in the dump.
     await register_person(client, network.a_focal.headers, REGISTERED, today=clock.today())
     cells = _dump_every_table(session)
     tables = {where.split(".")[0] for where, _ in cells}
-    assert {"cases", "pseudonyms", "consents", "checks", "audit_entries", "stat_counters"} <= tables
-    texts, raw = _needles(ALL_PEOPLE)
+    assert {
+        "cases",
+        "pseudonyms",
+        "consents",
+        "checks",
+        "check_claims",
+        "audit_entries",
+        "stat_counters",
+        "filter_revisions",
+    } <= tables
+    texts, raw = _needles(ALL_PEOPLE, ctx.keys)
     assert texts and raw
     assert _leaks(cells, texts, raw) == []
 
 
-async def test_logs_hold_no_identifier_and_no_key_value(
-    client: AppClient, network: Network, clock: MutableClock, caplog: pytest.LogCaptureFixture
+async def test_logs_hold_no_identifier_no_key_value_and_no_pseudonym(
+    client: AppClient,
+    network: Network,
+    clock: MutableClock,
+    ctx: AppContext,
+    caplog: pytest.LogCaptureFixture,
 ) -> None:
     caplog.set_level(logging.DEBUG)
     await _full_flow(client, network, clock)
@@ -153,7 +176,7 @@ async def test_logs_hold_no_identifier_and_no_key_value(
         logged.extend((record.name, repr(arg)) for arg in (record.args or ()))
         if record.exc_text:
             logged.append((record.name, record.exc_text))
-    texts, raw = _needles(ALL_PEOPLE)
+    texts, raw = _needles(ALL_PEOPLE, ctx.keys)
     assert _leaks(logged, texts, raw) == []
 
 
@@ -171,32 +194,26 @@ def _shape(value: Any) -> Any:
 async def test_matching_and_non_matching_checks_look_the_same(
     client: AppClient, network: Network, clock: MutableClock, session: Session, ctx: AppContext
 ) -> None:
+    """A check of a registered applicant and one of a stranger: the same request size, the same
+    answer shape and size, the same header, the same records. The difference is only in what
+    the client finds in its filter, which the server never sees (a miss makes no further call)."""
     await register_person(client, network.a_focal.headers, REGISTERED, today=clock.today())
-    consent = await record_consent(client, network.b_hr.headers, now=clock())
+    consent = await record_consent(client, network.b_hr.headers, now=clock(), max_checks=2)
     server_key = await fetch_key(client, network.b_hr.headers)
-    bits = ctx.policy.bucket_bits
 
     registered_keys = derive_keys(REGISTERED)
     other_keys = derive_keys(OTHER)
-    n = min(len(registered_keys), len(other_keys))
-    match_batch, match_body = build_check_request(server_key, consent["id"], registered_keys[:n])
-    miss_batch, miss_body = build_check_request(server_key, consent["id"], other_keys[:n])
-    # Same buckets asked for, so the bucket contents are the same: only the keys differ.
-    miss_body["buckets"] = match_body["buckets"]
+    assert len(registered_keys) != len(other_keys), "people with different key counts"
+    _match_batch, match_body = build_check_request(server_key, consent["id"], registered_keys)
+    _miss_batch, miss_body = build_check_request(server_key, consent["id"], other_keys)
+    assert len(match_body["blinded_elements"]) == len(miss_body["blinded_elements"])
+    assert _shape(match_body) == _shape(miss_body)
 
     match = await client.post("/v1/checks", headers=network.b_hr.headers, json=match_body)
     miss = await client.post("/v1/checks", headers=network.b_hr.headers, json=miss_body)
     assert match.status_code == miss.status_code == 200
-    assert read_check_response(server_key, match_batch, match.json(), bits)
-    # The other person's pseudonyms verify and unblind, and none of their tags is listed.
-    listed = {e["tag"] for b in miss.json()["buckets"] for e in b["entries"]}
-    assert listed
-    assert (
-        not {tag(p).hex() for p in unblind_verified(server_key, miss_batch, miss.json())} & listed
-    )
-
     assert _shape(match.json()) == _shape(miss.json())
-    assert match.json()["buckets"] == miss.json()["buckets"]
+    assert match.json()["filter"] == miss.json()["filter"]
     assert len(match.content) == len(miss.content)
     assert dict(match.headers).keys() == dict(miss.headers).keys()
     assert match.headers["content-length"] == miss.headers["content-length"]
@@ -206,19 +223,50 @@ async def test_matching_and_non_matching_checks_look_the_same(
     entries = session.scalars(
         select(AuditEntry).where(AuditEntry.action == "check.run").order_by(AuditEntry.seq)
     ).all()
+    assert len(entries) == 2
     assert [e.details for e in entries] == [entries[0].details] * 2
     checks = session.scalars(select(Check)).all()
-    assert {c.key_count for c in checks} == {n}
+    assert {len(c.evaluated or b"") for c in checks} == {32 * ctx.policy.keys_per_check}
+    assert {(c.key_seq, c.rerun_of) for c in checks} == {(ctx.keys.oprf_key_seq, None)}
 
 
-def test_leak_detector_finds_planted_identifiers_and_key_values() -> None:
-    texts, raw = _needles([REGISTERED])
+async def test_a_check_of_someone_not_registered_is_one_post_and_one_filter_fetch(
+    client: AppClient, network: Network, clock: MutableClock
+) -> None:
+    """The server hears of a non-registered applicant once: the check. (The SDK's own request
+    log is pinned in tests/sdk; here the test client's calls to the app.)"""
+    await register_person(client, network.a_focal.headers, REGISTERED, today=clock.today())
+    consent = await record_consent(client, network.b_hr.headers, now=clock())
+    sent: list[str] = []
+
+    async def log_request(request: Any) -> None:
+        sent.append(f"{request.method} {request.url.path}")
+
+    client.event_hooks["request"].append(log_request)
+    outcome = await check_person(client, network.b_hr.headers, consent["id"], OTHER)
+    assert outcome.matches == [] and outcome.entries_response is None
+    assert sent == ["GET /v1/network/keys", "POST /v1/checks", "GET /v1/registry/filter"]
+
+
+def test_leak_detector_finds_planted_identifiers_key_values_and_pseudonyms(
+    server_keys: ServerKeys,
+) -> None:
+    texts, raw = _needles([REGISTERED], server_keys)
     key = derive_keys(REGISTERED)[0]
     planted: list[tuple[str, str | bytes]] = [
         ("t.name", "applicant RAHMAWATI"),
         ("t.doc", "nik 3201234567890001"),
         ("t.raw", b"\x00" + key.value + b"\x00"),
         ("t.hex", "x" + key.value.hex()),
+        ("t.element", b"\x01" + hash_to_group(key.value)),
+        ("t.p", pseudonym(server_keys, key).hex()),
         ("t.clean", "org-a sexual_abuse 2026-01-01"),
     ]
-    assert sorted(set(_leaks(planted, texts, raw))) == ["t.doc", "t.hex", "t.name", "t.raw"]
+    assert sorted(set(_leaks(planted, texts, raw))) == [
+        "t.doc",
+        "t.element",
+        "t.hex",
+        "t.name",
+        "t.p",
+        "t.raw",
+    ]

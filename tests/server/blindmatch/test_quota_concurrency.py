@@ -71,7 +71,7 @@ def test_concurrent_checks_run_exactly_the_daily_quota(
                 consent_id=committed.consent_id,
                 principal_id=committed.principal_id,
                 at=now,
-                key_count=1,
+                key_seq=1,
             )
         )
 

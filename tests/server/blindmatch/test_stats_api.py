@@ -18,9 +18,9 @@ from tests.server.blindmatch.people import OTHER, REGISTERED
 pytestmark = pytest.mark.anyio
 
 
-async def _activity(client: AppClient, network: Network, clock: MutableClock) -> int:
-    """org-a registers one case (retention 5 days) and withdraws another; org-b records two
-    consents (one withdrawn) and runs one check. Returns the number of keys checked."""
+async def _activity(client: AppClient, network: Network, clock: MutableClock) -> None:
+    """org-a registers one case (retention 5 days) and another that it withdraws at once; org-b
+    records two consents (one withdrawn) and runs one check."""
     await register_person(
         client,
         network.a_focal.headers,
@@ -39,13 +39,12 @@ async def _activity(client: AppClient, network: Network, clock: MutableClock) ->
     await client.post(f"/v1/consents/{spare['id']}/withdraw", headers=network.b_hr.headers)
     outcome = await check_person(client, network.b_hr.headers, consent["id"], REGISTERED)
     assert outcome.response.status_code == 200
-    return len(outcome.body["evaluated_elements"])
 
 
 async def test_members_see_their_own_counters_by_month(
-    client: AppClient, network: Network, clock: MutableClock
+    client: AppClient, network: Network, clock: MutableClock, ctx: AppContext
 ) -> None:
-    keys_checked = await _activity(client, network, clock)
+    await _activity(client, network, clock)
     month = clock().strftime("%Y-%m")
 
     a = (await client.get("/v1/stats", headers=network.a_focal.headers)).json()
@@ -53,6 +52,11 @@ async def test_members_see_their_own_counters_by_month(
     assert [o["org_id"] for o in a["organisations"]] == [network.org_a.id]
     assert a["totals"]["cases_registered"] == 2
     assert a["totals"]["cases_withdrawn"] == 1
+    # Withdrawn the day it was registered: what a fake registration (made to learn whether
+    # someone was registered already) looks like to the secretariat.
+    assert a["totals"]["cases_withdrawn_within_30_days"] == 1
+    # keys_per_check per registration, however many keys each person had.
+    assert a["totals"]["registration_evaluations"] == 2 * ctx.policy.keys_per_check
     assert a["totals"]["checks_run"] == 0
     assert [m["month"] for m in a["months"]] == [f"{clock().year}-{m:02d}" for m in range(1, 13)]
     this_month = next(m for m in a["months"] if m["month"] == month)
@@ -66,9 +70,36 @@ async def test_members_see_their_own_counters_by_month(
     assert b["totals"]["consents_rescreening"] == 1
     assert b["totals"]["consents_withdrawn"] == 1
     assert b["totals"]["checks_run"] == 1
-    assert b["totals"]["keys_checked"] == keys_checked
+    assert b["totals"]["registration_evaluations"] == 0
+    # No counter holds a count of a checked person's keys.
+    assert not {name for name in b["totals"] if name.startswith("keys")}
     # Every known counter is reported, zero or not.
     assert set(b["counters"]) == {c.value for c in Counter} == set(b["totals"])
+
+
+async def test_a_withdrawal_after_thirty_days_is_not_counted_as_early(
+    client: AppClient, network: Network, clock: MutableClock
+) -> None:
+    started = clock()
+    soon = await register_person(client, network.a_focal.headers, OTHER, today=clock.today())
+    later = await register_person(client, network.a_focal.headers, REGISTERED, today=clock.today())
+    for case, wait in ((soon, timedelta(days=30)), (later, timedelta(seconds=1))):
+        clock.advance(wait)
+        await network.a_focal.refresh(client)
+        response = await client.post(
+            f"/v1/cases/{case['id']}/withdraw",
+            headers=network.a_focal.headers,
+            json={"reason": "registered_in_error"},
+        )
+        assert response.status_code == 200
+    totals: dict[str, int] = {}
+    for year in sorted({started.year, clock().year}):
+        body = (await client.get(f"/v1/stats?year={year}", headers=network.a_focal.headers)).json()
+        for name, value in body["totals"].items():
+            totals[name] = totals.get(name, 0) + value
+    assert totals["cases_withdrawn"] == 2
+    # 30 days to the second is still early; a second more is not.
+    assert totals["cases_withdrawn_within_30_days"] == 1
 
 
 async def test_secretariat_sees_the_network_and_each_member(

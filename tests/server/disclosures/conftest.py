@@ -1,14 +1,16 @@
-"""Fixtures of the disclosure tests: a real match (org-a registers, org-b's HR checks) with the
-pseudonyms `P` the checking client derived, so requests carry real match proofs.
+"""Fixtures of the disclosure tests: a real match (org-a registers, org-b's HR checks under a
+consent and claims its hits), so requests name a check and an entry that check's claim verified,
+and carry the applicant's details sealed to the holder.
 
-    matched = await match(client, network, clock)        # org-b's HR matched org-a's case
+    matched = await match(client, network, clock.today())  # org-b's HR matched org-a's case
     request = await open_request(client, network, matched)
+    again = await recheck(client, network, matched)         # another check, same consent
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import date
 from typing import Any
 
@@ -17,79 +19,106 @@ import pytest
 
 from protocol.disclosure import Answer, ApplicantDetails, seal_answer, seal_applicant_details
 from protocol.identity import derive_keys
-from protocol.pseudonym import Handle, bucket, match_proof, open_handle, tag
+from server.registry.models import Organisation
 from tests.blindflow import (
+    Match,
     build_check_request,
+    claim_hits,
     fetch_key,
     record_consent,
     register_person,
-    unblind_verified,
 )
-from tests.factories import AppClient, Network, OrgKeys, ed25519_seed_hex
+from tests.factories import Actor, AppClient, Network, OrgKeys, ed25519_seed_hex
 from tests.server.blindmatch.people import REGISTERED
 
 Person = Mapping[str, object]
 
+#: What the requester declares about the applicant, sealed to the holder with every request.
+DECLARED = {"full_name": "Siti Rahmawati", "date_of_birth": "1988-04-12"}
+
 
 @dataclass(frozen=True)
-class Found:
-    """One matched entry, with the `P` the checker derived (kept in memory only)."""
+class Checked:
+    """A check run and claimed: its id, and each claimed entry that opened."""
 
-    handle: Handle
-    p: bytes
+    check_id: str
+    matches: list[Match]
 
-    def proof(self, consent_id: str) -> str:
-        return match_proof(self.p, consent_id).hex()
+
+async def check_and_claim(
+    client: httpx.AsyncClient,
+    headers: Mapping[str, str],
+    consent_id: str,
+    person: Person,
+    *,
+    only: set[int] | None = None,
+) -> Checked:
+    """A real check of `person` under `consent_id`, then a claim of every hit (or of the keys
+    `only` names, by index into `derive_keys(person)`)."""
+    server_key = await fetch_key(client, headers)
+    batch, body = build_check_request(server_key, consent_id, derive_keys(person))
+    response = await client.post("/v1/checks", headers=dict(headers), json=body)
+    assert response.status_code == 200, response.text
+    answer = response.json()
+    entries, matches = await claim_hits(
+        client, headers, server_key, batch, answer, consent_id, only=only
+    )
+    assert entries is None or entries.status_code == 200, entries.text
+    return Checked(check_id=answer["check_id"], matches=matches)
+
+
+def sealed_details(
+    *,
+    consent_id: str,
+    entry_id: str,
+    requester: Organisation,
+    requester_keys: OrgKeys,
+    holder: Organisation,
+    holder_keys: OrgKeys,
+    applicant: Mapping[str, str] = DECLARED,
+) -> str:
+    details = ApplicantDetails(
+        consent_id=consent_id,
+        entry_id=entry_id,
+        requester_org_id=requester.id,
+        holder_org_id=holder.id,
+        applicant=applicant,
+    )
+    seed = bytes.fromhex(ed25519_seed_hex(requester_keys.ed25519))
+    return seal_applicant_details(details, bytes(holder_keys.x25519.public_key), seed).hex()
 
 
 @dataclass(frozen=True)
 class Matched:
+    """org-a's case, org-b's consent, and a check under it whose claims opened the case's
+    entries; `details` are the declared details sealed to org-a for the first entry."""
+
     case: dict[str, Any]
     consent: dict[str, Any]
-    found: list[Found]
+    check_id: str
+    matches: list[Match]
+    details: str
 
     @property
     def consent_id(self) -> str:
         return str(self.consent["id"])
 
     @property
-    def first(self) -> Found:
-        return self.found[0]
+    def first(self) -> Match:
+        return self.matches[0]
+
+    def of_case(self, case_id: str) -> list[Match]:
+        return [m for m in self.matches if m.handle.case_id == case_id]
 
     def body(self, **overrides: Any) -> dict[str, Any]:
+        """A request for the first claimed entry of the case; `overrides` replace members."""
         body: dict[str, Any] = {
-            "consent_id": self.consent_id,
-            "entry_id": self.first.handle.entry_id,
-            "match_proof": self.first.proof(self.consent_id),
+            "check_id": self.check_id,
+            "entry_id": self.of_case(self.case["id"])[0].handle.entry_id,
+            "sealed_applicant_details": self.details,
         }
         body.update(overrides)
         return body
-
-
-async def check_and_find(
-    client: httpx.AsyncClient,
-    headers: Mapping[str, str],
-    consent_id: str,
-    person: Person,
-    bucket_bits: int,
-) -> list[Found]:
-    """A real check; returns each matched entry with its `P`."""
-    server_key = await fetch_key(client, headers)
-    keys = derive_keys(person)
-    batch, body = build_check_request(server_key, consent_id, keys, bucket_bits)
-    response = await client.post("/v1/checks", headers=dict(headers), json=body)
-    assert response.status_code == 200, response.text
-    answer = response.json()
-    elements = unblind_verified(server_key, batch, answer)
-    entries = {b["bucket"]: b["entries"] for b in answer["buckets"]}
-    found: list[Found] = []
-    for key, p in zip(keys, elements, strict=True):
-        for entry in entries[bucket(key.value, bucket_bits)]:
-            if entry["tag"] == tag(p).hex():
-                handle = open_handle(p, bytes.fromhex(entry["sealed_handle"]))
-                assert handle is not None
-                found.append(Found(handle=handle, p=p))
-    return found
 
 
 async def match(
@@ -99,20 +128,71 @@ async def match(
     *,
     person: Person = REGISTERED,
     case_overrides: Mapping[str, Any] | None = None,
+    checker: Actor | None = None,
     **consent_overrides: Any,
 ) -> Matched:
-    """org-a's focal point registers `person`; org-b's HR records a consent and checks."""
+    """org-a's focal point registers `person`; `checker` (org-b's HR) records a consent, checks
+    and claims."""
+    checker = checker or network.b_hr
     case = await register_person(
         client, network.a_focal.headers, person, today=today, **dict(case_overrides or {})
     )
     consent = await record_consent(
-        client, network.b_hr.headers, now=client.ctx.now(), **consent_overrides
+        client, checker.headers, now=client.ctx.now(), **consent_overrides
     )
-    found = await check_and_find(
-        client, network.b_hr.headers, consent["id"], person, client.ctx.policy.bucket_bits
+    checked = await check_and_claim(client, checker.headers, consent["id"], person)
+    mine = [m for m in checked.matches if m.handle.case_id == case["id"]]
+    assert mine, "the registered person must match"
+    requester_keys = (
+        network.org_b_keys if checker.org_id == network.org_b.id else OrgKeys.generate()
     )
-    assert found, "the registered person must match"
-    return Matched(case=case, consent=consent, found=found)
+    details = sealed_details(
+        consent_id=consent["id"],
+        entry_id=mine[0].handle.entry_id,
+        requester=checker.org,
+        requester_keys=requester_keys,
+        holder=network.org_a,
+        holder_keys=network.org_a_keys,
+    )
+    return Matched(
+        case=case,
+        consent=consent,
+        check_id=checked.check_id,
+        matches=checked.matches,
+        details=details,
+    )
+
+
+async def recheck(
+    client: AppClient, network: Network, matched: Matched, *, person: Person = REGISTERED
+) -> Matched:
+    """Another check of `person` under `matched`'s consent (it spends one of its checks)."""
+    checked = await check_and_claim(client, network.b_hr.headers, matched.consent_id, person)
+    return replace(matched, check_id=checked.check_id, matches=checked.matches)
+
+
+async def request_under_new_consent(
+    client: AppClient, network: Network, matched: Matched
+) -> tuple[dict[str, Any], str]:
+    """Another applicant consent of org-b whose check matches the same record, and a request
+    under it; returns the request and the consent id."""
+    consent = await record_consent(client, network.b_hr.headers, now=client.ctx.now())
+    checked = await check_and_claim(client, network.b_hr.headers, consent["id"], REGISTERED)
+    entry = next(m for m in checked.matches if m.handle.case_id == matched.case["id"])
+    body = {
+        "check_id": checked.check_id,
+        "entry_id": entry.handle.entry_id,
+        "sealed_applicant_details": sealed_details(
+            consent_id=consent["id"],
+            entry_id=entry.handle.entry_id,
+            requester=network.org_b,
+            requester_keys=network.org_b_keys,
+            holder=network.org_a,
+            holder_keys=network.org_a_keys,
+        ),
+    }
+    response = await client.post("/v1/disclosure-requests", headers=network.b_hr.headers, json=body)
+    return ok(response, 201), consent["id"]
 
 
 @pytest.fixture
@@ -156,24 +236,26 @@ def sealed_answer_hex(
 
 
 def sealed_details_hex(matched: Matched, network: Network, applicant: Mapping[str, str]) -> str:
-    details = ApplicantDetails(
+    return sealed_details(
         consent_id=matched.consent_id,
-        entry_id=matched.first.handle.entry_id,
-        requester_org_id=network.org_b.id,
-        holder_org_id=network.org_a.id,
+        entry_id=matched.body()["entry_id"],
+        requester=network.org_b,
+        requester_keys=network.org_b_keys,
+        holder=network.org_a,
+        holder_keys=network.org_a_keys,
         applicant=applicant,
     )
-    seed = bytes.fromhex(ed25519_seed_hex(network.org_b_keys.ed25519))
-    return seal_applicant_details(details, bytes(network.org_a_keys.x25519.public_key), seed).hex()
 
 
 async def answer_request(
     client: AppClient, network: Network, request: Mapping[str, Any], **fields: Any
 ) -> dict[str, Any]:
+    """The holder's answer; `not_same_person` (what the server counts) follows the verdict."""
     sealed = sealed_answer_hex(request, network.org_a_keys, network.org_b_keys, **fields)
+    verdict = fields.get("same_person", "not_same_person")
     response = await client.post(
         f"/v1/disclosure-requests/{request['id']}/answer",
         headers=network.a_focal.headers,
-        json={"sealed_answer": sealed},
+        json={"sealed_answer": sealed, "not_same_person": verdict == "not_same_person"},
     )
     return ok(response)

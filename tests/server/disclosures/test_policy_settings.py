@@ -17,17 +17,15 @@ from server.disclosures.models import DisclosureRequest
 from server.disclosures.services import DeadlineReport, run_deadlines
 from server.retention.services import run_sweep
 from server.stats.services import figures
-from tests.blindflow import record_consent
 from tests.conftest import MutableClock
 from tests.factories import AppClient, Network
-from tests.server.blindmatch.people import REGISTERED
 from tests.server.disclosures.conftest import (
     Matched,
     answer_request,
-    check_and_find,
     match,
     ok,
     open_request,
+    request_under_new_consent,
 )
 
 pytestmark = pytest.mark.anyio
@@ -61,21 +59,6 @@ def exists(session: Session, request: dict[str, Any]) -> bool:
     return session.get(DisclosureRequest, request["id"]) is not None
 
 
-async def second_request(client: AppClient, network: Network) -> tuple[dict[str, Any], str]:
-    """Another applicant consent of org-b matching the same record, and a request under it."""
-    consent = await record_consent(client, network.b_hr.headers, now=client.ctx.now())
-    found = await check_and_find(
-        client, network.b_hr.headers, consent["id"], REGISTERED, client.ctx.policy.bucket_bits
-    )
-    body = {
-        "consent_id": consent["id"],
-        "entry_id": found[0].handle.entry_id,
-        "match_proof": found[0].proof(consent["id"]),
-    }
-    response = await client.post("/v1/disclosure-requests", headers=network.b_hr.headers, json=body)
-    return ok(response, 201), consent["id"]
-
-
 async def test_unanswered_requests_expire_the_policys_days_after_due(
     client: AppClient, network: Network, matched: Matched, clock: MutableClock, ctx: AppContext
 ) -> None:
@@ -107,8 +90,8 @@ async def test_ended_requests_are_purged_after_the_retention_days_open_ones_neve
             f"/v1/disclosure-requests/{ended['id']}/withdraw", headers=network.b_hr.headers
         )
     )
-    still_open, _ = await second_request(client, network)
-    answered, _ = await second_request(client, network)
+    still_open, _ = await request_under_new_consent(client, network, matched)
+    answered, _ = await request_under_new_consent(client, network, matched)
     await answer_request(client, network, answered)
     year = int(ended["created_at"][:4])
     made_before = figures(session, year, org_id=network.org_b.id)[network.org_b.id]

@@ -1,5 +1,7 @@
-"""Opening disclosure requests: only on a proven match, under a live consent, once per
-applicant and record; and what each organisation may see of them."""
+"""Opening disclosure requests: only for an entry the named check's claim verified, by the
+checking organisation, under that check's live consent, always with the applicant's details
+sealed to the holder, once per applicant and record; and what each organisation may see of
+them."""
 
 from __future__ import annotations
 
@@ -14,14 +16,26 @@ from server.auth.permissions import Role
 from server.disclosures.models import DisclosureRequest
 from tests.blindflow import record_consent
 from tests.factories import AppClient, Network, auth_headers, make_org, make_principal
-from tests.server.disclosures.conftest import Matched, ok, open_request, sealed_details_hex
+from tests.server.blindmatch.people import OTHER, REGISTERED
+from tests.server.disclosures.conftest import (
+    Matched,
+    check_and_claim,
+    match,
+    ok,
+    open_request,
+    sealed_details_hex,
+)
 
 pytestmark = pytest.mark.anyio
 
-PROOF_INVALID = "urn:refcheck:problem:match-proof-invalid"
+NOT_CLAIMED = "urn:refcheck:problem:entry-not-claimed"
 
 
-async def test_request_on_a_proven_match_is_opened_for_the_holder_with_its_deadline(
+def _without_instance(problem: dict[str, object]) -> dict[str, object]:
+    return {k: v for k, v in problem.items() if k != "instance"}
+
+
+async def test_request_on_a_claimed_entry_is_opened_for_the_holder_with_its_deadline(
     client: AppClient, network: Network, matched: Matched, ctx
 ) -> None:
     request = await open_request(client, network, matched)
@@ -39,53 +53,83 @@ async def test_request_on_a_proven_match_is_opened_for_the_holder_with_its_deadl
     assert request["sealed_answer"] is None
 
 
-async def test_wrong_proof_and_unknown_entry_are_refused_alike(
-    client: AppClient, network: Network, matched: Matched
+async def test_unclaimed_unknown_and_foreign_references_are_refused_alike(
+    client: AppClient, network: Network, clock
 ) -> None:
-    wrong = matched.body(match_proof="00" * 32)
-    unknown = matched.body(entry_id=str(uuid.uuid4()))
+    """An entry of the case that the check did not claim, an entry that does not exist, and a
+    check that does not exist: one answer, so a prober learns nothing about which exist."""
+    matched = await match(client, network, clock.today())
+    consent = await record_consent(client, network.b_hr.headers, now=clock(), max_checks=1)
+    # Only the first key claimed: every other entry of the case stays unclaimed by this check.
+    checked = await check_and_claim(
+        client, network.b_hr.headers, consent["id"], REGISTERED, only={0}
+    )
+    [claimed] = checked.matches
+    unclaimed = next(
+        m.handle.entry_id
+        for m in matched.of_case(matched.case["id"])
+        if m.handle.entry_id != claimed.handle.entry_id
+    )
+    bodies = [
+        matched.body(check_id=checked.check_id, entry_id=unclaimed),
+        matched.body(entry_id=str(uuid.uuid4())),
+        matched.body(check_id=str(uuid.uuid4())),
+    ]
     answers = [
         await client.post("/v1/disclosure-requests", headers=network.b_hr.headers, json=body)
-        for body in (wrong, unknown)
+        for body in bodies
     ]
     for response in answers:
         assert response.status_code == 422
-        assert response.json()["type"] == PROOF_INVALID
-    first, second = (r.json() for r in answers)
-    assert {k: v for k, v in first.items() if k != "instance"} == {
-        k: v for k, v in second.items() if k != "instance"
-    }
+        assert response.json()["type"] == NOT_CLAIMED
+    assert len({str(_without_instance(r.json())) for r in answers}) == 1
+    # The control: the entry that check did claim is accepted.
+    accepted = await client.post(
+        "/v1/disclosure-requests",
+        headers=network.b_hr.headers,
+        json=matched.body(check_id=checked.check_id, entry_id=claimed.handle.entry_id),
+    )
+    assert accepted.status_code in (200, 201), accepted.text
 
 
-async def test_proof_made_under_another_consent_is_refused(
-    client: AppClient, network: Network, matched: Matched
+async def test_an_entry_claimed_by_another_check_is_refused_for_this_one(
+    client: AppClient, network: Network, matched: Matched, clock
 ) -> None:
-    other = await record_consent(client, network.b_hr.headers, now=client.ctx.now())
-    # The proof binds the consent: replayed under another applicant's consent it fails.
-    body = matched.body(consent_id=other["id"])
-    response = await client.post("/v1/disclosure-requests", headers=network.b_hr.headers, json=body)
+    """A consent whose own check found nobody cannot borrow another check's claim: the request
+    is bound to the check that proved the hit, and so to its consent."""
+    other = await record_consent(client, network.b_hr.headers, now=clock())
+    miss = await check_and_claim(client, network.b_hr.headers, other["id"], OTHER)
+    assert miss.matches == []
+    response = await client.post(
+        "/v1/disclosure-requests",
+        headers=network.b_hr.headers,
+        json=matched.body(check_id=miss.check_id),
+    )
     assert response.status_code == 422
-    assert response.json()["type"] == PROOF_INVALID
+    assert response.json()["type"] == NOT_CLAIMED
 
 
-async def test_proof_for_one_entry_does_not_open_another_record(
+async def test_another_organisations_check_is_refused(
     client: AppClient, network: Network, matched: Matched
 ) -> None:
-    other_entries = [f for f in matched.found if f.handle.entry_id != matched.first.handle.entry_id]
-    assert other_entries, "the registered person has several keys"
-    body = matched.body(entry_id=other_entries[0].handle.entry_id)
-    response = await client.post("/v1/disclosure-requests", headers=network.b_hr.headers, json=body)
-    assert response.json()["type"] == PROOF_INVALID
-
-
-async def test_another_organisations_consent_answers_not_found(
-    client: AppClient, network: Network, matched: Matched
-) -> None:
-    # org-a's HR holds a valid proof made for org-b's consent (say it was leaked): refused.
+    # org-a's HR holds org-b's check and entry ids (say they leaked): refused, as if unclaimed.
     response = await client.post(
         "/v1/disclosure-requests", headers=network.a_hr.headers, json=matched.body()
     )
-    assert response.status_code == 404
+    assert response.status_code == 422
+    assert response.json()["type"] == NOT_CLAIMED
+
+
+async def test_another_principal_of_the_checking_organisation_may_ask(
+    client: AppClient, network: Network, matched: Matched, session
+) -> None:
+    """The request is the organisation's: its other HR account may open it (the claim itself
+    could only be made by the account that ran the check)."""
+    colleague, key = make_principal(session, network.org_b, [Role.HR_CHECKER])
+    session.commit()
+    headers = await auth_headers(client, colleague, key)
+    response = await client.post("/v1/disclosure-requests", headers=headers, json=matched.body())
+    assert response.status_code == 201, response.text
 
 
 async def test_expired_consent_is_refused(
@@ -127,37 +171,49 @@ async def test_withdrawn_case_can_no_longer_be_asked_about(
     response = await client.post(
         "/v1/disclosure-requests", headers=network.b_hr.headers, json=matched.body()
     )
-    assert response.json()["type"] == PROOF_INVALID
+    assert response.json()["type"] == NOT_CLAIMED
 
 
 async def test_second_request_for_the_same_applicant_and_case_answers_with_the_open_one(
     client: AppClient, network: Network, matched: Matched
 ) -> None:
     first = await open_request(client, network, matched)
-    second_entry = matched.found[1]
-    body = matched.body(
-        entry_id=second_entry.handle.entry_id,
-        match_proof=second_entry.proof(matched.consent_id),
-    )
+    second_entry = matched.of_case(matched.case["id"])[1]
+    body = matched.body(entry_id=second_entry.handle.entry_id)
     response = await client.post("/v1/disclosure-requests", headers=network.b_hr.headers, json=body)
     assert response.status_code == 200
     assert response.json()["id"] == first["id"]
 
 
 async def test_requesting_a_record_of_ones_own_organisation_is_refused(
-    client: AppClient, network: Network, session
+    client: AppClient, network: Network, clock
 ) -> None:
-    from tests.server.disclosures.conftest import match
-
     # org-a's HR matches a case org-a's own focal point registered.
-    own = await match(client, network, client.ctx.now().date())
-    consent = await record_consent(client, network.a_hr.headers, now=client.ctx.now())
-    body = {
-        "consent_id": consent["id"],
-        "entry_id": own.first.handle.entry_id,
-        "match_proof": own.first.proof(consent["id"]),
-    }
-    response = await client.post("/v1/disclosure-requests", headers=network.a_hr.headers, json=body)
+    own = await match(client, network, clock.today(), checker=network.a_hr)
+    response = await client.post(
+        "/v1/disclosure-requests", headers=network.a_hr.headers, json=own.body()
+    )
+    assert response.status_code == 422
+    assert response.json()["type"] == "urn:refcheck:problem:invalid-request"
+
+
+async def test_a_request_without_sealed_details_is_refused(
+    client: AppClient, network: Network, matched: Matched
+) -> None:
+    """The holder must always be able to confirm or deny the person, so details are required."""
+    body = matched.body()
+    del body["sealed_applicant_details"]
+    response = await client.post("/v1/disclosure-requests", headers=network.b_hr.headers, json=body)
+    assert response.status_code == 422
+    assert response.json()["type"] == "urn:refcheck:problem:invalid-request"
+
+
+async def test_a_version_1_request_with_a_match_proof_is_refused(
+    client: AppClient, network: Network, matched: Matched
+) -> None:
+    body = {**matched.body(), "consent_id": matched.consent_id, "match_proof": "00" * 32}
+    del body["check_id"]
+    response = await client.post("/v1/disclosure-requests", headers=network.b_hr.headers, json=body)
     assert response.status_code == 422
     assert response.json()["type"] == "urn:refcheck:problem:invalid-request"
 
@@ -174,7 +230,7 @@ async def test_sealed_details_of_another_size_are_refused(
 async def test_holder_sees_the_sealed_details_and_requester_does_not(
     client: AppClient, network: Network, matched: Matched
 ) -> None:
-    sealed = sealed_details_hex(matched, network, {"full_name": "Siti Rahmawati"})
+    sealed = sealed_details_hex(matched, network, {"full_name": "Siti N. Rahmawati"})
     request = await open_request(client, network, matched, sealed_applicant_details=sealed)
     assert request["sealed_applicant_details"] is None
     holder_view = ok(

@@ -13,9 +13,10 @@ from sqlalchemy import select
 from server.audit.models import AuditEntry
 from server.disclosures.models import DisclosureRequest
 from server.retention.services import run_sweep
-from tests.blindflow import check_person, record_consent
+from tests.blindflow import check_person
 from tests.factories import AppClient, Network
 from tests.server.blindmatch.people import REGISTERED
+from tests.server.disclosures import conftest
 from tests.server.disclosures.conftest import Matched, answer_request, match, ok, open_request
 
 pytestmark = pytest.mark.anyio
@@ -24,12 +25,9 @@ pytestmark = pytest.mark.anyio
 async def request_under_new_consent(
     client: AppClient, network: Network, matched: Matched
 ) -> dict[str, Any]:
-    """Another request about the same record under a fresh consent. `P` does not depend on the
-    consent, so the checker's `P` from the first check makes the new proof."""
-    consent = await record_consent(client, network.b_hr.headers, now=client.ctx.now())
-    body = matched.body(consent_id=consent["id"], match_proof=matched.first.proof(consent["id"]))
-    response = await client.post("/v1/disclosure-requests", headers=network.b_hr.headers, json=body)
-    return ok(response, 201)
+    """Another request about the same record under a fresh consent, from a check under it."""
+    request, _consent_id = await conftest.request_under_new_consent(client, network, matched)
+    return request
 
 
 def view(client: AppClient, network: Network, request: dict[str, Any]) -> Any:

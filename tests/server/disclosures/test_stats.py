@@ -8,11 +8,18 @@ import pytest
 
 from server.db import transaction
 from server.disclosures.services import run_deadlines
-from tests.blindflow import record_consent
+from tests.blindflow import record_consent, register_person
 from tests.conftest import MutableClock
 from tests.factories import AppClient, Network
-from tests.server.blindmatch.people import OTHER
-from tests.server.disclosures.conftest import answer_request, match, ok, open_request
+from tests.server.blindmatch.people import OTHER, REGISTERED
+from tests.server.disclosures.conftest import (
+    answer_request,
+    match,
+    ok,
+    open_request,
+    recheck,
+    request_under_new_consent,
+)
 
 pytestmark = pytest.mark.anyio
 
@@ -112,12 +119,10 @@ async def test_an_applicant_matched_at_two_holders_is_one_applicant_rejected(
     first = await open_request(client, network, matched)
     # The same person registered a second time (say by a second case of org-a): two requests
     # under one consent, two answers, one applicant.
-    again = await match(client, network, today)
-    other_case = [f for f in again.found if f.handle.case_id != matched.case["id"]]
-    body = matched.body(
-        entry_id=other_case[0].handle.entry_id,
-        match_proof=other_case[0].proof(matched.consent_id),
-    )
+    again = await register_person(client, network.a_focal.headers, REGISTERED, today=today)
+    rechecked = await recheck(client, network, matched)
+    other_case = rechecked.of_case(again["id"])
+    body = rechecked.body(entry_id=other_case[0].handle.entry_id)
     second = ok(
         await client.post("/v1/disclosure-requests", headers=network.b_hr.headers, json=body), 201
     )
@@ -139,3 +144,29 @@ async def test_an_applicant_matched_at_two_holders_is_one_applicant_rejected(
     stats = ok(await client.get("/v1/stats", params={"year": 2026}, headers=network.b_hr.headers))
     assert stats["mds"]["applicants_rejected"] == 1
     assert stats["mds"]["requests_made"] == 2
+
+
+async def test_not_same_person_answers_are_counted_for_the_requester_only(
+    client: AppClient, network: Network, clock: MutableClock
+) -> None:
+    """Holders' "not the same person" answers reveal a member whose software puts other
+    people's keys into its checks; a confirmation counts nothing."""
+    today = clock.today()
+    matched = await match(client, network, today, max_checks=3)
+    denied = await open_request(client, network, matched)
+    await answer_request(client, network, denied, same_person="not_same_person")
+    confirmed, _consent_id = await request_under_new_consent(client, network, matched)
+    await answer_request(
+        client,
+        network,
+        confirmed,
+        same_person="confirmed",
+        category="sexual_abuse",
+        finding_date=today.replace(month=1),
+        sanction="dismissal",
+    )
+    stats = ok(await client.get("/v1/stats", params={"year": 2026}, headers=network.admin.headers))
+    by_org = {o["short_name"]: o["totals"] for o in stats["organisations"]}
+    assert by_org["org-b"]["not_same_person_answers"] == 1
+    assert by_org["org-a"]["not_same_person_answers"] == 0
+    assert by_org["org-b"]["disclosure_responses_received"] == 2
