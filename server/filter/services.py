@@ -392,16 +392,17 @@ def current_filter_header(session: Session, ctx: AppContext) -> bytes:
 
 
 def publication_due(ctx: AppContext, newest: Published | None) -> bool:
-    """The periodic job's test: publish when a request would (`needs_publication`), or when the
-    revision falls due before the job runs again, so publication keeps to the interval."""
+    """The periodic job's test: publish when a request would (`needs_publication`), and also
+    when the revision falls due before the job runs again, so publication keeps to the interval
+    instead of waiting for a request to find it overdue; but never a revision younger than half
+    the interval, which another worker's run of the job has just published."""
     if needs_publication(ctx, newest):
         return True
     assert newest is not None
-    ahead = timedelta(seconds=ctx.settings.job_interval_seconds)
-    due = newest.issued_at + timedelta(seconds=interval_seconds(ctx))
-    # The job publishes at each day's retention cut too: if it will next run after midnight,
-    # the revision it would leave in place until then is still the right one for today.
-    return ctx.now() + ahead >= due
+    interval = interval_seconds(ctx)
+    ahead = ctx.settings.job_interval_seconds
+    threshold = max(interval - ahead, interval // 2)
+    return ctx.now() >= newest.issued_at + timedelta(seconds=threshold)
 
 
 def publication_job(session: Session, ctx: AppContext) -> None:
