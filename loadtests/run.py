@@ -5,7 +5,8 @@
 
 Steps: a temporary data dir; `refcheck-server init --demo` (with the load-test policy: the
 network policy with the daily quotas of `loadtests/policy_overrides.toml`, high enough not to
-throttle the run); `--registry` filler pseudonyms inserted in bulk (`loadtests.seed`); uvicorn
+throttle the run); `--registry` version-2 entries inserted in bulk (`loadtests.seed`, whole
+cases of `keys_per_check`) and the registry filter published from them; uvicorn
 with 2 workers on a free port of 127.0.0.1 (`loadtests.serve`); a 20-second single-user run of
 the HR checker, checking back to back (the baseline latency); then locust with the full mix
 (`loadtests/locustfile.py`); the per-endpoint report (requests, failures, throughput,
@@ -41,7 +42,7 @@ from loadtests.network import (
     pg_server_url,
 )
 from loadtests.report import Figure, Target, format_figure, summary_line
-from loadtests.seed import Holder, seed_pseudonyms
+from loadtests.seed import EntryKeys, Holder, seed_entries
 from loadtests.serve import HOST, free_port, running_server
 
 CHECK_ENDPOINT = "POST /v1/checks"
@@ -229,7 +230,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             network = init_network(
                 root / "data", database_url=pg_url, base_url=f"http://{HOST}:{port}"
             )
-            _say(f"network initialised ({network.backend}); seeding {args.registry:,} pseudonyms")
+            _say(f"network initialised ({network.backend}); seeding {args.registry:,} entries")
             _seed(network, args.registry)
             with running_server(network, port, log_path=root / "uvicorn.log") as base_url:
                 disclosures = _has_disclosures(base_url)
@@ -265,7 +266,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     figures = targets(load, baseline)
     print("refcheck load test (make load)")
     print(
-        f"{network.backend}, {args.registry:,} registered pseudonyms, uvicorn 2 workers on "
+        f"{network.backend}, {args.registry:,} registered entries, uvicorn 2 workers on "
         f"127.0.0.1, load-test policy (policies/network.toml with the daily quotas of "
         f"loadtests/policy_overrides.toml), "
         f"{args.users} users (spawn {args.spawn_rate}/s) for {args.seconds} s; disclosure "
@@ -288,21 +289,28 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 def _seed(network: DemoNetwork, count: int) -> None:
-    from server.db import make_engine
-    from server.keys import load_keys
-    from server.policy.schema import load_policy
+    """Bulk-load `count` entries, then publish the filter once (as `refcheck-server filter
+    publish` would), so the first check does not pay for computing it."""
+    from server.app import build_context
+    from server.db import make_engine, transaction
+    from server.filter.services import publish
 
-    keys = load_keys(network.data_dir / "server")
-    bits = load_policy(network.policy_file).bucket_bits
     holders = [
         Holder(network.principals[n].org_id, network.principals[n].principal_id)
         for n in ("org-a-focal", "org-b-focal")
     ]
     engine = make_engine(network.effective_database_url)
     try:
-        seed_pseudonyms(engine, count, holders=holders, key_id=keys.oprf_key_id, bucket_bits=bits)
+        keys = EntryKeys.of_network(network.data_dir, network.policy_file)
+        seed_entries(engine, count, holders=holders, keys=keys)
     finally:
         engine.dispose()
+    ctx = build_context(network.settings())
+    try:
+        with transaction(ctx.sessions) as session:
+            publish(session, ctx)
+    finally:
+        ctx.sessions.kw["bind"].dispose()
 
 
 def _say(message: str) -> None:

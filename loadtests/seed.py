@@ -1,27 +1,42 @@
-"""Filling a registry with many pseudonyms fast, straight into the database.
+"""Filling a registry with many version-2 entries fast, straight into the database.
 
-Registering 1,000,000 pseudonyms through the API would take hours of blind evaluations; what a
-benchmark of checks needs is only a registry of that size with realistic rows. So this module
-inserts rows in bulk, with the shapes registration produces:
+Registering 31,250 cases (a million entries at `keys_per_check` = 32) through the API would take
+an hour of sealed registrations; what a benchmark needs is a registry of that size whose rows
+are what registration stores (docs/protocol.md, "Pseudonyms, tags, handles"). So this module
+computes real version-2 entries with the network's own key file and inserts them in bulk:
 
-* each filler case has `KEYS_PER_CASE` pseudonyms (a person has about that many keys: name and
-  date of birth, variants, a document number, an e-mail address), spread uniformly over the
-  policy's buckets, as bucket prefixes of real keys are;
-* elements are valid ristretto255 points (`rbcl.crypto_core_ristretto255_random`), drawn from a
-  pool because 1,000,000 draws would cost a minute on a small machine: an element repeats across
-  cases, never within one (the table's unique constraint), and no check reads it;
-* tags are random 16 bytes and sealed handles random blobs of exactly the length `seal_handle`
-  gives a real handle, so a bucket answer has the real size. A filler entry can never match a
-  real key (a tag collision has probability 2^-128).
+* every case has exactly `keys_per_check` entries `(entry_id, case_id, key_seq, P̂, tag,
+  sealed_handle)`, with `P̂ = w·P` under the key file's `w`, `tag(P)` and the handle sealed
+  under `handle_key(P)` by `protocol.entry` (RFC 8785 JSON padded to 256 bytes): an entry opens
+  with its `P` and a claim against it would verify, exactly like a registered one;
+* the handles' kinds and strengths are those `protocol.identity.derive_keys` gives synthetic
+  people (`loadtests.people`), the remaining slots `padding`, in random order within the case;
+* what is not real: the points. A registered `P` is `skS·HashToGroup(value)` (a hash to the
+  group and a scalar multiplication, then another for `w·P`: some 180 µs an entry, three
+  minutes for a million on this machine). Here `P` walks the group by random steps
+  (`P += D_j`, `P̂ += w·D_j` for a table of random `D_j` with their `w·D_j`): two point
+  additions an entry, and the results are valid points with `P̂ = w·P` exactly. Nobody knows a
+  value behind them, as nobody would for another member's registrations. The filter the server
+  publishes from them is then a set of uniformly distributed prefixes, as a real one is.
 
-Secondary indexes are dropped during the load and re-created from their own definitions
+Work is split over worker processes (the machine's cores); the parent inserts each chunk as it
+comes. Secondary indexes are dropped during the load and re-created from their own definitions
 afterwards (building an index once is much faster than updating it a million times), so the
-registry ends with exactly the schema the migrations made.
+registry ends with exactly the schema the migrations made. Entry and case ids are version-4
+UUIDs whose top bits count up, so each insert appends to the primary-key B-tree instead of
+splitting pages all over it (real ids are random: that changes the physical order of the index,
+not what a lookup by tag costs).
+
+The filter is not published here: the caller does that once the load is done
+(`server.filter.services.publish`, as `refcheck-server filter publish` does).
 """
 
 from __future__ import annotations
 
 import hashlib
+import hmac
+import json
+import multiprocessing
 import os
 import random
 import time
@@ -29,64 +44,115 @@ import uuid
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
+from pathlib import Path
 from typing import Any
 
-import rbcl
-from sqlalchemy import Connection, Engine, insert, text
+from sqlalchemy import Connection, Engine, insert, select, text
 
-from protocol.pseudonym import Handle, seal_handle
 from server.cases.models import Case
 from server.consents.models import Consent
 
-KEYS_PER_CASE = 5
-_ELEMENT_POOL = 4096
-_CHUNK = 20_000
+#: Cases per unit of work: about 16,000 entries at 32 a case, a few seconds of one core.
+_CASES_PER_JOB = 500
+#: Random steps of the walk (`D_j` and `w·D_j`), drawn per job.
+_STEPS = 16
+#: Synthetic people whose key kinds label the seeded handles, cycled.
+_LABEL_PEOPLE = 64
+#: Entry and case ids of one job count up from `job index << _ID_JOB_BITS`.
+_ID_JOB_BITS = 20
+_MAX_JOBS = 1 << (48 - 16 - _ID_JOB_BITS)
+
+PSEUDONYM_COLUMNS = ("id", "case_id", "key_seq", "p_hat", "tag", "sealed_handle")
+# docs/protocol.md, "Pseudonyms, tags, handles" (checked against protocol.entry per job).
+_TAG_PREFIX = b"refcheck/v2/tag"
+_HANDLE_INFO = b"refcheck/v2/handle"
+_HKDF_SALT = bytes(32)
+_HANDLE_SIZE = 256
 
 
 @dataclass(frozen=True)
 class Holder:
-    """An organisation whose focal point "registered" the filler cases."""
+    """An organisation whose focal point "registered" the seeded cases."""
 
     org_id: str
     principal_id: str
 
 
 @dataclass(frozen=True)
+class EntryKeys:
+    """What computing entries needs from the network: the key file's `w` and `key_seq`, and the
+    policy's `keys_per_check`."""
+
+    wrap: bytes
+    key_seq: int
+    keys_per_check: int
+
+    @classmethod
+    def of_network(cls, data_dir: Path, policy_file: Path) -> EntryKeys:
+        from server.keys import load_keys
+        from server.policy.schema import load_policy
+
+        keys = load_keys(data_dir / "server")
+        return cls(keys.oprf_wrap, keys.oprf_key_seq, load_policy(policy_file).keys_per_check)
+
+
+@dataclass(frozen=True)
 class SeedResult:
-    pseudonyms: int
+    entries: int
     cases: int
     seconds: float
 
 
-def sealed_handle_size() -> int:
-    """Length of a real sealed handle (nonce, MAC and the JSON of a typical handle)."""
-    handle = Handle(
-        entry_id=str(uuid.uuid4()),
-        case_id=str(uuid.uuid4()),
-        holder_org_id=str(uuid.uuid4()),
-        holder_org_name="Org A Humanitarian Relief (demo)",
-        kind="name_dob_variant",
-        strength="variant",
-    )
-    return len(seal_handle(rbcl.crypto_core_ristretto255_random(), handle))
+@dataclass(frozen=True)
+class _Holder:
+    org_id: str
+    principal_id: str
+    name: str
+
+
+@dataclass(frozen=True)
+class _Job:
+    index: int
+    cases: int
+    seed: int
+    id_base: int
+    keys: EntryKeys
+    holders: tuple[_Holder, ...]
+    labels: tuple[tuple[tuple[str, str], ...], ...]
+    today: date
+    now: datetime
+
+
+def key_labels(
+    keys_per_check: int, people: int = _LABEL_PEOPLE
+) -> list[tuple[tuple[str, str], ...]]:
+    """(kind, strength) of the keys `derive_keys` gives synthetic people, cut to
+    `keys_per_check` by its fixed priority, then `padding` up to `keys_per_check`."""
+    from loadtests.people import person
+    from protocol.codes import PADDING_KIND
+    from protocol.identity import derive_keys
+
+    out = []
+    for i in range(people):
+        real = [(k.kind, str(k.strength.value)) for k in derive_keys(person(i, seed=7))]
+        real = real[:keys_per_check]
+        out.append(tuple(real + [(PADDING_KIND, "variant")] * (keys_per_check - len(real))))
+    return out
 
 
 class _Ids:
-    """Version-4-shaped UUIDs whose top bits count up: unique, and each new id lands at the end
-    of the primary-key and unique indexes, so the load appends to B-trees instead of splitting
-    pages all over them (real ids are random, which changes the physical order of the indexes,
-    not what a lookup by bucket costs)."""
+    """UUID-4-shaped ids counting up from `base` in their top bits (see the module doc)."""
 
-    def __init__(self, rng: random.Random) -> None:
+    def __init__(self, rng: random.Random, base: int) -> None:
         self._rng = rng
-        self._next = rng.getrandbits(40) << 8
+        self._next = base
 
     def __call__(self) -> str:
         self._next += 1
         return str(uuid.UUID(int=(self._next << 80) | self._rng.getrandbits(80), version=4))
 
 
-def _case_row(case_id: str, holder: Holder, key_id: str, today: date, now: datetime) -> dict:
+def _case_row(case_id: str, holder: _Holder, today: date, now: datetime) -> dict[str, Any]:
     finding = today - timedelta(days=400)
     return {
         "id": case_id,
@@ -101,9 +167,7 @@ def _case_row(case_id: str, holder: Holder, key_id: str, today: date, now: datet
         "retention_until": finding + timedelta(days=5 * 365),
         "mou_reference": "MoU-2026-01",
         "subject_notified_on": finding + timedelta(days=7),
-        "key_id": key_id,
         "status": "active",
-        "pseudonym_count": KEYS_PER_CASE,
         "created_at": now,
         "withdrawn_at": None,
         "withdrawal_reason": None,
@@ -111,56 +175,134 @@ def _case_row(case_id: str, holder: Holder, key_id: str, today: date, now: datet
     }
 
 
-_KINDS = (
-    ("name_dob", "exact"),
-    ("name_dob_variant", "variant"),
-    ("name_dob_variant", "variant"),
-    ("national_id", "strong"),
-    ("email", "strong"),
-)
+def _run_job(job: _Job) -> tuple[list[dict[str, Any]], list[tuple[Any, ...]]]:
+    """One job's case rows and entry rows (in `PSEUDONYM_COLUMNS` order).
+
+    The tag, the handle's plaintext, its key and its box are computed here with the standard
+    library and libsodium directly (a quarter of what `protocol.entry`'s checked, general
+    functions cost an entry); the first entry of every job is compared byte for byte with
+    `protocol.entry` (`_same_as_protocol`), and the smoke test opens every seeded handle with it.
+    """
+    import rbcl
+    from nacl.bindings import crypto_secretbox
+
+    from protocol.hazmat.ristretto255 import scalar_mult
+
+    rng = random.Random(job.seed)
+    shuffle = random.SystemRandom().shuffle
+    new_id = _Ids(rng, job.id_base)
+    wrap = job.keys.wrap
+    key_seq = job.keys.key_seq
+    add = rbcl.crypto_core_ristretto255_add
+    sha256 = hashlib.sha256
+    hmac_digest = hmac.digest
+    urandom = os.urandom
+    steps = [rbcl.crypto_core_ristretto255_random() for _ in range(_STEPS)]
+    wrapped_steps = [scalar_mult(wrap, d) for d in steps]
+    p = rbcl.crypto_core_ristretto255_random()
+    p_hat = scalar_mult(wrap, p)
+    cases: list[dict[str, Any]] = []
+    entries: list[tuple[Any, ...]] = []
+    for c in range(job.cases):
+        holder = job.holders[c % len(job.holders)]
+        org_id, org_name = json.dumps(holder.org_id), json.dumps(holder.name, ensure_ascii=False)
+        case_id = new_id()
+        cases.append(_case_row(case_id, holder, job.today, job.now))
+        labels = list(job.labels[(job.index * job.cases + c) % len(job.labels)])
+        shuffle(labels)
+        for kind, strength in labels:
+            j = rng.randrange(_STEPS)
+            p = add(p, steps[j])
+            p_hat = add(p_hat, wrapped_steps[j])
+            entry_id = new_id()
+            # RFC 8785: these keys in this order, ids and codes plain ASCII, no spaces.
+            plaintext = (
+                f'{{"case_id":"{case_id}","entry_id":"{entry_id}","holder_org_id":{org_id},'
+                f'"holder_org_name":{org_name},"kind":"{kind}","strength":"{strength}"}}'
+            ).encode()
+            plaintext += b" " * (_HANDLE_SIZE - len(plaintext))
+            prk = hmac_digest(_HKDF_SALT, p, "sha256")
+            handle_key = hmac_digest(prk, _HANDLE_INFO + b"\x01", "sha256")
+            nonce = urandom(24)
+            sealed = nonce + crypto_secretbox(plaintext, nonce, handle_key)
+            entry = (
+                entry_id,
+                case_id,
+                key_seq,
+                p_hat,
+                sha256(_TAG_PREFIX + p).digest()[:16],
+                sealed,
+            )
+            if len(entries) == 0:
+                _same_as_protocol(entry, p, holder, kind, strength)
+            entries.append(entry)
+    return cases, entries
 
 
-def _rows(
-    count: int, holders: Sequence[Holder], key_id: str, bucket_bits: int, seed: int
-) -> Iterator[tuple[list[dict], list[dict]]]:
-    """Chunks of (case rows, pseudonym rows) adding up to `count` pseudonyms."""
+def _same_as_protocol(
+    entry: tuple[Any, ...], p: bytes, holder: _Holder, kind: str, strength: str
+) -> None:
+    """Refuse to go on if an entry computed by `_run_job` is not what `protocol.entry` makes
+    and opens: a seeded registry must be one the server can serve."""
+    from protocol.entry import Handle, open_handle, tag
+
+    entry_id, case_id, _key_seq, _p_hat, entry_tag, sealed = entry
+    expected = Handle(
+        entry_id=entry_id,
+        case_id=case_id,
+        holder_org_id=holder.org_id,
+        holder_org_name=holder.name,
+        kind=kind,
+        strength=strength,
+    )
+    if entry_tag != tag(p) or open_handle(p, sealed) != expected:
+        raise RuntimeError("seeded entry differs from protocol.entry's: fix loadtests.seed")
+
+
+def _jobs(
+    cases: int,
+    holders: Sequence[_Holder],
+    keys: EntryKeys,
+    seed: int,
+    per_job: int,
+) -> list[_Job]:
     rng = random.Random(seed)
-    new_id = _Ids(rng)
-    pool = [rbcl.crypto_core_ristretto255_random() for _ in range(_ELEMENT_POOL)]
-    handle_size = sealed_handle_size()
+    # The top 48 bits of an id: 16 random bits (two loads into one registry do not interleave),
+    # the job's index, and a counter of the job's ids.
+    base = rng.getrandbits(16) << (48 - 16)
+    if cases > _MAX_JOBS * per_job:
+        raise ValueError(f"at most {_MAX_JOBS * per_job:,} cases in one load")
+    labels = tuple(key_labels(keys.keys_per_check))
     now = datetime.now(UTC)
-    today = now.date()
-    buckets = 1 << bucket_bits
-    made = 0
-    while made < count:
-        cases: list[dict] = []
-        pseudonyms: list[dict] = []
-        while made < count and len(pseudonyms) < _CHUNK:
-            holder = holders[len(cases) % len(holders)]
-            case_id = new_id()
-            n = min(KEYS_PER_CASE, count - made)
-            row = _case_row(case_id, holder, key_id, today, now)
-            row["pseudonym_count"] = n
-            cases.append(row)
-            start = rng.randrange(_ELEMENT_POOL)
-            for i in range(n):
-                kind, strength = _KINDS[i]
-                pseudonyms.append(
-                    {
-                        "id": new_id(),
-                        "case_id": case_id,
-                        "org_id": holder.org_id,
-                        "key_id": key_id,
-                        "kind": kind,
-                        "strength": strength,
-                        "bucket": rng.randrange(buckets),
-                        "element": pool[(start + i) % _ELEMENT_POOL],
-                        "tag": rng.randbytes(16),
-                        "sealed_handle": rng.randbytes(handle_size),
-                    }
-                )
-            made += n
-        yield cases, pseudonyms
+    jobs = []
+    for index, start in enumerate(range(0, cases, per_job)):
+        jobs.append(
+            _Job(
+                index=index,
+                cases=min(per_job, cases - start),
+                seed=rng.getrandbits(64),
+                id_base=base | (index << _ID_JOB_BITS),
+                keys=keys,
+                holders=tuple(holders),
+                labels=labels,
+                today=now.date(),
+                now=now,
+            )
+        )
+    return jobs
+
+
+def _results(
+    jobs: list[_Job], workers: int
+) -> Iterator[tuple[list[dict[str, Any]], list[tuple[Any, ...]]]]:
+    """Each job's rows, in job order; computed by `workers` processes when there is more than
+    one job (spawned, not forked: nothing of the parent's engine or threads is copied)."""
+    if workers <= 1 or len(jobs) <= 1:
+        for job in jobs:
+            yield _run_job(job)
+        return
+    with multiprocessing.get_context("spawn").Pool(workers) as pool:
+        yield from pool.imap(_run_job, jobs)
 
 
 def _secondary_indexes(conn: Connection) -> list[tuple[str, str]]:
@@ -184,62 +326,83 @@ def _secondary_indexes(conn: Connection) -> list[tuple[str, str]]:
     return [(str(name), str(sql)) for name, sql in rows]
 
 
-def _copy(conn: Connection, table: str, rows: list[dict]) -> None:
+def _copy(conn: Connection, table: str, columns: Sequence[str], rows: Sequence[Any]) -> None:
     """PostgreSQL COPY: several times faster than batched INSERTs for a million rows."""
-    columns = list(rows[0])
     raw: Any = conn.connection.driver_connection
     with raw.cursor() as cur:
         with cur.copy(f"COPY {table} ({', '.join(columns)}) FROM STDIN") as copy:
             for row in rows:
-                copy.write_row([row[c] for c in columns])
+                copy.write_row(row)
 
 
-def _insert_sqlite(conn: Connection, rows: list[dict]) -> None:
+def _insert_sqlite(conn: Connection, rows: list[tuple[Any, ...]]) -> None:
     """The DB-API's executemany with plain tuples (every column is text, integer or bytes, so
     there is nothing for SQLAlchemy's type processing to do but cost time)."""
-    columns = list(rows[0])
-    sql = (
-        f"INSERT INTO pseudonyms ({', '.join(columns)}) VALUES ({', '.join('?' for _ in columns)})"
-    )
+    marks = ", ".join("?" for _ in PSEUDONYM_COLUMNS)
+    sql = f"INSERT INTO pseudonyms ({', '.join(PSEUDONYM_COLUMNS)}) VALUES ({marks})"
     raw: Any = conn.connection.driver_connection
-    raw.executemany(sql, [tuple(row[c] for c in columns) for row in rows])
+    raw.executemany(sql, rows)
 
 
-def seed_pseudonyms(
+def _named_holders(conn: Connection, holders: Sequence[Holder]) -> list[_Holder]:
+    from server.registry.models import Organisation
+
+    names = dict(
+        conn.execute(
+            select(Organisation.id, Organisation.short_name).where(
+                Organisation.id.in_([h.org_id for h in holders])
+            )
+        ).all()
+    )
+    return [_Holder(h.org_id, h.principal_id, str(names[h.org_id])) for h in holders]
+
+
+def seed_entries(
     engine: Engine,
     count: int,
     *,
     holders: Sequence[Holder],
-    key_id: str,
-    bucket_bits: int,
+    keys: EntryKeys,
     seed: int | None = None,
+    workers: int | None = None,
+    cases_per_job: int = _CASES_PER_JOB,
 ) -> SeedResult:
-    """Add `count` filler pseudonyms (in cases of `KEYS_PER_CASE`) to the registry of `engine`."""
+    """Add cases of `keys.keys_per_check` entries each to the registry of `engine`: as many as
+    hold `count` entries, rounded up to whole cases. `workers` processes compute them (default:
+    the machine's cores, at most 4), `cases_per_job` cases at a time."""
     if count <= 0:
         return SeedResult(0, 0, 0.0)
     started = time.perf_counter()
     seed = seed if seed is not None else int.from_bytes(os.urandom(8), "big")
+    workers = workers if workers is not None else max(1, min(os.cpu_count() or 1, 4))
+    cases = -(-count // keys.keys_per_check)
+    entries_total = 0
     cases_total = 0
     with engine.begin() as conn:
+        named = _named_holders(conn, holders)
+        jobs = _jobs(cases, named, keys, seed, cases_per_job)
+        postgres = conn.dialect.name == "postgresql"
         indexes = _secondary_indexes(conn)
         for name, _sql in indexes:
             conn.execute(text(f'DROP INDEX "{name}"'))
-        for cases, pseudonyms in _rows(count, holders, key_id, bucket_bits, seed):
-            if conn.dialect.name == "postgresql":
-                _copy(conn, "cases", cases)
-                _copy(conn, "pseudonyms", pseudonyms)
+        for case_rows, entry_rows in _results(jobs, workers):
+            if postgres:
+                columns = list(case_rows[0])
+                _copy(conn, "cases", columns, [[r[c] for c in columns] for r in case_rows])
+                _copy(conn, "pseudonyms", PSEUDONYM_COLUMNS, entry_rows)
             else:
-                conn.execute(insert(Case), cases)
-                _insert_sqlite(conn, pseudonyms)
-            cases_total += len(cases)
+                conn.execute(insert(Case), case_rows)
+                _insert_sqlite(conn, entry_rows)
+            cases_total += len(case_rows)
+            entries_total += len(entry_rows)
         for _name, sql in indexes:
             conn.execute(text(sql))
-        if conn.dialect.name == "postgresql":
+        if postgres:
             conn.execute(text("ANALYZE pseudonyms"))
             conn.execute(text("ANALYZE cases"))
         else:
             conn.execute(text("ANALYZE"))
-    return SeedResult(count, cases_total, time.perf_counter() - started)
+    return SeedResult(entries_total, cases_total, time.perf_counter() - started)
 
 
 def seed_consents(
@@ -283,10 +446,11 @@ def seed_consents(
 
 
 __all__ = [
-    "KEYS_PER_CASE",
+    "PSEUDONYM_COLUMNS",
+    "EntryKeys",
     "Holder",
     "SeedResult",
-    "sealed_handle_size",
+    "key_labels",
     "seed_consents",
-    "seed_pseudonyms",
+    "seed_entries",
 ]
