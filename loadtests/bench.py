@@ -1,29 +1,40 @@
-"""`make bench`: the server against the crypto floor, against a peer, over HTTP and at scale.
+"""`make bench`: protocol version 2 at a million registered entries, on SQLite and PostgreSQL.
 
-    python -m loadtests.bench [--quick] [--rescreen-rows N] [--no-postgres]
+    python -m loadtests.bench [--quick] [--large N] [--no-postgres] [--workers N]
 
-Every figure is a ratio measured in the same run on this machine, so it compares across machines
-and survives other processes' load better than seconds do. The unit is one ristretto255 scalar
-multiplication (libsodium through rbcl), re-timed next to every sample (`loadtests.measure`).
-Figures, each printed with what was measured, the absolute numbers, the ratio, the target and
-`met` or `missed`:
+Every figure is printed with what was measured, its baseline measured in the same run on this
+machine, the judged number, the target and `met` or `missed`; the last line counts the targets
+met. Issue 12's figures:
 
-1. server cost per checked key of `POST /v1/checks` in-process (token check, consent, quota,
-   evaluation and proof, bucket lookup, audit entry, counters, commit, JSON answer) at 8 keys,
-   in units (target <= 3.0; the VOPRF floor is 2.4);
-2. our per-element cost of answering a check's evaluation (parse the request, decode, evaluate
-   and prove, encode the answer) over OpenMined PSI's `ProcessRequest` (parse, multiply,
-   serialize) on the same 8 elements (target <= 2.2); then the bytes a client downloads per check
-   from us and from OpenMined (its setup message for the same registry) at 100,000 keys;
-3. checks per second over HTTP against uvicorn (2 workers, 127.0.0.1) over the crypto-only bound
-   2 cores / (cost of one check's evaluation) (target >= 0.5), on SQLite and PostgreSQL;
-4. check latency p50/p95 (in-process, one caller) with 100,000 and 1,000,000 registered
-   pseudonyms over the same with 1,000, on SQLite and PostgreSQL (target <= 1.5);
-5. `refcheck rescreen` of 10,000 staff records over HTTP: wall time over 10,000 times the cost
-   of one check's evaluation (no target).
+1. check latency (`POST /v1/checks` in-process, p50 and p95) with 1,000,000 stored entries over
+   the same with 1,000, on SQLite and on PostgreSQL (target <= 1.2; the judged ratio is the
+   larger of p50's and p95's). Each check is timed next to a sample of the unit (one scalar
+   multiplication), and the percentiles are taken of the check / unit ratios, so the machine's
+   drift between the two registry sizes (minutes apart) does not count as growth. Beside it, for
+   information, the entries call of a registered applicant's check (claims proven, entries
+   looked up by tag) at both sizes;
+2. bytes per value of the full filter (`RCF2`, signed header included) at 1,000,000 (target
+   <= 4.1); baseline: the same at 1,000 and the plain list of 6-byte values;
+3. bytes of the delta (`RCD2`) after one registration, after its signed header (target <= 200);
+   baseline: `keys_per_check` values of 6 bytes;
+4. the SDK's filter work per check at 1,000,000 (`client_sdk.filter_cache.FilterCache`, in
+   the order a check calls it), in ms (target <= 1); baseline: the same at 1,000. Judged: a
+   member checking at the policy's daily check quota while the filter is published every
+   `filter_publish_seconds`, so each revision's update is shared by that many checks; printed
+   beside it, the two costs it is made of (a check whose filter is current; a check that meets
+   a new revision and applies its delta), the second also as a figure of its own;
+5. false-positive checks per million at 1,000,000, measured by testing random keys' prefixes
+   against the published set (a million checks of `keys_per_check` keys; target <= 1);
+   baseline: the expectation `1 - (1 - n / 2^48)^k`.
 
-The last line is `N of M targets met`. The run uses temporary directories and fresh PostgreSQL
-databases (created and dropped here) and sends traffic to 127.0.0.1 only.
+And issue 8's figure that still applies: the server cost per checked element of
+`POST /v1/checks` in-process on the small registry, in scalar multiplications (target <= 3.0).
+
+The run uses temporary directories and a fresh PostgreSQL database (created and dropped here),
+and sends nothing over the network. The registry is filled with real version-2 entries in bulk
+(`loadtests.seed`); two synthetic people are registered through the server's own registration
+code (sealed keys, evaluation, pads, handles), one before the checks (so checks of them hit and
+claim) and one to make the delta.
 """
 
 from __future__ import annotations
@@ -31,20 +42,19 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import statistics
-import subprocess
 import sys
 import tempfile
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 from sqlalchemy import Engine
 
-from loadtests.httpload import post_all
-from loadtests.inprocess import KEYS_PER_CHECK, InProcessServer, PreparedCheck, applicant_values
+from loadtests.filterbench import body_layout, false_positive_checks, sdk_filter_cost
+from loadtests.inprocess import InProcessServer, PreparedCheck
 from loadtests.measure import Unit
 from loadtests.network import (
     PG_SERVER_ENV,
@@ -54,35 +64,42 @@ from loadtests.network import (
     init_network,
     pg_server_url,
 )
-from loadtests.people import person, write_staff_csv
 from loadtests.report import Figure, Target, format_bytes, format_figure, percentile, summary_line
-from loadtests.seed import Holder, seed_consents, seed_pseudonyms
-from loadtests.serve import free_port, running_server
+from loadtests.seed import EntryKeys, Holder, seed_consents, seed_entries
 
+TARGET_LATENCY_GROWTH = Target("<=", 1.2)
+TARGET_FILTER_BYTES = Target("<=", 4.1)
+TARGET_DELTA_PAYLOAD = Target("<=", 200)
+TARGET_SDK_MS = Target("<=", 1.0)
+TARGET_FALSE_POSITIVES = Target("<=", 1.0)
 TARGET_SERVER_PER_KEY = Target("<=", 3.0)
-TARGET_VS_OPENMINED = Target("<=", 2.2)
-TARGET_HTTP_THROUGHPUT = Target(">=", 0.5)
-TARGET_LATENCY_GROWTH = Target("<=", 1.5)
-SIZES = (1_000, 100_000, 1_000_000)
-#: The registry size of the download figure (item 2) and of the HTTP runs (items 3 and 5).
-REFERENCE_SIZE = 100_000
-#: OpenMined's false-positive rate for the setup message: one in a billion per check of 8 keys.
-OPENMINED_FPR = 1e-9
-#: Consent id of requests that are only evaluated, never sent.
-_NO_CONSENT = "00000000-0000-4000-8000-000000000000"
+
+#: Synthetic people registered through the server (`loadtests.people.person(index)`): far from
+#: the indexes checks use, so no check of a random applicant meets them by accident.
+REGISTERED = 900_000
+DELTA_PERSON = 900_001
+#: Checks per consent (a re-screening consent allows 53).
+_PER_CONSENT = 50
 
 
 @dataclass(frozen=True)
 class Plan:
-    """Sample counts and sizes of one run; `--quick` shrinks everything for a smoke run."""
+    """Sizes and sample counts of one run; `--quick` shrinks everything for a smoke run."""
 
-    sizes: tuple[int, ...]
-    cost_samples: int
+    small: int
+    large: int
     latency_checks: int
-    http_seconds: float
-    http_connections: int
-    rescreen_rows: int
+    claim_checks: int
+    cost_samples: int
+    fp_trials: int
+    sdk_current_samples: int
+    sdk_update_samples: int
     postgres: bool
+    workers: int | None = None
+
+
+FULL = Plan(1_000, 1_000_000, 150, 20, 21, 1_000_000, 200, 3, True)
+QUICK = Plan(64, 2_000, 12, 3, 3, 20_000, 20, 2, True)
 
 
 def _say(message: str) -> None:
@@ -90,29 +107,10 @@ def _say(message: str) -> None:
     print(f"[bench {time.strftime('%H:%M:%S')}] {message}", file=sys.stderr, flush=True)
 
 
-def _holders(network: DemoNetwork) -> list[Holder]:
-    return [
-        Holder(network.principals[name].org_id, network.principals[name].principal_id)
-        for name in ("org-a-focal", "org-b-focal")
-    ]
-
-
 def _engine(network: DemoNetwork) -> Engine:
     from server.db import make_engine
 
     return make_engine(network.effective_database_url)
-
-
-def _seed_to(network: DemoNetwork, key_id: str, bits: int, have: int, want: int) -> int:
-    engine = _engine(network)
-    try:
-        result = seed_pseudonyms(
-            engine, want - have, holders=_holders(network), key_id=key_id, bucket_bits=bits
-        )
-    finally:
-        engine.dispose()
-    _say(f"  seeded {result.pseudonyms:,} pseudonyms in {result.seconds:.1f} s (total {want:,})")
-    return want
 
 
 def _consents(network: DemoNetwork, count: int, checker: str = "org-b-hr") -> list[str]:
@@ -127,341 +125,452 @@ def _consents(network: DemoNetwork, count: int, checker: str = "org-b-hr") -> li
 
 
 class _Checks:
-    """Prepared (blinded) check requests, handed out once each."""
+    """Prepared (blinded) checks of synthetic applicants, each handed out once, under consents
+    seeded for the purpose (`_PER_CONSENT` checks each)."""
 
-    def __init__(self, server: InProcessServer, consents: Sequence[str], per_consent: int = 50):
+    def __init__(self, server: InProcessServer, consents: Sequence[str]) -> None:
         self._server = server
         self._consents = list(consents)
-        self._per_consent = per_consent
         self._next = 0
 
-    def take(self, n: int) -> list[PreparedCheck]:
+    def take(self, n: int, person: int | None = None) -> list[PreparedCheck]:
         out = []
         for _ in range(n):
             i = self._next
             self._next += 1
-            consent = self._consents[(i // self._per_consent) % len(self._consents)]
-            out.append(self._server.prepare(consent, i))
+            consent = self._consents[i // _PER_CONSENT]
+            out.append(self._server.prepare(consent, i if person is None else person))
         return out
 
 
-def _latency(server: InProcessServer, checks: _Checks, n: int) -> tuple[list[float], int, float]:
-    """Seconds of `n` sequential in-process checks (after 5 unmeasured ones), the mean size of
-    their answers and the mean number of bucket entries in them; every answer is verified after
-    it is timed."""
-    for prepared in checks.take(5):
-        server.verify(prepared, server.post_check(prepared.body))
-    seconds: list[float] = []
-    sizes: list[int] = []
-    entries: list[int] = []
-    for prepared in checks.take(n):
-        start = time.perf_counter()
-        answer = server.post_check(prepared.body)
-        seconds.append(time.perf_counter() - start)
-        server.verify(prepared, answer)
-        sizes.append(len(answer))
-        entries.append(sum(len(b["entries"]) for b in json.loads(answer)["buckets"]))
-    return seconds, int(statistics.mean(sizes)), statistics.mean(entries)
+@dataclass
+class _Size:
+    """What one registry size measured."""
+
+    entries: int
+    check_seconds: list[float] = field(default_factory=list)
+    check_units: list[float] = field(default_factory=list)
+    claim_seconds: list[float] = field(default_factory=list)
+    claim_units: list[float] = field(default_factory=list)
+    claimed_entries: int = 0
+    publish_seconds: float = 0.0
+    full_body: bytes = b""
+    count: int = 0
 
 
 @dataclass
-class _Latencies:
-    p50: dict[int, float]
-    p95: dict[int, float]
-    answer_bytes: dict[int, int]
-    entries: dict[int, float]
+class _Series:
+    label: str
+    sizes: dict[int, _Size]
+    cost: list[Figure] = field(default_factory=list)
+    filter_figures: list[Figure] = field(default_factory=list)
 
 
-def _latency_series(
-    label: str, network: DemoNetwork, plan: Plan, unit: Unit, extra: Callable[..., None] | None
-) -> _Latencies:
-    """Item 4 on one backend: seed to each size in turn and time checks at each."""
-    server = InProcessServer(network)
-    out = _Latencies({}, {}, {}, {})
-    try:
-        consents = _consents(network, 1 + (plan.latency_checks * 4 + 400) // 50)
-        checks = _Checks(server, consents)
-        have = 0
-        for size in plan.sizes:
-            have = _seed_to(network, server.key_id, server.bucket_bits, have, size)
-            seconds, answer, entries = _latency(server, checks, plan.latency_checks)
-            out.p50[size] = percentile(seconds, 50)
-            out.p95[size] = percentile(seconds, 95)
-            out.answer_bytes[size] = answer
-            out.entries[size] = entries
-            _say(
-                f"  {label} {size:>9,}: p50 {out.p50[size] * 1e3:.2f} ms, "
-                f"p95 {out.p95[size] * 1e3:.2f} ms, answer {format_bytes(answer)}, "
-                f"{entries:.0f} entries"
+class _Registry:
+    """One backend's demo network, its in-process server and its growing registry."""
+
+    def __init__(self, network: DemoNetwork, plan: Plan) -> None:
+        self.network = network
+        self.plan = plan
+        self.server = InProcessServer(network)
+        self.keys = EntryKeys.of_network(network.data_dir, network.policy_file)
+        self.entries = 0
+        per_size = plan.latency_checks + plan.cost_samples * 4 + plan.claim_checks + 10
+        self.checks = _Checks(self.server, _consents(network, 2 + 2 * per_size // _PER_CONSENT))
+
+    def close(self) -> None:
+        self.server.close()
+
+    def holders(self) -> list[Holder]:
+        return [
+            Holder(self.network.principals[n].org_id, self.network.principals[n].principal_id)
+            for n in ("org-a-focal", "org-b-focal")
+        ]
+
+    def grow_to(self, entries: int) -> None:
+        engine = _engine(self.network)
+        try:
+            result = seed_entries(
+                engine,
+                entries - self.entries,
+                holders=self.holders(),
+                keys=self.keys,
+                workers=self.plan.workers,
             )
-            if extra is not None and size == plan.sizes[0]:
-                extra(server, checks)
-    finally:
-        server.close()
-    return out
-
-
-def _latency_figures(label: str, lat: _Latencies, plan: Plan) -> list[Figure]:
-    base = plan.sizes[0]
-    figures = []
-    for size in plan.sizes[1:]:
-        r50 = lat.p50[size] / lat.p50[base]
-        r95 = lat.p95[size] / lat.p95[base]
-        figures.append(
-            Figure(
-                label=f"4. check latency {label}, {size:,} vs {base:,} registered",
-                measured=(
-                    f"p50 {lat.p50[size] * 1e3:.1f} / {lat.p50[base] * 1e3:.1f} ms = {r50:.2f}, "
-                    f"p95 {lat.p95[size] * 1e3:.1f} / {lat.p95[base] * 1e3:.1f} ms = {r95:.2f}, "
-                    f"answer {format_bytes(lat.answer_bytes[size])} "
-                    f"({lat.entries[size]:,.0f} bucket entries) vs "
-                    f"{format_bytes(lat.answer_bytes[base])} ({lat.entries[base]:,.0f})"
-                ),
-                ratio=max(r50, r95),
-                target=TARGET_LATENCY_GROWTH,
-                note=f"{plan.latency_checks} checks each, ratio = the larger of p50 and p95",
-            )
+        finally:
+            engine.dispose()
+        self.entries += result.entries
+        _say(
+            f"  seeded {result.entries:,} entries ({result.cases:,} cases) in "
+            f"{result.seconds:.1f} s: {self.entries:,} seeded in all"
         )
+
+    def register(self, person: int) -> None:
+        today = self.server.ctx.now().date()
+        self.server.register(self.server.registration_body(person, today))
+
+    def publish(self) -> float:
+        started = time.perf_counter()
+        self.server.publish_filter()
+        return time.perf_counter() - started
+
+
+def _time_checks(unit: Unit, reg: _Registry, n: int, out: _Size) -> None:
+    """`n` sequential in-process checks of random applicants (after 3 unmeasured ones), each
+    next to a unit sample; every answer is verified after it is timed."""
+    server = reg.server
+    for prepared in reg.checks.take(3):
+        server.read(prepared, server.post_check(prepared.body))
+    for prepared in reg.checks.take(n):
+        u = unit.sample()
+        start = time.perf_counter()
+        answer = server.post_check(prepared.body)
+        elapsed = time.perf_counter() - start
+        server.read(prepared, answer)
+        out.check_seconds.append(elapsed)
+        out.check_units.append(elapsed / u)
+
+
+def _time_claims(unit: Unit, reg: _Registry, values: set[int], n: int, out: _Size) -> None:
+    """`n` checks of the registered person: each check run untimed, its hits found in the
+    filter as the SDK would, then the entries call timed; what comes back must open."""
+    from protocol.entry import open_handle, prefix
+
+    server = reg.server
+    for prepared in reg.checks.take(n + 1, person=REGISTERED):
+        read = server.read(prepared, server.post_check(prepared.body))
+        hits = [i for i, p in enumerate(read.points) if prefix(p) in values]
+        if not hits:
+            raise RuntimeError("the registered person's check found nothing in the filter")
+        body = server.claims_body(prepared, read, hits)
+        u = unit.sample()
+        start = time.perf_counter()
+        answer = server.post_entries(read.check_id, body)
+        elapsed = time.perf_counter() - start
+        entries = json.loads(answer)["entries"]
+        points = {read.points[i] for i in hits}
+        opened = sum(
+            1
+            for e in entries
+            if any(open_handle(p, bytes.fromhex(e["sealed_handle"])) for p in points)
+        )
+        if not entries or opened != len(entries):
+            raise RuntimeError("the entries call did not answer the registered person's entries")
+        if out.claimed_entries == 0:
+            out.claimed_entries = len(entries)
+            continue  # the first one warms up
+        out.claim_seconds.append(elapsed)
+        out.claim_units.append(elapsed / u)
+
+
+def _server_cost(unit: Unit, reg: _Registry, plan: Plan) -> Figure:
+    """Issue 8's figure: the whole in-process check per element, in units."""
+    from server.oprf.services import blind_evaluate
+
+    calls = 4
+    kpc = reg.server.keys_per_check
+    batch = iter(reg.checks.take(plan.cost_samples * calls))
+    full = unit.paired(
+        lambda: reg.server.post_check(next(batch).body),
+        samples=plan.cost_samples,
+        calls=calls,
+        per=kpc,
+    )
+    blinded = list(reg.checks.take(1)[0].blinded)
+    crypto = unit.paired(
+        lambda: blind_evaluate(reg.server.ctx, blinded),
+        samples=plan.cost_samples,
+        calls=calls,
+        per=kpc,
+    )
+    return Figure(
+        label="POST /v1/checks in-process, cost per element / one scalar multiplication",
+        measured=(
+            f"{full.op_seconds * 1e3:.2f} ms per check of {kpc} elements (its evaluation and "
+            f"proof alone {crypto.op_seconds * 1e3:.2f} ms = {crypto.ratio:.2f} per element, "
+            f"floor {(2 * kpc + 3) / kpc:.2f}), multiplication {full.unit_seconds * 1e6:.0f} us"
+        ),
+        ratio=full.ratio,
+        target=TARGET_SERVER_PER_KEY,
+        note=f"issue 8; {plan.cost_samples} paired samples of {calls} checks, small registry",
+    )
+
+
+def _filter_values(body: bytes) -> list[int]:
+    from protocol.filter import parse_full
+
+    return parse_full(body)[1]
+
+
+def _measure_size(
+    unit: Unit, reg: _Registry, plan: Plan, size: _Size, label: str
+) -> tuple[set[int], bytes]:
+    """Publish, then time checks and claims at the registry's current size; returns the
+    published values and the full body."""
+    size.publish_seconds = reg.publish()
+    body = reg.server.filter_body()
+    values = _filter_values(body)
+    size.full_body, size.count = body, len(values)
+    member = set(values)
+    _time_checks(unit, reg, plan.latency_checks, size)
+    _time_claims(unit, reg, member, plan.claim_checks, size)
+    p50 = percentile(size.check_seconds, 50) * 1e3
+    p95 = percentile(size.check_seconds, 95) * 1e3
+    claim = percentile(size.claim_seconds, 50) * 1e3
+    _say(
+        f"  {label} {size.entries:>9,} entries ({size.count:,} filter values, published in "
+        f"{size.publish_seconds:.1f} s): check p50 {p50:.2f} ms, p95 {p95:.2f} ms; "
+        f"entries call p50 {claim:.2f} ms ({size.claimed_entries} entries)"
+    )
+    return member, body
+
+
+@dataclass(frozen=True)
+class _DeltaRun:
+    """A registration's delta at one size, and what the SDK pays for it."""
+
+    count: int
+    payload: int
+    header: int
+    added: int
+    sdk: Any
+
+
+def _delta_and_sdk(reg: _Registry, plan: Plan, base_body: bytes, values: set[int]) -> _DeltaRun:
+    """Register one more person, publish, fetch the delta from `base_body`'s revision, and time
+    the SDK's filter work for a check at the old and at the new revision."""
+    from client_sdk.pinning import NetworkState, OprfKey
+    from protocol import filter as rcfilter
+    from protocol.signed import parse_framed
+
+    old_header, _ = parse_framed(base_body, 4)
+    reg.register(DELTA_PERSON + reg.entries)
+    reg.publish()
+    delta = reg.server.filter_body(since_sha256=old_header.fields["sha256"])
+    if delta[:4] != rcfilter.DELTA_MAGIC:
+        raise RuntimeError("the server answered the full filter where a delta was expected")
+    new_header, _ = parse_framed(delta, 4)
+    full_after = reg.server.filter_body()
+    new_filter_header, _ = parse_framed(full_after, 4)
+    keys = reg.server.ctx.keys
+    key = OprfKey(
+        keys.oprf_key_id, keys.oprf_key_seq, keys.oprf_public, reg.server.registration_key
+    )
+    network = NetworkState(reg.server.network_id, reg.server.signing_key, (key,))
+    layout = body_layout(delta)
+    # The applicant's keys: a real person's prefixes, looked up as a check would.
+    from protocol.entry import hash_to_group, prefix
+    from protocol.hazmat.ristretto255 import scalar_mult
+
+    prefixes = [
+        prefix(scalar_mult(keys.oprf_secret, hash_to_group(v)))
+        for v in reg.server.key_values(12345)
+    ]
+    sdk = sdk_filter_cost(
+        base_body=base_body,
+        delta_body=delta,
+        new_header=new_filter_header.framed(),
+        old_header=old_header.framed(),
+        network=network,
+        key=key,
+        prefixes=prefixes,
+        now=reg.server.ctx.now(),
+        samples_current=plan.sdk_current_samples,
+        samples_update=plan.sdk_update_samples,
+    )
+    return _DeltaRun(
+        count=len(values),
+        payload=layout.payload,
+        header=layout.header,
+        added=int(new_header.fields["added"]),
+        sdk=sdk,
+    )
+
+
+def _checks_per_revision(reg: _Registry) -> float:
+    """Checks that share one filter revision for a member checking at its daily quota while
+    the filter is published every `filter_publish_seconds` (at most one revision a check)."""
+    policy = reg.server.ctx.policy
+    from server.policy.schema import load_policy
+    from server.settings import DEFAULT_POLICY_FILE
+
+    shipped = load_policy(DEFAULT_POLICY_FILE)  # the load policy raises the quotas
+    interval = max(policy.filter_publish_seconds, 60)
+    return max(1.0, shipped.daily_check_quota * interval / 86_400)
+
+
+def _series(
+    label: str, network: DemoNetwork, plan: Plan, unit: Unit, *, everything: bool
+) -> _Series:
+    """Latency at both sizes on one backend; with `everything`, also issue 8's cost figure and
+    the filter figures (which do not depend on the backend)."""
+    reg = _Registry(network, plan)
+    series = _Series(label, {})
+    try:
+        reg.register(REGISTERED)
+        reg.grow_to(plan.small)
+        small = series.sizes[plan.small] = _Size(reg.entries)
+        small_values, small_body = _measure_size(unit, reg, plan, small, label)
+        if everything:
+            _say("  server cost per element (issue 8)")
+            series.cost.append(_server_cost(unit, reg, plan))
+            _say("  delta after one registration, SDK filter work (small registry)")
+            small_delta = _delta_and_sdk(reg, plan, small_body, small_values)
+        reg.grow_to(plan.large)
+        large = series.sizes[plan.large] = _Size(reg.entries)
+        large_values, large_body = _measure_size(unit, reg, plan, large, label)
+        if everything:
+            _say("  delta after one registration, SDK filter work (large registry)")
+            large_delta = _delta_and_sdk(reg, plan, large_body, large_values)
+            _say(f"  false positives: {plan.fp_trials:,} checks against {len(large_values):,}")
+            fp = false_positive_checks(
+                large_values, trials=plan.fp_trials, keys_per_check=reg.server.keys_per_check
+            )
+            series.filter_figures = _filter_figures(
+                reg, plan, small, large, small_delta, large_delta, fp
+            )
+    finally:
+        reg.close()
+    return series
+
+
+def _filter_figures(
+    reg: _Registry,
+    plan: Plan,
+    small: _Size,
+    large: _Size,
+    small_delta: _DeltaRun,
+    large_delta: _DeltaRun,
+    fp: Any,
+) -> list[Figure]:
+    kpc = reg.server.keys_per_check
+    small_bpe = len(small.full_body) / small.count
+    large_bpe = len(large.full_body) / large.count
+    layout = body_layout(large.full_body)
+    coded = layout.payload / large.count
+    per_revision = _checks_per_revision(reg)
+
+    def amortised(d: _DeltaRun) -> float:
+        return float(d.sdk.current + d.sdk.update / per_revision)
+
+    small_ms, large_ms = amortised(small_delta) * 1e3, amortised(large_delta) * 1e3
+    policy = reg.server.ctx.policy
+    figures = [
+        Figure(
+            label=f"2. full filter, bytes per value at {large.count:,} values",
+            measured=(
+                f"{format_bytes(len(large.full_body))} (coded set {coded:.2f} B a value, signed "
+                f"header {layout.header} B); at {small.count:,} values {small_bpe:.2f} B a value "
+                f"({format_bytes(len(small.full_body))}); plain 6-byte list: "
+                f"{large_bpe / 6:.2f} of it"
+            ),
+            ratio=large_bpe,
+            target=TARGET_FILTER_BYTES,
+            quantity="bytes per value",
+            note="RCF2 body as GET /v1/registry/filter answers it",
+        ),
+        Figure(
+            label=f"3. delta after one registration at {large_delta.count:,} values, payload",
+            measured=(
+                f"{large_delta.payload} B after the {large_delta.header}-B signed header "
+                f"({large_delta.added} values added); baseline {kpc} values x 6 B = {6 * kpc} B: "
+                f"{large_delta.payload / (6 * kpc):.2f} of it; at {small_delta.count:,} values "
+                f"{small_delta.payload} B"
+            ),
+            ratio=float(large_delta.payload),
+            target=TARGET_DELTA_PAYLOAD,
+            quantity="bytes",
+            note="RCD2 body for ?since_sha256= of the revision before the registration",
+        ),
+        Figure(
+            label=f"4. SDK filter work per check at {large_delta.count:,} values, ms",
+            measured=(
+                f"filter current {large_delta.sdk.current * 1e3:.2f} ms (header verified, "
+                f"{large_delta.sdk.keys} lookups) + one delta update "
+                f"{large_delta.sdk.update * 1e3:.0f} ms shared by {per_revision:.0f} checks "
+                f"(daily quota over {24 * 3600 // max(policy.filter_publish_seconds, 60)} "
+                f"revisions a day); at {small_delta.count:,} values {small_ms:.2f} ms: "
+                f"{large_ms / small_ms:.1f}x"
+            ),
+            ratio=large_ms,
+            target=TARGET_SDK_MS,
+            quantity="ms",
+            note=(
+                f"median of {large_delta.sdk.samples_current} checks at the current filter and "
+                f"{large_delta.sdk.samples_update} that applied a delta"
+            ),
+        ),
+        Figure(
+            label=f"4. SDK, one check that meets a new revision at {large_delta.count:,} values",
+            measured=(
+                f"{large_delta.sdk.with_update * 1e3:.0f} ms (check_header, absorb the "
+                f"{large_delta.payload + large_delta.header + 4}-B delta: apply, hash the whole "
+                f"list; vouch; lookups); at {small_delta.count:,} values "
+                f"{small_delta.sdk.with_update * 1e3:.2f} ms"
+            ),
+            ratio=large_delta.sdk.with_update * 1e3,
+            quantity="ms",
+            note="the worst case of the figure above, once per revision",
+        ),
+        Figure(
+            label=f"5. false-positive checks per million at {fp.set_size:,} values",
+            measured=(
+                f"{fp.checks_hit} of {fp.trials:,} checks of {fp.keys_per_check} random keys "
+                f"({fp.keys_hit} keys) hit the set; expected {fp.expected_per_million:.3f} per "
+                f"million (1 in {1e6 / fp.expected_per_million:,.0f} checks)"
+            ),
+            ratio=fp.per_million,
+            target=TARGET_FALSE_POSITIVES,
+            quantity="per million",
+            note=f"{fp.seconds:.0f} s; random keys' prefixes, uniform as SHA-256 outputs are",
+        ),
+    ]
     return figures
 
 
-def _server_cost_figures(
-    server: InProcessServer, checks: _Checks, unit: Unit, plan: Plan
-) -> list[Figure]:
-    """Items 1 and 2 (the per-element comparison), on the smallest registry."""
-    from protocol.messages import CheckRequest
-    from server.oprf.services import blind_evaluate, decode_elements
+def _latency_figures(series: _Series, plan: Plan) -> list[Figure]:
+    small, large = series.sizes[plan.small], series.sizes[plan.large]
 
-    calls = 4
-    batch = iter(checks.take(plan.cost_samples * calls + 1))
-    full = unit.paired(
-        lambda: server.post_check(next(batch).body),
-        samples=plan.cost_samples,
-        calls=calls,
-        per=KEYS_PER_CHECK,
-    )
-    sample = checks.take(1)[0]
-    blinded = list(sample.blinded)
+    def ratio(a: list[float], b: list[float], pct: float) -> float:
+        return percentile(a, pct) / percentile(b, pct)
 
-    def evaluate_only() -> None:
-        blind_evaluate(server.ctx, blinded)
-
-    crypto = unit.paired(evaluate_only, samples=plan.cost_samples, calls=4, per=KEYS_PER_CHECK)
-
-    def answer_evaluation() -> bytes:
-        """What a check does for the OPRF alone: parse, decode, evaluate and prove, encode."""
-        req = CheckRequest.model_validate_json(sample.body)
-        evaluated, proof = blind_evaluate(server.ctx, decode_elements(req.blinded_elements))
-        return json.dumps(
-            {"evaluated_elements": [e.hex() for e in evaluated], "proof": proof.hex()}
-        ).encode()
-
-    ours = unit.paired(answer_evaluation, samples=plan.cost_samples, calls=4, per=KEYS_PER_CHECK)
-
-    import private_set_intersection.python as psi
-
-    psi_server = psi.server.CreateWithNewKey(True)
-    psi_client = psi.client.CreateWithNewKey(True)
-    request = psi_client.CreateRequest([v.hex() for v in applicant_values(0)])
-    theirs = unit.paired(
-        lambda: psi_server.ProcessRequest(request),
-        samples=plan.cost_samples,
-        calls=4,
-        per=KEYS_PER_CHECK,
-    )
-    us = full.unit_seconds * 1e6
+    r50 = ratio(large.check_units, small.check_units, 50)
+    r95 = ratio(large.check_units, small.check_units, 95)
+    c50 = ratio(large.claim_units, small.claim_units, 50)
+    ms = 1e3
     return [
         Figure(
-            label="1. POST /v1/checks in-process, cost per key / one scalar multiplication",
-            measured=(
-                f"{full.op_seconds * 1e3:.2f} ms per check of {KEYS_PER_CHECK} keys "
-                f"(its evaluation and proof alone {crypto.op_seconds * 1e3:.2f} ms = "
-                f"{crypto.ratio:.2f} per key), multiplication {us:.0f} us"
+            label=(
+                f"1. check latency {series.label}, {large.entries:,} vs {small.entries:,} entries"
             ),
-            ratio=full.ratio,
-            target=TARGET_SERVER_PER_KEY,
-            note=f"{plan.cost_samples} paired samples of {calls} checks, 1,000 registered",
+            measured=(
+                f"p50 {percentile(large.check_seconds, 50) * ms:.1f} / "
+                f"{percentile(small.check_seconds, 50) * ms:.1f} ms, p95 "
+                f"{percentile(large.check_seconds, 95) * ms:.1f} / "
+                f"{percentile(small.check_seconds, 95) * ms:.1f} ms; in units p50 {r50:.2f}, "
+                f"p95 {r95:.2f}"
+            ),
+            ratio=max(r50, r95),
+            target=TARGET_LATENCY_GROWTH,
+            note=(
+                f"{len(large.check_units)} checks each, POST /v1/checks in-process, ratio = "
+                "the larger of p50 and p95 of check / adjacent unit sample"
+            ),
         ),
         Figure(
-            label="2. per-element server cost, ours / OpenMined PSI ProcessRequest",
-            measured=(
-                f"ours {ours.ratio:.2f} (parse, decode, evaluate, prove, encode), "
-                f"OpenMined {theirs.ratio:.2f} (parse, multiply, serialize) multiplications "
-                f"per element at {KEYS_PER_CHECK} elements; our whole check "
-                f"{full.ratio:.2f} = {full.ratio / theirs.ratio:.1f}x theirs"
+            label=(
+                f"1. entries call of a registered applicant {series.label}, "
+                f"{large.entries:,} vs {small.entries:,}"
             ),
-            ratio=ours.ratio / theirs.ratio,
-            target=TARGET_VS_OPENMINED,
-            note=f"{plan.cost_samples} paired samples of 4 calls each",
+            measured=(
+                f"p50 {percentile(large.claim_seconds, 50) * ms:.1f} / "
+                f"{percentile(small.claim_seconds, 50) * ms:.1f} ms "
+                f"({large.claimed_entries} claimed entries, proofs verified)"
+            ),
+            ratio=c50,
+            note=f"{len(large.claim_units)} calls each, p50 in units",
         ),
     ]
-
-
-def _openmined_download(size: int, our_answer: int) -> Figure:
-    """Item 2, second half: bytes a client downloads per check, ours vs OpenMined's."""
-    import private_set_intersection.python as psi
-
-    psi_server = psi.server.CreateWithNewKey(True)
-    psi_client = psi.client.CreateWithNewKey(True)
-    started = time.perf_counter()
-    setup = psi_server.CreateSetupMessage(
-        OPENMINED_FPR, KEYS_PER_CHECK, [f"registered-{i}" for i in range(size)]
-    )
-    setup_seconds = time.perf_counter() - started
-    response = psi_server.ProcessRequest(
-        psi_client.CreateRequest([v.hex() for v in applicant_values(0)])
-    )
-    theirs = len(setup.SerializeToString()) + len(response.SerializeToString())
-    return Figure(
-        label=f"2. bytes downloaded per check of {KEYS_PER_CHECK} keys at {size:,} registered",
-        measured=(
-            f"ours {format_bytes(our_answer)} (evaluations, proof, {KEYS_PER_CHECK} whole "
-            f"buckets as JSON), OpenMined {format_bytes(theirs)} (setup message, GCS at fpr "
-            f"{OPENMINED_FPR:g}, built in {setup_seconds:.0f} s, plus its response)"
-        ),
-        ratio=our_answer / theirs,
-        note="ours / OpenMined; OpenMined's setup can be cached until the registry changes",
-    )
-
-
-def _token(network: DemoNetwork, checker: str) -> str:
-    """An access token for `checker`, issued with the network's own token key (what the token
-    endpoint would hand out after a client assertion)."""
-    from server.app import build_context
-    from server.auth.permissions import Role
-    from server.auth.tokens import Caller, issue_access_token
-
-    ctx = build_context(network.settings())
-    principal = network.principals[checker]
-    caller = Caller(
-        principal.principal_id, principal.org_id, frozenset(Role(r) for r in principal.roles)
-    )
-    token, _ttl = issue_access_token(
-        settings=ctx.settings, keys=ctx.keys, caller=caller, now=ctx.now()
-    )
-    ctx.sessions.kw["bind"].dispose()
-    return token
-
-
-def _eval_cost(unit: Unit, server: InProcessServer, keys: int, samples: int) -> float:
-    """Seconds of one check's evaluation and proof at `keys` keys (median, paired)."""
-    from server.oprf.services import blind_evaluate
-
-    blinded = list(server.prepare(_NO_CONSENT, 0, keys).blinded)
-    return unit.paired(lambda: blind_evaluate(server.ctx, blinded), samples=samples).op_seconds
-
-
-def _http_throughput(
-    label: str, network: DemoNetwork, plan: Plan, unit: Unit, workdir: Path
-) -> Figure:
-    """Item 3 on one backend, on the smallest registry (as item 1: what is measured is the
-    server's work per check above the crypto, item 4 covers the registry's size)."""
-    server = InProcessServer(network)
-    try:
-        _seed_to(network, server.key_id, server.bucket_bits, 0, plan.sizes[0])
-        consents = _consents(network, int(plan.http_seconds * 1000) // 50 + 2)
-        checks = _Checks(server, consents)
-        warm_up = checks.take(60)
-        token = _token(network, "org-b-hr")
-        port = free_port()
-        with running_server(network, port, log_path=workdir / f"uvicorn-{label}.log") as url:
-            warm = post_all(
-                url, "/v1/checks", token, [p.body for p in warm_up],
-                connections=plan.http_connections, duration=30, keep_answers=False,
-            )  # fmt: skip
-            # As many requests as the warm-up rate says the window needs, and half as many more.
-            rate_seen = len(warm.results) / max(warm.finished - warm.started, 1e-3)
-            expected = int(rate_seen * plan.http_seconds * 1.5) + 100
-            _say(f"  preparing {expected:,} blinded check requests (client side, untimed)")
-            prepared = checks.take(expected)
-            crypto_before = _eval_cost(unit, server, KEYS_PER_CHECK, 15)
-            run = post_all(
-                url,
-                "/v1/checks",
-                token,
-                [p.body for p in prepared],
-                connections=plan.http_connections,
-                duration=plan.http_seconds,
-            )
-            crypto_after = _eval_cost(unit, server, KEYS_PER_CHECK, 15)
-        ok = [r for r in run.results if r[2] == 200]
-        failed = len(run.results) - len(ok) + len(run.errors)
-        seconds = run.finished - run.started
-        for index, answer in run.answers.items():
-            server.verify(prepared[index], answer)
-        rate = len(ok) / seconds
-        crypto = statistics.mean([crypto_before, crypto_after])
-        bound = 2 / crypto
-        latencies = [r[3] for r in ok]
-        return Figure(
-            label=f"3. checks/s over HTTP, uvicorn 2 workers, {label} / crypto-only bound",
-            measured=(
-                f"{rate:.1f} checks/s ({len(ok):,} in {seconds:.1f} s, {failed} failed, "
-                f"p50 {percentile(latencies, 50) * 1e3:.0f} ms with "
-                f"{plan.http_connections} connections), bound 2 cores / "
-                f"{crypto * 1e3:.2f} ms = {bound:.0f} checks/s"
-            ),
-            ratio=rate / bound,
-            failure=f"{failed} requests failed" if failed else "",
-            target=TARGET_HTTP_THROUGHPUT,
-            note=(
-                f"{KEYS_PER_CHECK} keys, {plan.sizes[0]:,} registered, requests blinded before "
-                "and every answer verified after the timed window"
-            ),
-        )
-    finally:
-        server.close()
-
-
-def _rescreen(network: DemoNetwork, plan: Plan, unit: Unit, workdir: Path) -> Figure:
-    """Item 5: the real `refcheck rescreen` CLI against uvicorn, rows with consents on file."""
-    from protocol.identity import derive_keys
-
-    server = InProcessServer(network)
-    try:
-        registry = min(REFERENCE_SIZE, plan.sizes[-1])
-        _seed_to(network, server.key_id, server.bucket_bits, plan.sizes[0], registry)
-        rows = plan.rescreen_rows
-        consents = _consents(network, rows)
-        staff = workdir / "staff.csv"
-        write_staff_csv(staff, consents)
-        keys = round(statistics.mean(len(derive_keys(person(i))) for i in range(min(rows, 500))))
-        crypto = _eval_cost(unit, server, keys, 15)
-        port = free_port()
-        creds = network.principals["org-b-hr"].path
-        out = workdir / "rescreen-results.csv"
-        with running_server(network, port, log_path=workdir / "uvicorn-rescreen.log") as url:
-            cmd = [str(Path(sys.executable).parent / "refcheck"), "--credentials", str(creds)]
-            cmd += ["--base-url", url, "--json", "rescreen", str(staff), "--out", str(out)]
-            started = time.perf_counter()
-            result = subprocess.run(cmd, capture_output=True, text=True, check=False)
-            wall = time.perf_counter() - started
-        crypto_after = _eval_cost(unit, server, keys, 15)
-        crypto = statistics.mean([crypto, crypto_after])
-        statuses: dict[str, int] = {}
-        with out.open() as fh:
-            next(fh)
-            for line in fh:
-                status = line.split(",")[2]
-                statuses[status] = statuses.get(status, 0) + 1
-        if result.returncode not in (0, 10, 11):
-            _say(f"  rescreen exit {result.returncode}: {result.stderr.strip()[-300:]}")
-        counts = ", ".join(f"{k} {v:,}" for k, v in sorted(statuses.items()))
-        return Figure(
-            label=(
-                f"5. refcheck rescreen of {rows:,} staff, "
-                f"wall time / ({rows:,} x one check's crypto)"
-            ),
-            measured=(
-                f"{wall:.1f} s ({rows / wall:.0f} rows/s; {counts}; exit {result.returncode}), "
-                f"one check's evaluation {crypto * 1e3:.2f} ms at {keys} keys "
-                f"(mean keys per row)"
-            ),
-            ratio=wall / (rows * crypto),
-            note=f"{network.backend}, {registry:,} registered",
-        )
-    finally:
-        server.close()
 
 
 def _load_average() -> str:
@@ -471,74 +580,53 @@ def _load_average() -> str:
         return "unknown"
 
 
-def run(plan: Plan) -> list[Figure]:
+def run(plan: Plan, *, workdir: Path | None = None) -> list[Figure]:
     unit = Unit()
-    figures: list[Figure] = []
     pg_url = pg_server_url()
-    with tempfile.TemporaryDirectory(prefix="refcheck-bench-") as tmp:
+    with tempfile.TemporaryDirectory(prefix="refcheck-bench-", dir=workdir) as tmp:
         root = Path(tmp)
-
-        _say("SQLite: demo network, registry growing 1,000 -> 100,000 -> 1,000,000")
-        lite = init_network(root / "sqlite")
-        cost: list[Figure] = []
-
-        def at_smallest(server: InProcessServer, checks: _Checks) -> None:
-            _say("  items 1 and 2: server cost per key, OpenMined ProcessRequest")
-            cost.extend(_server_cost_figures(server, checks, unit, plan))
-
-        lite_lat = _latency_series("SQLite", lite, plan, unit, at_smallest)
-        figures.extend(cost)
-        ref = REFERENCE_SIZE if REFERENCE_SIZE in plan.sizes else plan.sizes[-1]
-        _say(f"  OpenMined setup message for {ref:,} items")
-        figures.append(_openmined_download(ref, lite_lat.answer_bytes[ref]))
-
-        _say("SQLite over HTTP")
-        http_lite = init_network(root / "sqlite-http")
-        figures.append(_http_throughput("SQLite", http_lite, plan, unit, root))
-
-        pg_figures: list[Figure] = []
-        pg_lat: _Latencies | None = None
+        _say(f"SQLite: demo network, {plan.small:,} then {plan.large:,} entries")
+        lite = _series("SQLite", init_network(root / "sqlite"), plan, unit, everything=True)
+        pg: _Series | None = None
         if plan.postgres:
-            for purpose in ("latency", "http"):
-                url = create_pg_database(pg_url)
-                try:
-                    net = init_network(root / f"pg-{purpose}", database_url=url)
-                    if purpose == "latency":
-                        _say("PostgreSQL: demo network, registry growing")
-                        pg_lat = _latency_series("PostgreSQL", net, plan, unit, None)
-                    else:
-                        _say("PostgreSQL over HTTP")
-                        pg_figures.append(_http_throughput("PostgreSQL", net, plan, unit, root))
-                        _say(f"refcheck rescreen of {plan.rescreen_rows:,} rows (PostgreSQL)")
-                        pg_figures.append(_rescreen(net, plan, unit, root))
-                finally:
-                    drop_pg_database(pg_url, url)
-        figures.extend(pg_figures[:1])
-        figures.extend(_latency_figures("SQLite", lite_lat, plan))
-        if pg_lat is not None:
-            figures.extend(_latency_figures("PostgreSQL", pg_lat, plan))
-        if plan.postgres:
-            figures.extend(pg_figures[1:])
-        else:
-            _say(f"refcheck rescreen of {plan.rescreen_rows:,} rows (SQLite)")
-            figures.append(_rescreen(http_lite, plan, unit, root))
+            url = create_pg_database(pg_url)
+            try:
+                _say(f"PostgreSQL: demo network, {plan.small:,} then {plan.large:,} entries")
+                net = init_network(root / "pg", database_url=url)
+                pg = _series("PostgreSQL", net, plan, unit, everything=False)
+            finally:
+                drop_pg_database(pg_url, url)
+    figures = _latency_figures(lite, plan)
+    if pg is not None:
+        figures += _latency_figures(pg, plan)
+    figures += lite.filter_figures
+    figures += lite.cost
     return figures
 
 
-def main(argv: Sequence[str] | None = None) -> int:
+def plan_from(args: argparse.Namespace) -> Plan:
+    plan = QUICK if args.quick else FULL
+    changes: dict[str, Any] = {"workers": args.workers}
+    if args.large is not None:
+        changes["large"] = args.large
+    if args.no_postgres:
+        changes["postgres"] = False
+    return Plan(**{**plan.__dict__, **changes})
+
+
+def main(
+    argv: Sequence[str] | None = None, *, pg_check: Callable[[str], bool] | None = None
+) -> int:
     parser = argparse.ArgumentParser(prog="python -m loadtests.bench", description=__doc__)
     parser.add_argument("--quick", action="store_true", help="tiny sizes: a smoke run")
-    parser.add_argument("--rescreen-rows", type=int, default=None)
+    parser.add_argument("--large", type=int, default=None, help="entries of the large registry")
     parser.add_argument("--no-postgres", action="store_true")
+    parser.add_argument("--workers", type=int, default=None, help="processes computing entries")
     args = parser.parse_args(argv)
-    if args.quick:
-        plan = Plan((1_000, 3_000, 10_000), 5, 20, 3.0, 4, 100, not args.no_postgres)
-    else:
-        plan = Plan(SIZES, 21, 120, 20.0, 6, 10_000, not args.no_postgres)
-    if args.rescreen_rows is not None:
-        plan = Plan(**{**plan.__dict__, "rescreen_rows": args.rescreen_rows})
+    plan = plan_from(args)
     notes: list[str] = []
-    if plan.postgres and not _pg_reachable(pg_server_url()):
+    reachable = pg_check or _pg_reachable
+    if plan.postgres and not reachable(pg_server_url()):
         notes.append(
             f"PostgreSQL not reachable at {pg_server_url()} (set {PG_SERVER_ENV}): its figures "
             "are left out and not counted"
@@ -548,16 +636,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     load_before = _load_average()
     figures = run(plan)
     elapsed = time.perf_counter() - started
-    print("refcheck bench (make bench): ratios measured in this run on this machine")
+    print("refcheck bench (make bench): protocol v2, measured in this run on this machine")
     print(
         f"{datetime.now(UTC):%Y-%m-%d %H:%M} UTC, {os.cpu_count()} CPUs, load average "
         f"{load_before} at start and {_load_average()} at the end, {elapsed:.0f} s"
     )
-    print(
-        f"samples: {plan.cost_samples} paired samples for items 1-2, {plan.latency_checks} "
-        f"checks per registry size, {plan.http_seconds:.0f} s with {plan.http_connections} "
-        f"connections per HTTP run, {plan.rescreen_rows:,} rescreen rows"
-    )
+    if plan is not FULL and plan.large != FULL.large:
+        notes.append(f"registry of {plan.large:,} entries, not 1,000,000: not a result")
     for note in notes:
         print(note)
     for figure in figures:

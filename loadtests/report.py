@@ -56,12 +56,15 @@ class Figure:
 
     label: str
     measured: str
+    #: The number judged against `target`: a ratio, or a value in `quantity`'s unit.
     ratio: float
     target: Target | None = None
     note: str = ""
     #: Set when the run behind the figure was not clean (failed requests, wrong answers): the
     #: target then counts as missed whatever the ratio, and the line says why.
     failure: str = ""
+    #: How the judged number is printed: `ratio 1.05`, or `bytes per entry 3.70`.
+    quantity: str = "ratio"
 
     @property
     def verdict(self) -> str | None:
@@ -101,7 +104,7 @@ def format_bytes(n: float) -> str:
 
 
 def format_figure(figure: Figure) -> str:
-    parts = [figure.label, figure.measured, f"ratio {figure.ratio:.2f}"]
+    parts = [figure.label, figure.measured, f"{figure.quantity} {figure.ratio:.2f}"]
     if figure.target is not None:
         parts.append(f"target {figure.target}")
         parts.append(str(figure.verdict))

@@ -1,13 +1,15 @@
-"""Smoke test of the benchmark and load-test tooling: imports and report formatting only.
+"""Smoke test of the benchmark and load-test tooling: report formatting, the seeded entries, the
+filter measurements, and the whole of `make bench` at tiny sizes.
 
-`make bench` and `make load` are run by hand (minutes, real servers); this keeps their pure parts
-from rotting in between. Nothing here times anything or asserts a duration.
+`make bench` and `make load` are run by hand (minutes, real servers); this keeps them from rotting
+in between. Nothing here asserts a duration: timings are whatever this machine gives.
 """
 
 from __future__ import annotations
 
 import math
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -23,6 +25,7 @@ from loadtests.report import (
     percentile,
     summary_line,
 )
+from protocol.errors import DeserializeError
 
 
 def test_target_judges_costs_and_throughputs_in_their_own_direction() -> None:
@@ -41,7 +44,7 @@ def test_figure_line_states_measure_ratio_target_and_verdict() -> None:
 
 
 def test_a_figure_with_failures_misses_its_target_whatever_the_ratio() -> None:
-    figure = Figure("3. throughput", "x", 0.9, bench.TARGET_HTTP_THROUGHPUT, failure="2 failed")
+    figure = Figure("1. latency", "x", 0.9, bench.TARGET_LATENCY_GROWTH, failure="2 failed")
     assert figure.verdict == "missed (2 failed)"
     assert summary_line([figure]) == "0 of 1 targets met"
 
@@ -167,3 +170,262 @@ def test_server_errors_are_summarised_by_their_exception_line() -> None:
         "     2 x sqlalchemy.exc.TimeoutError: QueuePool limit reached"
     ]
     assert run.server_error_lines("INFO all fine\n") == []
+
+
+def test_figure_with_a_value_target_prints_its_quantity() -> None:
+    line = format_figure(
+        Figure("2. filter", "3.7 MB", 3.7, bench.TARGET_FILTER_BYTES, quantity="bytes per value")
+    )
+    assert line == "2. filter | 3.7 MB | bytes per value 3.70 | target <= 4.1 | met"
+    over = Figure("3. delta", "x", 201.0, bench.TARGET_DELTA_PAYLOAD, quantity="bytes")
+    assert over.verdict == "missed"
+
+
+# --- the filter measurements, on filters signed here -------------------------------------------
+
+
+def _signed_filters(values: list[int], added: list[int]) -> dict[str, Any]:
+    """A full body of `values`, a delta adding `added`, and the SDK's view of the network."""
+    import datetime as dt
+
+    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+    from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
+
+    from client_sdk.pinning import NetworkState, OprfKey
+    from protocol import filter as rcfilter
+    from protocol import signed
+
+    key = Ed25519PrivateKey.generate()
+    public = key.public_key().public_bytes(Encoding.Raw, PublicFormat.Raw)
+    now = dt.datetime.now(dt.UTC).replace(microsecond=0)
+    times = {
+        "network_id": "bench",
+        "issued_at": signed.format_time(now),
+        "expires_at": signed.format_time(now + dt.timedelta(hours=2)),
+        "key_id": "k1",
+        "key_seq": 1,
+    }
+
+    def header(vals: list[int], revision: int, prev: str) -> signed.SignedObject:
+        return signed.sign(
+            key,
+            {
+                "type": "filter",
+                **times,
+                "revision": revision,
+                "count": len(vals),
+                "p": rcfilter.rice_parameter(len(vals)),
+                "sha256": rcfilter.set_sha256(vals).hex(),
+                "prev_sha256": prev,
+            },
+        )
+
+    after = sorted(set(values) | set(added))
+    old, new = header(values, 1, "0" * 64), header(after, 2, "")
+    delta = signed.sign(
+        key,
+        {
+            "type": "filter-delta",
+            **times,
+            "revision": 2,
+            "since_sha256": old.fields["sha256"],
+            "added": len(added),
+            "removed": 0,
+            "count": len(after),
+            "sha256": new.fields["sha256"],
+        },
+    )
+    oprf_key = OprfKey("k1", 1, bytes(range(32)), bytes(range(32)))
+    return {
+        "full": rcfilter.full_body(old, values),
+        "delta": rcfilter.delta_body(delta, added, []),
+        "old": old.framed(),
+        "new": new.framed(),
+        "network": NetworkState("bench", public, (oprf_key,)),
+        "key": oprf_key,
+        "now": now,
+        "after": after,
+    }
+
+
+def test_body_layout_splits_magic_signed_header_and_payload() -> None:
+    from loadtests.filterbench import body_layout
+
+    made = _signed_filters(list(range(1, 4000, 7)), [5, 6, 9])
+    delta = body_layout(made["delta"])
+    assert delta.payload == 3 * 6
+    assert delta.total == 4 + delta.header + delta.payload
+    full = body_layout(made["full"])
+    assert 0 < full.payload < 6 * len(range(1, 4000, 7))
+    with pytest.raises(DeserializeError):
+        body_layout(b"RCD2" + b"\x00")
+
+
+def test_sdk_filter_cost_runs_the_sdk_through_a_delta_and_the_held_filter() -> None:
+    from loadtests.filterbench import sdk_filter_cost
+
+    made = _signed_filters(list(range(10, 50_000, 13)), [11, 12])
+    cost = sdk_filter_cost(
+        base_body=made["full"],
+        delta_body=made["delta"],
+        new_header=made["new"],
+        old_header=made["old"],
+        network=made["network"],
+        key=made["key"],
+        prefixes=[11, 23, 24],
+        now=made["now"],
+        samples_current=3,
+        samples_update=2,
+    )
+    assert cost.keys == 3 and cost.samples_current == 3 and cost.samples_update == 2
+    assert cost.with_update >= cost.update >= 0
+
+
+def test_sdk_filter_cost_refuses_a_delta_that_does_not_lead_to_the_checks_filter() -> None:
+    from client_sdk.errors import ProtocolViolation
+    from loadtests.filterbench import sdk_filter_cost
+
+    made = _signed_filters(list(range(10, 50_000, 13)), [11, 12])
+    other = _signed_filters(list(range(10, 50_000, 13)), [14])
+    with pytest.raises(ProtocolViolation):
+        sdk_filter_cost(
+            base_body=made["full"],
+            delta_body=other["delta"],  # signed by another key, for another list
+            new_header=made["new"],
+            old_header=made["old"],
+            network=made["network"],
+            key=made["key"],
+            prefixes=[11],
+            now=made["now"],
+            samples_current=1,
+            samples_update=1,
+        )
+
+
+def test_false_positive_checks_count_checks_and_keys_that_hit() -> None:
+    import random
+
+    from loadtests.filterbench import false_positive_checks
+
+    drawn = random.Random(5)
+    first = [drawn.getrandbits(48) for _ in range(100)]
+    # Keys 0 and 3 of check 0, key 35 (check 1) and key 99 (check 3) are "registered".
+    values = {first[0], first[3], first[35], first[99], 7}
+    fp = false_positive_checks(values, trials=4, keys_per_check=32, seed=5, chunk=50)
+    assert (fp.checks_hit, fp.keys_hit, fp.set_size) == (3, 4, 5)
+    assert fp.per_million == 3 * 1e6 / 4
+    clean = false_positive_checks({7}, trials=1000, keys_per_check=32, seed=5)
+    assert (clean.checks_hit, clean.per_million) == (0, 0.0)
+    assert clean.expected_per_million == pytest.approx(32 / 2**48 * 1e6)
+
+
+# --- the seeded registry and the bench at tiny sizes -------------------------------------------
+
+
+@pytest.fixture
+def bench_pg_url(monkeypatch: pytest.MonkeyPatch) -> str | None:
+    """The suite's PostgreSQL server (REFCHECK_TEST_DATABASE_URL), where the bench makes and
+    drops its own database; None: SQLite only."""
+    from loadtests.network import PG_SERVER_ENV
+    from tests.databases import postgres_server_url
+
+    url = postgres_server_url()
+    if url:
+        monkeypatch.setenv(PG_SERVER_ENV, url)
+    return url
+
+
+@pytest.mark.slow
+def test_seeded_entries_are_version_2_entries_of_whole_cases(tmp_path: Path) -> None:
+    """Every seeded row unwraps (w⁻¹·P̂) to a P whose tag it carries and whose handle opens to
+    its own entry and case, with the case's holder; each case has exactly keys_per_check entries,
+    some of them pads."""
+    from sqlalchemy import text
+
+    from loadtests.network import init_network
+    from loadtests.seed import EntryKeys, Holder, seed_entries
+    from protocol.codes import PADDING_KIND
+    from protocol.entry import open_handle, tag
+    from protocol.hazmat.ristretto255 import scalar_mult
+    from server.db import make_engine
+    from server.keys import load_keys
+
+    network = init_network(tmp_path / "data")
+    keys = EntryKeys.of_network(network.data_dir, network.policy_file)
+    unwrap = load_keys(network.data_dir / "server").oprf_unwrap
+    holder = network.principals["org-a-focal"]
+    engine = make_engine(network.effective_database_url)
+    try:
+        result = seed_entries(
+            engine,
+            keys.keys_per_check * 3 - 5,  # rounded up to whole cases
+            holders=[Holder(holder.org_id, holder.principal_id)],
+            keys=keys,
+            workers=2,
+            cases_per_job=2,  # two jobs: the worker processes are used
+        )
+        with engine.connect() as conn:
+            rows = conn.execute(
+                text("SELECT id, case_id, key_seq, p_hat, tag, sealed_handle FROM pseudonyms")
+            ).all()
+            org_name = conn.execute(
+                text("SELECT short_name FROM organisations WHERE id = :id"), {"id": holder.org_id}
+            ).scalar_one()
+            indexes = {
+                r[0]
+                for r in conn.execute(text("SELECT name FROM sqlite_master WHERE type = 'index'"))
+            }
+    finally:
+        engine.dispose()
+    assert (result.cases, result.entries) == (3, 3 * keys.keys_per_check)
+    assert len(rows) == result.entries
+    assert {"ix_pseudonyms_case_id", "ix_pseudonyms_key_seq_tag"} <= indexes
+    per_case: dict[str, list[str]] = {}
+    for entry_id, case_id, key_seq, p_hat, entry_tag, sealed in rows:
+        p = scalar_mult(unwrap, bytes(p_hat))
+        assert key_seq == keys.key_seq and bytes(entry_tag) == tag(p)
+        handle = open_handle(p, bytes(sealed))
+        assert handle is not None
+        assert (handle.entry_id, handle.case_id) == (entry_id, case_id)
+        assert (handle.holder_org_id, handle.holder_org_name) == (holder.org_id, org_name)
+        per_case.setdefault(case_id, []).append(handle.kind)
+    assert all(len(kinds) == keys.keys_per_check for kinds in per_case.values())
+    assert all(PADDING_KIND in kinds and len(set(kinds)) > 2 for kinds in per_case.values())
+    # A P nobody registered opens nothing.
+    assert open_handle(scalar_mult(unwrap, bytes(rows[1][3])), bytes(rows[0][5])) is None
+
+
+@pytest.mark.slow
+def test_make_bench_quick_prints_every_figure_with_its_target(
+    capsys: pytest.CaptureFixture[str], bench_pg_url: str | None
+) -> None:
+    argv = ["--quick"] + ([] if bench_pg_url else ["--no-postgres"])
+    assert bench.main(argv) == 0
+    out = capsys.readouterr().out.splitlines()
+    backends = ["SQLite", "PostgreSQL"] if bench_pg_url else ["SQLite"]
+    for backend in backends:
+        assert any(
+            line.startswith(f"1. check latency {backend}") and "target <= 1.2" in line
+            for line in out
+        )
+        assert any(
+            line.startswith(f"1. entries call of a registered applicant {backend}") for line in out
+        )
+    for start, target in (
+        ("2. full filter, bytes per value", "target <= 4.1"),
+        ("3. delta after one registration", "target <= 200"),
+        ("4. SDK filter work per check", "target <= 1"),
+        ("5. false-positive checks per million", "target <= 1"),
+        ("POST /v1/checks in-process, cost per element", "target <= 3"),
+    ):
+        assert any(line.startswith(start) and target in line for line in out), start
+    assert out[-1].endswith("targets met")
+    assert "not a result" in "\n".join(out)
+
+
+def test_protocol_bench_quick_runs_the_v2_check_batch(capsys: pytest.CaptureFixture[str]) -> None:
+    from protocol import bench as protocol_bench
+
+    assert protocol_bench.main(["--quick"]) == 0
+    out = capsys.readouterr().out
+    assert "n=32" in out and "a v2 check" in out
