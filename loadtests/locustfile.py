@@ -6,11 +6,16 @@ Run it through `make load` (`python -m loadtests.run`), which builds the network
 registry, starts the server and reads the report; the users need `REFCHECK_LOAD_CREDENTIALS`,
 the directory of the demo credentials files that `refcheck-server init --demo` wrote.
 
-Every user drives the real SDK (`client_sdk.Client`): tokens from `private_key_jwt` assertions,
-OPRF key pinning, blinding, DLEQ proof verification, unblinding and handle opening, exactly as an
-HR system or a focal point would. A transport under the SDK reports each HTTP request to locust,
-named by method and path with ids replaced by `{id}`, so the report is per endpoint. The SDK's
-retries are off: a failure must show as a failure, not be absorbed.
+Every user drives the real SDK (`client_sdk.Client`, protocol version 2): tokens from
+`private_key_jwt` assertions, the pinned network signing key and OPRF key announcements, checks of
+exactly `keys_per_check` blinded elements with their DLEQ proof and signed filter header verified,
+the registry filter fetched and kept current by delta in the client's shared cache and tested
+locally, claims with Schnorr proofs and handle opening on a hit, sealed registrations with their
+pad proofs verified, disclosure requests carrying the applicant's sealed details, and signed,
+sealed answers, exactly as an HR system or a focal point would. A transport under the SDK
+reports each HTTP request to locust, named by method and path with ids replaced by `{id}`, so the
+report is per endpoint. The SDK's retries are off: a failure must show as a failure, not be
+absorbed.
 
 Mix: 2 focal points (one per member: register a case, list cases, answer the disclosure
 requests addressed to their organisation), 3 admins (the admin and the auditor: statistics, and
@@ -177,17 +182,12 @@ class HRChecker(_SdkUser):
             return
         # A match on a record of one's own organisation is a matter for one's own focal point;
         # the server refuses to open a request for it (422), so the HR system does not ask.
-        foreign = [m for m in result.matches if m.holder_org_id != self.rc.credentials.org_id]
+        foreign = [m for m in result.by_case() if m.holder_org_id != self.rc.credentials.org_id]
         for match in foreign[:1]:
-            self.rc.request(
-                "POST",
-                "/v1/disclosure-requests",
-                json={
-                    "consent_id": consent_id,
-                    "entry_id": match.entry_id,
-                    "match_proof": match.match_proof.hex(),
-                },
-            )
+            try:
+                self.rc.request_disclosure(match, applicant=person(index))
+            except Exception as exc:  # noqa: BLE001 - every failure must reach the report
+                _failure(self.environment, "request_disclosure (SDK)", exc)
 
 
 class FocalPoint(_SdkUser):
@@ -221,42 +221,18 @@ class FocalPoint(_SdkUser):
     def answer_disclosures(self) -> None:
         if not disclosures_enabled():
             return
-        from protocol.disclosure import Answer, seal_answer
-
-        listing = self.rc.request(
-            "GET", "/v1/disclosure-requests", params={"role": "holder", "state": "requested"}
-        )
-        if listing.status_code != 200:
-            return
-        keys = self.rc.credentials.org_keys
-        if keys is None:
-            return
-        directory: dict[str, str] | None = None
-        for item in listing.json()["items"][:2]:
-            if directory is None:
-                directory = {
-                    org["id"]: org["x25519_public_key"]
-                    for org in self.rc.request("GET", "/v1/directory").json()["items"]
-                }
-            answer = Answer(
-                request_id=item["id"],
-                holder_org_id=item["holder_org_id"],
-                requester_org_id=item["requester_org_id"],
-                same_person="confirmed",
-                category="sexual_abuse",
-                finding_date=datetime.now(UTC).date() - timedelta(days=90),
-                sanction="dismissal",
-            )
-            sealed = seal_answer(
-                answer,
-                keys.ed25519_private,
-                bytes.fromhex(directory[item["requester_org_id"]]),
-            )
-            self.rc.request(
-                "POST",
-                f"/v1/disclosure-requests/{item['id']}/answer",
-                json={"sealed_answer": sealed.hex()},
-            )
+        try:
+            waiting = self.rc.list_disclosures(role="holder", state="requested", limit=2)
+            for item in waiting[:2]:
+                self.rc.answer_disclosure(
+                    item.id,
+                    same_person="confirmed",
+                    category="sexual_abuse",
+                    finding_date=datetime.now(UTC).date() - timedelta(days=90),
+                    sanction="dismissal",
+                )
+        except Exception as exc:  # noqa: BLE001 - every failure must reach the report
+            _failure(self.environment, "answer_disclosure (SDK)", exc)
 
 
 class Admin(_SdkUser):
