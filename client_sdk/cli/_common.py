@@ -83,11 +83,19 @@ class State:
             )
         return load_credentials(self.credentials_path)
 
+    def pins(self) -> Path | None:
+        return self.pin_file or default_pin_file(self.credentials_path)
+
     def client(self) -> Client:
         if self._client is None:
             creds = self.credentials()
-            pin_file = self.pin_file or default_pin_file(self.credentials_path)
-            self._client = Client(creds, base_url=self.base_url, pin_file=pin_file)
+            pin_file = self.pins()
+            self._client = Client(
+                creds,
+                base_url=self.base_url,
+                pin_file=pin_file,
+                filter_file=beside(pin_file, ".filter"),
+            )
         return self._client
 
     def close(self) -> None:
@@ -102,6 +110,15 @@ def default_pin_file(credentials_path: Path | None) -> Path | None:
     if credentials_path is None:
         return None
     return credentials_path.with_name(credentials_path.stem + ".pins.json")
+
+
+def beside(pin_file: Path | None, suffix: str) -> Path | None:
+    """A file kept beside the pin file: `org-b-hr.pins.json` → `org-b-hr<suffix>` (the
+    registry filter cache, `.filter`; a focal point's registrations, `.cases.json`)."""
+    if pin_file is None:
+        return None
+    stem = pin_file.name.removesuffix(".json").removesuffix(".pins")
+    return pin_file.with_name(stem + suffix)
 
 
 def passphrase(prompt: str = "Passphrase", *, confirm: bool = False) -> str:

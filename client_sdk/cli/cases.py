@@ -1,13 +1,24 @@
-"""`refcheck case`: a focal point registers, lists and withdraws concluded cases."""
+"""`refcheck case`: a focal point registers, lists and withdraws concluded cases, and checks
+that the server still publishes them (`verify-live`).
+
+Registering a case returns its `keys_per_check` filter values (the pads among them proven by
+the server). They are kept on this machine, beside the pin file (`<name>.cases.json`, 0600,
+per server and organisation), and only there: `verify-live` compares them with the published
+registry filter, so a server that dropped a case's entry, or displaced it to catch someone's
+checks, is noticed by the one party that can notice it.
+"""
 
 from __future__ import annotations
 
-from typing import Annotated
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Annotated, Any
 
 import typer
 from rich.table import Table
 
-from client_sdk.cli._common import emit, handled, state
+from client_sdk._client import Client
+from client_sdk.cli._common import ExitCode, State, beside, emit, handled, state
 from client_sdk.cli.check import (
     Dob,
     Email,
@@ -20,13 +31,77 @@ from client_sdk.cli.check import (
     Phone,
     person_from,
 )
-from client_sdk.models import Case
+from client_sdk.errors import CredentialsError, InvalidInput
+from client_sdk.models import Case, LiveCheck, Registration
+from client_sdk.pinning import _locked
+from client_sdk.secretfile import load_json_secret, write_json_secret
 
 app = typer.Typer(help="Concluded, substantiated cases of your organisation (focal points).")
+
+FORMAT = 1
 
 
 def _case_dict(case: Case) -> dict[str, object]:
     return case.model_dump(mode="json")
+
+
+# -- the registrations kept on this machine --------------------------------------------------
+
+
+def registrations_file(st: State) -> Path:
+    path = beside(st.pins(), ".cases.json")
+    if path is None:
+        raise CredentialsError("no place to keep registrations: pass --pin-file or --credentials")
+    return path
+
+
+def _read(path: Path) -> dict[str, Any]:
+    if not path.exists():
+        return {"refcheck_registrations": FORMAT, "servers": {}}
+    document = load_json_secret(path)
+    if document.get("refcheck_registrations") != FORMAT or not isinstance(
+        document.get("servers"), dict
+    ):
+        raise CredentialsError(f"{path} is not a refcheck registrations file")
+    return document
+
+
+def _scope(client: Client) -> tuple[str, str]:
+    org_id = client.credentials.org_id
+    if not org_id:
+        raise CredentialsError("the credentials do not name the organisation (org_id)")
+    return client.base_url, org_id
+
+
+def keep_registration(path: Path, client: Client, registration: Registration) -> None:
+    """Add one case's filter values to the file (a locked read-modify-write)."""
+    server, org_id = _scope(client)
+    with _locked(path):
+        document = _read(path)
+        cases = document["servers"].setdefault(server, {}).setdefault(org_id, {})
+        cases[registration.case_id] = {
+            "key_id": registration.key_id,
+            "key_seq": registration.key_seq,
+            "filter_values": list(registration.filter_values),
+            "kept_at": datetime.now(UTC).isoformat(timespec="seconds"),
+        }
+        write_json_secret(path, document, overwrite=True)
+
+
+def kept_registrations(path: Path, client: Client) -> dict[str, dict[str, Any]]:
+    server, org_id = _scope(client)
+    cases = _read(path)["servers"].get(server, {}).get(org_id, {})
+    if not isinstance(cases, dict):
+        raise CredentialsError(f"{path} is not a refcheck registrations file")
+    return cases
+
+
+def _registration(case: Case, kept: dict[str, Any], path: Path) -> Registration:
+    try:
+        values = tuple(int(v) for v in kept["filter_values"])
+        return Registration(case, str(kept["key_id"]), int(kept["key_seq"]), values)
+    except (KeyError, TypeError, ValueError):
+        raise CredentialsError(f"{path} has a malformed registration") from None
 
 
 @app.command("register")
@@ -57,13 +132,16 @@ def register(
     email: Email = None,
     phone: Phone = None,
 ) -> None:
-    """Register a substantiated finding. Identifiers are blinded here; the server receives only
-    pseudonyms and the case metadata."""
+    """Register a substantiated finding. The person's keys are hashed and sealed to the network
+    here; the server opens them in memory only and stores keys_per_check opaque entries. The
+    case's filter values are kept beside the pin file for `case verify-live`."""
     st = state(ctx)
     record = person_from(
         person, full_name, dob, nationality, national_id, passport, passport_country, email, phone
     )
-    case_id = st.client().register_case(
+    client = st.client()
+    path = registrations_file(st)
+    registration = client.register_case(
         record,
         category=category,
         finding_date=finding_date,
@@ -74,7 +152,16 @@ def register(
         subject_notified_on=subject_notified_on,
         child_victim=child_victim,
     )
-    emit(st, {"case_id": case_id}, lambda: st.console.print(f"Registered case {case_id}"))
+    keep_registration(path, client, registration)
+    case_id = registration.case_id
+    emit(
+        st,
+        {"case_id": case_id, "key_id": registration.key_id, "registrations_file": str(path)},
+        lambda: st.console.print(
+            f"Registered case {case_id}; its filter values are kept in {path} for "
+            "`refcheck case verify-live`"
+        ),
+    )
 
 
 @app.command("list")
@@ -122,3 +209,59 @@ def withdraw(
         _case_dict(case),
         lambda: st.console.print(f"Case {case.id} is now {case.status}"),
     )
+
+
+@app.command("verify-live")
+@handled
+def verify_live(
+    ctx: typer.Context,
+    case_id: Annotated[
+        str | None, typer.Option("--case", help="Only this case (default: every kept one).")
+    ] = None,
+) -> None:
+    """Check that the published registry filter still holds every filter value of your cases
+    registered from this machine. Exit 6 when a live case misses one: the server dropped an
+    entry, or displaced it with a value of its own; report it to the secretariat."""
+    st = state(ctx)
+    client = st.client()
+    path = registrations_file(st)
+    kept = kept_registrations(path, client)
+    if case_id is not None:
+        kept = {k: v for k, v in kept.items() if k == case_id}
+    if not kept:
+        raise InvalidInput(
+            f"no registration of this organisation is kept in {path}: only cases registered "
+            "with `refcheck case register` from this machine can be verified"
+        )
+    cases = {c.id: c for c in client.list_cases()}
+    registrations = [_registration(cases[k], v, path) for k, v in kept.items() if k in cases]
+    checks = client.verify_live(registrations)
+    gone = sorted(k for k in kept if k not in cases)
+    rows: list[dict[str, Any]] = [c.as_dict() for c in checks]
+    rows += [{"case_id": k, "status": "purged", "missing": None, "values": None} for k in gone]
+    missing = [c for c in checks if c.status == "missing"]
+
+    def human() -> None:
+        table = Table("case", "status", "values missing")
+        for c in checks:
+            table.add_row(c.case_id, c.status, f"{c.missing} of {c.values}")
+        for k in gone:
+            table.add_row(k, "purged", "")
+        st.console.print(table)
+        if missing:
+            st.errors.print(
+                f"[bold red]{len(missing)} live case(s) miss values in the published filter "
+                f"(revision {missing[0].filter_revision})[/]: the server dropped or displaced "
+                "their entries. Report it to the network secretariat.",
+                highlight=False,
+            )
+        else:
+            st.console.print("Every live case is fully published.")
+
+    emit(st, {"items": rows, "filter_revision": _revision(checks)}, human)
+    if missing:
+        raise typer.Exit(int(ExitCode.SECURITY))
+
+
+def _revision(checks: list[LiveCheck]) -> int | None:
+    return checks[0].filter_revision if checks else None

@@ -1,11 +1,11 @@
 """`refcheck check`: one applicant, under one consent; with `--request-disclosure`, also the
 disclosure requests for what matched.
 
-Why requests belong to the check: a disclosure request carries the match proof
-`HMAC(P, consent_id)`, and the pseudonyms `P` exist only in the memory of the process that ran
-the check (they are never stored, so a stolen laptop holds no key to the registry). Asking
-later therefore means checking again, which spends a second check of the consent's budget;
-asking in the same process spends none.
+Why requests belong to the check: a disclosure request names the check and an entry that check
+claimed, and it carries the applicant's details sealed to the holder; the details are the
+person record given to this command, which is not stored anywhere. Asking later therefore
+means giving the record again and checking again (`refcheck disclosures request`), which spends
+a second check of the consent's budget; asking in the same run spends none.
 """
 
 from __future__ import annotations
@@ -110,7 +110,8 @@ def print_result_for_people(st: State, result: CheckResult, *, requesting: bool 
         if requesting:
             st.console.print(f"{found}; asking each holder for its answer.")
         else:
-            # The match proof died with this process: asking now needs another check.
+            # The person record and the claims died with this process: asking now needs
+            # another check.
             st.console.print(
                 f"{found}. To ask the holder, `refcheck disclosures request` checks again "
                 "(one more check of the consent); next time use `check --request-disclosure`."
@@ -122,9 +123,9 @@ class Requested:
     """What asking the holders of an applicant's matches came to: the requests opened, and the
     matches whose request failed with why."""
 
-    #: Whether the applicant's details were sealed to the holders (the requester's view of a
-    #: request never shows the ciphertext, so this is recorded here).
-    details_attached: bool = False
+    #: Whether the applicant's details were sealed to the holders: always, in protocol v2
+    #: (kept in the output for scripts that read it).
+    details_attached: bool = True
     opened: list[Disclosure] = field(default_factory=list)
     failed: list[tuple[Match, RefcheckError]] = field(default_factory=list)
 
@@ -153,12 +154,11 @@ class Requested:
 
     def print(self, st: State) -> None:
         # One line per request, not a table: a narrow terminal would cut the ids short.
-        details = "with" if self.details_attached else "without"
         for d in self.opened:
             due = "" if d.due_at is None else f", answer due {d.due_at.date().isoformat()}"
             st.console.print(
                 f"Disclosure request [bold]{d.id}[/] sent to {d.holder_org} (case {d.case_id}, "
-                f"{details} the applicant's details{due})",
+                f"with the applicant's details sealed to it{due})",
                 highlight=False,
             )
         for m, exc in self.failed:
@@ -169,16 +169,15 @@ class Requested:
             )
 
 
-def request_disclosures(
-    client: Client, matches: Iterable[Match], applicant: Any | None
-) -> Requested:
-    """Open one disclosure request per matched case, from the matches in memory.
+def request_disclosures(client: Client, matches: Iterable[Match], applicant: Any) -> Requested:
+    """Open one disclosure request per matched case, from the matches in memory, each with the
+    applicant's details (the person record that was checked) sealed to the holder.
 
     A refusal of one request (say a record withdrawn since the check) does not stop the
     others; a security failure, a credentials problem or an unreachable server does, since
     the next request would meet the same server.
     """
-    done = Requested(details_attached=applicant is not None)
+    done = Requested()
     for match in matches:
         try:
             request_id = client.request_disclosure(match, applicant=applicant)
@@ -206,8 +205,9 @@ def check(
         bool,
         typer.Option(
             "--attach-details",
-            help="With --request-disclosure: seal the applicant's details to the holder, signed "
-            "by your organisation, so it can tell whether it is the same person.",
+            hidden=True,
+            help="Accepted for older scripts: the applicant's details are always sealed to the "
+            "holder now.",
         ),
     ] = False,
     person: PersonFile = None,
@@ -222,9 +222,11 @@ def check(
 ) -> None:
     """Check one applicant against the registry. Exit 0 no match, 10 match, 11 possible match.
 
-    With --request-disclosure, a request that could not be opened exits with its own code
-    (3 refused, 4 unavailable, 5 credentials, 6 security) even after a match; the output
-    still shows the match and the requests that were opened.
+    With --request-disclosure, each request carries the applicant's details, signed by your
+    organisation and sealed to the holder, so it can confirm or deny the person. A request that
+    could not be opened exits with its own code (3 refused, 4 unavailable, 5 credentials,
+    6 security) even after a match; the output still shows the match and the requests that
+    were opened.
     """
     st = state(ctx)
     if attach_details and not request_disclosure:
@@ -233,7 +235,7 @@ def check(
         person, full_name, dob, nationality, national_id, passport, passport_country, email, phone
     )
     client = st.client()
-    if request_disclosure and attach_details:
+    if request_disclosure:
         # Before the check is spent: an organisation key that changed since it was pinned
         # would stop the sealing after the check, and the consent's check would be lost.
         client.verify_directory()
@@ -242,7 +244,7 @@ def check(
     if not request_disclosure:
         print_result(st, result)
     else:
-        asked = request_disclosures(client, result.by_case(), record if attach_details else None)
+        asked = request_disclosures(client, result.by_case(), record)
 
         def human() -> None:
             print_result_for_people(st, result, requesting=True)

@@ -70,6 +70,7 @@ class Story:
     consent_id: str | None = None
     result: CheckResult | None = None
     request_id: str | None = None
+    keys_per_check: int = 0
     facts: dict[str, Any] = field(default_factory=dict)
 
     def saw(self, party: str, saw: list[str], did_not: list[str]) -> None:
@@ -84,9 +85,16 @@ class Story:
 def step_key(story: Story) -> None:
     key = story.hr_b.oprf_key()
     story.focal_a.oprf_key()
+    network = story.hr_b.network
+    assert network is not None
+    story.keys_per_check = network.keys_per_check or 0
     story.console.print(
-        f"The server publishes its OPRF key [bold]{key.key_id}[/]. Both organisations pin it: "
-        "every answer must carry a proof for this key, and a silent key change is refused."
+        f"The network [bold]{network.network_id}[/] announces its OPRF key [bold]{key.key_id}[/] "
+        f"(seq {key.key_seq}), signed with its network signing key (SHA-256 "
+        f"{network.fingerprint[:16]}...). Both organisations' credentials name that "
+        "fingerprint, so a server showing another key is refused before anything is sent; "
+        "every evaluation must carry a proof for the announced key, and every check and case "
+        f"holds exactly {story.keys_per_check} elements."
     )
 
 
@@ -95,7 +103,7 @@ def step_register(story: Story) -> None:
 
     keys = derive_keys(REGISTERED_PERSON)
     story.finding_date = date.today() - timedelta(days=60)
-    story.case_id = story.focal_a.register_case(
+    registration = story.focal_a.register_case(
         REGISTERED_PERSON,
         category="sexual_abuse",
         finding="substantiated",
@@ -106,20 +114,31 @@ def step_register(story: Story) -> None:
         mou_reference="MoU-2026-01",
         subject_notified_on=date.today() - timedelta(days=50),
     )
-    kinds = sorted({f"{k.kind} ({k.strength.value})" for k in keys})
+    story.case_id = registration.case_id
+    count = len(registration.filter_values)
     story.console.print(
         f"{story.focal_a_org}'s focal point registered a concluded, substantiated case "
         f"([bold]{story.case_id}[/]) for a dismissed staff member. On org-a's machine the "
-        f"record became {len(keys)} identifier keys, each blinded before it left."
+        f"record became {len(keys)} identifier keys, hashed to the group and sealed to the "
+        "network's registration key with the hash of the case's metadata. The answer gave "
+        f"org-a its case's {count} filter values; {count - len(keys)} of them are padding, "
+        "each proven by the server (DLEQ) to be derived from the case id, so none was planted. "
+        "org-a keeps them to check later that the server still publishes them "
+        "(`refcheck case verify-live`)."
     )
     story.saw(
         "the server",
         [
-            f"{len(keys)} pseudonyms (32-byte group elements) and their bucket numbers",
-            "key kinds: " + ", ".join(kinds),
+            "in memory only, while registering: the keys' hashes to the group (one-way) with "
+            "their kinds",
+            f"stored: exactly {count} opaque entries, like every case, in random order",
             "category, sanction, dates, legal basis, MoU reference",
         ],
-        ["the name, date of birth, NIK or e-mail", "anything that can be reversed to them"],
+        [
+            "the name, date of birth, NIK or e-mail",
+            "anything that can be reversed to them",
+            "a stored count of the person's keys (there is none)",
+        ],
     )
 
 
@@ -168,14 +187,23 @@ def step_check(story: Story) -> None:
     story.saw(
         "the server",
         [
-            f"a check by {story.hr_b_org} under consent {story.consent_id}",
-            f"{result.keys_checked} blinded keys and their {result.keys_checked} bucket numbers",
+            f"a check by {story.hr_b_org} under consent {story.consent_id}: exactly "
+            f"{story.keys_per_check} blinded elements (the applicant's {result.keys_checked} "
+            "keys, padded with random ones and shuffled)",
+            "then, because some keys were in the filter, a claim (Schnorr proof) for each of "
+            "those, and which entries they matched",
         ],
-        ["the applicant's identifiers", "whether the check matched anything"],
+        [
+            "the applicant's identifiers",
+            "how many keys the applicant has, or which elements were padding",
+        ],
     )
     story.saw(
         story.hr_b_org,
-        ["that its applicant matches a record", "which member holds it, and how strongly"],
+        [
+            "the signed registry filter, in which it looked its applicant's keys up locally",
+            "that its applicant matches a record, which member holds it, and how strongly",
+        ],
         ["the category, finding or sanction (only the holder can disclose them)"],
     )
     story.saw(
@@ -195,8 +223,10 @@ def step_no_match(story: Story) -> None:
     )
     result = story.hr_b.check_applicant(UNRELATED_APPLICANT, consent)
     story.console.print(
-        f"Another applicant, checked the same way: [bold]{result.status.value}[/]. The server's "
-        "answer had the same shape as before: it cannot tell the two checks apart."
+        f"Another applicant, checked the same way: [bold]{result.status.value}[/]. The check "
+        f"sent the same {story.keys_per_check} elements and got an answer of the same shape; "
+        "none of the applicant's keys was in the filter, so nothing more was sent: the "
+        "server heard nothing about this applicant beyond the consented check itself."
     )
 
 
@@ -214,8 +244,8 @@ def _ciphertext_size(sealed_hex: str | None) -> int:
 def step_request(story: Story) -> None:
     assert story.consent_id is not None
     match = _our_match(story)
-    # In the same run as the check: the match proof needs the applicant's P values, which
-    # exist only in memory, so asking now spends no second check of the consent.
+    # In the same run as the check: the request names an entry this check claimed, so asking
+    # now spends no second check of the consent.
     story.request_id = story.hr_b.request_disclosure(
         match, story.consent_id, applicant=APPLICANT_AS_ORG_B_HAS_HER
     )
@@ -237,9 +267,9 @@ def step_request(story: Story) -> None:
         "the server",
         [
             f"a request from {story.hr_b_org} to {match.holder_org} about record "
-            f"{match.entry_id} under consent {story.consent_id}",
-            "a match proof HMAC(P, consent) that it verified against the stored P: "
-            f"{story.hr_b_org} really matched that record",
+            f"{match.entry_id}, naming check {match.check_id}",
+            f"that this check, under consent {story.consent_id}, had claimed that record with "
+            f"a verified proof: {story.hr_b_org} really matched it",
             "a sealed blob for the holder (its size in the next step); state: requested",
         ],
         [

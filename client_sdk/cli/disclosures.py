@@ -207,8 +207,9 @@ def request(
         bool,
         typer.Option(
             "--send-details/--no-send-details",
-            help="Seal the applicant's details to the holder (signed by your organisation) so "
-            "it can confirm it is the same person.",
+            hidden=True,
+            help="Accepted for older scripts: the applicant's details are always sealed to the "
+            "holder (signed by your organisation) so it can confirm it is the same person.",
         ),
     ] = True,
     person: PersonFile = None,
@@ -223,18 +224,23 @@ def request(
 ) -> None:
     """Check the applicant again and ask the holder of each matched case for its answer.
 
-    This spends one more check of the consent's budget: the match proof a request carries
-    needs the applicant's pseudonyms, which exist only in the memory of the process that ran a
-    check. It is for a check that was run without `--request-disclosure`, under a consent that
-    allows another check; `refcheck check --request-disclosure` asks at no extra cost.
+    This spends one more check of the consent's budget: a request names an entry its check
+    claimed, and the claims of a check exist only in the run that made it. It is for a check
+    that was run without `--request-disclosure`, under a consent that allows another check;
+    `refcheck check --request-disclosure` asks at no extra cost. The applicant's details are
+    always sealed to the holder.
     """
     st = state(ctx)
+    if not send_details:
+        raise InvalidInput(
+            "a disclosure request always carries the applicant's details sealed to the holder; "
+            "--no-send-details is no longer possible"
+        )
     record = person_from(
         person, full_name, dob, nationality, national_id, passport, passport_country, email, phone
     )
     client = st.client()
-    if send_details:
-        client.verify_directory()  # a changed key stops us before the check is spent
+    client.verify_directory()  # a changed key stops us before the check is spent
     result = client.check_applicant(record, consent_id)
     matches = list(result.by_case())
     if entry is not None:
@@ -244,7 +250,7 @@ def request(
                 f"the applicant did not match that record reference (check {result.check_id} "
                 "was run and counts against the consent)"
             )
-    asked = request_disclosures(client, matches, record if send_details else None)
+    asked = request_disclosures(client, matches, record)
     consent = client.get_consent(consent_id)
     data: dict[str, Any] = {
         "items": [_row(d) for d in asked.opened],

@@ -159,6 +159,34 @@ def test_case_list_and_withdraw(run: Run, person_file: PersonFile) -> None:
     assert result.exit_code == ExitCode.OK
 
 
+def test_case_verify_live_finds_every_kept_value_published(
+    run: Run, person_file: PersonFile, live: LiveServer
+) -> None:
+    case_id = register(run, person_file, fresh_person())
+    kept = json.loads((live.data_dir / "cli-pins.cases.json").read_text())
+    values = kept["servers"][live.base_url]
+    ((_org, cases),) = values.items()
+    assert len(cases[case_id]["filter_values"]) == 32  # the shipped keys_per_check
+    checked = run.json("case", "verify-live", "--case", case_id, as_="org-a-focal")
+    (item,) = checked["items"]
+    assert item == {
+        "case_id": case_id,
+        "status": "present",
+        "missing": 0,
+        "values": 32,
+        "filter_revision": checked["filter_revision"],
+    }
+    withdrawn = run.json(
+        "case", "withdraw", case_id, "--reason", "registered_in_error", as_="org-a-focal"
+    )
+    assert withdrawn["status"] == "withdrawn"
+    after = run.json("case", "verify-live", "--case", case_id, as_="org-a-focal")
+    assert after["items"][0]["status"] == "not_live"
+    # Nothing kept for another organisation's focal point: said, not silently "all fine".
+    other = run("case", "verify-live", as_="org-b-focal")
+    assert other.exit_code == ExitCode.USAGE and "no registration" in other.output
+
+
 def test_hr_may_not_register_cases(run: Run, person_file: PersonFile) -> None:
     result = run("case", "list", as_="org-b-hr")
     assert result.exit_code == ExitCode.REFUSED and "permission-denied" in result.output
@@ -235,22 +263,28 @@ def test_unreachable_server_is_exit_4(run: Run, person_file: PersonFile) -> None
     assert result.exit_code == ExitCode.UNAVAILABLE, result.output
 
 
-def test_changed_server_key_is_exit_6(run: Run, tmp_path: Path, live: LiveServer) -> None:
-    pins = tmp_path / "pins.json"
-    pins.write_text(
-        json.dumps({"pins": {live.base_url: {"key_id": "f" * 16, "public_key": "00" * 32}}})
-    )
-    pins.chmod(0o600)
-    run.env["REFCHECK_PIN_FILE"] = str(pins)
+def test_a_server_showing_another_signing_key_is_exit_6(
+    run: Run, tmp_path: Path, live: LiveServer
+) -> None:
+    consent_id = consent(run)
+    # Credentials naming another network signing key than the server shows (as a server
+    # impersonating the network would): refused before anything about the applicant is sent.
+    document = json.loads(live.credentials("org-b-hr").read_text())
+    assert document["network_signing_key_sha256"]
+    document["network_signing_key_sha256"] = "ab" * 32
+    creds = tmp_path / "org-b-hr.json"
+    creds.write_text(json.dumps(document))
+    creds.chmod(0o600)
+    run.env["REFCHECK_CREDENTIALS"] = str(creds)
+    run.env["REFCHECK_PIN_FILE"] = str(tmp_path / "pins.json")
     result = run(
         "check",
         "--consent",
-        consent(run),
+        consent_id,
         "--full-name",
         "Joko Widodo Santoso",
         "--dob",
         "1970-01-01",
-        as_="org-b-hr",
     )
     assert result.exit_code == ExitCode.SECURITY
-    assert "security check failed" in result.output
+    assert "security check failed" in result.output and "credentials file" in result.output

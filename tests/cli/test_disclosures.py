@@ -182,7 +182,7 @@ def test_check_with_request_disclosure_asks_the_holder_without_a_second_check(
         "--person",
         person_file(person),
         "--request-disclosure",
-        "--attach-details",
+        "--attach-details",  # accepted from older scripts; details are always sealed
         as_="org-b-hr",
         code=ExitCode.MATCH,
     )
@@ -216,13 +216,13 @@ def test_check_with_request_disclosure_in_human_output(run: Run, person_file: Pe
     )
     assert result.exit_code == ExitCode.MATCH, result.output
     text = " ".join(result.stdout.split())  # rich wraps lines at the terminal's width
-    assert "asking each holder" in text and "without the applicant's details" in text
+    assert "asking each holder" in text and "with the applicant's details sealed to it" in text
     (request,) = run.json("disclosures", "list", "--role", "requester", as_="org-b-hr")["items"][:1]
     assert f"Disclosure request {request['id']} sent to org-a" in text
     assert request["consent_id"] == receipt["id"]
-    # Without --attach-details nothing was sealed to the holder.
+    # The details are always sealed to the holder (protocol v2), with or without the old flag.
     shown = run.json("disclosures", "show", request["id"], as_="org-a-focal")
-    assert "applicant_details" not in shown
+    assert shown["applicant_details"]["signed"] is True
     # A single-check consent was enough for check and request.
     assert run.json("consent", "show", receipt["id"], as_="org-b-hr")["checks_used"] == 1
 
@@ -238,7 +238,6 @@ def test_check_with_request_disclosure_and_no_match_asks_nothing(
         "--person",
         person_file(fresh_person()),
         "--request-disclosure",
-        "--attach-details",
         as_="org-b-hr",
     )
     assert clean["status"] == "no_match" and clean["disclosure_requests"] == []

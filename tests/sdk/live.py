@@ -3,6 +3,10 @@
 Started as its users start it: `refcheck-server init --demo` in a fresh data directory (which
 writes the demo credentials files), then `refcheck-server serve` on a free port, in a
 subprocess. Used through `running_server()`; tests/cli and tests/sdk each hold one per session.
+
+Its policy is the shipped one with `filter_publish_seconds = 0`, as for a demo network: every
+registration and withdrawal is in the registry filter at once, so a test can check right after
+registering (with the shipped hourly publication it would wait for the next revision).
 """
 
 from __future__ import annotations
@@ -43,6 +47,22 @@ def free_port() -> int:
         return port
 
 
+SHIPPED_POLICY = Path(__file__).resolve().parents[2] / "policies" / "network.toml"
+
+
+def demo_policy(data_dir: Path) -> Path:
+    """The shipped policy, publishing the filter inside every change."""
+    text = SHIPPED_POLICY.read_text(encoding="utf-8")
+    lines = [
+        "filter_publish_seconds = 0" if line.startswith("filter_publish_seconds") else line
+        for line in text.splitlines()
+    ]
+    assert "filter_publish_seconds = 0" in lines, "the shipped policy names no publication period"
+    path = data_dir / "policy.toml"
+    path.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    return path
+
+
 def _server_command() -> list[str]:
     script = Path(sys.executable).with_name("refcheck-server")
     return [str(script)] if script.exists() else [sys.executable, "-m", "server.cli"]
@@ -57,6 +77,7 @@ def running_server(data_dir: Path) -> Iterator[LiveServer]:
         "REFCHECK_ENVIRONMENT": "development",
         "REFCHECK_RUN_BACKGROUND_JOBS": "false",
         "REFCHECK_LOG_LEVEL": "warning",
+        "REFCHECK_POLICY_FILE": str(demo_policy(data_dir)),
     }
     env.pop("REFCHECK_DATABASE_URL", None)
     init = subprocess.run(
