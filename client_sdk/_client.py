@@ -859,3 +859,34 @@ class AsyncClient(_Base, AsyncDisclosureMethods):
     async def stats(self, year: int | None = None) -> dict[str, Any]:
         params = None if year is None else {"year": str(year)}
         return await self._run(self._core.get_json("/v1/stats", params))
+
+    async def list_orgs(self) -> list[dict[str, Any]]:
+        body = await self._run(self._core.get_json("/v1/orgs"))
+        return body["items"]
+
+    async def create_org(self, **fields: Any) -> dict[str, Any]:
+        return await self._run(self._core.send_json("POST", "/v1/orgs", fields))
+
+    async def update_org(self, org_id: str, **fields: Any) -> dict[str, Any]:
+        path = f"/v1/orgs/{seg(org_id)}"
+        return await self._run(self._core.send_json("PATCH", path, fields, idempotent=True))
+
+    async def add_principal(
+        self, org_id: str, *, name: str, kind: str, roles: Sequence[str], auth_public_key: str
+    ) -> dict[str, Any]:
+        body = {
+            "name": name,
+            "kind": kind,
+            "roles": list(roles),
+            "auth_public_key": auth_public_key,
+        }
+        path = f"/v1/orgs/{seg(org_id)}/principals"
+        return await self._run(self._core.send_json("POST", path, body))
+
+    async def list_principals(self, org_id: str) -> list[dict[str, Any]]:
+        body = await self._run(self._core.get_json(f"/v1/orgs/{seg(org_id)}/principals"))
+        return body["items"]
+
+    async def deactivate_principal(self, principal_id: str) -> dict[str, Any]:
+        path = f"/v1/principals/{seg(principal_id)}/deactivate"
+        return await self._run(self._core.send_json("POST", path, None, idempotent=True))

@@ -429,3 +429,15 @@ async def test_a_wrong_count_that_persists_surfaces_after_one_retry(
     with pytest.raises(WrongElementCount):
         await hr.check_applicant(OTHER, await consent(hr))
     assert wrong.calls[("POST", "/v1/checks")] == 1  # keys and policy unchanged: no retry
+
+
+async def test_the_async_client_has_the_admin_calls_too(
+    sdk_for: SdkFactory, network: Network
+) -> None:
+    admin = sdk_for(network.admin)
+    orgs = {o["short_name"]: o["id"] for o in await admin.list_orgs()}
+    assert {"org-a", "org-b"} <= set(orgs)
+    principals = await admin.list_principals(orgs["org-b"])
+    assert network.b_hr.id in {p["id"] for p in principals}
+    gone = await admin.deactivate_principal(network.b_hr.id)
+    assert gone["id"] == network.b_hr.id
