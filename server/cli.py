@@ -333,6 +333,10 @@ from server.filter.cli import filter_app  # noqa: E402 - mounted after `app` exi
 
 app.add_typer(filter_app, name="filter")
 
+from server.oprf.cli import keys_app  # noqa: E402 - mounted after `app` exists
+
+app.add_typer(keys_app, name="keys")
+
 
 if __name__ == "__main__":
     main()

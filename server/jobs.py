@@ -58,6 +58,12 @@ def _filter_publication(session: Session, ctx: AppContext) -> None:
     publication_job(session, ctx)
 
 
+def _oprf_key_rotation(session: Session, ctx: AppContext) -> None:
+    from server.oprf.rotation import rotation_job
+
+    rotation_job(session, ctx)
+
+
 def _checkpoint(session: Session, ctx: AppContext) -> None:
     from server.audit.services import create_checkpoint_if_moved
 
@@ -70,6 +76,7 @@ PERIODIC_JOBS: list[PeriodicJob] = [
     PeriodicJob("disclosure-deadlines", _disclosure_deadlines),
     # After the sweep, so what it deleted has left the revision it publishes.
     PeriodicJob("filter-publication", _filter_publication),
+    PeriodicJob("oprf-key-rotation", _oprf_key_rotation),
     # Last, so the checkpoint also covers whatever the jobs before it recorded.
     PeriodicJob("audit-checkpoint", _checkpoint),
 ]

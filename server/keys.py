@@ -8,11 +8,16 @@ of leaking.
 
 | file | holds |
 | --- | --- |
-| `oprf.key` | `skS` then `w` (64 bytes, hex); a version-1 file (32 bytes) gains `w` at `migrate` |
+| `oprf-<key_id>.key` | one OPRF key: `skS` then `w` (64 bytes, hex); see below |
+| `oprf.key` | version 1's key (`skS` only): `migrate` makes it `oprf-<key_id>.key` |
 | `registration.key` | the X25519 key registrations are sealed to |
 | `audit-checkpoint.key` | the network signing key (Ed25519): announcements, filters, checkpoints |
 | `token-signing.key` | the access-token key (Ed25519) |
 | `network-id` | the network's short id, written into every credentials file |
+
+A rotation adds an OPRF key file, and the old one is deleted after the entry window; which key
+is current is the database's current-key row (`server.oprf.models.CurrentOprfKey`), never the
+newest file: a crash after writing a file and before the switch leaves an unused file.
 """
 
 from __future__ import annotations
@@ -22,13 +27,15 @@ import hashlib
 import os
 import re
 import stat
-from dataclasses import dataclass
+import threading
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
 
-OPRF_KEY_FILE = "oprf.key"
+OPRF_KEY_FILE = "oprf.key"  # version 1: converted by `create_keys`
+OPRF_KEY_GLOB = "oprf-*.key"
 REGISTRATION_KEY_FILE = "registration.key"
 TOKEN_KEY_FILE = "token-signing.key"
 AUDIT_KEY_FILE = "audit-checkpoint.key"
@@ -51,24 +58,115 @@ def _raw_public(key: Ed25519PublicKey) -> bytes:
 
 
 @dataclass(frozen=True)
-class ServerKeys:
-    oprf_secret: bytes
-    oprf_public: bytes
+class OprfKey:
+    """One OPRF key: `skS` and the wrapping scalar `w` of the pseudonyms stored under it."""
+
+    secret: bytes = field(repr=False)
     # The scalar that stored pseudonyms are multiplied by; its inverse opens them in memory.
-    oprf_wrap: bytes
-    registration_private: bytes
-    token_key: Ed25519PrivateKey
-    audit_key: Ed25519PrivateKey
-    network_id: str = DEFAULT_NETWORK_ID
-    # Rotation (the next step of protocol v2) raises it; until then the one key is the first.
-    oprf_key_seq: int = 1
+    wrap: bytes = field(repr=False)
 
     @functools.cached_property
-    def oprf_unwrap(self) -> bytes:
+    def public(self) -> bytes:
+        from protocol.hazmat.ristretto255 import scalar_mult_base
+
+        return scalar_mult_base(self.secret)
+
+    @functools.cached_property
+    def key_id(self) -> str:
+        return key_id_for(self.public)
+
+    @functools.cached_property
+    def unwrap(self) -> bytes:
         """`w⁻¹`, to turn a stored `P̂` back into `P` in memory."""
         from protocol.hazmat.ristretto255 import scalar_invert
 
-        return scalar_invert(self.oprf_wrap)
+        return scalar_invert(self.wrap)
+
+
+class OprfRing:
+    """The OPRF key files of one data directory, and which of them is current.
+
+    Which key is current is the database's decision (the current-key row that a rotation's
+    commit sets), so every worker follows a rotation without a restart: each use of the key
+    first reads that row (`server.oprf.services.current_key`), and a key file not yet loaded is
+    read then. Thread-safe: one ring serves every thread of a worker.
+    """
+
+    def __init__(self, key_dir: Path, keys: dict[str, OprfKey]) -> None:
+        self._dir = key_dir
+        self._keys = dict(keys)
+        self._lock = threading.Lock()
+        self._current: tuple[int, OprfKey] | None = None
+        if len(keys) == 1:
+            # Before the first read of the current-key row (a fresh network has one key).
+            self._current = (1, next(iter(keys.values())))
+
+    def key(self, key_id: str) -> OprfKey:
+        with self._lock:
+            known = self._keys.get(key_id)
+        if known is not None:
+            return known
+        loaded = read_oprf_key(self._dir / oprf_key_file(key_id))
+        if loaded.key_id != key_id:
+            raise KeyFileError(f"key file {oprf_key_file(key_id)} holds another key")
+        with self._lock:
+            self._keys[key_id] = loaded
+        return loaded
+
+    def set_current(self, key_seq: int, key_id: str) -> OprfKey:
+        key = self.key(key_id)
+        with self._lock:
+            self._current = (key_seq, key)
+        return key
+
+    @property
+    def current(self) -> tuple[int, OprfKey]:
+        with self._lock:
+            if self._current is None:
+                raise KeyFileError("no current OPRF key known yet (the database has none)")
+            return self._current
+
+    def forget(self, key_id: str) -> None:
+        with self._lock:
+            self._keys.pop(key_id, None)
+
+
+@dataclass(frozen=True)
+class ServerKeys:
+    oprf_ring: OprfRing
+    registration_private: bytes = field(repr=False)
+    token_key: Ed25519PrivateKey
+    audit_key: Ed25519PrivateKey
+    network_id: str = DEFAULT_NETWORK_ID
+
+    # The current OPRF key, as last read from the database's current-key row.
+    @property
+    def oprf_key(self) -> OprfKey:
+        return self.oprf_ring.current[1]
+
+    @property
+    def oprf_key_seq(self) -> int:
+        return self.oprf_ring.current[0]
+
+    @property
+    def oprf_secret(self) -> bytes:
+        return self.oprf_key.secret
+
+    @property
+    def oprf_public(self) -> bytes:
+        return self.oprf_key.public
+
+    @property
+    def oprf_wrap(self) -> bytes:
+        return self.oprf_key.wrap
+
+    @property
+    def oprf_unwrap(self) -> bytes:
+        return self.oprf_key.unwrap
+
+    @property
+    def oprf_key_id(self) -> str:
+        return self.oprf_key.key_id
 
     @functools.cached_property
     def registration_public(self) -> bytes:
@@ -89,10 +187,6 @@ class ServerKeys:
 
     # Cached: every request verifies a token against the public key and compares key ids, and
     # deriving an Ed25519 public key costs a base-point multiplication.
-    @functools.cached_property
-    def oprf_key_id(self) -> str:
-        return key_id_for(self.oprf_public)
-
     @functools.cached_property
     def token_public(self) -> bytes:
         return _raw_public(self.token_key.public_key())
@@ -162,14 +256,17 @@ def create_keys(key_dir: Path, *, network_id: str | None = None) -> None:
     from protocol.hazmat.ristretto255 import random_scalar
     from protocol.oprf import MODE_VOPRF, generate_key_pair
 
-    oprf_path = key_dir / OPRF_KEY_FILE
-    if not oprf_path.exists():
+    legacy = key_dir / OPRF_KEY_FILE
+    if legacy.exists():
+        # Version 1 (skS only) or an early version 2 (skS and w): becomes oprf-<key_id>.key,
+        # written crash-safely before the old file goes, so a crash leaves one of the two.
+        current = _read_secret(legacy, (32, 64))
+        pair = current if len(current) == 64 else current + random_scalar()
+        write_oprf_key(key_dir, OprfKey(pair[:32], pair[32:]))
+        legacy.unlink()
+    elif not list(key_dir.glob(OPRF_KEY_GLOB)):
         secret, _public = generate_key_pair(MODE_VOPRF)
-        _write_secret(oprf_path, secret + random_scalar())
-    else:
-        current = _read_secret(oprf_path, (32, 64))
-        if len(current) == 32:
-            _replace_secret(oprf_path, current + random_scalar())
+        write_oprf_key(key_dir, OprfKey(secret, random_scalar()))
     if not (key_dir / REGISTRATION_KEY_FILE).exists():
         _write_secret(key_dir / REGISTRATION_KEY_FILE, bytes(PrivateKey.generate()))
     for name in (TOKEN_KEY_FILE, AUDIT_KEY_FILE):
@@ -195,25 +292,47 @@ def read_network_id(key_dir: Path) -> str:
     return value
 
 
-def read_oprf_pair(key_dir: Path) -> tuple[bytes, bytes]:
-    """`(skS, w)` from the OPRF key file; a version-1 file is refused (run `migrate`)."""
-    raw = _read_secret(key_dir / OPRF_KEY_FILE, (32, 64))
-    if len(raw) == 32:
+def oprf_key_file(key_id: str) -> str:
+    return f"oprf-{key_id}.key"
+
+
+def write_oprf_key(key_dir: Path, key: OprfKey) -> Path:
+    """Write a key file as the contract's rotation says: to `.tmp`, fsynced, renamed, the
+    directory fsynced, then re-read and compared, so what is on disk is what will be used."""
+    path = key_dir / oprf_key_file(key.key_id)
+    if not path.exists():
+        _replace_secret(path, key.secret + key.wrap)
+    if read_oprf_key(path).public != key.public:
+        raise KeyFileError(f"key file {path} does not read back as written")
+    return path
+
+
+def read_oprf_key(path: Path) -> OprfKey:
+    raw = _read_secret(path, 64)
+    return OprfKey(raw[:32], raw[32:])
+
+
+def read_oprf_keys(key_dir: Path) -> dict[str, OprfKey]:
+    """Every OPRF key file, by key id; a version-1 `oprf.key` is refused (run `migrate`)."""
+    if (key_dir / OPRF_KEY_FILE).exists():
         raise KeyFileError(
             f"key file {key_dir / OPRF_KEY_FILE} is from protocol version 1: run "
             "`refcheck-server migrate --data-dir ...` once to upgrade it with the database"
         )
-    return raw[:32], raw[32:]
+    keys: dict[str, OprfKey] = {}
+    for path in sorted(key_dir.glob(OPRF_KEY_GLOB)):
+        key = read_oprf_key(path)
+        if path.name != oprf_key_file(key.key_id):
+            raise KeyFileError(f"key file {path} holds another key than its name says")
+        keys[key.key_id] = key
+    if not keys:
+        raise KeyFileError(f"no OPRF key file in {key_dir} (run `refcheck-server init`)")
+    return keys
 
 
 def load_keys(key_dir: Path) -> ServerKeys:
-    from protocol.hazmat.ristretto255 import scalar_mult_base
-
-    oprf_secret, wrap = read_oprf_pair(key_dir)
     return ServerKeys(
-        oprf_secret=oprf_secret,
-        oprf_public=scalar_mult_base(oprf_secret),
-        oprf_wrap=wrap,
+        oprf_ring=OprfRing(key_dir, read_oprf_keys(key_dir)),
         registration_private=_read_secret(key_dir / REGISTRATION_KEY_FILE, 32),
         token_key=Ed25519PrivateKey.from_private_bytes(_read_secret(key_dir / TOKEN_KEY_FILE, 32)),
         audit_key=Ed25519PrivateKey.from_private_bytes(_read_secret(key_dir / AUDIT_KEY_FILE, 32)),

@@ -17,6 +17,7 @@ from server.cases.schemas import (
     CaseRegistered,
     CaseUpdate,
     CaseWithdraw,
+    FilterValues,
     case_out,
 )
 from server.paging import DEFAULT_LIMIT, Limit, Offset
@@ -58,6 +59,19 @@ def read(
     caller: Annotated[Caller, Depends(require(Permission.CASE_READ))],
 ) -> CaseOut:
     return case_out(services.own_case(session, caller, case_id))
+
+
+@router.get("/{case_id}/filter-values", response_model=FilterValues)
+def filter_values(
+    case_id: str,
+    ctx: Ctx,
+    session: Db,
+    caller: Annotated[Caller, Depends(require(Permission.CASE_REGISTER))],
+) -> FilterValues:
+    """The case's filter values under the key in force, with its pads' proof: re-issued after
+    each rotation, for the holder's `verify-live` (focal points of the holder only)."""
+    case = services.own_case(session, caller, case_id)
+    return services.stored_filter_values(session, ctx, case.id)
 
 
 @router.patch("/{case_id}", response_model=CaseOut)

@@ -46,7 +46,7 @@ from server.db import new_id
 from server.disclosures.services import close_for_case
 from server.errors import InvalidRequest, NotFound, PolicyViolation
 from server.filter.services import publish_if_immediate
-from server.oprf.services import evaluate, require_current_key, unwrap, wrap
+from server.oprf.services import current_key, evaluate, require_current_key, unwrap, wrap
 from server.paging import OffsetPage, offset_page
 from server.policy.schema import Category, NetworkPolicy
 from server.quotas.services import take_daily
@@ -181,7 +181,9 @@ def filter_values(
 
 def stored_filter_values(session: Session, ctx: AppContext, case_id: str) -> FilterValues:
     """The filter values of a stored case, as its registration answered them (for a replayed
-    registration): the pads are recognised by deriving each possible one."""
+    registration, or re-issued after a key rotation): the pads are recognised by deriving
+    each possible one."""
+    current_key(session, ctx)
     p_hats = [
         bytes(p)
         for p in session.scalars(
@@ -245,6 +247,7 @@ def register_case(
             return _replay(session, ctx, replayed)
 
     org = require_mou(session, caller.org_id, "register", today)
+    current_key(session, ctx, lock="share")
     require_current_key(ctx, req.key_id)
     policy = ctx.policy
     check_case_policy(policy, req, today)

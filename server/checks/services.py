@@ -19,10 +19,10 @@ import logging
 from datetime import date, datetime, timedelta
 from typing import Any, cast
 
-from protocol.claim import verify_claim
 from sqlalchemy import CursorResult, Table, bindparam, select, update
 from sqlalchemy.orm import Session
 
+from protocol.claim import verify_claim
 from protocol.errors import DeserializeError, InvalidInputError, VerifyError
 from protocol.hazmat.ristretto255 import ELEMENT_SIZE
 from server.audit.services import record, refusal_details
@@ -44,7 +44,13 @@ from server.context import AppContext
 from server.db import new_id
 from server.errors import DomainError, NotFound
 from server.filter.services import current_filter_header
-from server.oprf.services import blind_evaluate, decode_elements, require_current_key, unwrap
+from server.oprf.services import (
+    blind_evaluate,
+    current_key,
+    decode_elements,
+    require_current_key,
+    unwrap,
+)
 from server.quotas.services import take_daily
 from server.registry.models import Organisation
 from server.registry.services import matching_org_statuses, require_mou
@@ -141,6 +147,11 @@ def _rerun_allowed(
         or not _within_window(ctx, original, now)
     ):
         raise NotFound("no check to re-run")
+    already = session.scalar(select(Check.id).where(Check.rerun_of == original.id))
+    if already is not None:
+        # Once per original check: a re-run spends no budget, so repeating it would give a
+        # free evaluation per call.
+        raise NotFound("this check was already re-run")
     return True
 
 
@@ -163,6 +174,7 @@ def _run_check(
     require_mou(session, caller.org_id, "check", today)
     consent = own_consent(session, caller, req.consent_id)
     ensure_usable(consent, today)
+    current_key(session, ctx, lock="share")
     require_current_key(ctx, req.key_id)
     policy = ctx.policy
     if len(req.blinded_elements) != policy.keys_per_check:
@@ -235,6 +247,7 @@ def claim_entries(
     # member has no consent of its own for this applicant.
     if check is None or check.principal_id != caller.principal_id:
         raise NotFound("no such check")
+    current_key(session, ctx)
     if check.key_seq != ctx.keys.oprf_key_seq:
         raise KeyRotated("run the check again with rerun_of naming this one")
     if not _within_window(ctx, check, now):

@@ -46,6 +46,7 @@ from server.cases.models import Case, CaseStatus, Pseudonym
 from server.context import AppContext
 from server.db import transaction
 from server.filter.models import FilterHead, FilterRevision
+from server.oprf.services import current_key
 
 log = logging.getLogger("refcheck.server.filter")
 
@@ -179,6 +180,7 @@ def _locked_head(session: Session) -> int:
 def publish(session: Session, ctx: AppContext) -> FilterRevision:
     """Compute, sign and store a new revision now, in the caller's transaction (flushed, not
     committed); superseded revisions lose their value lists and old ones are pruned."""
+    current_key(session, ctx)  # the key in force, as the current-key row says
     last_revision = _locked_head(session)
     previous = session.scalars(
         select(FilterRevision).order_by(FilterRevision.revision.desc()).limit(1)
@@ -358,6 +360,7 @@ def needs_publication(ctx: AppContext, newest: Published | None) -> bool:
 def ensure_current(session: Session, ctx: AppContext) -> Published:
     """The newest revision, published first if `needs_publication` says so (re-checked under
     the head lock, so concurrent callers publish once)."""
+    current_key(session, ctx)
     newest = _newest(session)
     if not needs_publication(ctx, newest):
         assert newest is not None
@@ -379,6 +382,7 @@ def publish_for_reading(session: Session, ctx: AppContext) -> None:
     so a client fetching the filter never queues behind registrations); a read transaction
     cannot become a write once another writer has committed since it began.
     """
+    current_key(session, ctx)
     if not needs_publication(ctx, _newest(session)):
         return
     session.rollback()
@@ -409,6 +413,7 @@ def publication_job(session: Session, ctx: AppContext) -> None:
     """`server.jobs` entry point: publish every `filter_publish_seconds` even when nothing
     changed, and at the day's retention cut. Safe with several workers: the test is repeated
     under the head lock."""
+    current_key(session, ctx)
     if not publication_due(ctx, _newest(session)):
         return
     _locked_head(session)

@@ -10,7 +10,7 @@ from server.auth.deps import Ctx, Db, require
 from server.auth.permissions import Permission
 from server.auth.tokens import Caller
 from server.oprf.schemas import NetworkKeys, SigningKey
-from server.oprf.services import announcements, ensure_announcement
+from server.oprf.services import announcements, current_key
 
 router = APIRouter(prefix="/v1/network", tags=["network"])
 
@@ -23,8 +23,9 @@ def get_keys(
 ) -> NetworkKeys:
     """What the SDK verifies every proof, filter and registration against. The signing key is
     trusted only when its SHA-256 equals the fingerprint in the member's credentials file."""
-    # The first call after `init` or the version-2 migration signs the key in force.
-    ensure_announcement(session, ctx)
+    # The first call after `init` or the version-2 migration announces the key in force.
+    current_key(session, ctx)
+    session.commit()
     return NetworkKeys(
         network_id=ctx.keys.network_id,
         signing_key=SigningKey(

@@ -11,6 +11,7 @@ from __future__ import annotations
 import functools
 import re
 from collections.abc import Sequence
+from typing import Literal
 
 from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
@@ -21,8 +22,9 @@ from protocol.errors import DeserializeError
 from protocol.hazmat.ristretto255 import deserialize_element, scalar_mult
 from protocol.oprf import VOPRFServer
 from server.context import AppContext
+from server.keys import OprfKey
 from server.oprf.errors import InvalidElement, KeyMismatch
-from server.oprf.models import OprfKeyAnnouncement
+from server.oprf.models import CurrentOprfKey, OprfKeyAnnouncement
 
 _ELEMENT_HEX = re.compile(r"[0-9a-f]{64}")
 
@@ -76,50 +78,67 @@ def unwrap(ctx: AppContext, p_hat: bytes) -> bytes:
     return scalar_mult(ctx.keys.oprf_unwrap, p_hat)
 
 
-def announcement_fields(ctx: AppContext, *, prev_key_id: str | None) -> dict[str, object]:
+KeyLock = Literal["share", "update"] | None
+
+
+def current_key(session: Session, ctx: AppContext, *, lock: KeyLock = None) -> OprfKey:
+    """Read the current-key row (optionally `FOR SHARE` or `FOR UPDATE`) and make its key the
+    worker's current one, so `ctx.keys.oprf_*` is the key in force for the rest of this
+    transaction. A registration or check holds the row `FOR SHARE` until it commits, so a
+    rotation cannot switch keys under it (docs/protocol.md, "Key rotation").
+
+    The first call on a fresh network (or one migrated from version 1) announces the one key
+    file as key 1 and creates the row, in a savepoint, so racing workers insert it once.
+    """
+    stmt = select(CurrentOprfKey.key_seq, CurrentOprfKey.key_id).where(CurrentOprfKey.id == 1)
+    if lock == "share":
+        stmt = stmt.with_for_update(read=True)
+    elif lock == "update":
+        stmt = stmt.with_for_update()
+    row = session.execute(stmt).first()
+    if row is None:
+        _announce_first_key(session, ctx)
+        row = session.execute(stmt).one()
+    return ctx.keys.oprf_ring.set_current(row.key_seq, row.key_id)
+
+
+def _announce_first_key(session: Session, ctx: AppContext) -> None:
     keys = ctx.keys
-    return {
+    seq, key = keys.oprf_ring.current
+    try:
+        with session.begin_nested():
+            session.add(announcement(ctx, seq, key, prev_key_id=None))
+            session.add(
+                CurrentOprfKey(id=1, key_seq=seq, key_id=key.key_id, switched_at=ctx.now())
+            )
+    except IntegrityError:
+        pass  # another worker announced it first
+
+
+def announcement(
+    ctx: AppContext, key_seq: int, key: OprfKey, *, prev_key_id: str | None
+) -> OprfKeyAnnouncement:
+    """The signed `oprf-key` announcement of `key`; the registration key travels inside, so one
+    signature authenticates both."""
+    keys = ctx.keys
+    fields = {
         "type": "oprf-key",
         "network_id": keys.network_id,
         "issued_at": signed.format_time(ctx.now()),
-        "key_id": keys.oprf_key_id,
-        "key_seq": keys.oprf_key_seq,
-        "public_key": keys.oprf_public.hex(),
+        "key_id": key.key_id,
+        "key_seq": key_seq,
+        "public_key": key.public.hex(),
         "prev_key_id": prev_key_id,
         "registration_key": keys.registration_public.hex(),
     }
-
-
-def ensure_announcement(session: Session, ctx: AppContext) -> None:
-    """Record the signed announcement of the key in force if none exists yet (first start, or
-    a database migrated from version 1), and commit. Several workers may race here: the
-    primary key lets exactly one insert win."""
-    keys = ctx.keys
-    existing = session.get(OprfKeyAnnouncement, keys.oprf_key_seq)
-    if existing is not None:
-        if existing.key_id != keys.oprf_key_id:
-            raise RuntimeError("the OPRF key file does not match the announced key of its key_seq")
-        return
-    previous = session.scalars(
-        select(OprfKeyAnnouncement.key_id).where(
-            OprfKeyAnnouncement.key_seq == keys.oprf_key_seq - 1
-        )
-    ).first()
-    obj = signed.sign(keys.signing_key, announcement_fields(ctx, prev_key_id=previous))
-    session.add(
-        OprfKeyAnnouncement(
-            key_seq=keys.oprf_key_seq,
-            key_id=keys.oprf_key_id,
-            public_key=keys.oprf_public,
-            registration_key=keys.registration_public,
-            announcement=obj.framed(),
-            created_at=ctx.now(),
-        )
+    return OprfKeyAnnouncement(
+        key_seq=key_seq,
+        key_id=key.key_id,
+        public_key=key.public,
+        registration_key=keys.registration_public,
+        announcement=signed.sign(keys.signing_key, fields).framed(),
+        created_at=ctx.now(),
     )
-    try:
-        session.commit()
-    except IntegrityError:
-        session.rollback()
 
 
 def announcements(session: Session) -> list[bytes]:

@@ -8,7 +8,8 @@ Converts a version-1 database in place (docs/protocol.md, "What changed from ver
   order;
 - the `bucket`, `kind`, `strength`, `org_id` and `key_id` columns of `pseudonyms`, the case's
   `key_id` and `pseudonym_count`, and the check's `key_count` are dropped;
-- `oprf_keys` (signed announcements, filled at first start) and `check_claims` are created;
+- `oprf_keys` (signed announcements, filled at first start), `oprf_current` (the current-key
+  row that a rotation's commit sets) and `check_claims` are created;
   checks gain `key_seq`, `evaluated` and `rerun_of`.
 
 Nobody registers anything again: the same people still match. Converting needs the OPRF key file
@@ -57,7 +58,7 @@ def _convert_pseudonyms(bind: sa.Connection) -> list[dict[str, Any]]:
     from protocol.codes import PADDING_KIND
     from protocol.entry import Handle, evaluate_inputs, pad_input, seal_handle, tag
     from protocol.hazmat.ristretto255 import scalar_mult
-    from server.keys import read_oprf_pair
+    from server.keys import read_oprf_keys
 
     config = op.get_context().config
     attributes: dict[str, Any] = dict(config.attributes) if config is not None else {}
@@ -67,7 +68,10 @@ def _convert_pseudonyms(bind: sa.Connection) -> list[dict[str, Any]]:
             "this database holds version-1 pseudonyms: run `refcheck-server migrate --data-dir "
             "D` so that the migration can read the OPRF key file"
         )
-    secret, wrap = read_oprf_pair(Path(key_dir))
+    keys = list(read_oprf_keys(Path(key_dir)).values())
+    if len(keys) != 1:
+        raise RuntimeError("converting version-1 pseudonyms needs exactly one OPRF key file")
+    secret, wrap = keys[0].secret, keys[0].wrap
     keys_per_check = int(attributes.get("keys_per_check", 32))
     by_case: dict[str, list[Any]] = {}
     for row in old:
@@ -175,6 +179,14 @@ def upgrade() -> None:
         sa.Column("created_at", server.db.UTCDateTime(timezone=True), nullable=False),
         sa.PrimaryKeyConstraint("key_seq", name=op.f("pk_oprf_keys")),
         sa.UniqueConstraint("key_id", name=op.f("uq_oprf_keys_key_id")),
+    )
+    op.create_table(
+        "oprf_current",
+        sa.Column("id", sa.Integer(), autoincrement=False, nullable=False),
+        sa.Column("key_seq", sa.Integer(), nullable=False),
+        sa.Column("key_id", sa.String(length=16), nullable=False),
+        sa.Column("switched_at", server.db.UTCDateTime(timezone=True), nullable=False),
+        sa.PrimaryKeyConstraint("id", name=op.f("pk_oprf_current")),
     )
 
 
