@@ -1,24 +1,25 @@
 """Helpers of the filter tests: cases with chosen filter values, and reading filter bodies.
 
-A case here is a row with `keys_per_check` entries whose tags start with the values a test
-chooses, inserted directly: what the filter reads of an entry is its case's liveness and the
-first 6 bytes of its tag, so chosen values show exactly which of them the filter holds.
+A case here is a row with entries whose tags start with values the test chooses, inserted
+directly: what the filter reads of an entry is its case's liveness and the first 6 bytes of its
+tag, so chosen values show exactly which of them the filter holds. Registration through the API
+is in test_filter_registration.py.
 """
 
 from __future__ import annotations
 
 import os
 from collections.abc import Sequence
-from datetime import date, timedelta
+from datetime import timedelta
 from typing import Any
 
 from sqlalchemy.orm import Session
 
 from protocol.filter import parse_full
 from protocol.signed import SignedObject
-from server.cases.models import Case, CaseStatus, Pseudonym
+from server.cases.models import Case, Pseudonym
 from server.context import AppContext
-from tests.factories import Network
+from tests.factories import Network, make_case
 
 
 def values_of(seed: int, n: int) -> list[int]:
@@ -37,24 +38,8 @@ def add_case(
 ) -> Case:
     """A case of org-a whose entries' tags begin with `values` (one entry each). Committed, so
     the app's sessions see it."""
-    case_values: dict[str, Any] = {
-        "org_id": network.org_a.id,
-        "registered_by": network.a_focal.id,
-        "category": "sexual_abuse",
-        "child_victim": False,
-        "finding": "substantiated",
-        "sanction": "dismissal",
-        "finding_date": date(2025, 3, 1),
-        "legal_basis": "legitimate_interests",
-        "retention_until": ctx.now().date() + timedelta(days=365),
-        "mou_reference": "MoU-2026-01",
-        "subject_notified_on": date(2025, 3, 10),
-        "status": CaseStatus.ACTIVE,
-    }
-    case_values.update(overrides)
-    case = Case(**case_values)
-    session.add(case)
-    session.flush()
+    overrides.setdefault("retention_until", ctx.now().date() + timedelta(days=365))
+    case = make_case(session, network.org_a, network.a_focal.id, **overrides)
     for value in values:
         session.add(
             Pseudonym(
