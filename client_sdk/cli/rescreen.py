@@ -124,7 +124,6 @@ class Options:
     same_form_for_all: bool = False
     position_ref: str = "staff-rescreening"
     request_disclosure: bool = False
-    attach_details: bool = False
     #: Checks each new consent allows: the policy's re-screening allowance unless lowered.
     max_checks: int | None = None
 
@@ -402,12 +401,11 @@ def _ask_holders(
     client: Client, row: Row, result: CheckResult, outcome: Outcome, opts: Options
 ) -> RefcheckError | None:
     """Open a disclosure request per matched case of a row, from the check just made (no second
-    check of its consent); their ids go to the row's `disclosure_requests`, a failure to its
-    `error`. Returns the failure that should stop the run (unreachable server), raises a
-    `ProtocolViolation`, and lets a refused request (say a record withdrawn since) pass."""
-    asked = request_disclosures(
-        client, result.by_case(), row.person if opts.attach_details else None
-    )
+    check of its consent), with the row's details sealed to the holder; their ids go to the
+    row's `disclosure_requests`, a failure to its `error`. Returns the failure that should stop
+    the run (unreachable server), raises a `ProtocolViolation`, and lets a refused request (say
+    a record withdrawn since) pass."""
+    asked = request_disclosures(client, result.by_case(), row.person)
     outcome.disclosure_requests = ";".join(d.id for d in asked.opened)
     if not asked.failed:
         return None
@@ -671,15 +669,17 @@ def rescreen(
         typer.Option(
             "--request-disclosure",
             help="On a match, ask the holder of each matched case for its answer, from the same "
-            "check (no second check of the consent). Request ids go to disclosure_requests.",
+            "check (no second check of the consent), with the row's details signed by your "
+            "organisation and sealed to the holder. Request ids go to disclosure_requests.",
         ),
     ] = False,
     attach_details: Annotated[
         bool,
         typer.Option(
             "--attach-details",
-            help="With --request-disclosure: seal the row's details to the holder, signed by "
-            "your organisation, so it can tell whether it is the same person.",
+            hidden=True,
+            help="Accepted for older scripts: the row's details are always sealed to the holder "
+            "now.",
         ),
     ] = False,
 ) -> None:
@@ -711,7 +711,6 @@ def rescreen(
         same_form_for_all=same_form_for_all,
         position_ref=position_ref,
         request_disclosure=request_disclosure,
-        attach_details=attach_details,
     )
     results_path = out or resume or Path("rescreen-results.csv")
     codes_path = codes or (resume or results_path).with_name(
@@ -778,7 +777,7 @@ def rescreen(
     client = st.client()
     if needing or max_checks is not None:
         opts.max_checks = _policy_allowance(client, max_checks)
-    if attach_details:
+    if request_disclosure:
         # Before any check is spent: an organisation key that changed since it was pinned
         # would stop the sealing after the checks, and their consents' checks would be lost.
         client.verify_directory()

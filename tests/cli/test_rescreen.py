@@ -630,8 +630,7 @@ def test_rescreen_with_request_disclosure_asks_the_holder_of_each_match(
     )
     out = tmp_path / "results.csv"
     summary = run.json(
-        "rescreen", str(staff), "--out", str(out), "--record-consents",
-        "--request-disclosure", "--attach-details",
+        "rescreen", str(staff), "--out", str(out), "--record-consents", "--request-disclosure",
         as_="org-b-hr", code=ExitCode.MATCH,
     )  # fmt: skip
     assert summary["match"] == 1 and summary["no_match"] == 2
