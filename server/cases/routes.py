@@ -10,6 +10,7 @@ from server.auth.deps import Ctx, Db, require
 from server.auth.permissions import Permission
 from server.auth.tokens import Caller
 from server.cases import services
+from server.cases.models import CaseStatus
 from server.cases.schemas import (
     CaseCreate,
     CaseList,
@@ -20,6 +21,7 @@ from server.cases.schemas import (
     FilterValues,
     case_out,
 )
+from server.errors import NotFound
 from server.paging import DEFAULT_LIMIT, Limit, Offset
 
 router = APIRouter(prefix="/v1/cases", tags=["cases"])
@@ -71,6 +73,10 @@ def filter_values(
     """The case's filter values under the key in force, with its pads' proof: re-issued after
     each rotation, for the holder's `verify-live` (focal points of the holder only)."""
     case = services.own_case(session, caller, case_id)
+    if case.status == CaseStatus.WITHDRAWN:
+        # Its entries went with the withdrawal: there is nothing to re-issue (and an empty
+        # answer would not be a valid FilterValues).
+        raise NotFound("the case is withdrawn: it has no filter values")
     return services.stored_filter_values(session, ctx, case.id)
 
 

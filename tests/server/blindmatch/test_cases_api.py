@@ -638,3 +638,44 @@ async def test_unknown_fields_are_refused(
     response = await _post(client, network, {**_body(prepared, clock), "subject_name": "x"})
     assert response.status_code == 422
     assert response.json()["type"] == "urn:refcheck:problem:invalid-request"
+
+
+async def test_filter_values_are_reissued_to_the_holder_as_registration_answered_them(
+    client: AppClient, network: Network, prepared: Prepared, clock: MutableClock
+) -> None:
+    registered = (await _post(client, network, _body(prepared, clock))).json()
+    case_id = registered["case"]["id"]
+    response = await client.get(
+        f"/v1/cases/{case_id}/filter-values", headers=network.a_focal.headers
+    )
+    assert response.status_code == 200, response.text
+    again = response.json()
+    before = registered["filter_values"]
+    assert {k: v for k, v in again.items() if k != "pad_proof"} == {
+        k: v for k, v in before.items() if k != "pad_proof"
+    }
+    inputs = [pad_input(case_id, p["index"]) for p in again["pads"]]
+    points = [bytes.fromhex(p["point"]) for p in again["pads"]]
+    verify_evaluations(
+        prepared.server_key.public_key, inputs, points, bytes.fromhex(again["pad_proof"])
+    )
+    foreign = await client.get(
+        f"/v1/cases/{case_id}/filter-values", headers=network.b_focal.headers
+    )
+    assert foreign.status_code == 404
+
+
+async def test_a_withdrawn_case_has_no_filter_values(
+    client: AppClient, network: Network, prepared: Prepared, clock: MutableClock
+) -> None:
+    created = (await _post(client, network, _body(prepared, clock))).json()["case"]
+    withdrawn = await client.post(
+        f"/v1/cases/{created['id']}/withdraw",
+        headers=network.a_focal.headers,
+        json={"reason": "registered_in_error"},
+    )
+    assert withdrawn.status_code == 200
+    response = await client.get(
+        f"/v1/cases/{created['id']}/filter-values", headers=network.a_focal.headers
+    )
+    assert response.status_code == 404, response.text
