@@ -34,6 +34,7 @@ from typing import Any
 import fastapi.routing
 import pytest
 from fastapi.routing import APIRoute
+from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from protocol.disclosure import SEALED_ANSWER_SIZE
@@ -124,11 +125,11 @@ MATRIX: dict[str, Row] = {
     # blind-match protocol
     "GET /v1/registry/filter": allow(FOCAL, HR),
     "GET /v1/registry/fillers": allow(ADMIN, AUDITOR),
-    "GET /v1/oprf/key": allow(ADMIN, FOCAL, HR),
-    "POST /v1/oprf/evaluate": allow(FOCAL),
+    "GET /v1/network/keys": allow(ADMIN, FOCAL, HR),
     "POST /v1/cases": allow(FOCAL),
     "GET /v1/cases": allow(FOCAL),
     "GET /v1/cases/{case_id}": allow(FOCAL, own_org_only=True),
+    "GET /v1/cases/{case_id}/filter-values": allow(FOCAL, own_org_only=True),
     "PATCH /v1/cases/{case_id}": allow(
         FOCAL, own_org_only=True, body=lambda _o: {"retention_until": "2031-03-01"}
     ),
@@ -139,6 +140,14 @@ MATRIX: dict[str, Row] = {
     "GET /v1/consents/{consent_id}": allow(HR, own_org_only=True),
     "POST /v1/consents/{consent_id}/withdraw": allow(HR, own_org_only=True, body=lambda _o: {}),
     "POST /v1/checks": allow(HR),
+    # Only the principal that ran the check may claim from it (the resolver's check is the
+    # caller's own when the caller is an HR checker of the owner); an unknown tag is answered
+    # with no entries.
+    "POST /v1/checks/{check_id}/entries": allow(
+        HR,
+        own_org_only=True,
+        body=lambda _o: {"claims": [{"index": 0, "tag": "00" * 16, "proof": "00" * 64}]},
+    ),
     # disclosure workflow: holder side for focal points, requester side for HR checkers,
     # overdue metadata for the secretariat; the applicant's lookup for HR and the secretariat
     "POST /v1/disclosure-requests": allow(HR),
@@ -183,6 +192,32 @@ def _consent_of(session: Session, owner: Organisation) -> str:
     return make_consent(session, owner, recorder.id).id
 
 
+def _check_of(session: Session, owner: Organisation) -> str:
+    """A check run just now by the owner's first HR checker (made if there is none), still
+    within its entries window."""
+    from protocol.hazmat.ristretto255 import GENERATOR
+    from server.checks.models import Check
+    from server.registry.models import Principal
+
+    principals = session.scalars(
+        select(Principal).where(Principal.org_id == owner.id).order_by(Principal.created_at)
+    )
+    checker = next((p for p in principals if Role.HR_CHECKER.value in p.roles), None)
+    if checker is None:
+        checker, _ = make_principal(session, owner, [Role.HR_CHECKER])
+    check = Check(
+        org_id=owner.id,
+        consent_id=make_consent(session, owner, checker.id).id,
+        principal_id=checker.id,
+        at=datetime.now(UTC),
+        key_seq=1,
+        evaluated=GENERATOR * 32,
+    )
+    session.add(check)
+    session.flush()
+    return check.id
+
+
 def _request_of(session: Session, owner: Organisation) -> str:
     # The owner on both sides, so the one resource serves the holder's and the requester's
     # rows (the API refuses such a request; the authorisation check does not care).
@@ -224,6 +259,7 @@ PATH_PARAMS: dict[str, Callable[[Session, Organisation], str]] = {
     "principal_id": _principal_of,
     "case_id": _case_of,
     "consent_id": _consent_of,
+    "check_id": _check_of,
     "request_id": _request_of,
     "code": _lookup_code_of,
 }

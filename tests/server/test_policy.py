@@ -76,7 +76,8 @@ def test_shipped_policy_is_valid_and_allows_the_agreed_legal_bases():
 
 def test_shipped_policy_bounds_evaluations_and_keeps_disclosure_records_for_two_years():
     policy = load_policy(DEFAULT_POLICY_FILE)
-    assert policy.max_keys_per_check <= policy.daily_evaluation_quota == 2000
+    assert policy.keys_per_check == 32
+    assert policy.keys_per_check <= policy.daily_evaluation_quota == 2000
     assert policy.disclosure_expiry_days_after_due == 30
     assert policy.disclosure_record_retention_days == 730
     assert policy.disclosure_record_retention_days >= max(
@@ -84,17 +85,46 @@ def test_shipped_policy_bounds_evaluations_and_keeps_disclosure_records_for_two_
     )
 
 
+def test_shipped_policy_publishes_the_filter_hourly_and_rotates_the_key_quarterly():
+    policy = load_policy(DEFAULT_POLICY_FILE)
+    assert policy.filter_publish_seconds == 3600
+    assert policy.entry_fetch_window_seconds == 300
+    assert policy.oprf_key_rotation_days == 90
+
+
 def test_policy_at_its_lower_bounds_is_accepted(tmp_path):
     """The cross-field rules refuse only what they must: equal to the bound is fine."""
     policy = load_policy(
         _variant(
             tmp_path,
-            daily_evaluation_quota=SHIPPED["max_keys_per_check"],
+            daily_evaluation_quota=SHIPPED["keys_per_check"],
             disclosure_record_retention_days=365,
             disclosure_expiry_days_after_due=1,
+            filter_publish_seconds=0,
+            entry_fetch_window_seconds=30,
+            oprf_key_rotation_days=1,
         )
     )
-    assert policy.daily_evaluation_quota == policy.max_keys_per_check
+    assert policy.daily_evaluation_quota == policy.keys_per_check
+    assert policy.filter_publish_seconds == 0
+
+
+def test_policy_at_its_upper_bounds_is_accepted(tmp_path):
+    policy = load_policy(
+        _variant(
+            tmp_path,
+            keys_per_check=255,
+            filter_publish_seconds=86400,
+            entry_fetch_window_seconds=3600,
+            oprf_key_rotation_days=90,
+        )
+    )
+    # One byte counts a registration's keys: 255 is the most a case can hold.
+    assert policy.keys_per_check == 255
+
+
+def test_keys_per_check_defaults_to_32(tmp_path):
+    assert load_policy(_variant(tmp_path, keys_per_check=None)).keys_per_check == 32
 
 
 def test_round_trip_of_the_test_helper_keeps_the_policy(tmp_path):
@@ -104,13 +134,23 @@ def test_round_trip_of_the_test_helper_keeps_the_policy(tmp_path):
 @pytest.mark.parametrize(
     ("changes", "names"),
     [
-        ({"bucket_bits": 99}, "bucket_bits"),
-        ({"max_keys_per_check": 0}, "max_keys_per_check"),
+        # Version-1 members are refused, not ignored: a policy that still sets them was written
+        # for a protocol this server no longer speaks.
+        ({"bucket_bits": 12}, "bucket_bits"),
+        ({"max_keys_per_check": 64}, "max_keys_per_check"),
+        ({"keys_per_check": 0}, "keys_per_check"),
+        ({"keys_per_check": 256}, "keys_per_check"),
+        ({"filter_publish_seconds": -1}, "filter_publish_seconds"),
+        ({"filter_publish_seconds": 86401}, "filter_publish_seconds"),
+        ({"entry_fetch_window_seconds": 29}, "entry_fetch_window_seconds"),
+        ({"entry_fetch_window_seconds": 3601}, "entry_fetch_window_seconds"),
+        ({"oprf_key_rotation_days": 0}, "oprf_key_rotation_days"),
+        ({"oprf_key_rotation_days": 91}, "oprf_key_rotation_days"),
         ({"daily_check_quota": 0}, "daily_check_quota"),
         ({"daily_evaluation_quota": 0}, "daily_evaluation_quota"),
         ({"daily_evaluation_quota": None}, "daily_evaluation_quota"),
-        # Below one full registration's keys (max_keys_per_check is 64 in the shipped file).
-        ({"daily_evaluation_quota": 63}, "daily_evaluation_quota must be >= max_keys_per_check"),
+        # Below one registration's keys_per_check (32 in the shipped file).
+        ({"daily_evaluation_quota": 31}, "daily_evaluation_quota must be >= keys_per_check"),
         ({"disclosure_expiry_days_after_due": 0}, "disclosure_expiry_days_after_due"),
         ({"disclosure_expiry_days_after_due": 366}, "disclosure_expiry_days_after_due"),
         ({"disclosure_expiry_days_after_due": None}, "disclosure_expiry_days_after_due"),
@@ -173,10 +213,10 @@ def test_app_refuses_to_start_on_an_invalid_policy(tmp_path, key_dir):
     settings = Settings(
         environment="test",
         data_dir=key_dir,
-        policy_file=_variant(tmp_path, bucket_bits=2),
+        policy_file=_variant(tmp_path, keys_per_check=0),
         run_background_jobs=False,
     )
-    with pytest.raises(PolicyError, match="bucket_bits"):
+    with pytest.raises(PolicyError, match="keys_per_check"):
         create_app(settings)
 
 
