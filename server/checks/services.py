@@ -39,7 +39,7 @@ from server.checks.schemas import (
 )
 from server.consents.errors import ConsentExhausted
 from server.consents.models import Consent
-from server.consents.services import ensure_usable, own_consent
+from server.consents.services import ensure_unexpired, ensure_usable, own_consent
 from server.context import AppContext
 from server.db import new_id
 from server.errors import DomainError, NotFound
@@ -173,8 +173,13 @@ def _run_check(
     today = now.date()
     require_mou(session, caller.org_id, "check", today)
     consent = own_consent(session, caller, req.consent_id)
-    ensure_usable(consent, today)
     current_key(session, ctx, lock="share")
+    rerun = _rerun_allowed(session, ctx, caller, req, now)
+    if rerun:
+        # A re-run spends no budget, so only withdrawal and expiry can stop it.
+        ensure_unexpired(consent, today)
+    else:
+        ensure_usable(consent, today)
     require_current_key(ctx, req.key_id)
     policy = ctx.policy
     if len(req.blinded_elements) != policy.keys_per_check:
@@ -183,7 +188,6 @@ def _run_check(
             keys_per_check=policy.keys_per_check,
         )
     blinded = decode_elements(req.blinded_elements)
-    rerun = _rerun_allowed(session, ctx, caller, req, now)
     take_daily(session, policy, caller.org_id, now, checks=1)
     if not rerun:
         _spend_one_check(session, consent, today)

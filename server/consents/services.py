@@ -73,13 +73,18 @@ def consent_status(consent: Consent, today: date) -> Literal["active", "withdraw
     return "active"
 
 
-def ensure_usable(consent: Consent, today: date) -> None:
-    """Raise the reason a consent may not carry one more check, if there is one."""
+def ensure_unexpired(consent: Consent, today: date) -> None:
+    """Raise if the consent was withdrawn or has expired."""
     status = consent_status(consent, today)
     if status == "withdrawn":
         raise ConsentWithdrawn("the applicant withdrew this consent; record a new one")
     if status == "expired":
         raise ConsentExpired(f"the consent expired after {consent.expires_on.isoformat()}")
+
+
+def ensure_usable(consent: Consent, today: date) -> None:
+    """Raise the reason a consent may not carry one more check, if there is one."""
+    ensure_unexpired(consent, today)
     if consent.checks_used >= consent.max_checks:
         raise ConsentExhausted(f"all {consent.max_checks} checks of this consent were used")
 
