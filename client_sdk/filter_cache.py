@@ -20,16 +20,22 @@ What a filter must satisfy before a lookup uses it, and why (each refusal is a
   against, and its result must hash to the check's header (`FilterRejected`).
 
 The cache lives in memory, one per client (so `check_many` and `rescreen` share it), and
-optionally in a file beside the pin file that holds only the filter: exactly a full filter body
-(`RCF2`, the signed header vouching for the values, the Golomb–Rice coded values). The file is
-a cache, not a trust anchor: its header is verified again when it is read, and a lookup still
-needs the values to hash to the header of the check that is being answered.
+optionally in a file beside the pin file that holds only the filter: `RCFC`, the framed signed
+`filter` header vouching for the values, then the values. The file is a cache, not a trust
+anchor: its header is verified again when it is read, and a lookup still needs the values to
+hash to the header of the check that is being answered.
+
+Representation: the filter is held as its canonical list, the sorted values as 6-byte
+big-endian integers back to back, which is exactly what a header's `sha256` is over. A lookup
+is a binary search in it; a delta is one splice and one SHA-256 of the result (milliseconds at
+a million values, where rebuilding and re-sorting a list of integers takes seconds); the file
+is that list as it is.
 """
 
 from __future__ import annotations
 
-import bisect
 import datetime as dt
+import hashlib
 import logging
 import os
 import threading
@@ -48,14 +54,65 @@ from client_sdk.errors import (
 )
 from client_sdk.pinning import NetworkState, OprfKey
 from protocol.errors import DeserializeError, InvalidInputError, VerifyError
-from protocol.filter import apply_delta, full_body, parse_delta, parse_full, set_sha256
-from protocol.signed import SignedObject, parse, parse_time
+from protocol.filter import VALUE_SIZE, parse_delta, parse_full
+from protocol.signed import SignedObject, parse, parse_framed, parse_time
 
-__all__ = ["FILTER_PATH", "FilterCache", "FilterHeader", "FilterSnapshot"]
+__all__ = [
+    "FILE_MAGIC",
+    "FILTER_PATH",
+    "FilterCache",
+    "FilterHeader",
+    "FilterSnapshot",
+    "canonical",
+]
 
 log = logging.getLogger("refcheck.sdk")
 
 FILTER_PATH = "/v1/registry/filter"
+
+#: The magic of the cache file: the framed vouching header, then the canonical list.
+FILE_MAGIC = b"RCFC"
+
+
+def canonical(values: Sequence[int]) -> bytes:
+    """The canonical list of ascending distinct values (6 bytes each, big-endian)."""
+    return b"".join([v.to_bytes(VALUE_SIZE, "big") for v in values])
+
+
+def _find(data: bytes, key: bytes) -> int:
+    """Index of the first value >= `key` in a canonical list (bytes compare as the numbers do:
+    same length, big-endian)."""
+    lo, hi = 0, len(data) // VALUE_SIZE
+    while lo < hi:
+        mid = (lo + hi) // 2
+        if data[VALUE_SIZE * mid : VALUE_SIZE * (mid + 1)] < key:
+            lo = mid + 1
+        else:
+            hi = mid
+    return lo
+
+
+def _splice(data: bytes, added: Sequence[int], removed: Sequence[int]) -> bytes:
+    """The canonical list after a delta, or FilterRejected when the delta adds a value that is
+    present or removes one that is not (it was made against another list). `added` and
+    `removed` are ascending and disjoint (`parse_delta` checks it)."""
+    changes = sorted([(v, True) for v in added] + [(v, False) for v in removed])
+    parts: list[bytes] = []
+    done = 0  # byte offset up to which `data` is copied
+    for value, adding in changes:
+        key = value.to_bytes(VALUE_SIZE, "big")
+        at = VALUE_SIZE * _find(data, key)
+        present = data[at : at + VALUE_SIZE] == key
+        if present == adding:
+            raise FilterRejected("the filter delta does not apply to the filter it names")
+        parts.append(data[done:at])
+        if adding:
+            parts.append(key)
+            done = at
+        else:
+            done = at + VALUE_SIZE
+    parts.append(data[done:])
+    return b"".join(parts)
 
 
 @dataclass(frozen=True)
@@ -78,14 +135,14 @@ class FilterHeader:
 
 @dataclass(frozen=True)
 class FilterSnapshot:
-    """One filter: its values (ascending) and their SHA-256 as computed here.
+    """One filter: its canonical list (`data`) and that list's SHA-256 as computed here.
 
     `header` is the verified header the values came with (a full filter's `filter` header, or
     a delta's `filter-delta` header); `vouched_by` is a `filter` header naming exactly these
     values (a full filter's own, or a check's), which is what the file keeps.
     """
 
-    values: Sequence[int] = field(repr=False)
+    data: bytes = field(repr=False)
     sha256: bytes
     header: FilterHeader
     vouched_by: FilterHeader | None = None
@@ -102,14 +159,27 @@ class FilterSnapshot:
     def position(self) -> tuple[int, int]:
         return self.header.position
 
+    @property
+    def values(self) -> list[int]:
+        """The values as integers (built on each call: for inspection, not for lookups)."""
+        return [
+            int.from_bytes(self.data[i : i + VALUE_SIZE], "big")
+            for i in range(0, len(self.data), VALUE_SIZE)
+        ]
+
     def __contains__(self, value: object) -> bool:
-        if not isinstance(value, int):
+        if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value < 1 << 48:
             return False
-        i = bisect.bisect_left(self.values, value)
-        return i < len(self.values) and self.values[i] == value
+        key = value.to_bytes(VALUE_SIZE, "big")
+        at = VALUE_SIZE * _find(self.data, key)
+        return self.data[at : at + VALUE_SIZE] == key
 
     def __len__(self) -> int:
-        return len(self.values)
+        return len(self.data) // VALUE_SIZE
+
+
+def _snapshot(data: bytes, header: FilterHeader, *, vouched: bool) -> FilterSnapshot:
+    return FilterSnapshot(data, hashlib.sha256(data).digest(), header, header if vouched else None)
 
 
 def _fields_of(
@@ -259,14 +329,20 @@ class FilterCache:
             log.warning("cannot read the filter cache %s: %s", self.path, type(exc).__name__)
             return
         try:
-            obj, values = parse_full(body)
+            if body[: len(FILE_MAGIC)] != FILE_MAGIC:
+                raise DeserializeError("not a filter cache file")
+            obj, offset = parse_framed(body, len(FILE_MAGIC))
             header = self.verify_header(obj, network, key=None, now=None, floor=(0, 0))
-        except (DeserializeError, InvalidInputError, VerifyError, ProtocolViolation):
+            snapshot = _snapshot(body[offset:], header, vouched=True)
+            # Values hashing to the signed sha256 are the list the server published (sorted,
+            # distinct): SHA-256 over the canonical list is what the header signs.
+            if snapshot.sha256 != header.sha256 or len(snapshot.data) % VALUE_SIZE:
+                raise DeserializeError("values do not match the header")
+        except (DeserializeError, InvalidInputError, ProtocolViolation):
             log.warning(
                 "ignoring the filter cache %s: not a valid filter of this network", self.path
             )
             return
-        snapshot = FilterSnapshot(values, header.sha256, header, header)
         with self._lock:
             if self._snapshot is None:
                 self._snapshot = snapshot
@@ -277,7 +353,7 @@ class FilterCache:
         header = snapshot.vouched_by
         if self.path is None or header is None or self._written == snapshot.sha256:
             return
-        body = full_body(header.signed, snapshot.values)
+        body = FILE_MAGIC + header.signed.framed() + snapshot.data
         tmp = self.path.with_name(f".{self.path.name}.{os.getpid()}.{threading.get_ident()}.tmp")
         try:
             self.path.parent.mkdir(parents=True, exist_ok=True)
@@ -311,7 +387,7 @@ class FilterCache:
             raise FilterRejected("the filter does not match the header said to vouch for it")
         if snapshot.vouched_by is not None and snapshot.vouched_by.position >= header.position:
             return snapshot
-        vouched = FilterSnapshot(snapshot.values, snapshot.sha256, snapshot.header, header)
+        vouched = FilterSnapshot(snapshot.data, snapshot.sha256, snapshot.header, header)
         with self._lock:
             current = self._snapshot
             if current is not None and current.sha256 == vouched.sha256:
@@ -353,7 +429,7 @@ class FilterCache:
                     "the filter's values do not hash to its signed sha256"
                 ) from None
             header = self.verify_header(obj, network, key=key, now=now, floor=floor)
-            snapshot = FilterSnapshot(values, header.sha256, header, header)
+            snapshot = _snapshot(canonical(values), header, vouched=True)
             with self._lock:
                 current = self._snapshot
                 if current is None or current.position <= snapshot.position:
@@ -386,14 +462,9 @@ class FilterCache:
         since = obj.fields.get("since_sha256")
         if base is None or not isinstance(since, str) or since != base.sha256.hex():
             raise FilterRejected("the filter delta is not against the filter this client holds")
-        try:
-            values = apply_delta(base.values, added, removed)
-        except InvalidInputError:
-            raise FilterRejected("the filter delta does not apply to the filter it names") from None
-        sha = set_sha256(values)
-        if sha != header.sha256:
+        snapshot = _snapshot(_splice(base.data, added, removed), header, vouched=False)
+        if snapshot.sha256 != header.sha256:
             raise FilterRejected("the filter delta's result does not hash to its signed sha256")
-        snapshot = FilterSnapshot(values, sha, header, None)
         with self._lock:
             if self._snapshot is base:
                 self._snapshot = snapshot

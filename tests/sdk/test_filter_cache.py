@@ -18,7 +18,7 @@ from client_sdk import (
     InvalidResponse,
     SignatureInvalid,
 )
-from client_sdk.filter_cache import FilterCache
+from client_sdk.filter_cache import FILE_MAGIC, FilterCache, canonical
 from protocol.filter import encode_set, rice_parameter, set_sha256
 from protocol.signed import parse
 from tests.sdk.signer import NOW, Signer, flip
@@ -165,10 +165,17 @@ def test_a_check_header_vouches_for_the_held_filter_and_it_is_kept_in_the_file(
 
 def test_a_filter_file_that_does_not_verify_is_ignored(tmp_path: Path) -> None:
     path = tmp_path / "org.filter"
-    path.write_bytes(Signer(network_id="other").full(VALUES, revision=9))
+    foreign = Signer(network_id="other").filter_header(VALUES, revision=9)
+    path.write_bytes(FILE_MAGIC + foreign.framed() + canonical(VALUES))
     cache = FilterCache(path)
     cache.load(STATE)
     assert cache.snapshot is None and cache.seen == (0, 0)
+    # The right header over other values (a value dropped from the file) is no filter either.
+    header = NET.filter_header(VALUES, revision=9)
+    path.write_bytes(FILE_MAGIC + header.framed() + canonical(VALUES[1:]))
+    cache = FilterCache(path)
+    cache.load(STATE)
+    assert cache.snapshot is None
     path.write_bytes(b"not a filter")
     cache = FilterCache(path)
     cache.load(STATE)
@@ -179,7 +186,8 @@ def test_an_expired_file_is_a_base_for_a_delta_but_not_used_for_a_lookup(
     tmp_path: Path,
 ) -> None:
     path = tmp_path / "org.filter"
-    path.write_bytes(NET.full(VALUES, revision=3, issued=NOW - dt.timedelta(days=1)))
+    old = NET.filter_header(VALUES, revision=3, issued=NOW - dt.timedelta(days=1))
+    path.write_bytes(FILE_MAGIC + old.framed() + canonical(VALUES))
     cache = FilterCache(path)
     cache.load(STATE)
     assert cache.snapshot is not None
@@ -197,3 +205,17 @@ def test_the_check_header_is_parsed_strictly() -> None:
     with pytest.raises(InvalidResponse):
         FilterCache().check_header(no_expiry.framed(), STATE, KEY, NOW, (0, 0))
     assert parse(framed).type == "filter"
+
+
+def test_deltas_at_both_ends_and_lookups_at_the_boundaries() -> None:
+    cache = FilterCache()
+    values = [0, 1, 2**20, 2**48 - 2]
+    cache.absorb(NET.full(values, revision=1), STATE, KEY, NOW, (0, 0))
+    delta = NET.delta(values, added=[2**48 - 1, 3], removed=[0, 2**48 - 2], revision=2)
+    snapshot = cache.absorb(delta, STATE, KEY, NOW, cache.seen)
+    assert snapshot.values == [1, 3, 2**20, 2**48 - 1]
+    for absent in (0, 2, 2**48 - 2, 2**48, -1, True):
+        assert absent not in snapshot
+    assert all(v in snapshot for v in snapshot.values)
+    emptied = NET.delta(snapshot.values, added=[], removed=snapshot.values, revision=3)
+    assert len(cache.absorb(emptied, STATE, KEY, NOW, cache.seen)) == 0
