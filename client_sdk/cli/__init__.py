@@ -56,8 +56,8 @@ def _global(
         typer.Option(
             "--pin-file",
             envvar=ENV_PIN_FILE,
-            help="Where the OPRF key and organisations' keys are pinned (default: beside the "
-            "credentials).",
+            help="Where the network's keys and organisations' keys are pinned (default: beside "
+            "the credentials); the registry filter and your registrations are kept beside it.",
         ),
     ] = None,
     json_output: Annotated[
