@@ -8,7 +8,7 @@ HOST   ?= 127.0.0.1
 PORT   ?= 8000
 WORKERS ?= 1
 
-.PHONY: run test lint typecheck pytest bench load clean install install-dev install-bench
+.PHONY: run test lint typecheck pytest bench load stress clean install install-dev install-bench
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -53,6 +53,11 @@ bench: install-bench
 
 load: install-dev
 	$(BIN)/python -m loadtests.run
+
+# Bursts of 100, 300 and 1,000 concurrent requests against `refcheck-server serve --workers 2`,
+# SQLite then PostgreSQL (127.0.0.1:5432, or REFCHECK_BENCH_PG_URL): loadtests/README.md.
+stress: install-dev
+	$(BIN)/python -m loadtests.stress
 
 clean:
 	rm -rf $(VENV) .mypy_cache .pytest_cache .ruff_cache .hypothesis
