@@ -320,12 +320,14 @@ class Core:
 
     # -- the registry filter -----------------------------------------------------------------
 
-    def _fetch_filter(self, state: NetworkState, key: OprfKey) -> Op[FilterSnapshot]:
+    def _fetch_filter(
+        self, state: NetworkState, key: OprfKey, *, delta: bool
+    ) -> Op[FilterSnapshot]:
         floor = self.filters.seen
         response = yield ApiRequest(
             "GET",
             FILTER_PATH,
-            params=self.filters.since_params(key, state),
+            params=self.filters.since_params(key, state) if delta else None,
             headers={"Accept": "application/octet-stream, application/problem+json"},
         )
         return self.filters.absorb(response.content, state, key, self.now(), floor)
@@ -334,11 +336,20 @@ class Core:
         self, state: NetworkState, key: OprfKey, target: FilterHeader
     ) -> Op[FilterSnapshot]:
         """The filter a check whose answer named `target` is looked up in: the held one when
-        it is `target`'s (no request), else one fetch (a delta when one can help)."""
+        it is `target`'s (no request), else one fetch (a delta when one can help).
+
+        A delta is used only when its result hashes to `target` (the contract: a delta has no
+        witness's cosignature, the check's header does). When the filter moved on between the
+        check and the fetch, a delta's result is kept as a base but a full filter is fetched
+        and used: its own header is signed (and cosigned), fresh, for the same key and never
+        behind what the check named.
+        """
         held = self.filters.usable_for(target, self.now())
         if held is not None:
             return held
-        fetched = yield from self._fetch_filter(state, key)
+        fetched = yield from self._fetch_filter(state, key, delta=True)
+        if fetched.vouched_by is None and fetched.sha256 != target.sha256:
+            fetched = yield from self._fetch_filter(state, key, delta=False)
         if fetched.sha256 == target.sha256:
             return self.filters.vouch(fetched, target)
         if fetched.position == target.position:
@@ -346,22 +357,21 @@ class Core:
                 "the filter served and the check's header differ under one revision: the "
                 "server shows two different filters as the same one"
             )
-        # Newer than the check's header (published in between): verified on its own header,
-        # fresh, for the same key, and never behind what the check named.
         return fetched
 
     def registry_filter(self) -> Op[FilterSnapshot]:
-        """The current registry filter under the newest key, verified on its own header
-        (fresh, signed, never backwards). One fetch (a delta when the cache has a base)."""
+        """The current registry filter under the newest key, in full, verified on its own
+        header (signed, fresh, never backwards): with no check's header to vouch for a delta,
+        only a full filter's own header can."""
         state = yield from self.network()
-        return (yield from self._fetch_filter(state, state.current))
+        return (yield from self._fetch_filter(state, state.current, delta=False))
 
     def prime(self) -> Op[None]:
         """Before a batch fans out: keys and policy, and the filter when none is held yet (so
         that the batch's checks do not each fetch it at the same moment)."""
         state = yield from self.network()
         if self.filters.snapshot is None:
-            yield from self._fetch_filter(state, state.current)
+            yield from self._fetch_filter(state, state.current, delta=False)
 
     # -- registration (focal point) -------------------------------------------------------
 

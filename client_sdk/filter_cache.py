@@ -397,14 +397,15 @@ class FilterCache:
 
     def usable_for(self, target: FilterHeader, now: dt.datetime) -> FilterSnapshot | None:
         """The held filter, if a lookup for a check whose answer named `target` may use it:
-        exactly `target`'s values, or a filter at least as new under the same key whose own
-        header is still fresh (another check in flight moved the cache on)."""
+        exactly `target`'s values, or a newer filter under the same key that a `filter` header
+        vouches for and that is still fresh (another check in flight moved the cache on)."""
         snapshot = self._snapshot
         if snapshot is None or snapshot.key_id != target.key_id:
             return None
         if snapshot.sha256 == target.sha256:
             return self.vouch(snapshot, target)
-        if snapshot.position > target.position and now < snapshot.header.expires_at:
+        vouched = snapshot.vouched_by
+        if vouched is not None and vouched.position > target.position and now < vouched.expires_at:
             return snapshot
         return None
 
