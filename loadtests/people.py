@@ -8,12 +8,10 @@ with a real identifier in a way that matters (nothing leaves this machine).
 
 from __future__ import annotations
 
-import csv
 import random
 from datetime import date, timedelta
-from pathlib import Path
 
-__all__ = ["person", "write_staff_csv"]
+__all__ = ["person"]
 
 _GIVEN = (
     "Siti", "Budi", "Dewi", "Agus", "Rina", "Ahmad", "Putri", "Joko", "Ayu", "Hendra",
@@ -38,18 +36,3 @@ def person(index: int, *, seed: int = 0) -> dict[str, str]:
         "email": f"{given.lower()}.{family.lower()}.{index}@example.org",
         "phone": f"+628{rng.randrange(10**9, 10**10)}",
     }
-
-
-def write_staff_csv(path: Path, consent_ids: list[str], *, seed: int = 0) -> None:
-    """A staff list for `refcheck rescreen`: one row per consent id, in the CLI's columns."""
-    columns = (
-        *("staff_ref", "full_name", "date_of_birth", "nationality", "national_id"),
-        *("email", "phone", "consent_id"),
-    )
-    with path.open("w", newline="", encoding="utf-8") as fh:
-        writer = csv.DictWriter(fh, fieldnames=columns)
-        writer.writeheader()
-        for i, consent_id in enumerate(consent_ids):
-            writer.writerow(
-                {"staff_ref": f"STAFF-{i:06d}", **person(i, seed=seed), "consent_id": consent_id}
-            )
