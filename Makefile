@@ -47,7 +47,9 @@ pytest: install-dev
 
 test: lint typecheck pytest
 
-bench: install-bench
+# Protocol v2 at 1,000,000 entries, SQLite then PostgreSQL (127.0.0.1:5432, or
+# REFCHECK_BENCH_PG_URL): loadtests/README.md. `python -m loadtests.bench --quick` is a smoke run.
+bench: install-dev
 	$(BIN)/python -m protocol.bench
 	$(BIN)/python -m loadtests.bench
 
