@@ -142,9 +142,12 @@ def upgrade() -> None:
     if converted:
         op.bulk_insert(table, converted)
 
-    with op.batch_alter_table("cases", schema=None) as batch_op:
-        batch_op.drop_column("key_id")
-        batch_op.drop_column("pseudonym_count")
+    # In place, not by batch mode's copy-and-rename: on SQLite that drops `cases`, and with
+    # foreign keys on its cascades would delete every entry just converted and every
+    # idempotency record, and null the case of every disclosure request. (SQLite drops a plain
+    # column natively since 3.35.)
+    op.drop_column("cases", "key_id")
+    op.drop_column("cases", "pseudonym_count")
 
     with op.batch_alter_table("checks", schema=None) as batch_op:
         batch_op.drop_column("key_count")
