@@ -27,11 +27,13 @@ from server.app import create_app
 from server.audit.models import AuditCheckpoint, AuditEntry
 from server.cli import app as cli_app
 from server.db import make_engine
+from server.keys import read_oprf_key
 from server.settings import Settings
 from tests.databases import dispose_database_url, fresh_database_url
 from tests.factories import AppClient, sign_assertion, token_form
 
 DEMO_FILES = {"admin", "auditor", "org-a-focal", "org-a-hr", "org-b-focal", "org-b-hr"}
+SECRET_FILES = ("registration.key", "token-signing.key", "audit-checkpoint.key")
 
 
 @dataclass
@@ -86,8 +88,15 @@ def _mode(path: Path) -> int:
 
 def test_init_creates_keys_schema_and_prints_the_first_admin_once(env: Env):
     result = _init(env)
-    for name in ("oprf.key", "token-signing.key", "audit-checkpoint.key"):
-        assert _mode(env.data_dir / "server" / name) == 0o600
+    key_dir = env.data_dir / "server"
+    [oprf] = key_dir.glob("oprf-*.key")
+    # Named by its key id: `skS` then `w`, so a stolen database opens no handle.
+    key = read_oprf_key(oprf)
+    assert oprf.name == f"oprf-{key.key_id}.key"
+    assert not (key_dir / "oprf.key").exists()
+    for path in (oprf, *(key_dir / n for n in SECRET_FILES)):
+        assert _mode(path) == 0o600, path.name
+    assert (key_dir / "network-id").read_text().strip() == "refcheck"
     creds = json.loads(result.stdout)
     assert creds["refcheck_credentials"] == 1
     assert creds["roles"] == ["network_admin"]
@@ -157,6 +166,45 @@ async def test_demo_credentials_sign_in_and_match_the_registry(env: Env):
         engine.dispose()
 
 
+def test_init_writes_the_network_id_it_is_given_and_refuses_a_bad_one(env: Env, tmp_path: Path):
+    _init(env, "--network-id", "pseah-id-2026")
+    assert (env.data_dir / "server" / "network-id").read_text().strip() == "pseah-id-2026"
+    other = Env(data_dir=tmp_path / "other", database_url=None)
+    if env.database_url is None:
+        result = run("init", "--data-dir", str(other.data_dir), "--network-id", "Not Valid!")
+        assert result.exit_code != 0
+        assert "network id" in result.output
+
+
+def test_migrate_turns_a_version_1_key_file_into_a_version_2_one(env: Env):
+    """`skS` is kept (the stored pseudonyms were made with it); `w`, the registration key and
+    the network id are added; the version-1 file goes, and nothing starts on one."""
+    _init(env)
+    key_dir = env.data_dir / "server"
+    [current] = key_dir.glob("oprf-*.key")
+    secret = read_oprf_key(current).secret
+    # Put the data directory back as version 1 left it: `skS` alone, no registration key.
+    current.unlink()
+    (key_dir / "registration.key").unlink()
+    (key_dir / "network-id").unlink()
+    legacy = key_dir / "oprf.key"
+    legacy.write_text(secret.hex() + "\n")
+    legacy.chmod(0o600)
+    refused = run("audit", "verify", "--data-dir", str(env.data_dir))
+    assert refused.exit_code == 2
+    assert "protocol version 1" in refused.output and "migrate" in refused.output
+
+    result = run("migrate", "--data-dir", str(env.data_dir))
+    assert result.exit_code == 0, result.output
+    assert not legacy.exists()
+    [converted] = key_dir.glob("oprf-*.key")
+    key = read_oprf_key(converted)
+    assert key.secret == secret and converted.name == f"oprf-{key.key_id}.key"
+    assert _mode(converted) == _mode(key_dir / "registration.key") == 0o600
+    assert (key_dir / "network-id").read_text().strip() == "refcheck"
+    assert run("audit", "verify", "--data-dir", str(env.data_dir)).exit_code == 0
+
+
 def test_second_init_is_refused_and_keeps_the_keys(env: Env):
     _init(env)
     before = {p.name: p.read_bytes() for p in (env.data_dir / "server").iterdir()}
@@ -172,11 +220,11 @@ def test_init_refuses_an_invalid_policy_with_a_clear_message(
     env: Env, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ):
     bad = tmp_path / "bad-policy.toml"
-    bad.write_text('version = "x"\nbucket_bits = 99\n')
+    bad.write_text('version = "x"\nkeys_per_check = 0\n')
     monkeypatch.setenv("REFCHECK_POLICY_FILE", str(bad))
     result = run("init", "--data-dir", str(env.data_dir))
     assert result.exit_code == 2
-    assert "is invalid" in result.output and "bucket_bits" in result.output
+    assert "is invalid" in result.output and "keys_per_check" in result.output
     assert not (env.data_dir / "server").exists()
 
 
@@ -254,7 +302,7 @@ def test_audit_verify_names_the_first_tampered_entry(env: Env, tamper: str, expe
 def test_commands_refuse_a_data_dir_without_keys(env: Env):
     result = run("audit", "verify", "--data-dir", str(env.data_dir))
     assert result.exit_code == 2
-    assert "missing" in result.output and "refcheck-server init" in result.output
+    assert "no OPRF key file" in result.output and "refcheck-server init" in result.output
 
 
 def _free_port() -> int:
