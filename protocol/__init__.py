@@ -1,6 +1,8 @@
 """refcheck's blind-match protocol core: RFC 9497 (V/PO)PRF over ristretto255-SHA512 and the
-pseudonym derivations of design/protocol.md. A pure library (no web, no database) so the server and
-the client SDK run literally the same code on both sides of the protocol.
+derivations of docs/protocol.md (version 2: `protocol.entry`, `protocol.claim`,
+`protocol.sealed_keys`, `protocol.filter`, `protocol.signed`). A pure library (no web, no
+database) so the server and the client SDK run literally the same code on both sides of the
+protocol.
 
 `protocol.hazmat` holds the raw group operations; everything here is the safe layer above it.
 """
@@ -28,16 +30,6 @@ from protocol.oprf import (
     generate_key_pair,
     unblind,
 )
-from protocol.pseudonym import (
-    Handle,
-    bucket,
-    handle_key,
-    match_proof,
-    open_handle,
-    seal_handle,
-    tag,
-    verify_match_proof,
-)
 
 __all__ = [
     "MODE_OPRF",
@@ -46,7 +38,6 @@ __all__ = [
     "SUITE",
     "DeriveKeyPairError",
     "DeserializeError",
-    "Handle",
     "InvalidInputError",
     "InverseError",
     "OPRFClient",
@@ -57,14 +48,7 @@ __all__ = [
     "VOPRFClient",
     "VOPRFServer",
     "VerifyError",
-    "bucket",
     "derive_key_pair",
     "generate_key_pair",
-    "handle_key",
-    "match_proof",
-    "open_handle",
-    "seal_handle",
-    "tag",
     "unblind",
-    "verify_match_proof",
 ]
