@@ -7,10 +7,14 @@ care to send.
 
 from __future__ import annotations
 
+import json
+import uuid
 from collections.abc import AsyncIterator
 
 import pytest
 
+from protocol.messages import MAX_BATCH
+from protocol.sealed_keys import MAX_KEYS_PER_CHECK, plaintext_size
 from server.settings import Settings
 from tests.factories import AppClient
 
@@ -25,8 +29,17 @@ def _limit(client: AppClient) -> int:
 
 async def test_the_default_limit_is_far_above_any_real_body_and_bounded() -> None:
     limit = Settings(environment="test").max_body_bytes
-    # The largest real body (a case with 256 pseudonyms) is some 40 KB.
-    assert 256 * 1024 <= limit <= 16 * 1024 * 1024
+    # The largest real bodies: a check of the most elements a request may carry, and a
+    # registration whose sealed keys have the most slots a policy allows (some 17 KB each).
+    check = {
+        "consent_id": str(uuid.uuid4()),
+        "key_id": "0" * 16,
+        "blinded_elements": ["00" * 32] * MAX_BATCH,
+    }
+    sealed = plaintext_size(MAX_KEYS_PER_CHECK) + 48  # a SealedBox adds 48 bytes
+    case = {"sealed_keys": "00" * sealed, "key_id": "0" * 16, "mou_reference": "x" * 64}
+    largest = max(len(json.dumps(check)), len(json.dumps(case)) + 1024)
+    assert 10 * largest <= limit <= 16 * 1024 * 1024
 
 
 async def test_an_unauthenticated_body_over_the_limit_is_refused_with_413(client):
