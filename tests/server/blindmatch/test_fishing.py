@@ -10,14 +10,12 @@ only against a claim proven with that check's own evaluation (docs/protocol.md, 
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass
 from typing import Any
 
 import pytest
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from protocol.claim import prove_claim
 from protocol.entry import hash_to_group, tag
 from protocol.identity import derive_keys
 from server.audit.models import AuditEntry
@@ -27,80 +25,17 @@ from server.checks.models import Check, CheckClaim
 from server.context import AppContext
 from server.retention.services import run_sweep
 from tests.blindflow import (
-    BlindedBatch,
-    ServerKey,
-    build_check_request,
     fetch_key,
     record_consent,
     register_person,
-    unblind_verified,
 )
 from tests.conftest import MutableClock
 from tests.factories import AppClient, Network, auth_headers, make_principal
+from tests.server.blindmatch.claims import post_claims, run_check
 from tests.server.blindmatch.people import OTHER, REGISTERED
 from tests.server.blindmatch.stored import pseudonym
 
 pytestmark = pytest.mark.anyio
-
-
-@dataclass
-class Ran:
-    """A check of REGISTERED as the HR client ran it: what it sent, what came back, its `P`s."""
-
-    server_key: ServerKey
-    consent_id: str
-    batch: BlindedBatch
-    answer: dict[str, Any]
-    points: list[bytes]
-
-    @property
-    def check_id(self) -> str:
-        return str(self.answer["check_id"])
-
-    def z(self, slot: int) -> bytes:
-        return bytes.fromhex(self.answer["evaluated_elements"][slot])
-
-    def claim(
-        self,
-        i: int,
-        *,
-        check_id: str | None = None,
-        index: int | None = None,
-    ) -> dict[str, Any]:
-        """The claim of key `i`; `check_id` and `index` put another check's into it."""
-        slot, p = self.batch.slots[i], self.points[i]
-        if index is not None:
-            slot = index
-        proof = prove_claim(
-            check_id=check_id or self.check_id,
-            consent_id=self.consent_id,
-            index=slot,
-            tag=tag(p),
-            p=p,
-            z=self.z(self.batch.slots[i]),
-            r=self.batch.blinds[i],
-        )
-        return {"index": slot, "tag": tag(p).hex(), "proof": proof.hex()}
-
-
-async def _run(
-    client: AppClient, headers: dict[str, str], consent_id: str, person: Any = REGISTERED
-) -> Ran:
-    server_key = await fetch_key(client, headers)
-    batch, body = build_check_request(server_key, consent_id, derive_keys(person))
-    response = await client.post("/v1/checks", headers=headers, json=body)
-    assert response.status_code == 200, response.text
-    answer = response.json()
-    points = unblind_verified(server_key, batch, answer)
-    return Ran(server_key, consent_id, batch, answer, points)
-
-
-async def _entries(
-    client: AppClient, headers: dict[str, str], check_id: str, claims: list[dict[str, Any]]
-) -> Any:
-    return await client.post(
-        f"/v1/checks/{check_id}/entries", headers=headers, json={"claims": claims}
-    )
 
 
 def _claims(session: Session) -> int:
@@ -202,23 +137,23 @@ async def test_a_claim_proven_for_another_checks_evaluation_is_refused(
     client: AppClient, network: Network, clock: MutableClock, registered: dict, session: Session
 ) -> None:
     consent = await record_consent(client, network.b_hr.headers, now=clock(), max_checks=2)
-    a = await _run(client, network.b_hr.headers, consent["id"])
-    b = await _run(client, network.b_hr.headers, consent["id"])
+    a = await run_check(client, network.b_hr.headers, consent["id"])
+    b = await run_check(client, network.b_hr.headers, consent["id"])
     headers = network.b_hr.headers
-    replayed = await _entries(client, headers, b.check_id, [a.claim(0)])
+    replayed = await post_claims(client, headers, b.check_id, [a.claim(0)])
     # Made with A's blind and A's Z but naming B and B's slot: B's own Z is what is checked.
     a_for_b = a.claim(0, check_id=b.check_id, index=b.batch.slots[0])
-    moved = await _entries(client, headers, b.check_id, [a_for_b])
+    moved = await post_claims(client, headers, b.check_id, [a_for_b])
     # Any other 64 bytes: no proof at all.
     forged = {**b.claim(0), "proof": os.urandom(64).hex()}
-    guessed = await _entries(client, headers, b.check_id, [forged])
+    guessed = await post_claims(client, headers, b.check_id, [forged])
     for response in (replayed, moved, guessed):
         assert response.status_code == 422, response.text
         assert response.json()["type"] == "urn:refcheck:problem:claim-invalid"
     assert _claims(session) == 0
     # The control: each check's own claim is answered.
     for ran in (a, b):
-        own = await _entries(client, headers, ran.check_id, [ran.claim(0)])
+        own = await post_claims(client, headers, ran.check_id, [ran.claim(0)])
         assert own.status_code == 200 and len(own.json()["entries"]) == 1
 
 
@@ -229,7 +164,7 @@ async def test_known_tags_without_a_proof_of_the_checks_evaluation_fetch_nothing
     enough to be handed the entries: the proof needs the blind of this check's element."""
     consent = await record_consent(client, network.b_hr.headers, now=clock())
     # A check of someone else: the client holds no blind for REGISTERED's keys.
-    ran = await _run(client, network.b_hr.headers, consent["id"], OTHER)
+    ran = await run_check(client, network.b_hr.headers, consent["id"], OTHER)
     stolen = [
         bytes(t)
         for t in session.scalars(select(Pseudonym.tag).where(Pseudonym.case_id == registered["id"]))
@@ -237,7 +172,7 @@ async def test_known_tags_without_a_proof_of_the_checks_evaluation_fetch_nothing
     claims = [
         {"index": i, "tag": t.hex(), "proof": ran.claim(0)["proof"]} for i, t in enumerate(stolen)
     ]
-    response = await _entries(client, network.b_hr.headers, ran.check_id, claims[:5])
+    response = await post_claims(client, network.b_hr.headers, ran.check_id, claims[:5])
     assert response.status_code == 422
     assert response.json()["type"] == "urn:refcheck:problem:claim-invalid"
     assert _claims(session) == 0
@@ -247,16 +182,16 @@ async def test_a_claim_by_another_principal_even_of_the_same_organisation_is_ref
     client: AppClient, network: Network, clock: MutableClock, registered: dict, session: Session
 ) -> None:
     consent = await record_consent(client, network.b_hr.headers, now=clock())
-    ran = await _run(client, network.b_hr.headers, consent["id"])
+    ran = await run_check(client, network.b_hr.headers, consent["id"])
     colleague, key = make_principal(session, network.org_b, [Role.HR_CHECKER])
     session.commit()
     colleague_headers = await auth_headers(client, colleague, key)
     for headers in (colleague_headers, network.a_hr.headers):
-        response = await _entries(client, headers, ran.check_id, [ran.claim(0)])
+        response = await post_claims(client, headers, ran.check_id, [ran.claim(0)])
         assert response.status_code == 404
         assert response.json()["type"] == "urn:refcheck:problem:not-found"
     assert _claims(session) == 0
-    mine = await _entries(client, network.b_hr.headers, ran.check_id, [ran.claim(0)])
+    mine = await post_claims(client, network.b_hr.headers, ran.check_id, [ran.claim(0)])
     assert mine.status_code == 200
 
 
@@ -264,14 +199,16 @@ async def test_a_repeated_claim_gets_the_same_answer_and_is_recorded_once(
     client: AppClient, network: Network, clock: MutableClock, registered: dict, session: Session
 ) -> None:
     consent = await record_consent(client, network.b_hr.headers, now=clock())
-    ran = await _run(client, network.b_hr.headers, consent["id"])
+    ran = await run_check(client, network.b_hr.headers, consent["id"])
     claims = [ran.claim(0), ran.claim(1)]
-    first = await _entries(client, network.b_hr.headers, ran.check_id, claims)
+    first = await post_claims(client, network.b_hr.headers, ran.check_id, claims)
     assert first.status_code == 200
     recorded = _claims(session)
     assert recorded == 2
     # A fresh proof (new nonce) for the same (check, index, tag): the same answer.
-    again = await _entries(client, network.b_hr.headers, ran.check_id, [ran.claim(1), ran.claim(0)])
+    again = await post_claims(
+        client, network.b_hr.headers, ran.check_id, [ran.claim(1), ran.claim(0)]
+    )
     assert again.status_code == 200
     assert sorted(e["tag"] for e in again.json()["entries"]) == sorted(
         e["tag"] for e in first.json()["entries"]
@@ -296,12 +233,12 @@ async def test_claims_after_the_window_are_refused(
 ) -> None:
     consent = await record_consent(client, network.b_hr.headers, now=clock(), max_checks=2)
     window = ctx.policy.entry_fetch_window_seconds
-    early = await _run(client, network.b_hr.headers, consent["id"])
-    late = await _run(client, network.b_hr.headers, consent["id"])
+    early = await run_check(client, network.b_hr.headers, consent["id"])
+    late = await run_check(client, network.b_hr.headers, consent["id"])
     clock.advance(seconds=window)
     await network.b_hr.refresh(client)
     # The last second of the window still counts.
-    ok = await _entries(client, network.b_hr.headers, early.check_id, [early.claim(0)])
+    ok = await post_claims(client, network.b_hr.headers, early.check_id, [early.claim(0)])
     assert ok.status_code == 200
     clock.advance(seconds=1)
     await network.b_hr.refresh(client)
@@ -309,7 +246,7 @@ async def test_claims_after_the_window_are_refused(
         run_sweep(ctx)
         session.expire_all()
         assert session.get(Check, late.check_id).evaluated is None  # type: ignore[union-attr]
-    response = await _entries(client, network.b_hr.headers, late.check_id, [late.claim(0)])
+    response = await post_claims(client, network.b_hr.headers, late.check_id, [late.claim(0)])
     assert response.status_code == 409
     assert response.json()["type"] == "urn:refcheck:problem:entry-window-closed"
     session.expire_all()
@@ -322,8 +259,8 @@ async def test_a_disclosure_request_needs_the_checks_own_claim(
     """Version 1's attack: an entry learnt elsewhere, asked about under a fresh consent. Here
     the fresh consent's check (of someone else) claimed nothing, and the request is refused."""
     consent = await record_consent(client, network.b_hr.headers, now=clock())
-    earlier = await _run(client, network.b_hr.headers, consent["id"])
-    answered = await _entries(client, network.b_hr.headers, earlier.check_id, [earlier.claim(0)])
+    earlier = await run_check(client, network.b_hr.headers, consent["id"])
+    answered = await post_claims(client, network.b_hr.headers, earlier.check_id, [earlier.claim(0)])
     [entry] = answered.json()["entries"]
     from protocol.entry import open_handle
 
@@ -331,7 +268,7 @@ async def test_a_disclosure_request_needs_the_checks_own_claim(
     assert handle is not None
 
     fresh = await record_consent(client, network.b_hr.headers, now=clock())
-    unrelated = await _run(client, network.b_hr.headers, fresh["id"], OTHER)
+    unrelated = await run_check(client, network.b_hr.headers, fresh["id"], OTHER)
     response = await client.post(
         "/v1/disclosure-requests",
         headers=network.b_hr.headers,
