@@ -4,7 +4,7 @@
     refcheck-server serve --data-dir var --host 127.0.0.1 --port 8000
     refcheck-server migrate --data-dir var            apply pending migrations
     refcheck-server audit verify --data-dir var       exit 1 and name the first tampered entry
-    refcheck-server audit checkpoint --data-dir var   sign the current head of the trail
+    refcheck-server audit checkpoint --data-dir var   seal and sign a tree head of the log now
 
 Everything else comes from the environment (`REFCHECK_DATABASE_URL`, `REFCHECK_ISSUER`, ...; see
 `server.settings`). Errors are one line on stderr and a non-zero exit: 1 for a refused operation
@@ -24,6 +24,7 @@ from __future__ import annotations
 import json
 import logging
 import os
+import re
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -120,6 +121,27 @@ def _migrate(settings: Settings) -> None:
     )
 
 
+def _write_demo_policy(settings: Settings) -> Settings:
+    """The demo network's policy: the packaged one, publishing the registry filter inside every
+    change (`filter_publish_seconds = 0`, docs/protocol.md), so a case registered in the demo is
+    in the very next check's filter. Written beside the keys, where `serve` finds it."""
+    from server.settings import LOCAL_POLICY_FILE
+
+    target = settings.data_dir / LOCAL_POLICY_FILE
+    if not target.exists():
+        text = settings.policy_file.read_text(encoding="utf-8")
+        demo_text, replaced = re.subn(
+            r"(?m)^filter_publish_seconds = \d+$", "filter_publish_seconds = 0", text
+        )
+        if replaced != 1:
+            fail("the policy file has no filter_publish_seconds line to set for the demo", 2)
+        target.write_text(
+            "# The demo network's policy, written by `refcheck-server init --demo`.\n" + demo_text,
+            encoding="utf-8",
+        )
+    return settings_for(settings.data_dir)
+
+
 @app.command()
 def init(
     data_dir: DataDirOption = None,
@@ -144,10 +166,10 @@ def init(
     ] = "refcheck",
 ) -> None:
     """Create the schema, the server's keys and the first network admin (printed once)."""
-    from server.audit.services import create_checkpoint
     from server.bootstrap import AlreadyInitialised, init_network, is_initialised
     from server.credentials import credentials
     from server.demo import seed_demo, write_demo_files
+    from server.transparency.sealer import seal
 
     settings = settings_for(data_dir)
     try:
@@ -165,6 +187,8 @@ def init(
                 fail("this database already holds an initialised network; nothing changed")
     finally:
         engine.dispose()
+    if demo and "policy_file" not in settings.model_fields_set:
+        settings = _write_demo_policy(settings)
     try:
         create_keys(settings.server_key_dir, network_id=network_id)
     except KeyFileError as exc:
@@ -192,16 +216,23 @@ def init(
             )
             if demo:
                 files = seed_demo(session, ctx, boot, base_url=base_url)
-            create_checkpoint(session, ctx)
+            seal(session, ctx)
     except AlreadyInitialised as exc:
         fail(exc.detail)
     typer.echo(f"Initialised the network in {settings.data_dir}.", err=True)
     if demo:
         for path in write_demo_files(settings.data_dir / "demo", files):
             typer.echo(f"  wrote {path}", err=True)
+    if demo:
+        # The admin's credentials are in demo/admin.json already: `make run` prints no key.
+        typer.echo(
+            f"The first network admin's credentials are in {settings.data_dir / 'demo'}.", err=True
+        )
+        return
     typer.echo(
         "The first network admin's credentials follow. They are shown only this once and the "
-        "server keeps no copy: store them as a 0600 file now.",
+        "server keeps no copy: store them as a 0600 file now "
+        "(`refcheck-server init ... > admin.json`).",
         err=True,
     )
     typer.echo(json.dumps(admin_credentials, indent=2))
@@ -286,17 +317,35 @@ def serve(
 
 
 @audit_app.command("verify")
-def audit_verify(data_dir: DataDirOption = None) -> None:
-    """Recompute the hash chain and checkpoint signatures; exit 1 naming the first problem."""
+def audit_verify(
+    data_dir: DataDirOption = None,
+    head: Annotated[
+        list[Path] | None,
+        typer.Option(
+            help="A signed tree head kept outside the database (a file of its hex, as the "
+            "witness keeps it); the log must still hold the tree it signs. Repeatable."
+        ),
+    ] = None,
+) -> None:
+    """Check every signed tree head, that the entries still make the trees they sign, and the
+    hash chain of entries from before the log; exit 1 naming the first problem."""
     from server.audit.verify import verify_trail
 
+    known = [bytes.fromhex(p.read_text().split()[0]) for p in head or []]
     ctx = open_context(data_dir)
     with session_scope(ctx) as session:
-        report = verify_trail(session, ctx.keys.audit_key.public_key(), ctx.keys.audit_key_id)
+        report = verify_trail(
+            session,
+            ctx.keys.audit_key.public_key(),
+            ctx.keys.audit_key_id,
+            network_id=ctx.keys.network_id,
+            known_heads=known,
+        )
     first = report.first
     if first is None:
         typer.echo(
-            f"audit trail intact: {report.entries} entries, {report.checkpoints} checkpoints"
+            f"audit trail intact: {report.entries} entries, {report.heads} signed tree heads "
+            f"(newest: {report.tree_size} leaves), {report.checkpoints} checkpoints"
         )
         return
     typer.echo(f"AUDIT TRAIL BROKEN: {first.message}")
@@ -308,14 +357,15 @@ def audit_verify(data_dir: DataDirOption = None) -> None:
 
 @audit_app.command("checkpoint")
 def audit_checkpoint(data_dir: DataDirOption = None) -> None:
-    """Sign the current head of the trail with the audit key."""
-    from server.audit.services import create_checkpoint
+    """Seal what was appended and sign a tree head now (the server does it every
+    `audit_seal_interval_seconds` by itself)."""
+    from server.transparency.sealer import latest_head, seal
 
     ctx = open_context(data_dir)
     with session_scope(ctx) as session:
-        checkpoint = create_checkpoint(session, ctx)
-        seq, entry_hash = checkpoint.seq, checkpoint.entry_hash
-    typer.echo(f"checkpoint signed at entry {seq} (head {entry_hash})")
+        sealed = seal(session, ctx) or latest_head(session)
+        size, root = (sealed.tree_size, sealed.root_hash) if sealed else (0, "-")
+    typer.echo(f"tree head signed at {size} leaves (root {root})")
 
 
 def main() -> None:
@@ -336,6 +386,10 @@ app.add_typer(filter_app, name="filter")
 from server.oprf.cli import keys_app  # noqa: E402 - mounted after `app` exists
 
 app.add_typer(keys_app, name="keys")
+
+from server.notifications.cli import notifications_app  # noqa: E402 - mounted after `app` exists
+
+app.add_typer(notifications_app, name="notifications")
 
 
 if __name__ == "__main__":

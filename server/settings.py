@@ -11,10 +11,12 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Literal
 
-from pydantic import Field, model_validator
+from pydantic import Field, SecretStr, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 DEFAULT_POLICY_FILE = Path(__file__).resolve().parent.parent / "policies" / "network.toml"
+#: A network's own policy file in its data directory, used instead of the packaged one.
+LOCAL_POLICY_FILE = "network.toml"
 
 
 class Settings(BaseSettings):
@@ -40,6 +42,15 @@ class Settings(BaseSettings):
     # under 2 KB (a bearer token is some 700 bytes).
     max_header_bytes: int = Field(default=8 * 1024, ge=2 * 1024, le=64 * 1024)
 
+    # Notifications (README, "Notifications"): the SMTP server as `smtp://host:port`,
+    # `smtp+starttls://user:pass@host:587` or `smtps://user:pass@host:465`, and the From address.
+    # Without them e-mail notifications are recorded (`refcheck-server notifications list`) but
+    # not sent. A secret: the URL may hold the SMTP password.
+    smtp_url: SecretStr = SecretStr("")
+    mail_from: str = ""
+    # How often each worker process looks for notifications to deliver.
+    notification_poll_seconds: float = Field(default=5.0, gt=0, le=3600)
+
     # --- Overload (README, "What to tune"). Everything is per worker process. ---------------
     # Requests that may touch the database at once. More only queue inside the database (for
     # SQLite's one write lock, or PostgreSQL's row locks) and in the GIL, and make every request
@@ -63,11 +74,26 @@ class Settings(BaseSettings):
     readiness_timeout_seconds: float = Field(default=1.0, gt=0, le=30)
 
     @model_validator(mode="after")
+    def _network_policy_of_the_data_dir(self) -> Settings:
+        # A network's own policy lives beside its keys (`init --demo` writes the demo
+        # network's there); the packaged file applies when there is none and none was named.
+        own = self.data_dir / LOCAL_POLICY_FILE
+        if "policy_file" not in self.model_fields_set and own.is_file():
+            self.policy_file = own
+        return self
+
+    @model_validator(mode="after")
     def _refuse_placeholder_config(self) -> Settings:
         # A production server that silently falls back to a demo SQLite file in the working
         # directory would scatter pseudonyms where nobody backs them up or protects them.
         if self.environment == "production" and not self.database_url:
             raise ValueError("REFCHECK_DATABASE_URL must be set in production")
+        if self.smtp_url.get_secret_value() or self.mail_from:
+            from server.notifications.smtp import check_mail_settings
+
+            check_mail_settings(
+                self.smtp_url.get_secret_value(), self.mail_from, environment=self.environment
+            )
         # Each admitted request holds at most one connection; /readyz and a streaming export
         # need one beside them. Fewer would turn admitted requests into pool timeouts.
         if (

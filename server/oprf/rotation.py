@@ -266,7 +266,11 @@ def rotation_job(session: Session, ctx: AppContext) -> None:
     """`server.jobs` entry point: rotate when due, and prune retired key files. The rotation
     runs in transactions of its own (the key file must be durable before the switch), and two
     workers racing here are safe: the second finds the key already switched and aborts."""
-    if rotation_due(session, ctx):
+    due = rotation_due(session, ctx)
+    # End the job's transaction first: the rotation writes in transactions of its own, and on
+    # SQLite a write still open here (the first key's announcement) would lock them out.
+    session.commit()
+    if due:
         try:
             rotate(ctx)
         except RotationAborted as exc:
