@@ -4,14 +4,13 @@ Started as its users start it: `refcheck-server init --demo` in a fresh data dir
 writes the demo credentials files), then `refcheck-server serve` on a free port, in a
 subprocess. Used through `running_server()`; tests/cli and tests/sdk each hold one per session.
 
-Its policy is the shipped one with `filter_publish_seconds = 0`, as for a demo network: every
-registration and withdrawal is in the registry filter at once, so a test can check right after
-registering (with the shipped hourly publication it would wait for the next revision).
+`init --demo` writes the demo network's policy (the filter published inside every change, so a
+test can check right after registering) and every credentials file, the first admin's
+included, under DATA_DIR/demo/.
 """
 
 from __future__ import annotations
 
-import json
 import os
 import socket
 import subprocess
@@ -47,22 +46,6 @@ def free_port() -> int:
         return port
 
 
-SHIPPED_POLICY = Path(__file__).resolve().parents[2] / "policies" / "network.toml"
-
-
-def demo_policy(data_dir: Path) -> Path:
-    """The shipped policy, publishing the filter inside every change."""
-    text = SHIPPED_POLICY.read_text(encoding="utf-8")
-    lines = [
-        "filter_publish_seconds = 0" if line.startswith("filter_publish_seconds") else line
-        for line in text.splitlines()
-    ]
-    assert "filter_publish_seconds = 0" in lines, "the shipped policy names no publication period"
-    path = data_dir / "policy.toml"
-    path.write_text("\n".join(lines) + "\n", encoding="utf-8")
-    return path
-
-
 def _server_command() -> list[str]:
     script = Path(sys.executable).with_name("refcheck-server")
     return [str(script)] if script.exists() else [sys.executable, "-m", "server.cli"]
@@ -77,7 +60,6 @@ def running_server(data_dir: Path) -> Iterator[LiveServer]:
         "REFCHECK_ENVIRONMENT": "development",
         "REFCHECK_RUN_BACKGROUND_JOBS": "false",
         "REFCHECK_LOG_LEVEL": "warning",
-        "REFCHECK_POLICY_FILE": str(demo_policy(data_dir)),
     }
     env.pop("REFCHECK_DATABASE_URL", None)
     init = subprocess.run(
@@ -88,10 +70,8 @@ def running_server(data_dir: Path) -> Iterator[LiveServer]:
         timeout=120,
     )
     assert init.returncode == 0, init.stderr
-    admin = data_dir / "admin-credentials.json"
-    fd = os.open(admin, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    with os.fdopen(fd, "w") as fh:
-        json.dump(json.loads(init.stdout), fh)
+    admin = data_dir / "demo" / "admin.json"
+    assert admin.exists(), init.stdout
     log = (data_dir / "server.log").open("w")
     proc = subprocess.Popen(
         [*_server_command(), "serve", "--data-dir", str(data_dir), "--port", str(port)],
