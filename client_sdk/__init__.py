@@ -43,6 +43,8 @@ Every exception the SDK raises on purpose derives from `RefcheckError`::
     │   │                         pinned) one, or OPRF key announcements went back
     │   ├── SignatureInvalid      a key announcement or filter header is not signed by the
     │   │                         network signing key (or lacks a witness's cosignature)
+    │   ├── LogInconsistent       the transparency log contradicts a tree head seen
+    │   │                         before (removed or rewritten entries, a split view)
     │   ├── FilterRejected        the registry filter fails its checks (values, delta)
     │   │   ├── FilterExpired     its signed header has expired
     │   │   ├── FilterRollback    its (key_seq, revision) is lower than one already seen
@@ -126,6 +128,7 @@ from client_sdk.errors import (
     KeyChanged,
     KeyMismatch,
     KeyRotated,
+    LogInconsistent,
     MouInactive,
     NotFound,
     OrgKeyChanged,
@@ -199,6 +202,7 @@ __all__ = [
     "KeyRotated",
     "Keystore",
     "LiveCheck",
+    "LogInconsistent",
     "Match",
     "MouInactive",
     "NetworkState",

@@ -48,6 +48,7 @@ __all__ = [
     "KeyChanged",
     "KeyMismatch",
     "KeyRotated",
+    "LogInconsistent",
     "MouInactive",
     "NotFound",
     "OrgKeyChanged",
@@ -120,6 +121,23 @@ class KeyChanged(ProtocolViolation):
         super().__init__(message)
         self.pinned_key_id = pinned_key_id
         self.server_key_id = server_key_id
+
+
+class LogInconsistent(ProtocolViolation):
+    """The network's transparency log contradicts a tree head this client verified before:
+    the new head is smaller, or has another root at the same size, or its consistency proof
+    does not verify. Entries were removed or rewritten, or the server shows this client a
+    different log than others (a split view). Alert the network secretariat: this is evidence,
+    so keep the pin file. `first_size` is the tree size this client trusted, `second_size` the
+    one the server offered."""
+
+    def __init__(self, message: str, *, first_size: int, second_size: int) -> None:
+        super().__init__(
+            f"{message} (trusted tree size {first_size}, offered {second_size}); "
+            "alert the network secretariat"
+        )
+        self.first_size = first_size
+        self.second_size = second_size
 
 
 class SignatureInvalid(ProtocolViolation):

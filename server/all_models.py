@@ -17,6 +17,7 @@ from server.oprf import models as oprf_models
 from server.quotas import models as quotas_models
 from server.registry import models as registry_models
 from server.stats import models as stats_models
+from server.transparency import models as transparency_models
 
 __all__ = [
     "Base",
@@ -31,4 +32,5 @@ __all__ = [
     "quotas_models",
     "registry_models",
     "stats_models",
+    "transparency_models",
 ]

@@ -13,6 +13,7 @@ from collections.abc import AsyncIterator
 from typing import Any
 
 from fastapi import FastAPI
+from sqlalchemy import Connection
 
 from server import problems
 from server.admission import Admission, AdmissionMiddleware
@@ -24,6 +25,7 @@ from server.keys import load_keys
 from server.policy.schema import load_policy
 from server.routers import ROUTERS
 from server.settings import Settings, get_settings
+from server.transparency.sealer import run_sealer
 
 
 def build_context(
@@ -86,13 +88,17 @@ def create_app(
 
     @contextlib.asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
-        task: asyncio.Task[None] | None = None
+        tasks: list[asyncio.Task[None]] = []
         if settings.run_background_jobs:
-            task = asyncio.create_task(run_periodically(ctx, settings.job_interval_seconds))
+            tasks.append(asyncio.create_task(run_periodically(ctx, settings.job_interval_seconds)))
+            # Bound to one connection (the tests), two threads must not share it: the jobs'
+            # own seal (their last job) then does the sealing.
+            if not isinstance(ctx.sessions.kw["bind"], Connection):
+                tasks.append(asyncio.create_task(run_sealer(ctx)))
         try:
             yield
         finally:
-            if task is not None:
+            for task in tasks:
                 task.cancel()
                 with contextlib.suppress(asyncio.CancelledError):
                     await task

@@ -65,9 +65,11 @@ def _oprf_key_rotation(session: Session, ctx: AppContext) -> None:
 
 
 def _checkpoint(session: Session, ctx: AppContext) -> None:
-    from server.audit.services import create_checkpoint_if_moved
+    # The sealer also runs on its own, every `audit_seal_interval_seconds` (server.app); here
+    # it seals what the jobs before it recorded.
+    from server.transparency.sealer import seal
 
-    create_checkpoint_if_moved(session, ctx)
+    seal(session, ctx)
 
 
 PERIODIC_JOBS: list[PeriodicJob] = [
@@ -77,7 +79,7 @@ PERIODIC_JOBS: list[PeriodicJob] = [
     # After the sweep, so what it deleted has left the revision it publishes.
     PeriodicJob("filter-publication", _filter_publication),
     PeriodicJob("oprf-key-rotation", _oprf_key_rotation),
-    # Last, so the checkpoint also covers whatever the jobs before it recorded.
+    # Last, so the signed tree head also covers whatever the jobs before it recorded.
     PeriodicJob("audit-checkpoint", _checkpoint),
 ]
 

@@ -20,6 +20,7 @@ from server.oprf.routes import router as oprf_router
 from server.policy.routes import router as policy_router
 from server.registry.routes import router as registry_router
 from server.stats.routes import router as stats_router
+from server.transparency.routes import router as transparency_router
 
 ROUTERS: list[APIRouter] = [
     health_router,
@@ -34,4 +35,5 @@ ROUTERS: list[APIRouter] = [
     stats_router,
     disclosures_router,
     filter_router,
+    transparency_router,
 ]

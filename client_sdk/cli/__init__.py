@@ -12,7 +12,18 @@ from typing import Annotated
 
 import typer
 
-from client_sdk.cli import admin, cases, check, consent, demo, disclosures, form, keys, rescreen
+from client_sdk.cli import (
+    admin,
+    cases,
+    check,
+    consent,
+    demo,
+    disclosures,
+    form,
+    keys,
+    rescreen,
+    transparency,
+)
 from client_sdk.cli._common import (
     ENV_BASE_URL,
     ENV_CREDENTIALS,
@@ -175,6 +186,7 @@ app.add_typer(admin.app, name="admin")
 app.add_typer(form.app, name="form")
 app.command(name="demo")(demo.demo)
 app.add_typer(disclosures.app, name="disclosures")
+app.add_typer(transparency.app, name="transparency")
 app.command(name="lookup")(disclosures.lookup)
 app.command(name="stats")(disclosures.stats)
 

@@ -1,7 +1,12 @@
-"""Appending to the hash chain, and the hash itself.
+"""Appending to the audit trail, and the canonical bytes of an entry (its Merkle leaf).
 
-Each entry's hash covers its content and the previous hash, so editing, deleting or inserting a row
-anywhere breaks every later link; `refcheck-server audit verify` recomputes and names the first one.
+An append is one INSERT: the database hands out the sequence number, nothing is locked, so
+concurrent writers never wait on each other (the single head row every write used to lock was
+the network's bottleneck). The entry becomes a leaf of the transparency log when the sealer
+places it (`server.transparency.sealer`); from then on its content is bound by signed tree heads.
+
+Entries written before the log (migration 0008) also carry the hash chain they were written
+with (`prev_hash`, `entry_hash`); `entry_digest` recomputes that chain for `audit verify`.
 """
 
 from __future__ import annotations
@@ -11,12 +16,16 @@ import json
 from datetime import datetime
 from typing import Any, cast
 
-from sqlalchemy import Table, bindparam, insert, select, text, update
+from sqlalchemy import Table, insert
 from sqlalchemy.orm import Session
 
-from server.audit.models import AuditEntry, AuditHead
+from server.audit.models import AuditEntry
 
 GENESIS_HASH = "0" * 64
+
+
+def _json(value: Any) -> str:
+    return json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=True)
 
 
 def entry_digest(
@@ -31,7 +40,8 @@ def entry_digest(
     details: dict[str, Any],
     prev_hash: str,
 ) -> str:
-    canonical = json.dumps(
+    """The hash of an entry of the pre-log hash chain (migration 0008 kept those)."""
+    canonical = _json(
         {
             "seq": seq,
             "at": at.isoformat(timespec="microseconds"),
@@ -42,10 +52,7 @@ def entry_digest(
             "object_id": object_id,
             "details": details,
             "prev_hash": prev_hash,
-        },
-        sort_keys=True,
-        separators=(",", ":"),
-        ensure_ascii=True,
+        }
     )
     return hashlib.sha256(canonical.encode()).hexdigest()
 
@@ -60,35 +67,44 @@ def digest_of(entry: AuditEntry) -> str:
         object_type=entry.object_type,
         object_id=entry.object_id,
         details=entry.details,
-        prev_hash=entry.prev_hash,
+        prev_hash=entry.prev_hash or "",
     )
 
 
-_HEAD = select(AuditHead.last_seq, AuditHead.last_hash).where(AuditHead.id == 1).with_for_update()
-# The first append of a database creates the head; two first appends at once must not both do it.
-_CREATE_HEAD = text(
-    "INSERT INTO audit_head (id, last_seq, last_hash) VALUES (1, 0, :genesis) "
-    "ON CONFLICT (id) DO NOTHING"
-)
+def canonical_entry(entry: AuditEntry) -> bytes:
+    """The leaf data of `entry`: compact ASCII JSON with sorted keys of `seq`, `at`
+    (RFC 3339 with microseconds), the actor, `action`, the object and `details`; for a pre-log
+    entry also its `prev_hash` and `entry_hash`. The leaf hash is `SHA-256(0x00 || this)`.
+
+    What a client is shown for an inclusion proof, and what `audit verify` recomputes.
+    """
+    fields: dict[str, Any] = {
+        "seq": entry.seq,
+        "at": entry.at.isoformat(timespec="microseconds"),
+        "actor_principal_id": entry.actor_principal_id,
+        "actor_org_id": entry.actor_org_id,
+        "action": entry.action,
+        "object_type": entry.object_type,
+        "object_id": entry.object_id,
+        "details": entry.details,
+    }
+    if entry.entry_hash is not None:
+        fields["prev_hash"] = entry.prev_hash
+        fields["entry_hash"] = entry.entry_hash
+    return _json(fields).encode("ascii")
+
+
 _entry_table = cast(Table, AuditEntry.__table__)
-_INSERT_ENTRY = insert(_entry_table)
-_head_table = cast(Table, AuditHead.__table__)
-_MOVE_HEAD = (
-    update(_head_table)
-    .where(_head_table.c.id == 1)
-    .values(last_seq=bindparam("new_seq"), last_hash=bindparam("new_hash"))
+_INSERT_ENTRY = insert(_entry_table).returning(_entry_table.c.seq)
+_COLUMNS = (
+    "at",
+    "actor_principal_id",
+    "actor_org_id",
+    "action",
+    "object_type",
+    "object_id",
+    "details",
 )
-
-
-def locked_head(session: Session) -> tuple[int, str]:
-    """The chain's head (`seq`, hash), locked until the transaction ends: every append and
-    checkpoint takes this lock, so concurrent writers cannot fork the chain (on SQLite the
-    transaction already holds the database's write lock)."""
-    head = session.execute(_HEAD).first()
-    if head is None:
-        session.execute(_CREATE_HEAD, {"genesis": GENESIS_HASH})
-        head = session.execute(_HEAD).one()
-    return int(head[0]), str(head[1])
 
 
 def append(
@@ -104,16 +120,13 @@ def append(
 ) -> AuditEntry:
     """Append one entry in the caller's transaction, so the entry and the change commit together.
 
-    Three precompiled Core statements (lock and read the head, insert the entry, move the head),
-    not the ORM's unit of work: every check appends, and the ORM's flush cost more than the
-    statements. The returned entry is a detached copy of what was written.
+    One precompiled Core INSERT … RETURNING seq, not the ORM's unit of work: every check
+    appends. The returned entry is a detached copy of what was written (`leaf_index` is None
+    until the sealer places it).
     """
-    details = details or {}
-    # Round-trip through JSON now: what is hashed must be exactly what the JSON column returns.
-    details = json.loads(json.dumps(details, sort_keys=True))
-    last_seq, last_hash = locked_head(session)
+    # Round-trip through JSON now: what the leaf hashes must be exactly what the column returns.
+    details = json.loads(_json(details or {}))
     entry = AuditEntry(
-        seq=last_seq + 1,
         at=at,
         actor_principal_id=actor_principal_id,
         actor_org_id=actor_org_id,
@@ -121,10 +134,7 @@ def append(
         object_type=object_type,
         object_id=object_id,
         details=details,
-        prev_hash=last_hash,
-        entry_hash="",
     )
-    entry.entry_hash = digest_of(entry)
-    session.execute(_INSERT_ENTRY, {c.key: getattr(entry, c.key) for c in _entry_table.columns})
-    session.execute(_MOVE_HEAD, {"new_seq": entry.seq, "new_hash": entry.entry_hash})
+    values = {name: getattr(entry, name) for name in _COLUMNS}
+    entry.seq = int(session.execute(_INSERT_ENTRY, values).scalar_one())
     return entry

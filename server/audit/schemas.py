@@ -19,8 +19,11 @@ class AuditEntryOut(BaseModel):
     object_type: str | None
     object_id: str | None
     details: dict[str, Any]
-    prev_hash: str
-    entry_hash: str
+    #: The pre-log hash chain (entries written before migration 0008); null after.
+    prev_hash: str | None
+    entry_hash: str | None
+    #: The entry's leaf in the transparency log; null until the next seal.
+    leaf_index: int | None
 
 
 class AuditPage(BaseModel):

@@ -1,7 +1,8 @@
-"""Recording what callers do, reading the trail back, and signing checkpoints of it.
+"""Recording what callers do, and reading the trail back.
 
 Every state change and every check goes through `record`, in the same transaction as the change,
-so the change and its audit entry commit together or not at all.
+so the change and its audit entry commit together or not at all. Signed tree heads over the
+trail are the sealer's (`server.transparency.sealer`).
 """
 
 from __future__ import annotations
@@ -12,9 +13,8 @@ from typing import Any
 from sqlalchemy import Engine, select
 from sqlalchemy.orm import Session
 
-from server.audit.chain import append, locked_head
-from server.audit.checkpoints import sign_checkpoint
-from server.audit.models import AuditCheckpoint, AuditEntry
+from server.audit.chain import append
+from server.audit.models import AuditEntry
 from server.auth.tokens import Caller
 from server.context import AppContext
 from server.db import Begin, bind_for
@@ -119,40 +119,3 @@ def export_session(ctx: AppContext) -> Session:
     if isinstance(bind, Engine) and bind.dialect.name == "postgresql":
         bind = bind.execution_options(isolation_level="REPEATABLE READ", postgresql_readonly=True)
     return ctx.sessions(bind=bind)
-
-
-def create_checkpoint(session: Session, ctx: AppContext) -> AuditCheckpoint:
-    """Sign the current head of the chain with the audit key (in the caller's transaction)."""
-    seq, head_hash = locked_head(session)
-    created_at = ctx.now()
-    key_id = ctx.keys.audit_key_id
-    checkpoint = AuditCheckpoint(
-        created_at=created_at,
-        seq=seq,
-        entry_hash=head_hash,
-        key_id=key_id,
-        signature=sign_checkpoint(
-            ctx.keys.audit_key,
-            seq=seq,
-            entry_hash=head_hash,
-            created_at=created_at,
-            key_id=key_id,
-        ),
-    )
-    session.add(checkpoint)
-    session.flush()
-    return checkpoint
-
-
-def latest_checkpoint(session: Session) -> AuditCheckpoint | None:
-    query = select(AuditCheckpoint).order_by(AuditCheckpoint.id.desc()).limit(1)
-    return session.scalars(query).first()
-
-
-def create_checkpoint_if_moved(session: Session, ctx: AppContext) -> AuditCheckpoint | None:
-    """The periodic job: a new checkpoint only when entries were appended since the last one."""
-    seq, _ = locked_head(session)
-    last = latest_checkpoint(session)
-    if last is not None and last.seq == seq:
-        return None
-    return create_checkpoint(session, ctx)

@@ -1,24 +1,35 @@
-"""Recompute the audit chain and its signed checkpoints; name the first entry tampered with.
+"""Verify the audit log: its signed tree heads, the tree its entries make, and the hash chain
+of the entries written before the log; name the first thing tampered with.
 
-What each kind of tampering looks like, and how it is told apart:
+The log (`verify_log`, what `refcheck-server audit verify` runs):
+
+* every signed tree head's signature by the network key, and heads numbered without gaps
+  (a head deleted from the middle leaves a gap);
+* the entries' leaf indexes without gaps (a deleted entry), each entry's leaf hash against the
+  stored tree (an edited entry), and the root the entries make at every head's size against
+  that head (a rewritten tree, nodes and all: only the signature tells, and consecutive heads
+  that both match are consistent with each other);
+* sealed entries beyond the newest head (its head deleted), or a head counting more entries than
+  there are (entries deleted);
+* optionally heads kept outside the database (a witness's, a member's): an insider who deletes
+  the newest entries together with their heads leaves nothing inside the database to notice,
+  but such a head names a tree the database no longer holds.
+
+The pre-log chain (`verify_chain`): what each kind of tampering looks like, and how it is told
+apart:
 
 * **altered** — a row's content no longer hashes to its `entry_hash`; or it was re-hashed, and the
-  next row's `prev_hash` (or the head row, for the last entry) still names the old hash; or a
-  whole tail was rewritten consistently, and a signed checkpoint no longer matches.
-* **removed** — a gap in the contiguous sequence numbers, or the head row counting more entries
-  than the table holds.
+  next row's `prev_hash` still names the old hash; or a whole tail was rewritten consistently,
+  and a signed checkpoint no longer matches.
+* **removed** — a gap in the contiguous sequence numbers.
 * **inserted** — rows after an insertion point renumbered (their hash still verifies at their
-  old number), or more rows than the head row counts.
-
-Limits, by design: an attacker with write access to the database who appends entries after the
-last checkpoint *and* updates the head row can only be caught by the next checkpoint, which they
-cannot sign without the audit key file. Checkpoint often.
+  old number).
 """
 
 from __future__ import annotations
 
 from collections import deque
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Literal
 
@@ -28,11 +39,10 @@ from sqlalchemy.orm import Session
 
 from server.audit.chain import GENESIS_HASH, digest_of, entry_digest
 from server.audit.checkpoints import checkpoint_signature_valid
-from server.audit.models import AuditCheckpoint, AuditEntry, AuditHead
-from server.audit.services import iter_entries
+from server.audit.models import AuditCheckpoint, AuditEntry
 
-FindingKind = Literal["altered", "removed", "inserted", "checkpoint"]
-_PRIORITY = {"inserted": 0, "removed": 1, "altered": 2, "checkpoint": 3}
+FindingKind = Literal["altered", "removed", "inserted", "checkpoint", "tree-head"]
+_PRIORITY = {"inserted": 0, "removed": 1, "altered": 2, "checkpoint": 3, "tree-head": 4}
 #: How far back a renumbered row is searched for (rows inserted in one place).
 _MAX_SHIFT = 64
 
@@ -51,6 +61,9 @@ class Finding:
 class VerifyReport:
     entries: int = 0
     checkpoints: int = 0
+    #: Signed tree heads read, and the leaves the newest one covers.
+    heads: int = 0
+    tree_size: int = 0
     findings: list[Finding] = field(default_factory=list)
 
     @property
@@ -76,7 +89,7 @@ def _shift(entry: AuditEntry) -> int:
             object_type=entry.object_type,
             object_id=entry.object_id,
             details=entry.details,
-            prev_hash=entry.prev_hash,
+            prev_hash=entry.prev_hash or "",
         )
         if digest == entry.entry_hash:
             return k
@@ -85,7 +98,7 @@ def _shift(entry: AuditEntry) -> int:
 
 def verify_chain(
     entries: Iterable[AuditEntry],
-    head: AuditHead | None,
+    head: tuple[int, str] | None,
     checkpoints: list[AuditCheckpoint],
     audit_public_key: Ed25519PublicKey,
     audit_key_id: str,
@@ -105,7 +118,7 @@ def verify_chain(
             what = f"entry {expected}" if missing == 1 else f"entries {expected}-{entry.seq - 1}"
             findings.append(Finding("removed", expected, f"{what} removed (sequence gap)"))
             # Judge the rest of the chain from this entry's own link, so one gap is one finding.
-            prev_hash = entry.prev_hash
+            prev_hash = entry.prev_hash or ""
         if digest_of(entry) != entry.entry_hash:
             k = _shift(entry)
             if k and (k != shift or entry.prev_hash != prev_hash):
@@ -138,15 +151,15 @@ def verify_chain(
                     f"entry {entry.seq})",
                 )
             )
+        entry_hash = entry.entry_hash or ""
         if entry.seq in wanted:
-            hash_at[entry.seq] = entry.entry_hash
-        recent.append(entry.entry_hash)
-        prev_hash = entry.entry_hash
+            hash_at[entry.seq] = entry_hash
+        recent.append(entry_hash)
+        prev_hash = entry_hash
         expected = entry.seq + 1
-        last_seq, last_hash = entry.seq, entry.entry_hash
+        last_seq, last_hash = entry.seq, entry_hash
 
-    head_seq = head.last_seq if head is not None else 0
-    head_hash = head.last_hash if head is not None else GENESIS_HASH
+    head_seq, head_hash = head if head is not None else (0, GENESIS_HASH)
     if head_seq > last_seq:
         what = (
             f"entry {last_seq + 1}"
@@ -209,10 +222,60 @@ def verify_chain(
     return report
 
 
-def verify_trail(
+def _legacy_entries(session: Session, batch: int = 500) -> Iterable[AuditEntry]:
+    last = 0
+    while True:
+        page = list(
+            session.scalars(
+                select(AuditEntry)
+                .where(AuditEntry.seq > last, AuditEntry.entry_hash.is_not(None))
+                .order_by(AuditEntry.seq)
+                .limit(batch)
+            )
+        )
+        if not page:
+            return
+        yield from page
+        last = page[-1].seq
+        for entry in page:
+            session.expunge(entry)
+
+
+def verify_legacy_chain(
     session: Session, audit_public_key: Ed25519PublicKey, audit_key_id: str
 ) -> VerifyReport:
-    """Verify the whole trail in `session`'s database (read-only)."""
-    head = session.get(AuditHead, 1)
+    """The hash chain and signed checkpoints of the entries written before the log."""
+    last = session.execute(
+        select(AuditEntry.seq, AuditEntry.entry_hash)
+        .where(AuditEntry.entry_hash.is_not(None))
+        .order_by(AuditEntry.seq.desc())
+        .limit(1)
+    ).first()
+    # The chain's end is bound by the tree now (its entries are the first leaves).
+    head = None if last is None else (int(last[0]), str(last[1]))
     checkpoints = list(session.scalars(select(AuditCheckpoint)))
-    return verify_chain(iter_entries(session), head, checkpoints, audit_public_key, audit_key_id)
+    return verify_chain(_legacy_entries(session), head, checkpoints, audit_public_key, audit_key_id)
+
+
+def verify_trail(
+    session: Session,
+    audit_public_key: Ed25519PublicKey,
+    audit_key_id: str,
+    *,
+    network_id: str,
+    known_heads: Sequence[bytes] = (),
+) -> VerifyReport:
+    """Verify the whole trail in `session`'s database (read-only): the log, and the pre-log
+    chain inside it. `known_heads` are framed signed tree heads kept outside the database."""
+    from server.transparency.verify import verify_log
+
+    report = verify_log(
+        session,
+        audit_public_key.public_bytes_raw(),
+        network_id=network_id,
+        known_heads=known_heads,
+    )
+    legacy = verify_legacy_chain(session, audit_public_key, audit_key_id)
+    report.checkpoints = legacy.checkpoints
+    report.findings.extend(legacy.findings)
+    return report

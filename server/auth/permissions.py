@@ -14,6 +14,8 @@ class Role(StrEnum):
     FOCAL_POINT = "focal_point"
     HR_CHECKER = "hr_checker"
     AUDITOR = "auditor"
+    # Runs `refcheck-witness`: cosigns tree heads, filter headers and key announcements.
+    WITNESS = "witness"
 
 
 class Permission(StrEnum):
@@ -30,6 +32,9 @@ class Permission(StrEnum):
     POLICY_READ = "policy:policy:read"
     AUDIT_READ = "audit:entry:read"
     AUDIT_EXPORT = "audit:entry:export"
+    # the transparency log (heads and proofs; entries themselves need AUDIT_READ)
+    TRANSPARENCY_READ = "transparency:log:read"
+    TRANSPARENCY_COSIGN = "transparency:cosignature:create"
     # statistics
     STATS_NETWORK = "stats:network:read"
     STATS_OWN = "stats:org:read"
@@ -56,6 +61,7 @@ class Permission(StrEnum):
 
 _EVERY_MEMBER = {
     Permission.SELF_READ,
+    Permission.TRANSPARENCY_READ,
     Permission.POLICY_READ,
     Permission.OPRF_KEY_READ,
     Permission.ORG_READ_OWN,
@@ -119,6 +125,18 @@ ROLE_PERMISSIONS: dict[Role, frozenset[Permission]] = {
             Permission.AUDIT_READ,
             Permission.AUDIT_EXPORT,
             Permission.STATS_NETWORK,
+            Permission.TRANSPARENCY_READ,
+        }
+    ),
+    # A witness reads the log and the signed objects and adds its cosignatures; with the
+    # auditor role beside it, it also reads the entries it checks the filter's size against.
+    Role.WITNESS: frozenset(
+        {
+            Permission.SELF_READ,
+            Permission.POLICY_READ,
+            Permission.OPRF_KEY_READ,
+            Permission.TRANSPARENCY_READ,
+            Permission.TRANSPARENCY_COSIGN,
         }
     ),
 }
@@ -126,7 +144,7 @@ ROLE_PERMISSIONS: dict[Role, frozenset[Permission]] = {
 
 #: Roles of the secretariat: they see across organisations, so only principals of the
 #: `network_secretariat` organisation may hold them.
-NETWORK_ROLES = frozenset({Role.NETWORK_ADMIN, Role.AUDITOR})
+NETWORK_ROLES = frozenset({Role.NETWORK_ADMIN, Role.AUDITOR, Role.WITNESS})
 #: Roles that act for one member organisation; the secretariat never registers or checks.
 MEMBER_ROLES = frozenset({Role.FOCAL_POINT, Role.HR_CHECKER})
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 import tomllib
 from enum import StrEnum
 from pathlib import Path
-from typing import Literal
+from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
@@ -83,6 +83,12 @@ class NetworkPolicy(_Strict):
     entry_fetch_window_seconds: int = Field(default=300, ge=30, le=3600)
     # The OPRF key is rotated at least this often (next issue: the job); 90 at most.
     oprf_key_rotation_days: int = Field(default=90, ge=1, le=90)
+    # New audit entries become leaves of the transparency log, under a signed tree head, at
+    # least this often (server.transparency.sealer).
+    audit_seal_interval_seconds: int = Field(default=1, ge=1, le=3600)
+    # Witnesses' Ed25519 public keys (hex): the SDK refuses a tree head, filter or key
+    # announcement one of them has not cosigned; the server accepts cosignatures only from them.
+    witnesses: list[Annotated[str, Field(pattern=r"^[0-9a-f]{64}$")]] = Field(default_factory=list)
     disclosure_response_deadline_days: int = Field(ge=1, le=90)
     # Until then a late answer is still accepted; after it the requester has decided without one.
     disclosure_expiry_days_after_due: int = Field(ge=1, le=365)
@@ -100,7 +106,7 @@ class NetworkPolicy(_Strict):
         if missing:
             raise ValueError(f"categories missing a rule: {', '.join(sorted(missing))}")
         # A repeated entry is almost always a typo for another one that is now missing.
-        for name in ("allowed_legal_bases", "sanctions"):
+        for name in ("allowed_legal_bases", "sanctions", "witnesses"):
             values = getattr(self, name)
             if len(set(values)) != len(values):
                 raise ValueError(f"{name} lists an entry twice")

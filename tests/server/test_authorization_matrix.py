@@ -120,6 +120,13 @@ MATRIX: dict[str, Row] = {
     "GET /v1/policy": allow(*ALL),
     "GET /v1/audit": allow(ADMIN, AUDITOR),
     "GET /v1/audit/export": allow(ADMIN, AUDITOR),
+    # the transparency log: heads and proofs for everyone, entries for the secretariat's
+    # readers, cosignatures only from a witness (a role none of these actors holds)
+    "GET /v1/transparency/sth": allow(*ALL),
+    "GET /v1/transparency/consistency": allow(*ALL),
+    "GET /v1/transparency/inclusion": allow(*ALL),
+    "GET /v1/transparency/entries": allow(ADMIN, AUDITOR),
+    "POST /v1/transparency/cosignatures": allow(),
     # statistics: network-wide for the secretariat, own organisation for members
     "GET /v1/stats": allow(*ALL),
     # blind-match protocol

@@ -14,21 +14,23 @@ import sys
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from pathlib import Path
 
 import httpx
 import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
-from sqlalchemy import delete, func, select, update
+from sqlalchemy import func, select, update
 from sqlalchemy.orm import Session
 from typer.testing import CliRunner
 
 from server.app import create_app
-from server.audit.models import AuditCheckpoint, AuditEntry
+from server.audit.models import AuditEntry
 from server.cli import app as cli_app
 from server.db import make_engine
 from server.keys import read_oprf_key
 from server.settings import Settings
+from server.transparency.models import TreeHead
 from tests.databases import dispose_database_url, fresh_database_url
 from tests.factories import AppClient, sign_assertion, token_form
 
@@ -228,15 +230,21 @@ def test_init_refuses_an_invalid_policy_with_a_clear_message(
     assert not (env.data_dir / "server").exists()
 
 
-def test_audit_checkpoint_signs_the_current_head(env: Env):
+def test_audit_checkpoint_seals_and_signs_a_tree_head(env: Env):
     _init(env, "--demo")
+    engine = make_engine(env.url)
+    try:
+        with Session(engine) as session, session.begin():
+            session.add(AuditEntry(at=datetime.now(UTC), action="test.event", details={"n": 1}))
+    finally:
+        engine.dispose()
     result = run("audit", "checkpoint", "--data-dir", str(env.data_dir))
     assert result.exit_code == 0, result.output
-    assert "checkpoint signed at entry" in result.output
+    assert "tree head signed at" in result.output
     engine = make_engine(env.url)
     try:
         with Session(engine) as session:
-            count = session.scalar(select(func.count()).select_from(AuditCheckpoint))
+            count = session.scalar(select(func.count()).select_from(TreeHead))
             assert count == 2  # one by init, one now
     finally:
         engine.dispose()
@@ -252,9 +260,9 @@ def test_audit_verify_passes_on_an_untouched_trail(env: Env):
 @pytest.mark.parametrize(
     ("tamper", "expected"),
     [
-        ("edit", "entry 3 altered"),
-        ("delete", "entry 3 removed"),
-        ("insert", "entry 4 inserted"),
+        ("edit", "leaf 2 (entry 3) altered"),
+        ("delete", "leaf 2 removed"),
+        ("drop-head", "no signed tree head covers them"),
     ],
 )
 def test_audit_verify_names_the_first_tampered_entry(env: Env, tamper: str, expected: str):
@@ -262,41 +270,43 @@ def test_audit_verify_names_the_first_tampered_entry(env: Env, tamper: str, expe
     engine = make_engine(env.url)
     try:
         with Session(engine) as session, session.begin():
+            third = session.scalars(select(AuditEntry).where(AuditEntry.leaf_index == 2)).one()
             if tamper == "edit":
-                session.execute(
-                    update(AuditEntry).where(AuditEntry.seq == 3).values(action="org.nothing")
-                )
+                third.action = "org.nothing"
             elif tamper == "delete":
-                session.execute(delete(AuditEntry).where(AuditEntry.seq == 3))
+                session.delete(third)
             else:
-                # Renumber 4.. upwards (two steps: no unique clash) and slip a row in at 4.
-                session.execute(
-                    update(AuditEntry).where(AuditEntry.seq >= 4).values(seq=AuditEntry.seq + 1000)
-                )
+                session.add(AuditEntry(at=third.at, action="test.event", details={}))
+                session.flush()
+                from server.transparency.sealer import latest_head
+
+                head = latest_head(session)
+                assert head is not None
+                # Seal as the server would, then drop the head that covers the new leaf.
                 session.execute(
                     update(AuditEntry)
-                    .where(AuditEntry.seq >= 1000)
-                    .values(seq=AuditEntry.seq - 999)
+                    .where(AuditEntry.leaf_index.is_(None))
+                    .values(leaf_index=head.tree_size)
                 )
-                third = session.get(AuditEntry, 3)
-                assert third is not None
-                forged = AuditEntry(
-                    seq=4,
-                    at=third.at,
-                    action="principal.create",
-                    details={},
-                    prev_hash=third.entry_hash,
-                    entry_hash="",
-                )
-                from server.audit.chain import digest_of
-
-                forged.entry_hash = digest_of(forged)
-                session.add(forged)
     finally:
         engine.dispose()
+    if tamper == "edit":
+        expected = expected.replace("entry 3", f"entry {_seq_at(env, 2)}")
     result = run("audit", "verify", "--data-dir", str(env.data_dir))
     assert result.exit_code == 1, result.output
-    assert result.output.startswith("AUDIT TRAIL BROKEN: " + expected), result.output
+    assert result.output.startswith("AUDIT TRAIL BROKEN: "), result.output
+    assert expected in result.output.splitlines()[0], result.output
+
+
+def _seq_at(env: Env, index: int) -> int:
+    engine = make_engine(env.url)
+    try:
+        with Session(engine) as session:
+            return int(
+                session.scalars(select(AuditEntry.seq).where(AuditEntry.leaf_index == index)).one()
+            )
+    finally:
+        engine.dispose()
 
 
 def test_commands_refuse_a_data_dir_without_keys(env: Env):

@@ -1,4 +1,4 @@
-"""The periodic jobs: each in its own transaction, a failure contained, the checkpoint last."""
+"""The periodic jobs: each in its own transaction, a failure contained, the log's seal last."""
 
 from __future__ import annotations
 
@@ -9,14 +9,14 @@ import pytest
 from sqlalchemy import func, select
 
 from server.app import create_app
-from server.audit.models import AuditCheckpoint
 from server.audit.services import record
 from server.auth.models import UsedAssertion
 from server.jobs import PERIODIC_JOBS, PeriodicJob, run_jobs_once
+from server.transparency.models import TreeHead
 
 
 def _checkpoints(session) -> int:
-    return session.scalar(select(func.count()).select_from(AuditCheckpoint)) or 0
+    return session.scalar(select(func.count()).select_from(TreeHead)) or 0
 
 
 def test_a_failing_job_neither_stops_the_others_nor_leaves_its_changes(
