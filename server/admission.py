@@ -32,7 +32,7 @@ from collections import Counter, deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from starlette.types import ASGIApp, Receive, Scope, Send
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from server.errors import DomainError, FairShareExceeded, ServerBusy
 from server.problems import error_response
@@ -156,7 +156,7 @@ class Admission:
 
 class AdmissionMiddleware:
     """ASGI middleware around the app: a place per request (`Admission`), held until the
-    response is sent in full (a streamed export holds it while it streams)."""
+    response is sent in full (a streamed export holds it while it streams) or the app ends."""
 
     def __init__(
         self, app: ASGIApp, *, admission: Admission, org_of: Callable[[Scope], str]
@@ -180,7 +180,22 @@ class AdmissionMiddleware:
             await response(scope, receive, send)
             return
         started = time.monotonic()
+        released = False
+
+        def release() -> None:
+            nonlocal released
+            if not released:
+                released = True
+                self.admission.release(org, time.monotonic() - started)
+
+        async def releasing_send(message: Message) -> None:
+            await send(message)
+            # The place is free once the answer is out, not when the app's clean-up after it
+            # has run: a client that sends its next request at once must find it free.
+            if message["type"] == "http.response.body" and not message.get("more_body", False):
+                release()
+
         try:
-            await self.app(scope, receive, send)
+            await self.app(scope, receive, releasing_send)
         finally:
-            self.admission.release(org, time.monotonic() - started)
+            release()

@@ -140,6 +140,41 @@ async def test_every_place_is_free_again_once_a_burst_has_passed():
     assert admission.running == 1
 
 
+async def test_the_place_is_free_once_the_answer_is_out_before_the_apps_clean_up():
+    """A client that sends its next request the moment it has read an answer must find the
+    place free, though the app still runs its clean-up after the answer (FastAPI closes the
+    request's session then). Before, the place was held until the app returned, and a
+    sign-in right after another was refused 429 with one place."""
+    admission = _admission(concurrency=1, queue=0, slots=1)
+    answered, clean_up = asyncio.Event(), asyncio.Event()
+
+    async def app(scope, receive, send):
+        await send({"type": "http.response.start", "status": 200, "headers": []})
+        await send({"type": "http.response.body", "body": b"ok", "more_body": False})
+        answered.set()
+        await clean_up.wait()
+
+    middleware = AdmissionMiddleware(app, admission=admission, org_of=lambda scope: "org")
+    sent: list[dict[str, object]] = []
+
+    async def send(message):
+        sent.append(message)
+
+    async def receive():
+        return {"type": "http.request", "body": b"", "more_body": False}
+
+    scope = {"type": "http", "path": "/v1/me", "headers": []}
+    first = asyncio.create_task(middleware(scope, receive, send))
+    await answered.wait()
+    assert admission.running == 0  # free while the first request's clean-up still runs
+    await admission.acquire("org")  # the next request of the same organisation gets in
+    admission.release("org", 0.0)
+    clean_up.set()
+    await first
+    assert admission.running == 0 and not admission._per_org
+    assert [m["type"] for m in sent] == ["http.response.start", "http.response.body"]
+
+
 # --- the app: probes, shed answers, database timeouts ---------------------------------------
 
 
