@@ -117,8 +117,13 @@ def _consents(network: DemoNetwork, count: int, checker: str = "org-b-hr") -> li
     engine = _engine(network)
     try:
         principal = network.principals[checker]
+        org_keys = json.loads(principal.path.read_text()).get("org_keys")
         return seed_consents(
-            engine, count, org_id=principal.org_id, principal_id=principal.principal_id
+            engine,
+            count,
+            org_id=principal.org_id,
+            principal_id=principal.principal_id,
+            org_keys=org_keys,
         )
     finally:
         engine.dispose()
@@ -487,7 +492,7 @@ def _filter_figures(
             measured=(
                 f"filter current {large_delta.sdk.current * 1e3:.2f} ms (header verified, "
                 f"{large_delta.sdk.keys} lookups) + one delta update "
-                f"{large_delta.sdk.update * 1e3:.0f} ms shared by {per_revision:.0f} checks "
+                f"{_ms(large_delta.sdk.update)} shared by {per_revision:.0f} checks "
                 f"(daily quota over {24 * 3600 // max(policy.filter_publish_seconds, 60)} "
                 f"revisions a day); at {small_delta.count:,} values {small_ms:.2f} ms: "
                 f"{large_ms / small_ms:.1f}x"
@@ -503,10 +508,10 @@ def _filter_figures(
         Figure(
             label=f"4. SDK, one check that meets a new revision at {large_delta.count:,} values",
             measured=(
-                f"{large_delta.sdk.with_update * 1e3:.0f} ms (check_header, absorb the "
+                f"{_ms(large_delta.sdk.with_update)} (check_header, absorb the "
                 f"{large_delta.payload + large_delta.header + 4}-B delta: apply, hash the whole "
                 f"list; vouch; lookups); at {small_delta.count:,} values "
-                f"{small_delta.sdk.with_update * 1e3:.2f} ms"
+                f"{_ms(small_delta.sdk.with_update)}"
             ),
             ratio=large_delta.sdk.with_update * 1e3,
             quantity="ms",
@@ -526,6 +531,11 @@ def _filter_figures(
         ),
     ]
     return figures
+
+
+def _ms(seconds: float) -> str:
+    ms = seconds * 1e3
+    return f"{ms:.0f} ms" if ms >= 100 else f"{ms:.2f} ms"
 
 
 def _latency_figures(series: _Series, plan: Plan) -> list[Figure]:

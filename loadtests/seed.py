@@ -41,7 +41,7 @@ import os
 import random
 import time
 import uuid
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
@@ -402,6 +402,16 @@ def seed_entries(
             conn.execute(text("ANALYZE cases"))
         else:
             conn.execute(text("ANALYZE"))
+    if not postgres:
+        # The load went through the write-ahead log in one transaction; a registry built over
+        # months has no such log, and reads would look every page up in it until a checkpoint.
+        # Through the driver: SQLAlchemy would open a transaction, inside which SQLite refuses.
+        raw = engine.raw_connection()
+        try:
+            driver: Any = raw.driver_connection
+            driver.execute("PRAGMA wal_checkpoint(TRUNCATE)").close()
+        finally:
+            raw.close()
     return SeedResult(entries_total, cases_total, time.perf_counter() - started)
 
 
@@ -411,24 +421,33 @@ def seed_consents(
     *,
     org_id: str,
     principal_id: str,
+    org_keys: Mapping[str, str] | None = None,
     purpose: str = "rescreening",
     max_checks: int = 53,
     validity_days: int = 364,
 ) -> list[str]:
     """Insert `count` live consent receipts of one organisation in one statement; returns their
     ids. A nightly re-screening finds its consents already recorded (a re-screening consent is
-    valid for a year and covers weekly checks), so a benchmark of checks starts from there too."""
+    valid for a year and covers weekly checks), so a benchmark of checks starts from there too.
+
+    Where the schema keeps what the HR system knows of a consent sealed to its organisation
+    (`sealed_details`), each receipt's details are sealed and signed with `org_keys` (the
+    credentials file's `org_keys`: `x25519_private` and `ed25519_private`), as the SDK does.
+    """
     now = datetime.now(UTC)
+    columns = set(Consent.__table__.c.keys())
+    form_sha256 = hashlib.sha256(b"refcheck benchmark declaration form").hexdigest()
     ids = [str(uuid.uuid4()) for _ in range(count)]
-    rows = [
-        {
+    rows = []
+    for i, consent_id in enumerate(ids):
+        row: dict[str, Any] = {
             "id": consent_id,
             "org_id": org_id,
             "recorded_by": principal_id,
             "applicant_ref": f"BENCH-{i:06d}",
             "purpose": purpose,
             "position_ref": "benchmark",
-            "form_sha256": hashlib.sha256(b"refcheck benchmark declaration form").hexdigest(),
+            "form_sha256": form_sha256,
             "self_declared_finding": False,
             "consented_at": now,
             "expires_on": now.date() + timedelta(days=validity_days),
@@ -438,11 +457,32 @@ def seed_consents(
             "lookup_code_sha256": os.urandom(32).hex(),
             "created_at": now,
         }
-        for i, consent_id in enumerate(ids)
-    ]
+        if "sealed_details" in columns:
+            row["sealed_details"] = _sealed_details(row, org_keys)
+        rows.append({k: v for k, v in row.items() if k in columns})
     with engine.begin() as conn:
         conn.execute(insert(Consent), rows)
     return ids
+
+
+def _sealed_details(row: Mapping[str, Any], org_keys: Mapping[str, str] | None) -> bytes:
+    from nacl.public import PrivateKey
+
+    from protocol import consent_details
+
+    if org_keys is None:
+        raise ValueError("this schema seals consent details: pass the organisation's org_keys")
+    details = consent_details.ConsentDetails(
+        applicant_ref=row["applicant_ref"],
+        position_ref=row["position_ref"],
+        form_sha256=row["form_sha256"],
+        self_declared_finding=row["self_declared_finding"],
+        purpose=row["purpose"],
+        consented_at=row["consented_at"],
+    )
+    public = bytes(PrivateKey(bytes.fromhex(org_keys["x25519_private"])).public_key)
+    seed = bytes.fromhex(org_keys["ed25519_private"])
+    return consent_details.seal_details(details, public, signing_seed=seed)
 
 
 __all__ = [
