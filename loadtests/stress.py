@@ -100,6 +100,7 @@ class Outcome:
     finished: float  # time.perf_counter() when the answer was complete
     error: str = ""
     problem: str = ""  # the problem type's slug of an error answer
+    database_busy: bool = False  # a 503 `busy` because the database did not answer in time
     retry_after: str = ""
     body_ok: bool = True
 
@@ -146,10 +147,13 @@ async def send(port: int, request: Request) -> Outcome:
                 await writer.wait_closed()
     finished = time.perf_counter()
     problem = ""
+    database_busy = False
     body_ok = True
     if status >= 400:
         with contextlib.suppress(ValueError, AttributeError):
-            problem = str(json.loads(body).get("type", "")).rsplit(":", 1)[-1]
+            answer = json.loads(body)
+            problem = str(answer.get("type", "")).rsplit(":", 1)[-1]
+            database_busy = "database" in str(answer.get("detail", ""))
         body_ok = headers.get("content-type", "").startswith("application/problem+json")
     elif request.kind == "export":
         body_ok = all(b'"seq"' in line for line in body.splitlines())
@@ -159,6 +163,7 @@ async def send(port: int, request: Request) -> Outcome:
         finished - started,
         finished,
         problem=problem,
+        database_busy=database_busy,
         retry_after=headers.get("retry-after", ""),
         body_ok=body_ok,
     )
@@ -437,6 +442,7 @@ def burst_figures(
     answered = [o for o in outcomes if 200 <= o.status < 300]
     shed_busy = sum(1 for o in outcomes if o.status == 503 and o.problem == "busy")
     shed_share = sum(1 for o in outcomes if o.status == 429)
+    database_busy = sum(1 for o in outcomes if o.status == 503 and o.database_busy)
     latencies = [1000 * o.seconds for o in answered]
     return [
         StressFigure(f"{label}: 5xx answers (503 busy excluded)", server_errors, "", 0, 0),
@@ -463,6 +469,13 @@ def burst_figures(
         ),
         StressFigure(f"{label}: answered 2xx", len(answered), "", len(outcomes), versus="of"),
         StressFigure(f"{label}: shed 503 busy", shed_busy, "", len(outcomes), versus="of"),
+        StressFigure(
+            f"{label}: of those, the database did not answer in time",
+            database_busy,
+            "",
+            len(outcomes),
+            versus="of",
+        ),
         StressFigure(
             f"{label}: shed 429 fair-share-exceeded", shed_share, "", len(outcomes), versus="of"
         ),
@@ -574,6 +587,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     if any(not 1 <= n <= 2000 for n in bursts):
         parser.error("bursts are 1 to 2,000 requests")
     started = time.perf_counter()
+    load_before = _load_average()
     figures: list[StressFigure] = []
     for backend in args.backends.split(","):
         if backend not in ("sqlite", "postgresql"):
@@ -586,12 +600,20 @@ def main(argv: Sequence[str] | None = None) -> int:
         "(40 % GET /v1/me, 30 % listings, 10 % GET /v1/audit/export, 20 % sign-ins), each on "
         "its own connection; baseline: the same kinds one at a time, /healthz on an idle server"
     )
+    print(
+        f"{time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}, {os.cpu_count()} CPUs, load "
+        f"average {load_before} at start and {_load_average()} at the end (the machine is shared)"
+    )
     for figure in figures:
         print(figure.line())
     judged = [f for f in figures if f.target is not None]
     print(f"{sum(f.met for f in judged)} of {len(judged)} targets met")
     _say(f"done in {time.perf_counter() - started:.0f} s")
     return 0
+
+
+def _load_average() -> str:
+    return " ".join(f"{x:.2f}" for x in os.getloadavg())
 
 
 def _say(message: str) -> None:
