@@ -313,7 +313,17 @@ def register_case(
                 created_at=now,
             )
         )
-    record(session, ctx, caller, "case.register", object_type="case", object_id=case.id)
+    # The retention date lets a witness count live cases from the log alone (the filter must
+    # hold keys_per_check values for each); it is case metadata, nothing about the person.
+    record(
+        session,
+        ctx,
+        caller,
+        "case.register",
+        object_type="case",
+        object_id=case.id,
+        details={"retention_until": req.retention_until.isoformat()},
+    )
     increment_many(
         session,
         caller.org_id,

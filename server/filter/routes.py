@@ -61,7 +61,8 @@ def read_filter(
     headers = {"ETag": answer.etag, "Cache-Control": "private, no-cache"}
     if answer.body is None:
         return Response(status_code=status.HTTP_304_NOT_MODIFIED, headers=headers)
-    return Response(content=answer.body, media_type=OCTET_STREAM, headers=headers)
+    body = services.cosigned_body(session, ctx, answer.body)
+    return Response(content=body, media_type=OCTET_STREAM, headers=headers)
 
 
 @router.get("/fillers", response_model=Fillers)

@@ -41,12 +41,13 @@ from sqlalchemy.orm import Session
 from protocol import entry as entry_crypto
 from protocol import filter as filter_codec
 from protocol.messages import Filler, Fillers
-from protocol.signed import SignedObject, format_time, parse, sign
+from protocol.signed import SignedObject, format_time, parse, parse_framed, sign
 from server.cases.models import Case, CaseStatus, Pseudonym
 from server.context import AppContext
 from server.db import transaction
 from server.filter.models import FilterHead, FilterRevision
 from server.oprf.services import current_key
+from server.transparency.services import log_signed_object, with_cosignatures
 
 log = logging.getLogger("refcheck.server.filter")
 
@@ -236,6 +237,9 @@ def publish(session: Session, ctx: AppContext) -> FilterRevision:
     session.execute(
         update(FilterHead).where(FilterHead.id == _HEAD_ID).values(last_revision=revision)
     )
+    # Every published header is a log entry, so a witness can check it against the log's
+    # live cases and a member can prove which filter it was shown.
+    log_signed_object(session, ctx, header, object_id=str(revision))
     session.flush()
     _prune(session, ctx, row)
     return row
@@ -391,8 +395,22 @@ def publish_for_reading(session: Session, ctx: AppContext) -> None:
 
 
 def current_filter_header(session: Session, ctx: AppContext) -> bytes:
-    """The framed signed `filter` header of the newest revision, for the check answer."""
-    return ensure_current(session, ctx).header
+    """The framed signed `filter` header of the newest revision, for the check answer, with
+    the witnesses' cosignatures when the policy names witnesses."""
+    header = ensure_current(session, ctx).header
+    if not ctx.policy.witnesses:
+        return header
+    return with_cosignatures(session, parse(header)).framed()
+
+
+def cosigned_body(session: Session, ctx: AppContext, body: bytes) -> bytes:
+    """A full or delta body whose signed header carries the witnesses' cosignatures (they
+    arrive after publication, so the cached body is spliced, not rebuilt)."""
+    if not ctx.policy.witnesses:
+        return body
+    magic = len(filter_codec.FULL_MAGIC)  # RCF2 and RCD2 have one length
+    header, end = parse_framed(body, magic)
+    return body[:magic] + with_cosignatures(session, header).framed() + body[end:]
 
 
 def publication_due(ctx: AppContext, newest: Published | None) -> bool:

@@ -39,7 +39,7 @@ from server.context import AppContext
 from server.db import transaction
 from server.keys import KeyFileError, OprfKey, oprf_key_file, read_oprf_key
 from server.oprf.models import CurrentOprfKey, OprfKeyAnnouncement
-from server.oprf.services import announcement, current_key
+from server.oprf.services import announce, current_key
 
 log = logging.getLogger("refcheck.server.oprf")
 
@@ -182,7 +182,7 @@ def rotate(
         if left:
             raise RotationAborted(f"{left} entries are not under the new key: aborting")
         _step("entries-rekeyed", crash_at, hook)
-        session.add(announcement(ctx, old_seq + 1, new, prev_key_id=old.key_id))
+        announce(session, ctx, old_seq + 1, new, prev_key_id=old.key_id)
         session.execute(
             update(CurrentOprfKey)
             .where(CurrentOprfKey.id == 1)

@@ -31,5 +31,5 @@ def get_keys(
         signing_key=SigningKey(
             key_id=ctx.keys.audit_key_id, public_key=ctx.keys.audit_public.hex()
         ),
-        oprf_keys=[a.hex() for a in announcements(session)],
+        oprf_keys=[a.hex() for a in announcements(session, ctx)],
     )

@@ -107,12 +107,22 @@ def _announce_first_key(session: Session, ctx: AppContext) -> None:
     seq, key = keys.oprf_ring.current
     try:
         with session.begin_nested():
-            session.add(announcement(ctx, seq, key, prev_key_id=None))
-            session.add(
-                CurrentOprfKey(id=1, key_seq=seq, key_id=key.key_id, switched_at=ctx.now())
-            )
+            announce(session, ctx, seq, key, prev_key_id=None)
+            session.add(CurrentOprfKey(id=1, key_seq=seq, key_id=key.key_id, switched_at=ctx.now()))
     except IntegrityError:
         pass  # another worker announced it first
+
+
+def announce(
+    session: Session, ctx: AppContext, key_seq: int, key: OprfKey, *, prev_key_id: str | None
+) -> None:
+    """Store the signed `oprf-key` announcement of `key` and log it (a transparency log entry,
+    so no member can be shown a key the others are not)."""
+    from server.transparency.services import log_signed_object
+
+    row = announcement(ctx, key_seq, key, prev_key_id=prev_key_id)
+    session.add(row)
+    log_signed_object(session, ctx, signed.parse(row.announcement), object_id=key.key_id)
 
 
 def announcement(
@@ -141,14 +151,20 @@ def announcement(
     )
 
 
-def announcements(session: Session) -> list[bytes]:
-    """Every signed `oprf-key` announcement, in `key_seq` order."""
-    return [
+def announcements(session: Session, ctx: AppContext) -> list[bytes]:
+    """Every signed `oprf-key` announcement, in `key_seq` order, with the witnesses'
+    cosignatures when the policy names witnesses."""
+    framed = [
         bytes(a)
         for a in session.scalars(
             select(OprfKeyAnnouncement.announcement).order_by(OprfKeyAnnouncement.key_seq)
         )
     ]
+    if not ctx.policy.witnesses:
+        return framed
+    from server.transparency.services import with_cosignatures
+
+    return [with_cosignatures(session, signed.parse(a)).framed() for a in framed]
 
 
 @functools.lru_cache(maxsize=4)

@@ -17,11 +17,13 @@ from sqlalchemy import Engine, delete, select
 from sqlalchemy.orm import Session
 
 from protocol.signed import parse
+from server.audit.models import AuditEntry
 from server.context import AppContext
 from server.db import make_session_factory, transaction, utcnow
 from server.filter import services
 from server.filter.models import FilterHead, FilterRevision
 from server.keys import ServerKeys
+from server.oprf.models import CurrentOprfKey, OprfKeyAnnouncement
 from server.policy.schema import load_policy
 from server.settings import Settings
 
@@ -42,9 +44,14 @@ def worker_ctx(engine: Engine, settings: Settings, server_keys: ServerKeys) -> I
     try:
         yield ctx
     finally:
+        # Publishing also announces the first key and logs each header: committed for real
+        # here, so removed with the revisions, or later tests would find another key in force.
         with transaction(ctx.sessions) as session:
             session.execute(delete(FilterRevision))
             session.execute(delete(FilterHead))
+            session.execute(delete(CurrentOprfKey))
+            session.execute(delete(OprfKeyAnnouncement))
+            session.execute(delete(AuditEntry))
 
 
 def at_once(ctx: AppContext, work: Callable[[Session, AppContext], object]) -> list[str]:
