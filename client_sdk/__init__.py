@@ -57,6 +57,9 @@ Every exception the SDK raises on purpose derives from `RefcheckError`::
     │   │                         as padding)
     │   └── DisclosureNotAuthentic  a sealed disclosure answer is forged (wrong signer),
     │                             replayed from another request, or not sealed to you
+    ├── WebhookRejected           a webhook delivery to refuse (`verify_webhook`): malformed,
+    │                             forged (WebhookSignatureInvalid), stale (WebhookStale) or
+    │                             replayed (WebhookReplayed); see `client_sdk.webhooks`
     └── ApiError                  problem+json refusal (status, type, slug, detail, extra)
         ├── BadRequest                400
         ├── AuthenticationError       401 unauthenticated
@@ -157,6 +160,15 @@ from client_sdk.models import (
     Registration,
 )
 from client_sdk.pinning import NetworkState, OprfKey, OrgPublicKeys, org_key_fingerprint
+from client_sdk.webhooks import (
+    WebhookEvent,
+    WebhookRejected,
+    WebhookReplayed,
+    WebhookReplayGuard,
+    WebhookSignatureInvalid,
+    WebhookStale,
+    verify_webhook,
+)
 
 __all__ = [
     "DEFAULT_TIMEOUT",
@@ -225,6 +237,13 @@ __all__ = [
     "SignatureInvalid",
     "TransportError",
     "VerifiedAnswer",
+    "WebhookEvent",
+    "WebhookRejected",
+    "WebhookReplayGuard",
+    "WebhookReplayed",
+    "WebhookSignatureInvalid",
+    "WebhookStale",
     "WrongElementCount",
     "org_key_fingerprint",
+    "verify_webhook",
 ]

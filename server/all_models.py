@@ -13,6 +13,7 @@ from server.consents import models as consents_models
 from server.db import Base
 from server.disclosures import models as disclosures_models
 from server.filter import models as filter_models
+from server.notifications import models as notifications_models
 from server.oprf import models as oprf_models
 from server.quotas import models as quotas_models
 from server.registry import models as registry_models
@@ -28,6 +29,7 @@ __all__ = [
     "consents_models",
     "disclosures_models",
     "filter_models",
+    "notifications_models",
     "oprf_models",
     "quotas_models",
     "registry_models",

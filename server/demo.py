@@ -33,6 +33,18 @@ class DemoMember:
     org_type: OrgType
 
 
+#: Where the demo network's notifications go (issue 18): the secretariat's mailbox, and each
+#: member's focal points (requests to answer) and HR (answers to its own requests).
+SECRETARIAT_EMAIL = "secretariat@network.example"
+
+
+def demo_notify_emails(short_name: str) -> list[dict[str, Any]]:
+    return [
+        {"address": f"focal-point@{short_name}.example", "role": "focal_point"},
+        {"address": f"hr@{short_name}.example", "role": "hr_checker"},
+    ]
+
+
 DEMO_MEMBERS = (
     DemoMember("org-a", "Org A Humanitarian Relief (demo)", OrgType.INGO),
     DemoMember("org-b", "Org B United Nations Agency (demo)", OrgType.UN_AGENCY),
@@ -54,7 +66,8 @@ def seed_demo(
     session: Session, ctx: AppContext, boot: Bootstrap, *, base_url: str
 ) -> dict[str, dict[str, Any]]:
     """Create org-a and org-b (active, valid MoU, may register and check), a focal point and an
-    HR service account in each, and an auditor in the secretariat.
+    HR service account in each, and an auditor in the secretariat; the notification addresses
+    focal-point@org-a.example, hr@org-a.example (and org-b's) and secretariat@network.example.
 
     Returns one credentials dict per principal, keyed by file name (admin, auditor, org-a-focal,
     org-a-hr, org-b-focal, org-b-hr); write them with `write_demo_files` once the transaction has
@@ -62,6 +75,7 @@ def seed_demo(
     """
     issuer = ctx.settings.issuer
     today = ctx.now().date()
+    boot.secretariat.notify_emails = [{"address": SECRETARIAT_EMAIL, "role": None}]
     files: dict[str, dict[str, Any]] = {
         "admin": credentials(
             base_url=base_url,
@@ -117,6 +131,7 @@ def seed_demo(
                 "may_register": True,
                 "may_check": True,
                 "focal_points": [{"name": f"{member.short_name} PSEAH focal point (demo)"}],
+                "notify_emails": demo_notify_emails(member.short_name),
                 "x25519_public_key": bytes(sealing.public_key).hex(),
                 "ed25519_public_key": ed25519_public_hex(signing),
             },

@@ -52,6 +52,12 @@ def _disclosure_deadlines(session: Session, ctx: AppContext) -> None:
     deadline_job(session, ctx)
 
 
+def _notification_notices(session: Session, ctx: AppContext) -> None:
+    from server.notifications.services import notices_job
+
+    notices_job(session, ctx)
+
+
 def _filter_publication(session: Session, ctx: AppContext) -> None:
     from server.filter.services import publication_job
 
@@ -76,6 +82,7 @@ PERIODIC_JOBS: list[PeriodicJob] = [
     PeriodicJob("prune-used-assertions", _prune_assertions),
     PeriodicJob("retention-sweep", _retention_sweep),
     PeriodicJob("disclosure-deadlines", _disclosure_deadlines),
+    PeriodicJob("notification-notices", _notification_notices),
     # After the sweep, so what it deleted has left the revision it publishes.
     PeriodicJob("filter-publication", _filter_publication),
     PeriodicJob("oprf-key-rotation", _oprf_key_rotation),

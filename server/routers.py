@@ -16,6 +16,7 @@ from server.consents.routes import router as consents_router
 from server.disclosures.routes import router as disclosures_router
 from server.filter.routes import router as filter_router
 from server.health.routes import router as health_router
+from server.notifications.routes import router as notifications_router
 from server.oprf.routes import router as oprf_router
 from server.policy.routes import router as policy_router
 from server.registry.routes import router as registry_router
@@ -35,5 +36,6 @@ ROUTERS: list[APIRouter] = [
     stats_router,
     disclosures_router,
     filter_router,
+    notifications_router,
     transparency_router,
 ]

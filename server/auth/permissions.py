@@ -28,6 +28,9 @@ class Permission(StrEnum):
     ORG_READ_OWN = "registry:org:read_own"
     DIRECTORY_READ = "registry:directory:read"
     PRINCIPAL_MANAGE = "registry:principal:manage"
+    # where the network's notifications go: the admin for any organisation, a focal point
+    # for its own
+    ORG_NOTIFY_ADDRESSES = "registry:notify:update"
     # policy and audit
     POLICY_READ = "policy:policy:read"
     AUDIT_READ = "audit:entry:read"
@@ -35,6 +38,8 @@ class Permission(StrEnum):
     # the transparency log (heads and proofs; entries themselves need AUDIT_READ)
     TRANSPARENCY_READ = "transparency:log:read"
     TRANSPARENCY_COSIGN = "transparency:cosignature:create"
+    # the notification outbox (network admin): what was sent, what is still undeliverable
+    NOTIFICATION_READ = "notifications:outbox:read"
     # statistics
     STATS_NETWORK = "stats:network:read"
     STATS_OWN = "stats:org:read"
@@ -78,6 +83,8 @@ ROLE_PERMISSIONS: dict[Role, frozenset[Permission]] = {
             Permission.ORG_READ_ALL,
             Permission.DIRECTORY_READ,
             Permission.PRINCIPAL_MANAGE,
+            Permission.ORG_NOTIFY_ADDRESSES,
+            Permission.NOTIFICATION_READ,
             Permission.AUDIT_READ,
             Permission.AUDIT_EXPORT,
             Permission.STATS_NETWORK,
@@ -92,6 +99,7 @@ ROLE_PERMISSIONS: dict[Role, frozenset[Permission]] = {
         | {
             Permission.DIRECTORY_READ,
             Permission.STATS_OWN,
+            Permission.ORG_NOTIFY_ADDRESSES,
             Permission.CASE_REGISTER,
             Permission.CASE_READ,
             Permission.CASE_UPDATE,

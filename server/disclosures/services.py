@@ -46,6 +46,7 @@ from server.db import new_id
 from server.disclosures.errors import HolderCannotAnswer, InvalidTransition, UnclaimedEntry
 from server.disclosures.models import OPEN, UNANSWERED, DisclosureRequest, DisclosureState
 from server.errors import InvalidRequest, MouInactive, NotFound, PermissionDenied
+from server.notifications.services import Event, notify
 from server.paging import offset_page
 from server.registry.models import Organisation, OrgStatus
 from server.registry.services import matching_org_statuses, require_mou
@@ -223,6 +224,7 @@ def create_request(
     )
     increment(session, caller.org_id, now, Counter.DISCLOSURE_REQUESTS_MADE)
     increment(session, case.org_id, now, Counter.DISCLOSURE_REQUESTS_RECEIVED)
+    notify(session, ctx, Event.DISCLOSURE_REQUESTED, request=disclosure)
     session.commit()
     return Opened(disclosure, created=True)
 
@@ -390,6 +392,7 @@ def answer(
     increment(session, req.requester_org_id, now, Counter.DISCLOSURE_RESPONSES_RECEIVED)
     if not_same_person:
         increment(session, req.requester_org_id, now, Counter.NOT_SAME_PERSON_ANSWERS)
+    notify(session, ctx, Event.DISCLOSURE_ANSWERED, request=req)
     session.commit()
     return req
 
@@ -410,6 +413,7 @@ def withdraw(
         )
     _finish(req, DisclosureState.WITHDRAWN, "requester_withdrew", ctx.now())
     _audit(session, ctx, caller, "withdraw", req, reason=req.close_reason)
+    notify(session, ctx, Event.DISCLOSURE_WITHDRAWN, request=req)
     session.commit()
     return req
 
@@ -527,6 +531,7 @@ def withdraw_for_consent(
     for req in waiting:
         _finish(req, DisclosureState.WITHDRAWN, "consent_withdrawn", now)
         _audit(session, ctx, caller, "withdraw", req, reason="consent_withdrawn")
+        notify(session, ctx, Event.DISCLOSURE_WITHDRAWN, request=req)
     return len(waiting)
 
 
@@ -560,6 +565,7 @@ def run_deadlines(session: Session, ctx: AppContext) -> DeadlineReport:
         req = _locked_if(session, request_id, _overdue_clause(now))
         if req is not None and _flag_overdue(session, req, now):
             _audit(session, ctx, None, "overdue", req, due_at=req.due_at.isoformat())
+            notify(session, ctx, Event.DISCLOSURE_OVERDUE, request=req)
             report.flagged_overdue += 1
     cutoff = now - timedelta(days=ctx.policy.disclosure_expiry_days_after_due)
     stale = and_(DisclosureRequest.state.in_(UNANSWERED), DisclosureRequest.due_at < cutoff)
@@ -574,7 +580,18 @@ def run_deadlines(session: Session, ctx: AppContext) -> DeadlineReport:
         _finish(req, DisclosureState.EXPIRED, "deadline_passed", now)
         _audit(session, ctx, None, "expire", req, reason="deadline_passed")
         increment(session, req.holder_org_id, now, Counter.DISCLOSURE_REQUESTS_EXPIRED)
+        notify(session, ctx, Event.DISCLOSURE_EXPIRED, request=req)
         report.expired += 1
+    # Reminders of requests falling due soon (each once: `notify` records an event once).
+    soon = and_(
+        DisclosureRequest.state.in_(UNANSWERED),
+        DisclosureRequest.due_at >= now,
+        DisclosureRequest.due_at <= now + timedelta(days=ctx.policy.notification_due_soon_days),
+    )
+    for req in session.scalars(
+        select(DisclosureRequest).where(soon).order_by(DisclosureRequest.id)
+    ):
+        notify(session, ctx, Event.DISCLOSURE_DUE_SOON, request=req)
     return report
 
 

@@ -95,6 +95,18 @@ class NetworkPolicy(_Strict):
     # Days an ended (closed, withdrawn, expired) disclosure request's metadata is kept.
     disclosure_record_retention_days: int = Field(ge=1, le=3650)
     withdrawn_org_cases: Literal["purge", "keep_until_retention"] = "purge"
+    # Notifications (server.notifications): a delivery is tried at most this many times, the
+    # n-th retry base * 2^(n-1) seconds after the one before (never more than the maximum);
+    # then it stays undeliverable, listed for the admin.
+    notification_max_attempts: int = Field(default=16, ge=1, le=50)
+    notification_retry_base_seconds: int = Field(default=60, ge=1, le=3600)
+    notification_retry_max_seconds: int = Field(default=21600, ge=1, le=7 * 86400)
+    # Days before its due date that the holder is reminded of an unanswered request, and
+    # before an MoU's expiry that the member and the secretariat are told.
+    notification_due_soon_days: int = Field(default=2, ge=1, le=30)
+    notification_mou_expiry_days: int = Field(default=30, ge=1, le=365)
+    # Days a sent or undeliverable notification is kept: the outbox is not an archive.
+    notification_retention_days: int = Field(default=90, ge=1, le=3650)
     allowed_legal_bases: list[LegalBasis] = Field(min_length=1)
     sanctions: list[Sanction] = Field(min_length=1)
     categories: dict[Category, CategoryRule]
@@ -112,6 +124,10 @@ class NetworkPolicy(_Strict):
                 raise ValueError(f"{name} lists an entry twice")
         if not self.consent_purposes:
             raise ValueError("at least one consent purpose is required")
+        if self.notification_retry_max_seconds < self.notification_retry_base_seconds:
+            raise ValueError(
+                "notification_retry_max_seconds must be >= notification_retry_base_seconds"
+            )
         if self.daily_evaluation_quota < self.keys_per_check:
             # Below one full registration's keys, some people could never be registered.
             raise ValueError("daily_evaluation_quota must be >= keys_per_check")

@@ -6,7 +6,7 @@ from datetime import date, datetime
 from enum import StrEnum
 from typing import Any
 
-from sqlalchemy import Boolean, Date, ForeignKey, String
+from sqlalchemy import Boolean, Date, ForeignKey, String, text
 from sqlalchemy.orm import Mapped, mapped_column
 
 from server.db import UUIDPK, Base, CreatedAt, UTCDateTime, utcnow
@@ -42,6 +42,8 @@ class PrincipalKind(StrEnum):
 
 class Organisation(Base):
     __tablename__ = "organisations"
+    # Server defaults are read back when first used, not with RETURNING on every insert.
+    __mapper_args__ = {"eager_defaults": False}
 
     id: Mapped[UUIDPK]
     legal_name: Mapped[str] = mapped_column(String(300))
@@ -64,6 +66,13 @@ class Organisation(Base):
     # Public keys only: private keys never leave the organisation's machines.
     x25519_public_key: Mapped[str | None] = mapped_column(String(64))
     ed25519_public_key: Mapped[str | None] = mapped_column(String(64))
+    # Where the network's notifications to this organisation go (server.registry.addresses):
+    # [{"address": ..., "role": "focal_point" | "hr_checker" | None}] and [{"url": ..., "role":
+    # ...}]. Staff mailboxes and the organisation's own systems, never a subject's contact.
+    # The database's default (as the migration adds them), not the ORM's: an insert that does
+    # not name them works on a schema from before them too.
+    notify_emails: Mapped[list[dict[str, Any]]] = mapped_column(server_default=text("'[]'"))
+    webhooks: Mapped[list[dict[str, Any]]] = mapped_column(server_default=text("'[]'"))
     created_at: Mapped[CreatedAt]
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow, onupdate=utcnow)
 

@@ -15,6 +15,9 @@ from server.registry.models import OrgType
 from server.registry.schemas import (
     Directory,
     DirectoryEntry,
+    NotificationAddresses,
+    NotificationAddressesUpdate,
+    NotifyEmail,
     OrgCreate,
     OrgList,
     OrgOut,
@@ -22,6 +25,7 @@ from server.registry.schemas import (
     PrincipalCreate,
     PrincipalList,
     PrincipalOut,
+    Webhook,
 )
 
 router = APIRouter(tags=["registry"])
@@ -75,6 +79,33 @@ def update_org(
     org = services.update_org(session, ctx, caller, org_id, body.changes())
     session.commit()
     return OrgOut.model_validate(org)
+
+
+@router.patch("/v1/orgs/{org_id}/notification-addresses", response_model=NotificationAddresses)
+def update_notification_addresses(
+    org_id: OrgId,
+    body: NotificationAddressesUpdate,
+    ctx: Ctx,
+    session: Db,
+    caller: Annotated[Caller, Depends(require(Permission.ORG_NOTIFY_ADDRESSES))],
+) -> NotificationAddresses:
+    """Where the network's notifications to the organisation go: the network admin sets any
+    organisation's, a focal point its own organisation's."""
+    org = services.set_notification_addresses(
+        session,
+        ctx,
+        caller,
+        org_id,
+        emails=None if body.emails is None else [e.model_dump() for e in body.emails],
+        webhooks=None if body.webhooks is None else [w.model_dump() for w in body.webhooks],
+    )
+    session.commit()
+    return NotificationAddresses(
+        org_id=org.id,
+        short_name=org.short_name,
+        emails=[NotifyEmail.model_validate(e) for e in org.notify_emails],
+        webhooks=[Webhook.model_validate(w) for w in org.webhooks],
+    )
 
 
 @router.post(

@@ -19,6 +19,7 @@ from pydantic import (
 
 from server.auth.permissions import Role
 from server.policy.schema import LegalBasis
+from server.registry.addresses import MAX_EMAILS, MAX_URL_LENGTH, MAX_WEBHOOKS, AddressRole
 from server.registry.models import Membership, OrgStatus, OrgType, PrincipalKind
 
 Hex32 = Annotated[str, StringConstraints(pattern=r"^[0-9a-f]{64}$")]
@@ -140,6 +141,8 @@ class OrgOut(BaseModel):
     focal_points: list[dict[str, Any]]
     x25519_public_key: str | None
     ed25519_public_key: str | None
+    notify_emails: list[dict[str, Any]] = Field(default_factory=list)
+    webhooks: list[dict[str, Any]] = Field(default_factory=list)
     created_at: datetime
     updated_at: datetime
 
@@ -188,3 +191,43 @@ class PrincipalOut(BaseModel):
 
 class PrincipalList(BaseModel):
     items: list[PrincipalOut]
+
+
+class NotifyEmail(_Request):
+    """An e-mail address for one role's notifications, or (no role) for all of them."""
+
+    address: Annotated[str, StringConstraints(strip_whitespace=True, min_length=3, max_length=254)]
+    role: AddressRole | None = None
+
+
+class Webhook(_Request):
+    """An HTTPS endpoint of the organisation's own system, for one role's events or all."""
+
+    url: Annotated[str, StringConstraints(strip_whitespace=True, max_length=MAX_URL_LENGTH)]
+    role: AddressRole | None = None
+
+
+class NotificationAddressesUpdate(_Request):
+    """PATCH: a list sent replaces the one on record (`[]` clears it); one not sent stays."""
+
+    emails: list[NotifyEmail] | None = Field(default=None, max_length=MAX_EMAILS)
+    webhooks: list[Webhook] | None = Field(default=None, max_length=MAX_WEBHOOKS)
+
+    @model_validator(mode="after")
+    def _something_and_no_repeats(self) -> NotificationAddressesUpdate:
+        if self.emails is None and self.webhooks is None:
+            raise ValueError("send emails, webhooks or both")
+        for name, items in (
+            ("emails", [(e.address.lower(), e.role) for e in self.emails or []]),
+            ("webhooks", [(w.url, w.role) for w in self.webhooks or []]),
+        ):
+            if len(set(items)) != len(items):
+                raise ValueError(f"{name} lists an entry twice")
+        return self
+
+
+class NotificationAddresses(BaseModel):
+    org_id: str
+    short_name: str
+    emails: list[NotifyEmail]
+    webhooks: list[Webhook]

@@ -14,11 +14,17 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from server.audit.services import record
-from server.auth.permissions import MEMBER_ROLES, NETWORK_ROLES, Role
+from server.auth.permissions import MEMBER_ROLES, NETWORK_ROLES, Permission, Role
 from server.auth.tokens import Caller
 from server.context import AppContext
-from server.errors import NotFound, PolicyViolation
+from server.errors import InvalidRequest, NotFound, PolicyViolation
 from server.policy.schema import NetworkPolicy
+from server.registry.addresses import (
+    AddressRefused,
+    check_email,
+    check_webhook_url,
+    normalise_role,
+)
 from server.registry.errors import (
     LastAdmin,
     MouInactive,
@@ -190,6 +196,57 @@ def update_org(
         object_type="organisation",
         object_id=org.id,
         details=details,
+    )
+    return org
+
+
+def set_notification_addresses(
+    session: Session,
+    ctx: AppContext,
+    caller: Caller,
+    org_id: str,
+    *,
+    emails: list[dict[str, Any]] | None,
+    webhooks: list[dict[str, Any]] | None,
+) -> Organisation:
+    """Replace an organisation's notification e-mail addresses and/or webhook URLs (a list
+    given as None stays as it is); in the caller's transaction.
+
+    The network admin sets any organisation's; a focal point only its own (another's answers
+    404, as if it did not exist). Every address is checked (`server.registry.addresses`); the
+    trail records how many there are, not the addresses.
+    """
+    if not caller.has(Permission.ORG_UPDATE) and org_id != caller.org_id:
+        raise NotFound()
+    org = session.get(Organisation, org_id, with_for_update=True)
+    if org is None:
+        raise NotFound()
+    try:
+        if emails is not None:
+            org.notify_emails = [
+                {"address": check_email(e["address"]), "role": normalise_role(e.get("role"))}
+                for e in emails
+            ]
+        if webhooks is not None:
+            environment = ctx.settings.environment
+            org.webhooks = [
+                {
+                    "url": check_webhook_url(w["url"], environment=environment),
+                    "role": normalise_role(w.get("role")),
+                }
+                for w in webhooks
+            ]
+    except AddressRefused as exc:
+        raise InvalidRequest(str(exc)) from exc
+    session.flush()
+    record(
+        session,
+        ctx,
+        caller,
+        "org.notification_addresses",
+        object_type="organisation",
+        object_id=org.id,
+        details={"emails": len(org.notify_emails), "webhooks": len(org.webhooks)},
     )
     return org
 

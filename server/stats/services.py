@@ -56,6 +56,11 @@ class Counter(StrEnum):
     APPLICANTS_HIRED = "applicants_hired"
     APPLICANTS_REJECTED = "applicants_rejected"
     APPLICANTS_NOT_HIRED_OTHER = "applicants_not_hired_other"
+    # Notifications (server.notifications), for the organisation whose address it is: every
+    # attempt to deliver, those that arrived, and those given up as undeliverable.
+    NOTIFICATION_ATTEMPTS = "notification_attempts"
+    NOTIFICATIONS_DELIVERED = "notifications_delivered"
+    NOTIFICATIONS_UNDELIVERABLE = "notifications_undeliverable"
 
 
 #: The yearly figures MDS members publish, and the counter each is read from.

@@ -116,6 +116,11 @@ MATRIX: dict[str, Row] = {
     "GET /v1/orgs/{org_id}/principals": allow(ADMIN),
     "POST /v1/principals/{principal_id}/deactivate": allow(ADMIN, body=lambda _o: {}),
     "GET /v1/directory": allow(ADMIN, FOCAL, HR),
+    # where notifications go: the admin for any organisation, a focal point for its own
+    "PATCH /v1/orgs/{org_id}/notification-addresses": allow(
+        ADMIN, FOCAL, own_org_only=True, body=lambda _o: {"emails": []}
+    ),
+    "GET /v1/notifications": allow(ADMIN),
     # policy and audit
     "GET /v1/policy": allow(*ALL),
     "GET /v1/audit": allow(ADMIN, AUDITOR),

@@ -250,7 +250,7 @@ def test_daily_usage_migration_carries_over_todays_checks_and_evaluations(tmp_pa
         upgrade(url, "0004_quotas_retention")
         engine = make_engine(url)
         try:
-            with Session(engine) as session:
+            with Session(engine, expire_on_commit=False) as session:
                 # The tables the factories fill are the same at 0004 as now.
                 orgs = [make_org(session, name) for name in ("usage-1", "usage-2")]
                 principals = [make_principal(session, org, [Role.HR_CHECKER])[0] for org in orgs]
@@ -393,7 +393,7 @@ def populate_v1(url: str, data_dir: Path) -> V1Network:
     today = datetime.now(UTC).date()
     engine = make_engine(url)
     try:
-        with Session(engine) as session:
+        with Session(engine, expire_on_commit=False) as session:
             holder = make_org(session, "org-a", today=today)
             checking = make_org(session, "org-b", today=today)
             focal, _ = make_principal(session, holder, [Role.FOCAL_POINT])
