@@ -22,6 +22,7 @@ from server.context import AppContext, Clock
 from server.db import make_engine, make_session_factory, utcnow
 from server.jobs import run_periodically
 from server.keys import load_keys
+from server.notifications.worker import run_delivery_worker
 from server.policy.schema import load_policy
 from server.routers import ROUTERS
 from server.settings import Settings, get_settings
@@ -95,6 +96,7 @@ def create_app(
             # own seal (their last job) then does the sealing.
             if not isinstance(ctx.sessions.kw["bind"], Connection):
                 tasks.append(asyncio.create_task(run_sealer(ctx)))
+            tasks.append(asyncio.create_task(run_delivery_worker(ctx)))
         try:
             yield
         finally:
