@@ -1,16 +1,18 @@
-"""`refcheck admin`: the network secretariat onboards, suspends and lists members."""
+"""`refcheck admin`: the network secretariat onboards, suspends and lists members; members'
+focal points set where their organisation's notifications go (`org update --notify-email`)."""
 
 from __future__ import annotations
 
 from pathlib import Path
 from typing import Annotated, Any
+from urllib.parse import quote
 
 import typer
 from rich.table import Table
 
 from client_sdk._client import Client
 from client_sdk.cli._common import emit, handled, state
-from client_sdk.errors import CredentialsError, InvalidInput
+from client_sdk.errors import CredentialsError, InvalidInput, PermissionDenied, error_from_response
 from client_sdk.secretfile import load_json_secret
 
 app = typer.Typer(help="Network secretariat: the MoU registry.")
@@ -130,6 +132,147 @@ def org_activate(
 ) -> None:
     """Activate a member (after its MoU and data-sharing agreement are on record)."""
     _set_status(ctx, org, "active", "Activated")
+
+
+#: Roles an address may be for (`ROLE=ADDRESS`); with none, it gets all the organisation's.
+NOTIFY_ROLES = ("focal_point", "hr_checker")
+
+
+def parse_notify_target(value: str, key: str) -> dict[str, Any]:
+    """`ADDRESS` or `ROLE=ADDRESS` (ROLE focal_point or hr_checker) as the API's entry, with
+    `key` "address" (e-mail) or "url" (webhook). Only a known role before the first `=` counts
+    as one, so a URL with `=` in its query string is taken whole."""
+    role, sep, rest = value.partition("=")
+    if sep and role in NOTIFY_ROLES:
+        return {key: rest.strip(), "role": role}
+    return {key: value.strip(), "role": None}
+
+
+def resolve_own_or_any(client: Client, org: str) -> dict[str, Any]:
+    """`resolve_org` for the network admin; a focal point (who may not list organisations)
+    names its own organisation, by id or short name."""
+    try:
+        return resolve_org(client, org)
+    except PermissionDenied:
+        me = client.me()
+        if org not in (me.get("org_id"), me.get("org_short_name")):
+            raise InvalidInput(
+                "a focal point can update only its own organisation's addresses"
+            ) from None
+        return {"id": me.get("org_id"), "short_name": me.get("org_short_name")}
+
+
+def _set_notification_addresses(
+    client: Client, org_id: str, body: dict[str, Any]
+) -> dict[str, Any]:
+    response = client.request(
+        "PATCH", f"/v1/orgs/{quote(org_id, safe='')}/notification-addresses", json=body
+    )
+    payload: Any = None
+    if "json" in response.headers.get("Content-Type", ""):
+        try:
+            payload = response.json()
+        except ValueError:
+            payload = None
+    if response.status_code >= 400:
+        raise error_from_response(
+            response.status_code, payload, retry_after=response.headers.get("Retry-After")
+        )
+    if not isinstance(payload, dict):
+        raise InvalidInput("the server's answer was not the organisation's addresses")
+    return payload
+
+
+@org_app.command("update")
+@handled
+def org_update(
+    ctx: typer.Context,
+    org: Annotated[str, typer.Argument(help="Id or short name.")],
+    notify_email: Annotated[
+        list[str] | None,
+        typer.Option(
+            help="Notification e-mail address, repeatable; replaces the list. ROLE=ADDRESS "
+            "(focal_point= or hr_checker=) limits it to that role's notifications.",
+        ),
+    ] = None,
+    webhook: Annotated[
+        list[str] | None,
+        typer.Option(
+            help="Webhook URL (https), repeatable; replaces the list. ROLE=URL as above.",
+        ),
+    ] = None,
+    clear_notify_emails: Annotated[
+        bool, typer.Option("--clear-notify-emails", help="Remove every e-mail address.")
+    ] = False,
+    clear_webhooks: Annotated[
+        bool, typer.Option("--clear-webhooks", help="Remove every webhook URL.")
+    ] = False,
+    legal_name: Annotated[str | None, typer.Option(help="Registered legal name.")] = None,
+    mou_version: Annotated[str | None, typer.Option()] = None,
+    mou_sha256: Annotated[str | None, typer.Option(help="SHA-256 of the signed MoU.")] = None,
+    mou_signed_on: Annotated[str | None, typer.Option(help="YYYY-MM-DD.")] = None,
+    mou_expires_on: Annotated[str | None, typer.Option(help="YYYY-MM-DD.")] = None,
+    keys: Annotated[
+        Path | None,
+        typer.Option(help="The member's keystore: its public keys replace those on record."),
+    ] = None,
+) -> None:
+    """Change an organisation: where its notifications go (the network admin for any
+    organisation, a focal point for its own), and, for the network admin, its MoU record and
+    public keys."""
+    st = state(ctx)
+    if notify_email and clear_notify_emails:
+        raise InvalidInput("give --notify-email or --clear-notify-emails, not both")
+    if webhook and clear_webhooks:
+        raise InvalidInput("give --webhook or --clear-webhooks, not both")
+    addresses: dict[str, Any] = {}
+    if notify_email or clear_notify_emails:
+        addresses["emails"] = [parse_notify_target(v, "address") for v in notify_email or []]
+    if webhook or clear_webhooks:
+        addresses["webhooks"] = [parse_notify_target(v, "url") for v in webhook or []]
+    fields: dict[str, Any] = {
+        k: v
+        for k, v in {
+            "legal_name": legal_name,
+            "mou_version": mou_version,
+            "mou_sha256": mou_sha256,
+            "mou_signed_on": mou_signed_on,
+            "mou_expires_on": mou_expires_on,
+        }.items()
+        if v is not None
+    }
+    if keys is not None:
+        public = public_keys_of(keys)
+        if "x25519_public_key" not in public:
+            raise InvalidInput("that keystore has no organisation keys (made with --auth-only)")
+        fields["x25519_public_key"] = public["x25519_public_key"]
+        fields["ed25519_public_key"] = public["ed25519_public_key"]
+    if not addresses and not fields:
+        raise InvalidInput("nothing to change: give at least one option")
+    client = st.client()
+    found = resolve_own_or_any(client, org) if not fields else resolve_org(client, org)
+    org_id = str(found["id"])
+    result: dict[str, Any] = dict(found)
+    if fields:
+        result = client.update_org(org_id, **fields)
+    if addresses:
+        set_to = _set_notification_addresses(client, org_id, addresses)
+        result = {**result, "notify_emails": set_to["emails"], "webhooks": set_to["webhooks"]}
+
+    def human() -> None:
+        st.console.print(f"Updated {result.get('short_name')} ({org_id})", highlight=False)
+        if addresses:
+            for label, items, key in (
+                ("e-mail", result.get("notify_emails") or [], "address"),
+                ("webhook", result.get("webhooks") or [], "url"),
+            ):
+                if not items:
+                    st.console.print(f"  no {label} notifications", highlight=False)
+                for item in items:
+                    role = item.get("role") or "all notifications"
+                    st.console.print(f"  {label}: {item.get(key)} ({role})", highlight=False)
+
+    emit(st, result, human)
 
 
 @org_app.command("list")
