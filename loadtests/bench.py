@@ -598,17 +598,34 @@ def run(plan: Plan, *, workdir: Path | None = None) -> list[Figure]:
         _say(f"SQLite: demo network, {plan.small:,} then {plan.large:,} entries")
         lite = _series("SQLite", init_network(root / "sqlite"), plan, unit, everything=True)
         pg: _Series | None = None
+        pg_failure = ""
         if plan.postgres:
-            url = create_pg_database(pg_url)
+            url = ""
             try:
+                url = create_pg_database(pg_url)
                 _say(f"PostgreSQL: demo network, {plan.small:,} then {plan.large:,} entries")
                 net = init_network(root / "pg", database_url=url)
                 pg = _series("PostgreSQL", net, plan, unit, everything=False)
+            except Exception as exc:  # noqa: BLE001 - SQLite's figures are still worth printing
+                lines = str(exc).strip().splitlines() or [""]
+                pg_failure = f"{type(exc).__name__}: {lines[-1][:300]}"
+                _say(f"PostgreSQL series failed: {pg_failure}")
             finally:
-                drop_pg_database(pg_url, url)
+                if url:
+                    drop_pg_database(pg_url, url)
     figures = _latency_figures(lite, plan)
     if pg is not None:
         figures += _latency_figures(pg, plan)
+    elif pg_failure:
+        figures.append(
+            Figure(
+                label=f"1. check latency PostgreSQL, {plan.large:,} vs {plan.small:,} entries",
+                measured=f"the PostgreSQL run failed ({pg_failure})",
+                ratio=float("nan"),
+                target=TARGET_LATENCY_GROWTH,
+                failure="the run failed",
+            )
+        )
     figures += lite.filter_figures
     figures += lite.cost
     return figures

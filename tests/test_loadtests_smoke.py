@@ -429,3 +429,31 @@ def test_protocol_bench_quick_runs_the_v2_check_batch(capsys: pytest.CaptureFixt
     assert protocol_bench.main(["--quick"]) == 0
     out = capsys.readouterr().out
     assert "n=32" in out and "a v2 check" in out
+
+
+def test_a_failed_postgresql_run_misses_its_target_and_keeps_sqlites_figures(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    from loadtests.network import PG_SERVER_ENV
+
+    plan = bench.Plan(**{**bench.QUICK.__dict__, "small": 10, "large": 20})
+
+    def fake_series(label: str, network: Any, plan: bench.Plan, unit: Any, **_: Any) -> Any:
+        sizes = {}
+        for size in (plan.small, plan.large):
+            sizes[size] = bench._Size(
+                size, [0.01] * 4, [100.0] * 4, [0.02] * 4, [200.0] * 4, claimed_entries=18
+            )
+        return bench._Series(label, sizes)
+
+    monkeypatch.setattr(bench, "_series", fake_series)
+    monkeypatch.setattr(bench, "init_network", lambda *a, **k: None)
+    # Nothing listens on port 1: creating the run's database fails.
+    monkeypatch.setenv(PG_SERVER_ENV, "postgresql+psycopg://postgres@127.0.0.1:1/postgres")
+    figures = bench.run(plan, workdir=tmp_path)
+    lines = [format_figure(f) for f in figures]
+    assert lines[0].startswith("1. check latency SQLite") and "| ratio 1.00 | " in lines[0]
+    assert figures[0].verdict == "met"
+    failed = next(f for f in figures if f.label.startswith("1. check latency PostgreSQL"))
+    assert failed.verdict == "missed (the run failed)"
+    assert "OperationalError" in failed.measured
