@@ -109,6 +109,23 @@ def test_the_demo_story_notifies_org_a_of_the_request_and_org_b_of_the_answer(
     assert "refcheck disclosures show" in answered
     # HR of org-a and the focal point of org-b had nothing to do with this request.
     assert not mail.to("hr@org-a.example") and not mail.to("focal-point@org-b.example")
+    # The operator's view of the outbox.
+    listed = subprocess.run(
+        [*_server_command(), "notifications", "list", "--data-dir", str(data_dir), "--json"],
+        capture_output=True,
+        text=True,
+        env={
+            **{k: v for k, v in os.environ.items() if k != "REFCHECK_DATABASE_URL"},
+            "PYTHONPATH": str(ROOT),
+        },
+        timeout=60,
+    )
+    assert listed.returncode == 0, listed.stderr
+    outbox = json.loads(listed.stdout)
+    assert outbox["counts"].get("sent", 0) >= 2
+    events = {(i["event"], i["address"], i["status"]) for i in outbox["items"]}
+    assert ("disclosure.requested", "focal-point@org-a.example", "sent") in events
+    assert ("disclosure.answered", "hr@org-b.example", "sent") in events
 
 
 def test_admin_and_own_focal_point_set_addresses_with_the_cli(served: tuple[str, Path]):
