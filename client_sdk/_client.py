@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import ssl
 import threading
 import time
 from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
@@ -47,6 +48,14 @@ T = TypeVar("T")
 _NEVER_SENT = (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout)
 
 USER_AGENT = "refcheck-sdk/1"
+
+
+def tls_verify(ca_file: str | Path | None) -> ssl.SSLContext | bool:
+    """How a client checks the server's certificate: against the system's CA store, or only
+    against `ca_file`, the network's own CA bundle (PEM) when the secretariat runs one."""
+    if ca_file is None:
+        return True
+    return ssl.create_default_context(cafile=str(ca_file))
 
 
 class RecordedConsent(str):
@@ -194,7 +203,8 @@ class Client(_Base, DisclosureMethods):
 
     `transport` is an `httpx.BaseTransport` (for example a wrapper for tests); `http_client`
     an `httpx.Client` to use as it is (for example `fastapi.testclient.TestClient(app)`), which
-    the caller then also closes. `pin_file` keeps the network's verified keys and the
+    the caller then also closes. `ca_file` is the network's CA bundle (PEM) when the server's
+    certificate is not from a public CA. `pin_file` keeps the network's verified keys and the
     organisations' keys between runs (`client_sdk.pinning`); `filter_file` the registry filter
     (`client_sdk.filter_cache`), so a new process does not fetch it whole again.
     """
@@ -208,6 +218,7 @@ class Client(_Base, DisclosureMethods):
         retry: RetryPolicy | None = None,
         transport: httpx.BaseTransport | None = None,
         http_client: httpx.Client | None = None,
+        ca_file: str | Path | None = None,
         pin_file: str | Path | None = None,
         filter_file: str | Path | None = None,
         token_margin: float = 30.0,
@@ -226,7 +237,9 @@ class Client(_Base, DisclosureMethods):
             clock=clock,
         )
         self._owns_http = http_client is None
-        self._http = http_client or httpx.Client(transport=transport, timeout=timeout)
+        self._http = http_client or httpx.Client(
+            transport=transport, timeout=timeout, verify=tls_verify(ca_file)
+        )
         self._sleep = sleep
         self._token_lock = threading.Lock()
         self.max_concurrency = max(1, max_concurrency)
@@ -589,6 +602,7 @@ class AsyncClient(_Base, AsyncDisclosureMethods):
         retry: RetryPolicy | None = None,
         transport: httpx.AsyncBaseTransport | None = None,
         http_client: httpx.AsyncClient | None = None,
+        ca_file: str | Path | None = None,
         pin_file: str | Path | None = None,
         filter_file: str | Path | None = None,
         token_margin: float = 30.0,
@@ -607,7 +621,9 @@ class AsyncClient(_Base, AsyncDisclosureMethods):
             clock=clock,
         )
         self._owns_http = http_client is None
-        self._http = http_client or httpx.AsyncClient(transport=transport, timeout=timeout)
+        self._http = http_client or httpx.AsyncClient(
+            transport=transport, timeout=timeout, verify=tls_verify(ca_file)
+        )
         self._sleep = sleep
         self._token_lock = asyncio.Lock()
         self.max_concurrency = max(1, max_concurrency)

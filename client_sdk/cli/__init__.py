@@ -26,6 +26,7 @@ from client_sdk.cli import (
 )
 from client_sdk.cli._common import (
     ENV_BASE_URL,
+    ENV_CA_FILE,
     ENV_CREDENTIALS,
     ENV_PIN_FILE,
     ExitCode,
@@ -71,6 +72,15 @@ def _global(
             "the credentials); the registry filter and your registrations are kept beside it.",
         ),
     ] = None,
+    ca_file: Annotated[
+        Path | None,
+        typer.Option(
+            "--ca-file",
+            envvar=ENV_CA_FILE,
+            help="The network's CA bundle (PEM), when its server's certificate is not from a "
+            "public CA.",
+        ),
+    ] = None,
     json_output: Annotated[
         bool, typer.Option("--json", help="Machine-readable JSON output for scripts.")
     ] = False,
@@ -79,6 +89,7 @@ def _global(
     st.credentials_path = credentials
     st.base_url = base_url
     st.pin_file = pin_file
+    st.ca_file = ca_file
     st.json_output = json_output
 
 
@@ -131,7 +142,7 @@ def login(
         base_url=server,
         org_keys=org_keys,
     )
-    with Client(creds) as probe:
+    with Client(creds, ca_file=st.ca_file) as probe:
         me = probe.me()
     creds = Credentials(
         client_id=client_id,

@@ -43,6 +43,7 @@ ENV_CREDENTIALS = "REFCHECK_CREDENTIALS"
 ENV_BASE_URL = "REFCHECK_BASE_URL"
 ENV_PASSPHRASE = "REFCHECK_PASSPHRASE"
 ENV_PIN_FILE = "REFCHECK_PIN_FILE"
+ENV_CA_FILE = "REFCHECK_CA_FILE"
 
 
 class ExitCode(IntEnum):
@@ -71,6 +72,8 @@ class State:
     credentials_path: Path | None = None
     base_url: str | None = None
     pin_file: Path | None = None
+    #: The network's CA bundle (PEM), when its certificate is not from a public CA.
+    ca_file: Path | None = None
     json_output: bool = False
     console: Console = field(default_factory=Console)
     errors: Console = field(default_factory=lambda: Console(stderr=True))
@@ -95,6 +98,7 @@ class State:
                 base_url=self.base_url,
                 pin_file=pin_file,
                 filter_file=beside(pin_file, ".filter"),
+                ca_file=self.ca_file,
             )
         return self._client
 
