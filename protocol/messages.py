@@ -127,6 +127,10 @@ class NetworkKeys(_Response):
     network_id: NetworkId
     signing_key: SigningKey
     oprf_keys: list[SignedHex] = Field(min_length=1)
+    #: Every rotation of the network signing key, oldest first: a `signing-key` object signed
+    #: by the key it replaced and cosigned by the new one, so a client pinned to an older key
+    #: can follow the chain to `signing_key` (docs/operations.md, "Key rotation calendar").
+    signing_key_history: list[SignedHex] = Field(default_factory=list)
 
 
 # --- cases ----------------------------------------------------------------------------------

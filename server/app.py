@@ -22,6 +22,7 @@ from server.context import AppContext, Clock
 from server.db import make_engine, make_session_factory, utcnow
 from server.jobs import run_periodically
 from server.keys import load_keys
+from server.metrics import install_metrics
 from server.notifications.worker import run_delivery_worker
 from server.policy.schema import load_policy
 from server.routers import ROUTERS
@@ -127,4 +128,6 @@ def create_app(
     )
     for router in ROUTERS:
         app.include_router(router)
+    # Last, so its middleware is the outermost: refusals before a route runs count too.
+    install_metrics(app, settings, ctx.sessions.kw["bind"], ctx.now)
     return app

@@ -25,12 +25,13 @@ import json
 import logging
 import os
 import re
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Annotated, NoReturn
+from typing import Annotated, Any, NoReturn
 
 import typer
+from sqlalchemy import select
 from sqlalchemy.orm import Session
 from sqlalchemy.pool import NullPool
 
@@ -51,6 +52,17 @@ app = typer.Typer(
 audit_app = typer.Typer(help="The hash-chained audit trail.", no_args_is_help=True)
 app.add_typer(audit_app, name="audit")
 
+PassphraseFileOption = Annotated[
+    Path | None,
+    typer.Option(
+        "--passphrase-file",
+        help="File whose first line is the backup passphrase (default: "
+        "$REFCHECK_BACKUP_PASSPHRASE).",
+        show_default=False,
+        dir_okay=False,
+    ),
+]
+
 DataDirOption = Annotated[
     Path | None,
     typer.Option(
@@ -67,9 +79,27 @@ def fail(message: str, code: int = 1) -> NoReturn:
     raise typer.Exit(code)
 
 
-def settings_for(data_dir: Path | None) -> Settings:
+DatabaseUrlOption = Annotated[
+    str | None,
+    typer.Option(
+        "--database-url",
+        help="SQLAlchemy URL of the database, e.g. postgresql+psycopg://refcheck@db/refcheck "
+        "(default: $REFCHECK_DATABASE_URL, else the embedded SQLite file in the data dir). "
+        "A URL with a password is better kept in $REFCHECK_DATABASE_URL: a command line is "
+        "visible to every user of the machine.",
+        show_default=False,
+    ),
+]
+
+
+def settings_for(data_dir: Path | None, *, database_url: str | None = None) -> Settings:
+    overrides: dict[str, object] = {}
+    if data_dir is not None:
+        overrides["data_dir"] = data_dir
+    if database_url is not None:
+        overrides["database_url"] = database_url
     try:
-        return Settings(data_dir=data_dir) if data_dir is not None else Settings()
+        return Settings(**overrides)  # type: ignore[arg-type]
     except ValueError as exc:
         fail(f"invalid configuration: {exc}", 2)
 
@@ -139,7 +169,7 @@ def _write_demo_policy(settings: Settings) -> Settings:
             "# The demo network's policy, written by `refcheck-server init --demo`.\n" + demo_text,
             encoding="utf-8",
         )
-    return settings_for(settings.data_dir)
+    return settings_for(settings.data_dir, database_url=settings.database_url or None)
 
 
 @app.command()
@@ -164,6 +194,7 @@ def init(
             "every credentials file and every signed object."
         ),
     ] = "refcheck",
+    database_url: DatabaseUrlOption = None,
 ) -> None:
     """Create the schema, the server's keys and the first network admin (printed once)."""
     from server.bootstrap import AlreadyInitialised, init_network, is_initialised
@@ -171,7 +202,7 @@ def init(
     from server.demo import seed_demo, write_demo_files
     from server.transparency.sealer import seal
 
-    settings = settings_for(data_dir)
+    settings = settings_for(data_dir, database_url=database_url)
     try:
         load_policy(settings.policy_file)
     except PolicyError as exc:
@@ -239,13 +270,13 @@ def init(
 
 
 @app.command()
-def migrate(data_dir: DataDirOption = None) -> None:
+def migrate(data_dir: DataDirOption = None, database_url: DatabaseUrlOption = None) -> None:
     """Apply pending database migrations (run before `serve` after an upgrade).
 
     Key files come first: a version-1 OPRF key file gains its `w` (crash-safely), then the
     database migration to protocol v2 wraps every stored pseudonym with it.
     """
-    settings = settings_for(data_dir)
+    settings = settings_for(data_dir, database_url=database_url)
     if (settings.server_key_dir / "oprf.key").exists():
         try:
             create_keys(settings.server_key_dir)
@@ -269,6 +300,35 @@ def serve(
             "and its answer run on the worker's core).",
         ),
     ] = 1,
+    database_url: DatabaseUrlOption = None,
+    tls_cert: Annotated[
+        Path | None,
+        typer.Option(
+            "--tls-cert",
+            help="PEM certificate chain (server certificate first): serve HTTPS, with HSTS.",
+            show_default=False,
+        ),
+    ] = None,
+    tls_key: Annotated[
+        Path | None,
+        typer.Option("--tls-key", help="PEM private key of --tls-cert.", show_default=False),
+    ] = None,
+    proxy_headers: Annotated[
+        bool,
+        typer.Option(
+            "--proxy-headers/--no-proxy-headers",
+            help="Behind a reverse proxy: take the client address and scheme from "
+            "X-Forwarded-For and X-Forwarded-Proto, from --forwarded-allow-ips only.",
+        ),
+    ] = False,
+    forwarded_allow_ips: Annotated[
+        str,
+        typer.Option(
+            "--forwarded-allow-ips",
+            help="Comma-separated addresses or networks of the proxies whose forwarded "
+            "headers are believed (with --proxy-headers).",
+        ),
+    ] = "127.0.0.1",
 ) -> None:
     """Serve the API (uvicorn). Refuses to start on an invalid policy or missing key files."""
     import uvicorn
@@ -277,8 +337,9 @@ def serve(
     from server.migrate import is_current
     from server.tcp_nodelay import IMPORT_PATH as NODELAY_PROTOCOL
 
-    settings = settings_for(data_dir)
+    settings = settings_for(data_dir, database_url=database_url)
     _configure_logging(settings.log_level)
+    transport = _transport_options(settings, tls_cert, tls_key, proxy_headers, forwarded_allow_ips)
     engine = make_engine(settings.effective_database_url)
     try:
         current = is_current(engine)
@@ -295,8 +356,18 @@ def serve(
         ctx = build_context(settings)  # pooled: the server lives as long as the process
     except (PolicyError, KeyFileError) as exc:
         fail(str(exc), 2)
+    metrics_stop = _start_metrics_listener(settings, workers)
     if workers == 1:
-        uvicorn.run(create_app(settings, context=ctx), host=host, port=port, log_level="info")
+        try:
+            uvicorn.run(
+                create_app(settings, context=ctx),
+                host=host,
+                port=port,
+                log_level="info",
+                **transport,
+            )
+        finally:
+            metrics_stop()
         return
     # Each worker process builds its own app from the environment (`create_app` as a factory),
     # so the data dir chosen here goes there too. The context built above has done its job:
@@ -304,16 +375,142 @@ def serve(
     # in every worker; each is safe to run concurrently (it re-checks what it changes under a
     # lock), so a duplicate run finds nothing left to do.
     os.environ["REFCHECK_DATA_DIR"] = str(settings.data_dir.resolve())
+    if database_url is not None:
+        os.environ["REFCHECK_DATABASE_URL"] = database_url
     ctx.sessions.kw["bind"].dispose()
-    uvicorn.run(
-        "server.app:create_app",
-        factory=True,
-        host=host,
-        port=port,
-        workers=workers,
-        http=NODELAY_PROTOCOL,
-        log_level="info",
+    try:
+        uvicorn.run(
+            "server.app:create_app",
+            factory=True,
+            host=host,
+            port=port,
+            workers=workers,
+            http=NODELAY_PROTOCOL,
+            log_level="info",
+            **transport,
+        )
+    finally:
+        metrics_stop()
+
+
+def _transport_options(
+    settings: Settings,
+    tls_cert: Path | None,
+    tls_key: Path | None,
+    proxy_headers: bool,
+    forwarded_allow_ips: str,
+) -> dict[str, Any]:
+    """uvicorn's TLS and proxy arguments, the certificate and key checked before any worker
+    starts (a typo in a path should stop `serve`, not each worker in turn)."""
+    import ssl
+
+    options: dict[str, Any] = {
+        "proxy_headers": proxy_headers,
+        "forwarded_allow_ips": forwarded_allow_ips,
+        "server_header": False,
+    }
+    if (tls_cert is None) != (tls_key is None):
+        fail("--tls-cert and --tls-key go together", 2)
+    if tls_cert is None or tls_key is None:
+        return options
+    try:
+        ssl.create_default_context(ssl.Purpose.CLIENT_AUTH).load_cert_chain(tls_cert, tls_key)
+    except (OSError, ssl.SSLError) as exc:
+        fail(f"cannot use the TLS certificate {tls_cert} with key {tls_key}: {exc}", 2)
+    hsts = f"max-age={settings.hsts_max_age_seconds}"
+    options.update(
+        ssl_certfile=str(tls_cert),
+        ssl_keyfile=str(tls_key),
+        # HSTS (RFC 6797): a browser or client that once reached the server over HTTPS will not
+        # be talked down to plain HTTP by someone on the path, who would then read bearer tokens.
+        headers=[("Strict-Transport-Security", hsts)],
     )
+    return options
+
+
+def _start_metrics_listener(settings: Settings, workers: int) -> Callable[[], None]:
+    """With `metrics_port` set, serve /metrics on a port of its own (from this process, which
+    sums what every worker counted); returns what stops it."""
+    from server.metrics import prepare_multiprocess, start_metrics_server
+
+    prepare_multiprocess(workers)
+    if not settings.metrics_port:
+        return lambda: None
+    return start_metrics_server(settings)
+
+
+@app.command()
+def backup(
+    out: Annotated[
+        Path,
+        typer.Option("--out", help="The archive to write (refused if it exists).", dir_okay=False),
+    ],
+    data_dir: DataDirOption = None,
+    database_url: DatabaseUrlOption = None,
+    passphrase_file: PassphraseFileOption = None,
+) -> None:
+    """Write one encrypted archive of a consistent database snapshot and every key file.
+
+    The server may go on running meanwhile. Keep the passphrase apart from the archives: with
+    both, anyone holds the network's keys and registry.
+    """
+    from server.backup import BackupError, read_passphrase, write_backup
+
+    settings = settings_for(data_dir, database_url=database_url)
+    try:
+        summary = write_backup(settings, out, read_passphrase(passphrase_file))
+    except BackupError as exc:
+        fail(str(exc))
+    except FileExistsError:
+        fail(f"{out} exists; nothing written")
+    rows = sum(summary.tables.values())
+    typer.echo(
+        f"backup written to {out}: {summary.backend} database at revision "
+        f"{','.join(summary.revision)} ({rows} rows), {len(summary.key_files)} key files, "
+        f"network {summary.network_id}"
+    )
+
+
+@app.command()
+def restore(
+    archive: Annotated[
+        Path, typer.Argument(help="An archive written by `refcheck-server backup`.")
+    ],
+    data_dir: DataDirOption = None,
+    database_url: DatabaseUrlOption = None,
+    passphrase_file: PassphraseFileOption = None,
+) -> None:
+    """Restore an archive into a new data dir (and a new, empty database), then verify the
+    audit trail as `audit verify` does; exit 1 if it is broken."""
+    from server.backup import BackupError, read_passphrase, restore_backup
+
+    settings = settings_for(data_dir, database_url=database_url)
+    try:
+        summary = restore_backup(settings, archive, read_passphrase(passphrase_file))
+    except BackupError as exc:
+        fail(str(exc))
+    typer.echo(
+        f"restored the backup of {summary.created_at} (network {summary.network_id}, "
+        f"{summary.backend}, revision {','.join(summary.revision)}) into {settings.data_dir}"
+    )
+    # Read again: a policy restored into the data dir is the one the server now reads.
+    settings = settings_for(data_dir, database_url=database_url)
+    if summary.policy_sha256 not in (None, _sha256_of(settings.policy_file)):
+        typer.echo(
+            f"note: {settings.policy_file} is not the policy file the backup was taken with "
+            "(its SHA-256 differs); put that one back if it was not changed on purpose",
+            err=True,
+        )
+    report_audit(open_context(None, settings=settings), [])
+
+
+def _sha256_of(path: Path) -> str | None:
+    import hashlib
+
+    try:
+        return hashlib.sha256(path.read_bytes()).hexdigest()
+    except OSError:
+        return None
 
 
 @audit_app.command("verify")
@@ -326,13 +523,19 @@ def audit_verify(
             "witness keeps it); the log must still hold the tree it signs. Repeatable."
         ),
     ] = None,
+    database_url: DatabaseUrlOption = None,
 ) -> None:
     """Check every signed tree head, that the entries still make the trees they sign, and the
     hash chain of entries from before the log; exit 1 naming the first problem."""
+    known = [bytes.fromhex(p.read_text().split()[0]) for p in head or []]
+    settings = settings_for(data_dir, database_url=database_url)
+    report_audit(open_context(None, settings=settings), known)
+
+
+def report_audit(ctx: AppContext, known: list[bytes]) -> None:
+    """What `audit verify` prints and exits with; `restore` ends with it too."""
     from server.audit.verify import verify_trail
 
-    known = [bytes.fromhex(p.read_text().split()[0]) for p in head or []]
-    ctx = open_context(data_dir)
     with session_scope(ctx) as session:
         report = verify_trail(
             session,
@@ -340,6 +543,7 @@ def audit_verify(
             ctx.keys.audit_key_id,
             network_id=ctx.keys.network_id,
             known_heads=known,
+            earlier_keys=ctx.keys.signing_publics[:-1],
         )
     first = report.first
     if first is None:
@@ -356,12 +560,14 @@ def audit_verify(
 
 
 @audit_app.command("checkpoint")
-def audit_checkpoint(data_dir: DataDirOption = None) -> None:
+def audit_checkpoint(
+    data_dir: DataDirOption = None, database_url: DatabaseUrlOption = None
+) -> None:
     """Seal what was appended and sign a tree head now (the server does it every
     `audit_seal_interval_seconds` by itself)."""
     from server.transparency.sealer import latest_head, seal
 
-    ctx = open_context(data_dir)
+    ctx = open_context(None, settings=settings_for(data_dir, database_url=database_url))
     with session_scope(ctx) as session:
         sealed = seal(session, ctx) or latest_head(session)
         size, root = (sealed.tree_size, sealed.root_hash) if sealed else (0, "-")
@@ -390,6 +596,103 @@ app.add_typer(keys_app, name="keys")
 from server.notifications.cli import notifications_app  # noqa: E402 - mounted after `app` exists
 
 app.add_typer(notifications_app, name="notifications")
+
+
+# --- rotating the token-signing key and the network signing key (docs/operations.md) ---------
+
+
+@keys_app.command("rotate-token")
+def keys_rotate_token(
+    data_dir: DataDirOption = None,
+    database_url: DatabaseUrlOption = None,
+    no_overlap: Annotated[
+        bool,
+        typer.Option(
+            "--no-overlap",
+            help="The old key leaked: refuse every token it signed at once (clients sign in "
+            "again by themselves) instead of letting them run out.",
+        ),
+    ] = False,
+) -> None:
+    """Rotate the access-token key. Tokens the old key signed keep verifying until they expire
+    (the JWKS lists both keys) unless --no-overlap; running workers follow within a second."""
+    from server.audit.services import record
+    from server.keys import rotate_token_key
+
+    settings = settings_for(data_dir, database_url=database_url)
+    ctx = open_context(None, settings=settings)
+    with session_scope(ctx) as session:
+        rotation = rotate_token_key(settings.server_key_dir, keep_previous=not no_overlap)
+        record(
+            session,
+            ctx,
+            None,
+            "key.rotate",
+            object_type="token_key",
+            object_id=rotation.new_key_id,
+            details={
+                "key": "token-signing",
+                "prev_key_id": rotation.old_key_id,
+                "overlap": not no_overlap,
+            },
+        )
+    typer.echo(
+        f"token-signing key rotated: {rotation.new_key_id} (was {rotation.old_key_id}; "
+        + ("its tokens are refused now)" if no_overlap else "its tokens verify until they expire)")
+    )
+
+
+@keys_app.command("rotate-signing")
+def keys_rotate_signing(
+    data_dir: DataDirOption = None, database_url: DatabaseUrlOption = None
+) -> None:
+    """Rotate the network signing key: the old key signs the new one into the signing history
+    (served with GET /v1/network/keys), the OPRF key announcements are signed again, a filter
+    revision and a tree head are signed with the new key. Prints the new fingerprint: credentials
+    files issued from now on, and the MoU annex, name it."""
+    from protocol.signed import format_time, parse, sign
+    from server.audit.services import record
+    from server.filter.services import publish
+    from server.keys import rotate_signing_key
+    from server.oprf.models import OprfKeyAnnouncement
+    from server.transparency.sealer import seal
+    from server.transparency.services import log_signed_object
+
+    settings = settings_for(data_dir, database_url=database_url)
+    ctx = open_context(None, settings=settings)
+    with session_scope(ctx) as session:
+        rotation, framed = rotate_signing_key(
+            settings.server_key_dir, issued_at=format_time(ctx.now().replace(microsecond=0))
+        )
+        state = ctx.keys.signing_ring.reload()
+        obj = parse(framed)
+        record(
+            session,
+            ctx,
+            None,
+            "key.rotate",
+            object_type="signing_key",
+            object_id=rotation.new_key_id,
+            details={
+                "key": "network-signing",
+                "prev_key_id": rotation.old_key_id,
+                "key_seq": obj.fields["key_seq"],
+                "signed": framed.hex(),
+            },
+        )
+        # Every announcement again under the new key: the same header bytes (so witnesses'
+        # cosignatures still apply), a new signature, logged like the first.
+        for row in session.scalars(select(OprfKeyAnnouncement)):
+            again = sign(state.key, parse(bytes(row.announcement)).fields)
+            row.announcement = again.framed()
+            log_signed_object(session, ctx, again, object_id=row.key_id)
+        session.flush()
+        publish(session, ctx)
+        seal(session, ctx)
+    typer.echo(
+        f"network signing key rotated: {rotation.new_key_id} (was {rotation.old_key_id})\n"
+        f"network_signing_key_sha256: {ctx.keys.signing_key_sha256}"
+    )
 
 
 if __name__ == "__main__":

@@ -13,11 +13,18 @@ of leaking.
 | `registration.key` | the X25519 key registrations are sealed to |
 | `audit-checkpoint.key` | the network signing key (Ed25519): announcements, filters, checkpoints |
 | `token-signing.key` | the access-token key (Ed25519) |
+| `token-signing.previous.key` | the access-token key before the last rotation: verifies only |
+| `network-signing-history` | a line per signing key rotation: the old key's `signing-key` object |
 | `network-id` | the network's short id, written into every credentials file |
 
 A rotation adds an OPRF key file, and the old one is deleted after the entry window; which key
 is current is the database's current-key row (`server.oprf.models.CurrentOprfKey`), never the
 newest file: a crash after writing a file and before the switch leaves an unused file.
+
+The token-signing key and the network signing key rotate by replacing their file
+(`rotate_token_key`, `rotate_signing_key`; `refcheck-server keys rotate-token|rotate-signing`).
+Every worker follows without a restart: `TokenKeyRing` and `SigningKeyRing` look at their file
+again at most once a second (`RECHECK_SECONDS`) and re-read it when it changed.
 """
 
 from __future__ import annotations
@@ -28,16 +35,27 @@ import os
 import re
 import stat
 import threading
+import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
+
+if TYPE_CHECKING:
+    from protocol.signed import SignedObject
 
 OPRF_KEY_FILE = "oprf.key"  # version 1: converted by `create_keys`
 OPRF_KEY_GLOB = "oprf-*.key"
 REGISTRATION_KEY_FILE = "registration.key"
 TOKEN_KEY_FILE = "token-signing.key"
+TOKEN_PREVIOUS_KEY_FILE = "token-signing.previous.key"
+SIGNING_HISTORY_FILE = "network-signing-history"
+SIGNING_KEY_TYPE = "signing-key"
+#: How often a worker looks whether a rotated key file replaced the one it holds.
+RECHECK_SECONDS = 1.0
 AUDIT_KEY_FILE = "audit-checkpoint.key"
 NETWORK_ID_FILE = "network-id"
 DEFAULT_NETWORK_ID = "refcheck"
@@ -131,13 +149,167 @@ class OprfRing:
             self._keys.pop(key_id, None)
 
 
+class _WatchedFile:
+    """A key file read again when it was replaced (new inode or mtime), looked at no more often
+    than every `RECHECK_SECONDS`: a rotation by the CLI reaches every worker within a second,
+    and a request costs at most one `stat` a second."""
+
+    def __init__(self, path: Path, clock: Callable[[], float] = time.monotonic) -> None:
+        self.path = path
+        self._clock = clock
+        self._lock = threading.Lock()
+        self._stamp: tuple[int, int] | None = None
+        self._checked = float("-inf")
+
+    def _now_stamp(self) -> tuple[int, int] | None:
+        try:
+            st = self.path.stat()
+        except FileNotFoundError:
+            return None
+        return (st.st_ino, st.st_mtime_ns)
+
+    def changed(self, *, force: bool = False) -> bool:
+        """True once after the file was replaced (and on the first call)."""
+        with self._lock:
+            now = self._clock()
+            if not force and now - self._checked < RECHECK_SECONDS and self._stamp is not None:
+                return False
+            self._checked = now
+            stamp = self._now_stamp()
+            if stamp == self._stamp:
+                return False
+            self._stamp = stamp
+            return True
+
+
+@dataclass(frozen=True)
+class _TokenState:
+    key: Ed25519PrivateKey
+    public: bytes
+    key_id: str
+    #: Every key whose tokens verify: the current one and, after a rotation, the previous one.
+    verifying: dict[str, bytes]
+
+
+class TokenKeyRing:
+    """The access-token keys of one data directory: the current key signs, and it and the
+    previous key (`token-signing.previous.key`, kept by a rotation unless it leaked) verify, so
+    tokens issued just before a rotation stay valid until they expire."""
+
+    def __init__(self, key_dir: Path) -> None:
+        self._dir = key_dir
+        self._watch = _WatchedFile(key_dir / TOKEN_KEY_FILE)
+        self._lock = threading.Lock()
+        self._state = self._read()
+        self._watch.changed(force=True)
+
+    def _read(self) -> _TokenState:
+        key = Ed25519PrivateKey.from_private_bytes(_read_secret(self._dir / TOKEN_KEY_FILE, 32))
+        public = _raw_public(key.public_key())
+        verifying = {key_id_for(public): public}
+        previous_path = self._dir / TOKEN_PREVIOUS_KEY_FILE
+        if previous_path.exists():
+            previous = Ed25519PrivateKey.from_private_bytes(_read_secret(previous_path, 32))
+            old_public = _raw_public(previous.public_key())
+            verifying.setdefault(key_id_for(old_public), old_public)
+        return _TokenState(key, public, key_id_for(public), verifying)
+
+    def _refresh(self, *, force: bool = False) -> _TokenState:
+        if self._watch.changed(force=force):
+            fresh = self._read()
+            with self._lock:
+                self._state = fresh
+        with self._lock:
+            return self._state
+
+    @property
+    def current(self) -> _TokenState:
+        return self._refresh()
+
+    def verifying_key(self, key_id: str) -> bytes | None:
+        """The public key of `key_id` if its tokens verify now; an unknown id makes the ring
+        look at the files at once (a token from a worker that saw the rotation first)."""
+        found = self._refresh().verifying.get(key_id)
+        if found is None:
+            found = self._refresh(force=True).verifying.get(key_id)
+        return found
+
+    def verifying_keys(self) -> dict[str, bytes]:
+        return dict(self._refresh().verifying)
+
+
+@dataclass(frozen=True)
+class _SigningState:
+    key: Ed25519PrivateKey
+    public: bytes
+    key_id: str
+    #: The `signing-key` objects of every rotation, oldest first (each signed by the key it
+    #: replaced and cosigned by the new one), as framed bytes.
+    history: tuple[bytes, ...]
+    #: Every network signing key the network has had, oldest first, the current one last.
+    publics: tuple[bytes, ...]
+
+
+class SigningKeyRing:
+    """The network signing key (`audit-checkpoint.key`) and its history: what signs now, and
+    every key that signed before, for verifying what they signed (`audit verify`)."""
+
+    def __init__(self, key_dir: Path) -> None:
+        self._dir = key_dir
+        self._watch = _WatchedFile(key_dir / AUDIT_KEY_FILE)
+        self._lock = threading.Lock()
+        self._state = self._read()
+        self._watch.changed(force=True)
+
+    def _read(self) -> _SigningState:
+        key = Ed25519PrivateKey.from_private_bytes(_read_secret(self._dir / AUDIT_KEY_FILE, 32))
+        public = _raw_public(key.public_key())
+        history = read_signing_history(self._dir)
+        publics = [bytes.fromhex(str(_parse_signed(h).fields["prev_public_key"])) for h in history]
+        if (
+            history
+            and bytes.fromhex(str(_parse_signed(history[-1]).fields["public_key"])) != public
+        ):
+            raise KeyFileError(
+                f"{self._dir / AUDIT_KEY_FILE} is not the key the signing history ends with"
+            )
+        return _SigningState(key, public, key_id_for(public), tuple(history), (*publics, public))
+
+    def reload(self) -> _SigningState:
+        """Read the files now (the process that rotated the key)."""
+        self._watch.changed(force=True)
+        fresh = self._read()
+        with self._lock:
+            self._state = fresh
+        return fresh
+
+    @property
+    def current(self) -> _SigningState:
+        if self._watch.changed():
+            fresh = self._read()
+            with self._lock:
+                self._state = fresh
+        with self._lock:
+            return self._state
+
+
 @dataclass(frozen=True)
 class ServerKeys:
     oprf_ring: OprfRing
     registration_private: bytes = field(repr=False)
-    token_key: Ed25519PrivateKey
-    audit_key: Ed25519PrivateKey
+    token_ring: TokenKeyRing
+    signing_ring: SigningKeyRing
     network_id: str = DEFAULT_NETWORK_ID
+
+    @property
+    def token_key(self) -> Ed25519PrivateKey:
+        """The access-token key that signs now."""
+        return self.token_ring.current.key
+
+    @property
+    def audit_key(self) -> Ed25519PrivateKey:
+        """The network signing key in force."""
+        return self.signing_ring.current.key
 
     # The current OPRF key, as last read from the database's current-key row.
     @property
@@ -180,28 +352,43 @@ class ServerKeys:
         fingerprint members pin from their credentials files."""
         return self.audit_key
 
-    @functools.cached_property
+    @property
     def signing_key_sha256(self) -> str:
         """The fingerprint written into credentials files (hex SHA-256 of the raw key)."""
         return hashlib.sha256(self.audit_public).hexdigest()
 
-    # Cached: every request verifies a token against the public key and compares key ids, and
-    # deriving an Ed25519 public key costs a base-point multiplication.
-    @functools.cached_property
+    # Derived once per key read (in the rings): every request verifies a token against the
+    # public key and compares key ids, and deriving an Ed25519 public key costs a base-point
+    # multiplication.
+    @property
     def token_public(self) -> bytes:
-        return _raw_public(self.token_key.public_key())
+        return self.token_ring.current.public
 
-    @functools.cached_property
+    @property
     def token_key_id(self) -> str:
-        return key_id_for(self.token_public)
+        return self.token_ring.current.key_id
 
-    @functools.cached_property
+    def token_verifying_key(self, key_id: str) -> bytes | None:
+        """The public key that verifies tokens naming `key_id`, if any does now."""
+        return self.token_ring.verifying_key(key_id)
+
+    @property
     def audit_public(self) -> bytes:
-        return _raw_public(self.audit_key.public_key())
+        return self.signing_ring.current.public
 
-    @functools.cached_property
+    @property
     def audit_key_id(self) -> str:
-        return key_id_for(self.audit_public)
+        return self.signing_ring.current.key_id
+
+    @property
+    def signing_history(self) -> tuple[bytes, ...]:
+        """The framed `signing-key` objects of every rotation, oldest first."""
+        return self.signing_ring.current.history
+
+    @property
+    def signing_publics(self) -> tuple[bytes, ...]:
+        """Every network signing key the network has had, the current one last."""
+        return self.signing_ring.current.publics
 
 
 def _write_secret(path: Path, secret: bytes) -> None:
@@ -334,7 +521,194 @@ def load_keys(key_dir: Path) -> ServerKeys:
     return ServerKeys(
         oprf_ring=OprfRing(key_dir, read_oprf_keys(key_dir)),
         registration_private=_read_secret(key_dir / REGISTRATION_KEY_FILE, 32),
-        token_key=Ed25519PrivateKey.from_private_bytes(_read_secret(key_dir / TOKEN_KEY_FILE, 32)),
-        audit_key=Ed25519PrivateKey.from_private_bytes(_read_secret(key_dir / AUDIT_KEY_FILE, 32)),
+        token_ring=TokenKeyRing(key_dir),
+        signing_ring=SigningKeyRing(key_dir),
         network_id=read_network_id(key_dir),
     )
+
+
+# --- rotating the token-signing key and the network signing key -----------------------------
+
+
+def _fsync_dir(path: Path) -> None:
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+@dataclass(frozen=True)
+class KeyRotation:
+    old_key_id: str
+    new_key_id: str
+
+
+def rotate_token_key(key_dir: Path, *, keep_previous: bool = True) -> KeyRotation:
+    """Replace the access-token key. With `keep_previous` the old key goes on verifying (tokens
+    already issued stay valid until they expire, at most `access_token_ttl_seconds`); without
+    it (the key leaked) every token it signed is refused at once, and clients sign in again.
+
+    Crash-safe: the new key is written to a temporary file and renamed over the old one after
+    the old one was copied to `token-signing.previous.key`; a crash leaves the old key or the
+    new one in force, never none.
+    """
+    current = key_dir / TOKEN_KEY_FILE
+    old = _read_secret(current, 32)
+    new = os.urandom(32)
+    tmp = current.with_name(current.name + ".tmp")
+    tmp.unlink(missing_ok=True)
+    _write_secret(tmp, new)
+    previous = key_dir / TOKEN_PREVIOUS_KEY_FILE
+    if keep_previous:
+        _replace_secret(previous, old)
+    else:
+        previous.unlink(missing_ok=True)
+    os.replace(tmp, current)
+    _fsync_dir(key_dir)
+    old_public = _raw_public(Ed25519PrivateKey.from_private_bytes(old).public_key())
+    new_public = _raw_public(Ed25519PrivateKey.from_private_bytes(new).public_key())
+    return KeyRotation(key_id_for(old_public), key_id_for(new_public))
+
+
+def _parse_signed(framed: bytes) -> SignedObject:
+    from protocol.signed import parse
+
+    return parse(framed)
+
+
+def read_signing_history(key_dir: Path) -> list[bytes]:
+    """The framed `signing-key` objects, oldest first, each checked: signed by the key before
+    it and cosigned by the key it names, in an unbroken chain of `key_seq` 2, 3, ..."""
+    from protocol.errors import ProtocolError
+
+    path = key_dir / SIGNING_HISTORY_FILE
+    if not path.exists():
+        return []
+    network_id = read_network_id(key_dir)
+    history: list[bytes] = []
+    previous: bytes | None = None
+    for number, line in enumerate(path.read_text(encoding="ascii").split(), start=2):
+        try:
+            framed = bytes.fromhex(line)
+            obj = _parse_signed(framed)
+            fields = obj.fields
+            prev_public = bytes.fromhex(str(fields["prev_public_key"]))
+            new_public = bytes.fromhex(str(fields["public_key"]))
+            if fields["key_seq"] != number or (previous is not None and prev_public != previous):
+                raise ValueError("the history is not one chain")
+            obj.verify(
+                prev_public, network_id=network_id, type=SIGNING_KEY_TYPE, witnesses=[new_public]
+            )
+        except (ProtocolError, ValueError, KeyError, TypeError) as exc:
+            raise KeyFileError(f"{path} line {number - 1} is not a valid key rotation") from exc
+        history.append(framed)
+        previous = new_public
+    return history
+
+
+def signing_rotation_object(
+    old: Ed25519PrivateKey,
+    new: Ed25519PrivateKey,
+    *,
+    network_id: str,
+    key_seq: int,
+    issued_at: str,
+) -> SignedObject:
+    """The `signing-key` object of one rotation (signed by the old key, cosigned by the new,
+    in `network-signing-history`), with the header `{type, network_id, issued_at, key_seq,
+    key_id, public_key, prev_key_id, prev_public_key}`, signed by the old key as every signed
+    object is (docs/protocol.md, "Signed objects"), and cosigned by the new key, which proves
+    the new key's holder made it. A client pinned to the old key follows it to the new one."""
+    from protocol.signed import COSIGNATURE_PREFIX, SIGNATURE_PREFIX, SignedObject, encode_header
+
+    old_public = _raw_public(old.public_key())
+    new_public = _raw_public(new.public_key())
+    fields = {
+        "type": SIGNING_KEY_TYPE,
+        "network_id": network_id,
+        "issued_at": issued_at,
+        "key_seq": key_seq,
+        "key_id": key_id_for(new_public),
+        "public_key": new_public.hex(),
+        "prev_key_id": key_id_for(old_public),
+        "prev_public_key": old_public.hex(),
+    }
+    header = encode_header(fields)
+    tag = SIGNING_KEY_TYPE.encode("ascii") + b"\x00" + header
+    return SignedObject(
+        SIGNING_KEY_TYPE,
+        header,
+        fields,
+        old.sign(SIGNATURE_PREFIX + tag),
+        ((new_public, new.sign(COSIGNATURE_PREFIX + tag)),),
+    )
+
+
+def rotate_signing_key(key_dir: Path, *, issued_at: str) -> tuple[KeyRotation, bytes]:
+    """Replace the network signing key, appending the rotation to the signing history first.
+
+    Order, for a crash at any point: the new key to a temporary file; the history line (signed
+    by the old key, cosigned by the new); the new key renamed over the old. Until the rename the
+    old key is in force and a history line naming a key that never took over is dropped by the
+    next rotation's recovery (`_drop_unused_history`). Returns the rotation and the framed
+    object (to be logged and announced).
+    """
+    current = key_dir / AUDIT_KEY_FILE
+    old = Ed25519PrivateKey.from_private_bytes(_read_secret(current, 32))
+    _drop_unused_history(key_dir, _raw_public(old.public_key()))
+    history = read_signing_history(key_dir)
+    new_secret = os.urandom(32)
+    new = Ed25519PrivateKey.from_private_bytes(new_secret)
+    tmp = current.with_name(current.name + ".tmp")
+    tmp.unlink(missing_ok=True)
+    _write_secret(tmp, new_secret)
+    obj = signing_rotation_object(
+        old,
+        new,
+        network_id=read_network_id(key_dir),
+        key_seq=len(history) + 2,
+        issued_at=issued_at,
+    )
+    lines = [h.hex() for h in history] + [obj.framed().hex()]
+    path = key_dir / SIGNING_HISTORY_FILE
+    history_tmp = path.with_name(path.name + ".tmp")
+    history_tmp.unlink(missing_ok=True)
+    fd = os.open(history_tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(fd, "w", encoding="ascii") as fh:
+        fh.write("\n".join(lines) + "\n")
+        fh.flush()
+        os.fsync(fh.fileno())
+    os.replace(history_tmp, path)
+    os.replace(tmp, current)
+    _fsync_dir(key_dir)
+    rotation = KeyRotation(
+        key_id_for(_raw_public(old.public_key())), key_id_for(_raw_public(new.public_key()))
+    )
+    return rotation, obj.framed()
+
+
+def _drop_unused_history(key_dir: Path, in_force: bytes) -> None:
+    """After a crash between writing the history and renaming the key: the last line names a
+    key that never took over. Keep the history only up to the key in force."""
+    path = key_dir / SIGNING_HISTORY_FILE
+    if not path.exists():
+        return
+    lines = path.read_text(encoding="ascii").split()
+    while lines:
+        last = _parse_signed(bytes.fromhex(lines[-1]))
+        if bytes.fromhex(str(last.fields["public_key"])) == in_force:
+            break
+        lines.pop()
+    _replace_secret_text(path, "".join(line + "\n" for line in lines))
+
+
+def _replace_secret_text(path: Path, text: str) -> None:
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.unlink(missing_ok=True)
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(fd, "w", encoding="ascii") as fh:
+        fh.write(text)
+        fh.flush()
+        os.fsync(fh.fileno())
+    os.replace(tmp, path)

@@ -51,6 +51,16 @@ class Settings(BaseSettings):
     # How often each worker process looks for notifications to deliver.
     notification_poll_seconds: float = Field(default=5.0, gt=0, le=3600)
 
+    # --- Operations (docs/operations.md). -------------------------------------------------
+    # `Strict-Transport-Security: max-age=...` sent by `serve --tls-cert` (a year by default).
+    hsts_max_age_seconds: int = Field(default=365 * 24 * 3600, ge=0, le=2 * 365 * 24 * 3600)
+    # Prometheus metrics (server.metrics): `GET /metrics` on the API's own port, or a port of
+    # its own (listening on `metrics_host` only), or both; neither unless asked for. The
+    # figures carry no identifier, but they are the network's volumes: not for the internet.
+    metrics_enabled: bool = False
+    metrics_port: int = Field(default=0, ge=0, le=65535)
+    metrics_host: str = "127.0.0.1"
+
     # --- Overload (README, "What to tune"). Everything is per worker process. ---------------
     # Requests that may touch the database at once. More only queue inside the database (for
     # SQLite's one write lock, or PostgreSQL's row locks) and in the GIL, and make every request

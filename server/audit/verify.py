@@ -264,14 +264,16 @@ def verify_trail(
     *,
     network_id: str,
     known_heads: Sequence[bytes] = (),
+    earlier_keys: Sequence[bytes] = (),
 ) -> VerifyReport:
     """Verify the whole trail in `session`'s database (read-only): the log, and the pre-log
-    chain inside it. `known_heads` are framed signed tree heads kept outside the database."""
+    chain inside it. `known_heads` are framed signed tree heads kept outside the database;
+    `earlier_keys` the network signing keys the current one replaced (their heads verify)."""
     from server.transparency.verify import verify_log
 
     report = verify_log(
         session,
-        audit_public_key.public_bytes_raw(),
+        [*earlier_keys, audit_public_key.public_bytes_raw()],
         network_id=network_id,
         known_heads=known_heads,
     )

@@ -49,9 +49,17 @@ def token(
 
 @router.get("/.well-known/jwks.json", response_model=Jwks)
 def jwks(ctx: Ctx) -> Jwks:
-    """The public key(s) that sign access tokens, so other services can verify them offline."""
-    x = base64.urlsafe_b64encode(ctx.keys.token_public).rstrip(b"=").decode()
-    return Jwks(keys=[Jwk(x=x, kid=ctx.keys.token_key_id)])
+    """The public key(s) that sign access tokens, so other services can verify them offline:
+    the current key first and, after a rotation, the previous one, whose tokens still verify."""
+    current = ctx.keys.token_key_id
+    found = ctx.keys.token_ring.verifying_keys()
+    order = [current, *sorted(k for k in found if k != current)]
+    return Jwks(
+        keys=[
+            Jwk(x=base64.urlsafe_b64encode(found[kid]).rstrip(b"=").decode(), kid=kid)
+            for kid in order
+        ]
+    )
 
 
 @router.get("/v1/me", response_model=Me)

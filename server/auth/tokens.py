@@ -111,10 +111,18 @@ def verify_access_token(
     """
     if len(token) > MAX_TOKEN_LENGTH:
         raise InvalidToken("access token rejected")
+    # The current key and, for the overlap after a rotation, the previous one (JWKS lists both).
+    try:
+        kid = jwt.get_unverified_header(token).get("kid")
+    except jwt.PyJWTError as exc:
+        raise InvalidToken("access token rejected") from exc
+    public_key = keys.token_verifying_key(kid) if isinstance(kid, str) else None
+    if public_key is None:
+        raise InvalidToken("access token signed by an unknown key")
     claims = _signed_claims(
         token,
-        key_id=keys.token_key_id,
-        public_key=keys.token_public,
+        key_id=kid,
+        public_key=public_key,
         audience=settings.token_audience,
         issuer=settings.issuer,
     )

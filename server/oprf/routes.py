@@ -32,4 +32,5 @@ def get_keys(
             key_id=ctx.keys.audit_key_id, public_key=ctx.keys.audit_public.hex()
         ),
         oprf_keys=[a.hex() for a in announcements(session, ctx)],
+        signing_key_history=[h.hex() for h in ctx.keys.signing_history],
     )

@@ -29,8 +29,22 @@ def _span(first: int, last: int, what: str = "leaf") -> str:
     return f"{what} {first}" if first == last else f"{plural} {first}-{last}"
 
 
+def _verify_by_any(obj: SignedObject, public_keys: Sequence[bytes], network_id: str) -> None:
+    """Signed by one of the network's signing keys (the current one, or one it replaced: a head
+    signed before a rotation stays valid), else the last key's VerifyError."""
+    error: ProtocolError | None = None
+    for key in reversed(public_keys):
+        try:
+            obj.verify(key, network_id=network_id, type="tree-head")
+            return
+        except ProtocolError as exc:
+            error = exc
+    assert error is not None
+    raise error
+
+
 def _signed_heads(
-    session: Session, public_key: bytes, network_id: str, report: VerifyReport
+    session: Session, public_key: Sequence[bytes], network_id: str, report: VerifyReport
 ) -> dict[int, list[tuple[str, bytes]]]:
     """Every stored head whose signature verifies, by tree size: `[(name, root)]`."""
     wanted: dict[int, list[tuple[str, bytes]]] = {}
@@ -50,7 +64,7 @@ def _signed_heads(
         previous_id = head.id
         try:
             obj = parse(head.signed)
-            obj.verify(public_key, network_id=network_id, type="tree-head")
+            _verify_by_any(obj, public_key, network_id)
             size, root = int(obj.fields["tree_size"]), bytes.fromhex(str(obj.fields["root_hash"]))
         except (ProtocolError, ValueError, KeyError, TypeError):
             report.findings.append(
@@ -72,13 +86,13 @@ def _signed_heads(
 
 
 def _known(
-    heads: Sequence[bytes], public_key: bytes, network_id: str, report: VerifyReport
+    heads: Sequence[bytes], public_key: Sequence[bytes], network_id: str, report: VerifyReport
 ) -> dict[int, list[tuple[str, bytes]]]:
     wanted: dict[int, list[tuple[str, bytes]]] = {}
     for framed in heads:
         try:
             obj: SignedObject = parse(framed)
-            obj.verify(public_key, network_id=network_id, type="tree-head")
+            _verify_by_any(obj, public_key, network_id)
             size, root = int(obj.fields["tree_size"]), bytes.fromhex(str(obj.fields["root_hash"]))
         except (ProtocolError, ValueError, KeyError, TypeError):
             report.findings.append(
@@ -99,8 +113,15 @@ def _stored_leaves(session: Session, first: int, last: int) -> dict[int, bytes]:
 
 
 def verify_log(
-    session: Session, public_key: bytes, *, network_id: str, known_heads: Sequence[bytes] = ()
+    session: Session,
+    public_key: bytes | Sequence[bytes],
+    *,
+    network_id: str,
+    known_heads: Sequence[bytes] = (),
 ) -> VerifyReport:
+    """`public_key`: the network signing key, or every key of its history (oldest first)."""
+    if isinstance(public_key, bytes):
+        public_key = [public_key]
     report = VerifyReport()
     findings = report.findings
     wanted = _signed_heads(session, public_key, network_id, report)

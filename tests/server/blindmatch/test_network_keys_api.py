@@ -21,7 +21,8 @@ async def test_keys_name_the_network_and_its_signing_key_by_its_pinned_fingerpri
     response = await client.get("/v1/network/keys", headers=network.b_hr.headers)
     assert response.status_code == 200, response.text
     body = response.json()
-    assert set(body) == {"network_id", "signing_key", "oprf_keys"}
+    assert set(body) == {"network_id", "signing_key", "oprf_keys", "signing_key_history"}
+    assert body["signing_key_history"] == []  # no rotation of the signing key yet
     assert body["network_id"] == ctx.keys.network_id
     assert body["signing_key"] == {
         "key_id": ctx.keys.audit_key_id,
