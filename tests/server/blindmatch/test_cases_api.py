@@ -145,7 +145,8 @@ async def test_registration_stores_exactly_keys_per_check_sealed_entries_and_no_
 
     audit = session.scalars(select(AuditEntry).where(AuditEntry.action == "case.register")).one()
     assert audit.object_id == case["id"]
-    assert not audit.details, "no count of the person's keys is audited"
+    # What a witness needs to count live cases, and no count of the person's keys.
+    assert audit.details == {"retention_until": case["retention_until"]}
 
 
 async def test_the_pads_proof_verifies_against_the_announced_key_and_a_planted_pad_does_not(
