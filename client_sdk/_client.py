@@ -433,7 +433,10 @@ class Client(_Base, DisclosureMethods):
 
         `applicant_ref` and `position_ref` are your own opaque references, never a name or an
         e-mail address. `form_sha256` is the SHA-256 of the signed declaration form
-        (`refcheck form hash FILE`).
+        (`refcheck form hash FILE`). These two references, the form's hash and
+        `self_declared_finding` are sealed to your organisation's X25519 key and signed with its
+        Ed25519 key (the credentials' `org_keys`) before they leave: the server stores them
+        only as an opaque blob, and `get_consent` opens them again.
         """
         receipt = self.record_consent_receipt(
             applicant_ref=applicant_ref,
@@ -450,13 +453,17 @@ class Client(_Base, DisclosureMethods):
     def record_consent_receipt(self, **fields: Any) -> Consent:
         """As `record_consent`, returning the whole receipt (with its one-time `lookup_code`
         for the applicant)."""
-        return self._run(self._core.record_consent(**fields))
+        return self._run(self._core.record_consent(org_keys=self.credentials.org_keys, **fields))
 
     def get_consent(self, consent_id: str) -> Consent:
-        return self._run(self._core.get_consent(consent_id))
+        """A consent of your organisation, its sealed details opened (`Consent.details` says
+        whether they were signed by your organisation, or could not be opened)."""
+        return self._run(self._core.get_consent(consent_id, org_keys=self.credentials.org_keys))
 
     def withdraw_consent(self, consent_id: str) -> Consent:
-        return self._run(self._core.withdraw_consent(consent_id))
+        return self._run(
+            self._core.withdraw_consent(consent_id, org_keys=self.credentials.org_keys)
+        )
 
     def check_applicant(self, person: Any, consent_id: str) -> CheckResult:
         """Check one applicant under one live consent.
@@ -798,13 +805,19 @@ class AsyncClient(_Base, AsyncDisclosureMethods):
         return RecordedConsent(receipt.id, receipt.lookup_code)
 
     async def record_consent_receipt(self, **fields: Any) -> Consent:
-        return await self._run(self._core.record_consent(**fields))
+        return await self._run(
+            self._core.record_consent(org_keys=self.credentials.org_keys, **fields)
+        )
 
     async def get_consent(self, consent_id: str) -> Consent:
-        return await self._run(self._core.get_consent(consent_id))
+        return await self._run(
+            self._core.get_consent(consent_id, org_keys=self.credentials.org_keys)
+        )
 
     async def withdraw_consent(self, consent_id: str) -> Consent:
-        return await self._run(self._core.withdraw_consent(consent_id))
+        return await self._run(
+            self._core.withdraw_consent(consent_id, org_keys=self.credentials.org_keys)
+        )
 
     async def check_applicant(self, person: Any, consent_id: str) -> CheckResult:
         return await self._run(self._core.check_applicant(person, consent_id))

@@ -27,6 +27,7 @@ from urllib.parse import quote
 import httpx
 import pydantic
 
+from client_sdk.credentials import OrgKeys
 from client_sdk.errors import (
     ApiError,
     FilterRejected,
@@ -235,10 +236,6 @@ def _stale_network(exc: ApiError) -> bool:
     """A refusal that says our view of the network is out of date: the key named is not the
     current one, or the element count is not the policy's (`keys_per_check` changed)."""
     return isinstance(exc, KeyMismatch | WrongElementCount)
-
-
-def _now_rfc3339() -> str:
-    return datetime.now(UTC).isoformat(timespec="seconds")
 
 
 class Core:
@@ -472,6 +469,7 @@ class Core:
     def record_consent(
         self,
         *,
+        org_keys: OrgKeys | None,
         applicant_ref: str,
         purpose: str,
         position_ref: str,
@@ -481,35 +479,55 @@ class Core:
         max_checks: int = 1,
         consented_at: datetime | str | None = None,
     ) -> Op[Consent]:
-        if isinstance(consented_at, datetime):
-            if consented_at.tzinfo is None:
-                raise InvalidInput("consented_at must carry a time zone")
-            consented = consented_at.isoformat()
+        """Record a consent: the HR system's details sealed to the organisation's own key
+        (`client_sdk.consents`), the rest as the server enforces it; the receipt comes back
+        with the details opened."""
+        from client_sdk import consents
+
+        if consented_at is None:
+            at = datetime.now(UTC).replace(microsecond=0)
+        elif isinstance(consented_at, datetime):
+            at = consented_at
         else:
-            consented = consented_at or _now_rfc3339()
-        body = build(
-            wire.ConsentCreate,
+            try:
+                at = datetime.fromisoformat(consented_at)
+            except (TypeError, ValueError):
+                raise InvalidInput("consented_at must be an RFC 3339 time") from None
+        if at.tzinfo is None:
+            raise InvalidInput("consented_at must carry a time zone")
+        sealed = consents.seal(
+            org_keys,
             applicant_ref=applicant_ref,
-            purpose=purpose,
             position_ref=position_ref,
             form_sha256=form_sha256.lower(),
             self_declared_finding=bool(self_declared_finding),
-            consented_at=consented,
+            purpose=purpose,
+            consented_at=at,
+        )
+        body = build(
+            wire.ConsentCreate,
+            purpose=purpose,
+            consented_at=at.isoformat(),
             expires_on=iso_date(expires_on, "expires_on"),
             max_checks=int(max_checks),
+            sealed_details=sealed,
         )
         response = yield ApiRequest("POST", "/v1/consents", json=body)
-        return parse(Consent, response)
+        return consents.open_receipt(org_keys, parse(wire.ConsentOut, response))
 
-    def get_consent(self, consent_id: str) -> Op[Consent]:
+    def get_consent(self, consent_id: str, *, org_keys: OrgKeys | None) -> Op[Consent]:
+        from client_sdk import consents
+
         response = yield ApiRequest("GET", f"/v1/consents/{seg(consent_id)}")
-        return parse(Consent, response)
+        return consents.open_receipt(org_keys, parse(wire.ConsentOut, response))
 
-    def withdraw_consent(self, consent_id: str) -> Op[Consent]:
+    def withdraw_consent(self, consent_id: str, *, org_keys: OrgKeys | None) -> Op[Consent]:
+        from client_sdk import consents
+
         response = yield ApiRequest(
             "POST", f"/v1/consents/{seg(consent_id)}/withdraw", idempotent=True
         )
-        return parse(Consent, response)
+        return consents.open_receipt(org_keys, parse(wire.ConsentOut, response))
 
     def check_applicant(self, person: Any, consent_id: str) -> Op[CheckResult]:
         derived = _derive(person)  # before any request: a bad record sends nothing

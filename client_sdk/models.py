@@ -1,7 +1,9 @@
 """What the high-level calls return: plain, immutable values an HR system can store or show.
 
-`Case` and `Consent` are the wire models of `protocol.messages` (frozen pydantic models shared
-with the server), so the SDK cannot drift from what the server sends.
+`Case` is the wire model of `protocol.messages` (a frozen pydantic model shared with the
+server), so the SDK cannot drift from what the server sends. `Consent` is the wire receipt with
+its sealed details opened (`client_sdk.consents`): the server holds them only sealed to the
+organisation's own key.
 
 None of them holds a pseudonym `P` or an identifier. A `Match` names the check and the entry
 whose claim the server verified (`POST /v1/checks/{id}/entries`): that pair is all a disclosure
@@ -10,17 +12,58 @@ request needs, and it is worthless to anyone but the organisation that ran the c
 
 from __future__ import annotations
 
+import datetime as dt
 from dataclasses import dataclass
 from enum import StrEnum
 from typing import Any, Literal
 
+from pydantic import AwareDatetime, BaseModel, ConfigDict
+
 from protocol.messages import CaseOut as Case
-from protocol.messages import ConsentOut as Consent
 
 __all__ = ["Case", "CheckResult", "CheckStatus", "Consent", "Match"]
 
 
 _RANK = {"strong": 0, "exact": 1, "variant": 2}
+
+#: Whether a consent's sealed details were opened, and who sealed them.
+DetailsState = Literal["signed", "unsigned", "unreadable"]
+
+
+class Consent(BaseModel):
+    """A consent receipt, with the details only this organisation can read.
+
+    The server keeps what it enforces (`purpose`, `consented_at`, `expires_on`, `max_checks`,
+    `checks_used`, `status`, `withdrawn_at`) and a blob sealed to the organisation's X25519 key
+    holding `applicant_ref`, `position_ref`, `form_sha256` and `self_declared_finding`, which
+    the SDK opens. `details` says how that went:
+
+    * `signed`: sealed and signed by this organisation (every consent the SDK records);
+    * `unsigned`: sealed by the server's upgrade from the plaintext columns of an older
+      version, with no signature (the server never held the organisation's signing key);
+    * `unreadable`: the blob does not open with these credentials' key (the organisation's
+      X25519 key changed since, or the credentials hold no organisation keys); the four
+      fields are then None.
+
+    `lookup_code` is set only in the answer to the recording: hand it to the applicant.
+    """
+
+    model_config = ConfigDict(frozen=True)
+
+    id: str
+    lookup_code: str | None = None
+    applicant_ref: str | None
+    purpose: str
+    position_ref: str | None
+    form_sha256: str | None
+    self_declared_finding: bool | None
+    consented_at: AwareDatetime
+    expires_on: dt.date
+    max_checks: int
+    checks_used: int
+    status: Literal["active", "withdrawn", "expired"]
+    withdrawn_at: AwareDatetime | None = None
+    details: DetailsState
 
 
 class CheckStatus(StrEnum):

@@ -82,6 +82,9 @@ NetworkId = Annotated[str, StringConstraints(pattern=r"^[a-z0-9][a-z0-9-]{0,39}$
 SignedHex = Annotated[str, StringConstraints(pattern=r"^(?:[0-9a-f]{2}){67,29000}$")]
 # SealedBox (48 bytes) of hash (32) + n (1) + 256 slots of 34 bytes at most.
 SealedKeysHex = Annotated[str, StringConstraints(pattern=r"^(?:[0-9a-f]{2}){115,8785}$")]
+# A consent's details sealed to the hiring organisation: SealedBox (48 bytes) of 1,024 bytes
+# (protocol.consent_details), always 1,072 bytes.
+SealedConsentDetailsHex = Annotated[str, StringConstraints(pattern=r"^[0-9a-f]{2144}$")]
 # nonce (24) + Poly1305 tag (16) + a handle padded to 256 bytes: always 296 bytes.
 SealedHandleHex = Annotated[str, StringConstraints(pattern=r"^[0-9a-f]{592}$")]
 """An element as a client sends it; decoded and validated by the server (see module doc)."""
@@ -94,9 +97,6 @@ Uuid = Annotated[str, StringConstraints(pattern=_UUID_PATTERN)]
 Code = Annotated[str, StringConstraints(pattern=r"^[a-z][a-z0-9_]{0,39}$")]
 KeyKind = Annotated[str, StringConstraints(pattern=r"^[a-z][a-z0-9_]{0,39}$")]
 Strength = Literal["strong", "exact", "variant"]
-# References chosen by a member's own systems. The narrow alphabet (no spaces, no '@') keeps
-# names and e-mail addresses out: these must be opaque ids, never identifiers of the applicant.
-OpaqueRef = Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9._:/-]{1,128}$")]
 MouRef = Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9._:/ -]{1,64}$")]
 
 
@@ -230,35 +230,35 @@ class CaseWithdraw(_Request):
 
 
 class ConsentCreate(_Request):
-    """`POST /v1/consents`: the receipt of one applicant's specific consent to be checked."""
+    """`POST /v1/consents`: the receipt of one applicant's specific consent to be checked.
 
-    applicant_ref: OpaqueRef
+    The HR system's references, the signed form's SHA-256 and the self-declaration travel only
+    in `sealed_details`, sealed by the SDK to its own organisation's X25519 key
+    (`protocol.consent_details`): the server keeps what it enforces and nothing that could tell
+    a reader of its database which applicant a consent is about."""
+
     purpose: Code
-    position_ref: OpaqueRef
-    form_sha256: Sha256Hex
-    self_declared_finding: bool
     consented_at: AwareDatetime
     expires_on: dt.date | None = None
     max_checks: Annotated[int, Field(ge=1, le=1000)] | None = None
+    sealed_details: SealedConsentDetailsHex
 
 
 class ConsentOut(_Response):
     """A consent receipt. `lookup_code` is present only in the answer to its creation: the
-    server keeps a hash, so it can never show the code again."""
+    server keeps a hash, so it can never show the code again. `sealed_details` is the blob the
+    SDK sealed, returned as it was stored (only the hiring organisation can open it)."""
 
     id: Uuid
     lookup_code: str | None = None
-    applicant_ref: str
     purpose: str
-    position_ref: str
-    form_sha256: Sha256Hex
-    self_declared_finding: bool
     consented_at: AwareDatetime
     expires_on: dt.date
     max_checks: int
     checks_used: int
     status: Literal["active", "withdrawn", "expired"]
     withdrawn_at: AwareDatetime | None = None
+    sealed_details: SealedConsentDetailsHex
 
 
 # --- checks ---------------------------------------------------------------------------------

@@ -31,9 +31,10 @@ from datetime import date, datetime, timedelta
 from typing import Any
 
 import httpx
+import nacl.public
 
+from protocol import consent_details, sealed_keys, signed
 from protocol import filter as rcfilter
-from protocol import sealed_keys, signed
 from protocol.claim import prove_claim
 from protocol.entry import Handle, hash_to_group, open_handle, prefix, tag
 from protocol.identity import Key, derive_keys
@@ -233,16 +234,36 @@ async def register_person(
     return {**answer["case"], "filter_values": answer["filter_values"]}
 
 
-def consent_body(*, now: datetime, **overrides: Any) -> dict[str, Any]:
-    body: dict[str, Any] = {
+def consent_body(
+    *,
+    now: datetime,
+    x25519_public: bytes | None = None,
+    signing_seed: bytes | None = None,
+    **overrides: Any,
+) -> dict[str, Any]:
+    """A `POST /v1/consents` body. The HR system's details (`applicant_ref`, `position_ref`,
+    `form_sha256`, `self_declared_finding`, overridable) are sealed as the SDK seals them: to
+    `x25519_public` (default: a key nobody keeps, since the server cannot tell), signed with
+    `signing_seed` when given. `sealed_details` overrides the blob itself."""
+    details: dict[str, Any] = {
         "applicant_ref": "APP-000123",
-        "purpose": "recruitment",
         "position_ref": "POS-2026-017",
         "form_sha256": hashlib.sha256(b"signed declaration form").hexdigest(),
         "self_declared_finding": False,
-        "consented_at": now.isoformat(),
     }
+    details.update({k: overrides.pop(k) for k in list(details) if k in overrides})
+    body: dict[str, Any] = {"purpose": "recruitment", "consented_at": now.isoformat()}
     body.update(overrides)
+    if "sealed_details" not in body:
+        sealed = consent_details.ConsentDetails(
+            **details,
+            purpose=body["purpose"],
+            consented_at=datetime.fromisoformat(body["consented_at"]),
+        )
+        public = x25519_public or bytes(nacl.public.PrivateKey.generate().public_key)
+        body["sealed_details"] = consent_details.seal_details(
+            sealed, public, signing_seed=signing_seed
+        ).hex()
     return body
 
 

@@ -26,6 +26,7 @@ from typing import Any
 
 import httpx
 import jwt
+import sqlalchemy as sa
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
 from fastapi import FastAPI
@@ -207,33 +208,92 @@ def make_case(session: Session, org: Organisation, registered_by: str, **overrid
     return case
 
 
+_CONSENT_DETAILS = {
+    "applicant_ref": "applicant-0001",
+    "position_ref": "position-0001",
+    "form_sha256": "ab" * 32,
+    "self_declared_finding": False,
+}
+
+
 def make_consent(
     session: Session, org: Organisation, recorded_by: str, **overrides: Any
 ) -> Consent:
     """A recruitment consent recorded by `org`, valid for 30 days from now, for 5 checks, with
     a unique lookup code: for tests that need a consent row, not the recording route.
 
-    `overrides` set any `Consent` column (e.g. `max_checks=3`, `consented_at=clock()`). Flushed
-    only.
+    `overrides` set any `Consent` column (e.g. `max_checks=3`, `consented_at=clock()`), or one
+    of the details the row holds only sealed (`applicant_ref`, `position_ref`, `form_sha256`,
+    `self_declared_finding`): those are sealed, unsigned, to the organisation's directory key,
+    as the upgrade migration seals rows. Flushed only.
+
+    On a database not yet upgraded past revision 0009 (a migration test), the row is stored as
+    those revisions stored it, details in the clear (`make_plaintext_consent`), and the
+    returned `Consent` is a transient object holding only its `id`.
     """
+    from protocol.consent_details import ConsentDetails, seal_details
+
+    columns = {c["name"] for c in sa.inspect(session.connection()).get_columns("consents")}
+    if "sealed_details" not in columns:
+        return Consent(id=make_plaintext_consent(session, org, recorded_by, **overrides))
+    details = {k: overrides.pop(k, v) for k, v in _CONSENT_DETAILS.items()}
     values: dict[str, Any] = {
         "org_id": org.id,
         "recorded_by": recorded_by,
-        "applicant_ref": "applicant-0001",
         "purpose": "recruitment",
-        "position_ref": "position-0001",
-        "form_sha256": "ab" * 32,
-        "self_declared_finding": False,
         "consented_at": datetime.now(UTC),
         "expires_on": date.today() + timedelta(days=30),
         "max_checks": 5,
         "lookup_code_sha256": uuid.uuid4().hex * 2,
     }
     values.update(overrides)
+    if "sealed_details" not in values:
+        sealed = ConsentDetails(
+            **details, purpose=values["purpose"], consented_at=values["consented_at"]
+        )
+        assert org.x25519_public_key is not None
+        values["sealed_details"] = seal_details(
+            sealed, bytes.fromhex(org.x25519_public_key), signing_seed=None
+        )
     consent = Consent(**values)
     session.add(consent)
     session.flush()
     return consent
+
+
+def make_plaintext_consent(
+    session: Session, org: Organisation, recorded_by: str, **overrides: Any
+) -> str:
+    """A consent row as revisions 0002 to 0009 stored it, details in the clear (for migration
+    tests, on a database not yet upgraded past them); returns its id. Flushed only."""
+    values: dict[str, Any] = {
+        "id": str(uuid.uuid4()),
+        "org_id": org.id,
+        "recorded_by": recorded_by,
+        **_CONSENT_DETAILS,
+        "purpose": "recruitment",
+        "consented_at": datetime.now(UTC),
+        "expires_on": date.today() + timedelta(days=30),
+        "max_checks": 5,
+        "checks_used": 0,
+        "withdrawn_at": None,
+        "lookup_code_sha256": uuid.uuid4().hex * 2,
+        "created_at": datetime.now(UTC),
+    }
+    values.update(overrides)
+    from server.db import UTCDateTime
+
+    types: dict[str, Any] = {
+        "self_declared_finding": sa.Boolean(),
+        "consented_at": UTCDateTime(),
+        "withdrawn_at": UTCDateTime(),
+        "created_at": UTCDateTime(),
+        "expires_on": sa.Date(),
+    }
+    table = sa.table("consents", *(sa.column(name, types.get(name)) for name in values))
+    session.execute(sa.insert(table).values(**values))
+    session.flush()
+    return str(values["id"])
 
 
 class AppClient(httpx.AsyncClient):

@@ -30,14 +30,36 @@ def form_digest(form_sha256: str | None, form_file: Path | None) -> str:
     return form_sha256.lower()
 
 
+_DETAILS_NOTE = {
+    "signed": "",
+    "unsigned": " (sealed by the server's upgrade from an older version: not signed by your "
+    "organisation)",
+    "unreadable": "",
+}
+
+
 def show_consent(ctx: typer.Context, receipt: Consent) -> None:
     st = state(ctx)
     data = receipt.model_dump(mode="json")
 
     def human() -> None:
         st.console.print(f"Consent [bold]{receipt.id}[/] - {receipt.status}", highlight=False)
+        if receipt.details == "unreadable":
+            st.console.print(
+                "  applicant, position and form: sealed to a key these credentials do not hold "
+                "(your organisation's X25519 key changed, or no org keys are loaded)",
+                highlight=False,
+            )
+        else:
+            declared = "yes" if receipt.self_declared_finding else "no"
+            st.console.print(
+                f"  applicant {receipt.applicant_ref}, position {receipt.position_ref}, "
+                f"self-declared finding {declared}{_DETAILS_NOTE[receipt.details]}",
+                highlight=False,
+            )
+            st.console.print(f"  signed form SHA-256 {receipt.form_sha256}", highlight=False)
         st.console.print(
-            f"  purpose {receipt.purpose}, position {receipt.position_ref}, "
+            f"  purpose {receipt.purpose}, "
             f"checks used {receipt.checks_used}/{receipt.max_checks}, "
             f"expires {receipt.expires_on.isoformat()}",
             highlight=False,
@@ -103,7 +125,8 @@ def _date(value: str) -> date:
 @app.command("show")
 @handled
 def show(ctx: typer.Context, consent_id: Annotated[str, typer.Argument()]) -> None:
-    """Show a consent receipt of your organisation."""
+    """Show a consent receipt of your organisation, its sealed details opened with your
+    organisation's key."""
     show_consent(ctx, state(ctx).client().get_consent(consent_id))
 
 

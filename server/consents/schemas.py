@@ -15,15 +15,12 @@ def consent_out(consent: Consent, today: date, *, lookup_code: str | None = None
     return ConsentOut(
         id=consent.id,
         lookup_code=lookup_code,
-        applicant_ref=consent.applicant_ref,
         purpose=consent.purpose,
-        position_ref=consent.position_ref,
-        form_sha256=consent.form_sha256,
-        self_declared_finding=consent.self_declared_finding,
         consented_at=consent.consented_at,
         expires_on=consent.expires_on,
         max_checks=consent.max_checks,
         checks_used=consent.checks_used,
         status=consent_status(consent, today),
         withdrawn_at=consent.withdrawn_at,
+        sealed_details=consent.sealed_details.hex(),
     )

@@ -125,16 +125,14 @@ def record_consent(
         id=new_id(),
         org_id=caller.org_id,
         recorded_by=caller.principal_id,
-        applicant_ref=req.applicant_ref,
         purpose=req.purpose,
-        position_ref=req.position_ref,
-        form_sha256=req.form_sha256,
-        self_declared_finding=req.self_declared_finding,
         consented_at=req.consented_at,
         expires_on=expires_on,
         max_checks=max_checks,
         checks_used=0,
         lookup_code_sha256=lookup_code_sha256(code),
+        # Stored as sent: only the hiring organisation can open it (protocol.consent_details).
+        sealed_details=bytes.fromhex(req.sealed_details),
         created_at=now,
     )
     session.add(consent)

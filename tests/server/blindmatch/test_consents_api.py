@@ -1,4 +1,5 @@
-"""`/v1/consents`: specific, time-limited consent receipts with a one-time lookup code."""
+"""`/v1/consents`: specific, time-limited consent receipts with a one-time lookup code, whose
+HR details the server holds only sealed to the hiring organisation."""
 
 from __future__ import annotations
 
@@ -9,13 +10,14 @@ import pytest
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from protocol.consent_details import SEALED_SIZE, open_details
 from server.audit.models import AuditEntry
 from server.consents.models import Consent
 from server.consents.services import lookup_code_sha256, normalise_lookup_code
 from server.context import AppContext
 from tests.blindflow import consent_body, record_consent
 from tests.conftest import MutableClock
-from tests.factories import AppClient, Network
+from tests.factories import AppClient, Network, ed25519_seed_hex
 
 pytestmark = pytest.mark.anyio
 
@@ -124,16 +126,18 @@ async def test_consent_in_the_future_is_refused(
     assert response.json()["type"] == "urn:refcheck:problem:invalid-request"
 
 
+_SEALED = "ab" * SEALED_SIZE
+
+
 @pytest.mark.parametrize(
     "overrides",
     [
-        {"applicant_ref": "siti.rahmawati@example.org"},
-        {"applicant_ref": "Siti Rahmawati"},
-        {"position_ref": ""},
-        {"form_sha256": "AB" * 32},
-        {"form_sha256": "ab" * 31},
-        {"consented_at": "2026-01-01T10:00:00"},
-        {"self_declared_finding": "maybe"},
+        {"sealed_details": "ab" * (SEALED_SIZE - 1)},
+        {"sealed_details": "ab" * (SEALED_SIZE + 1)},
+        {"sealed_details": "AB" * SEALED_SIZE},
+        {"sealed_details": "zz" * SEALED_SIZE},
+        {"consented_at": "2026-01-01T10:00:00", "sealed_details": _SEALED},
+        {"purpose": "Recruitment", "sealed_details": _SEALED},
     ],
 )
 async def test_malformed_receipt_is_refused(
@@ -146,6 +150,75 @@ async def test_malformed_receipt_is_refused(
     for value in overrides.values():
         if isinstance(value, str) and value:
             assert value not in response.text
+
+
+@pytest.mark.parametrize(
+    "field",
+    [
+        {"applicant_ref": "APP-000123"},
+        {"position_ref": "POS-2026-017"},
+        {"form_sha256": "ab" * 32},
+        {"self_declared_finding": False},
+    ],
+)
+async def test_details_in_the_clear_are_refused(
+    client: AppClient, network: Network, clock: MutableClock, field: dict[str, Any]
+) -> None:
+    """The HR system's details travel only sealed: a client still sending one in the clear (an
+    SDK of before the change) is refused, not stored."""
+    body = {**consent_body(now=clock()), **field}
+    response = await client.post("/v1/consents", headers=network.b_hr.headers, json=body)
+    assert response.status_code == 422
+    assert response.json()["type"] == "urn:refcheck:problem:invalid-request"
+
+
+async def test_a_receipt_without_sealed_details_is_refused(
+    client: AppClient, network: Network, clock: MutableClock
+) -> None:
+    body = consent_body(now=clock())
+    del body["sealed_details"]
+    response = await client.post("/v1/consents", headers=network.b_hr.headers, json=body)
+    assert response.status_code == 422
+
+
+async def test_the_server_keeps_the_sealed_details_as_sent_and_no_details_in_the_clear(
+    client: AppClient, network: Network, clock: MutableClock, session: Session
+) -> None:
+    keys = network.org_b_keys
+    body = consent_body(
+        now=clock(),
+        x25519_public=bytes(keys.x25519.public_key),
+        signing_seed=bytes.fromhex(ed25519_seed_hex(keys.ed25519)),
+        applicant_ref="APP-7731",
+        self_declared_finding=True,
+    )
+    created = await record_consent(
+        client,
+        network.b_hr.headers,
+        now=clock(),
+        sealed_details=body["sealed_details"],
+    )
+    row = session.get(Consent, created["id"])
+    assert row is not None
+    assert row.sealed_details == bytes.fromhex(body["sealed_details"])
+    assert len(row.sealed_details) == SEALED_SIZE
+    assert created["sealed_details"] == body["sealed_details"]
+    columns = {c.name for c in Consent.__table__.columns}
+    assert not {"applicant_ref", "position_ref", "form_sha256", "self_declared_finding"} & columns
+    assert "APP-7731" not in repr(vars(row))
+    # What was sent opens with the organisation's key only, and says what the SDK sealed.
+    opened = open_details(
+        row.sealed_details,
+        bytes(keys.x25519),
+        bytes.fromhex(keys.ed25519_public_hex),
+        purpose=row.purpose,
+        consented_at=row.consented_at,
+    )
+    assert opened.signed
+    assert (opened.details.applicant_ref, opened.details.self_declared_finding) == (
+        "APP-7731",
+        True,
+    )
 
 
 async def test_consent_recording_needs_an_mou_that_permits_checks(
