@@ -556,6 +556,16 @@ def report_audit(ctx: AppContext, known: list[bytes]) -> None:
     for finding in report.findings:
         if finding is not first:
             typer.echo(f"  also: {finding.message}")
+    # The secretariat hears of it whoever ran the verification (at most once a day a finding).
+    from server.notifications.services import Event, notify
+
+    with session_scope(ctx) as session:
+        notify(
+            session,
+            ctx,
+            Event.AUDIT_VERIFICATION_FAILED,
+            facts={"problem": str(first.kind), "entry": first.seq},
+        )
     raise typer.Exit(1)
 
 

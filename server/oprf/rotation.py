@@ -38,6 +38,7 @@ from server.cases.models import Pseudonym
 from server.context import AppContext
 from server.db import transaction
 from server.keys import KeyFileError, OprfKey, oprf_key_file, read_oprf_key
+from server.notifications.services import Event, notify
 from server.oprf.models import CurrentOprfKey, OprfKeyAnnouncement
 from server.oprf.services import announce, current_key
 
@@ -203,6 +204,12 @@ def rotate(
                 object_type="oprf_key",
                 object_id=new.key_id,
                 details={"key_seq": old_seq + 1, "prev_key_id": old.key_id},
+            )
+            notify(
+                session,
+                ctx,
+                Event.KEY_ROTATED,
+                facts={"key_seq": old_seq + 1, "key_id": new.key_id},
             )
             _step("switched", crash_at, hook)
         except BaseException:
