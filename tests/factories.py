@@ -225,7 +225,8 @@ def make_consent(
     `overrides` set any `Consent` column (e.g. `max_checks=3`, `consented_at=clock()`), or one
     of the details the row holds only sealed (`applicant_ref`, `position_ref`, `form_sha256`,
     `self_declared_finding`): those are sealed, unsigned, to the organisation's directory key,
-    as the upgrade migration seals rows. Flushed only.
+    as the upgrade migration seals rows (to a key nobody keeps when the organisation has none).
+    Flushed only.
 
     On a database not yet upgraded past revision 0009 (a migration test), the row is stored as
     those revisions stored it, details in the clear (`make_plaintext_consent`), and the
@@ -251,10 +252,12 @@ def make_consent(
         sealed = ConsentDetails(
             **details, purpose=values["purpose"], consented_at=values["consented_at"]
         )
-        assert org.x25519_public_key is not None
-        values["sealed_details"] = seal_details(
-            sealed, bytes.fromhex(org.x25519_public_key), signing_seed=None
+        public = (
+            bytes.fromhex(org.x25519_public_key)
+            if org.x25519_public_key
+            else bytes(X25519PrivateKey.generate().public_key)
         )
+        values["sealed_details"] = seal_details(sealed, public, signing_seed=None)
     consent = Consent(**values)
     session.add(consent)
     session.flush()
