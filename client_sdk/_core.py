@@ -321,13 +321,16 @@ class Core:
         self, state: NetworkState, key: OprfKey, *, delta: bool
     ) -> Op[FilterSnapshot]:
         floor = self.filters.seen
+        # The list a delta is asked against: another check in flight may replace the held
+        # one before the answer is back, and the delta must be applied to this one.
+        base = self.filters.snapshot if delta else None
         response = yield ApiRequest(
             "GET",
             FILTER_PATH,
-            params=self.filters.since_params(key, state) if delta else None,
+            params=self.filters.since_params(key, state, base),
             headers={"Accept": "application/octet-stream, application/problem+json"},
         )
-        return self.filters.absorb(response.content, state, key, self.now(), floor)
+        return self.filters.absorb(response.content, state, key, self.now(), floor, base=base)
 
     def _filter_for(
         self, state: NetworkState, key: OprfKey, target: FilterHeader

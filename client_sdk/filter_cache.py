@@ -371,11 +371,14 @@ class FilterCache:
 
     # -- bringing the filter to a header -------------------------------------------------------
 
-    def since_params(self, key: OprfKey, network: NetworkState) -> dict[str, str] | None:
-        """`?since_sha256=` when a delta can help: a filter is held under the same key, and no
-        witness must cosign (a delta carries no cosignature of its own, so with witnesses a
+    @staticmethod
+    def since_params(
+        key: OprfKey, network: NetworkState, base: FilterSnapshot | None
+    ) -> dict[str, str] | None:
+        """`?since_sha256=` of `base` when a delta can help: `base` is under the same key, and
+        no witness must cosign (a delta carries no cosignature of its own, so with witnesses a
         filter is only taken through a cosigned full header)."""
-        snapshot = self._snapshot
+        snapshot = base
         if snapshot is None or snapshot.key_id != key.key_id or network.witnesses:
             return None
         return {"since_sha256": snapshot.sha256.hex()}
@@ -390,9 +393,12 @@ class FilterCache:
         vouched = FilterSnapshot(snapshot.data, snapshot.sha256, snapshot.header, header)
         with self._lock:
             current = self._snapshot
-            if current is not None and current.sha256 == vouched.sha256:
+            held = current is not None and current.sha256 == vouched.sha256
+            if held:
                 self._snapshot = vouched
-        self._save(vouched)
+        # The file keeps the held filter only: not an older one a late check was answered with.
+        if held:
+            self._save(vouched)
         return vouched
 
     def usable_for(self, target: FilterHeader, now: dt.datetime) -> FilterSnapshot | None:
@@ -416,9 +422,12 @@ class FilterCache:
         key: OprfKey,
         now: dt.datetime,
         floor: tuple[int, int],
+        *,
+        base: FilterSnapshot | None = None,
     ) -> FilterSnapshot:
         """Take a `GET /v1/registry/filter` body (full or delta), verify it, and return the
-        filter it leads to, which becomes the held one."""
+        filter it leads to, which becomes the held one unless a newer one is held by then.
+        `base`: the filter a delta was asked against (`since_params`)."""
         magic = body[:4]
         if magic == b"RCF2":
             try:
@@ -438,7 +447,7 @@ class FilterCache:
             self._save(snapshot)
             return snapshot
         if magic == b"RCD2":
-            return self._absorb_delta(body, network, key, now, floor)
+            return self._absorb_delta(body, network, key, now, floor, base)
         raise InvalidResponse("the filter answer is neither a full filter nor a delta")
 
     def _absorb_delta(
@@ -448,8 +457,8 @@ class FilterCache:
         key: OprfKey,
         now: dt.datetime,
         floor: tuple[int, int],
+        base: FilterSnapshot | None,
     ) -> FilterSnapshot:
-        base = self._snapshot
         try:
             obj, added, removed = parse_delta(body)
         except (DeserializeError, InvalidInputError):
@@ -467,6 +476,7 @@ class FilterCache:
         if snapshot.sha256 != header.sha256:
             raise FilterRejected("the filter delta's result does not hash to its signed sha256")
         with self._lock:
-            if self._snapshot is base:
+            current = self._snapshot
+            if current is base or current is None or current.position < snapshot.position:
                 self._snapshot = snapshot
         return snapshot

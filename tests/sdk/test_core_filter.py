@@ -104,3 +104,27 @@ def test_verify_live_takes_the_filter_whole() -> None:
     core.pin.accept(NET.network_id, NET.public, [NET.announcement(1).framed()], keys_per_check=8)
     snapshot, sent = drive(core.registry_filter(), [NET.full(V1, revision=2)])
     assert [r.params for r in sent] == [None] and snapshot.values == V1
+
+
+def test_a_delta_applies_to_the_list_it_was_asked_against_when_another_check_moved_on() -> None:
+    # Two checks in flight in threads of one client: this one asks for a delta since V0; before
+    # its answer arrives, the other one's fetch replaced the held filter with revision 3.
+    core = core_holding(V0, 1)
+    header = target(core, V1, 2)
+    op = core._filter_for(STATE, KEY, header)
+    request = next(op)
+    assert request.params == {"since_sha256": set_sha256(V0).hex()}
+    core.filters.absorb(NET.full(V2, revision=3), STATE, KEY, NOW, core.filters.seen)
+    with pytest.raises(StopIteration) as done:
+        op.send(httpx.Response(200, content=NET.delta(V0, [40], [], revision=2)))
+    snapshot = done.value.value
+    assert snapshot.values == V1 and snapshot.vouched_by == header
+    # The newer filter stays the held one.
+    held = core.filters.snapshot
+    assert held is not None and held.values == V2
+
+
+def test_a_delta_nobody_asked_for_is_refused() -> None:
+    core = core_holding(V0, 1)
+    with pytest.raises(FilterRejected, match="not against"):
+        core.filters.absorb(NET.delta(V0, [40], [], revision=2), STATE, KEY, NOW, core.filters.seen)

@@ -104,9 +104,11 @@ def test_a_body_that_is_no_filter_is_an_invalid_response() -> None:
 def test_a_delta_brings_the_filter_to_its_signed_sha256() -> None:
     cache = FilterCache()
     cache.absorb(NET.full(VALUES, revision=3), STATE, KEY, NOW, (0, 0))
-    assert cache.since_params(KEY, STATE) == {"since_sha256": set_sha256(VALUES).hex()}
+    assert cache.since_params(KEY, STATE, cache.snapshot) == {
+        "since_sha256": set_sha256(VALUES).hex()
+    }
     delta = NET.delta(VALUES, added=[6, 7], removed=[17], revision=4)
-    snapshot = cache.absorb(delta, STATE, KEY, NOW, cache.seen)
+    snapshot = cache.absorb(delta, STATE, KEY, NOW, cache.seen, base=cache.snapshot)
     assert list(snapshot.values) == [5, 6, 7, 2**40 + 3, 2**47]
     assert 17 not in snapshot and snapshot.vouched_by is None and cache.seen == (1, 4)
 
@@ -115,25 +117,32 @@ def test_a_delta_against_another_list_is_refused() -> None:
     cache = FilterCache()
     cache.absorb(NET.full(VALUES, revision=3), STATE, KEY, NOW, (0, 0))
     with pytest.raises(FilterRejected, match="not against the filter"):
-        cache.absorb(NET.delta([1, 2], added=[6], removed=[], revision=4), STATE, KEY, NOW, (1, 3))
+        cache.absorb(
+            NET.delta([1, 2], added=[6], removed=[], revision=4),
+            STATE,
+            KEY,
+            NOW,
+            (1, 3),
+            base=cache.snapshot,
+        )
     # Names our list, but removes a value we do not hold: computed against another list.
     forged = NET.delta(
         VALUES, added=[6], removed=[18], revision=4, since_sha256=set_sha256(VALUES).hex()
     )
     with pytest.raises(FilterRejected, match="does not apply"):
-        cache.absorb(forged, STATE, KEY, NOW, (1, 3))
+        cache.absorb(forged, STATE, KEY, NOW, (1, 3), base=cache.snapshot)
     wrong_result = NET.delta(VALUES, added=[6], removed=[], revision=4, sha256="00" * 32)
     with pytest.raises(FilterRejected, match="does not hash"):
-        cache.absorb(wrong_result, STATE, KEY, NOW, (1, 3))
+        cache.absorb(wrong_result, STATE, KEY, NOW, (1, 3), base=cache.snapshot)
     assert cache.snapshot is not None and list(cache.snapshot.values) == VALUES
 
 
 def test_no_delta_is_asked_for_under_another_key_or_with_witnesses() -> None:
     cache = FilterCache()
     cache.absorb(NET.full(VALUES, revision=3), STATE, KEY, NOW, (0, 0))
-    assert cache.since_params(NET.oprf_key(2), NET.state(1, 2)) is None
+    assert cache.since_params(NET.oprf_key(2), NET.state(1, 2), cache.snapshot) is None
     witnessed = type(STATE)(STATE.network_id, STATE.signing_key, STATE.keys, 8, (b"\x01" * 32,))
-    assert cache.since_params(KEY, witnessed) is None
+    assert cache.since_params(KEY, witnessed, cache.snapshot) is None
 
 
 def test_a_check_header_vouches_for_the_held_filter_and_it_is_kept_in_the_file(
@@ -143,7 +152,9 @@ def test_a_check_header_vouches_for_the_held_filter_and_it_is_kept_in_the_file(
     cache = FilterCache(path)
     cache.load(STATE)
     cache.absorb(NET.full(VALUES, revision=3), STATE, KEY, NOW, (0, 0))
-    cache.absorb(NET.delta(VALUES, [9], [], revision=4), STATE, KEY, NOW, cache.seen)
+    cache.absorb(
+        NET.delta(VALUES, [9], [], revision=4), STATE, KEY, NOW, cache.seen, base=cache.snapshot
+    )
     after = sorted([*VALUES, 9])
     header = cache.check_header(
         NET.filter_header(after, revision=4).framed(), STATE, KEY, NOW, cache.seen
@@ -194,7 +205,9 @@ def test_an_expired_file_is_a_base_for_a_delta_but_not_used_for_a_lookup(
     newer = NET.filter_header(sorted([*VALUES, 9]), revision=4)
     header = cache.check_header(newer.framed(), STATE, KEY, NOW, cache.seen)
     assert cache.usable_for(header, NOW) is None  # another list: must fetch
-    assert cache.since_params(KEY, STATE) == {"since_sha256": set_sha256(VALUES).hex()}
+    assert cache.since_params(KEY, STATE, cache.snapshot) == {
+        "since_sha256": set_sha256(VALUES).hex()
+    }
 
 
 def test_the_check_header_is_parsed_strictly() -> None:
@@ -212,10 +225,10 @@ def test_deltas_at_both_ends_and_lookups_at_the_boundaries() -> None:
     values = [0, 1, 2**20, 2**48 - 2]
     cache.absorb(NET.full(values, revision=1), STATE, KEY, NOW, (0, 0))
     delta = NET.delta(values, added=[2**48 - 1, 3], removed=[0, 2**48 - 2], revision=2)
-    snapshot = cache.absorb(delta, STATE, KEY, NOW, cache.seen)
+    snapshot = cache.absorb(delta, STATE, KEY, NOW, cache.seen, base=cache.snapshot)
     assert snapshot.values == [1, 3, 2**20, 2**48 - 1]
     for absent in (0, 2, 2**48 - 2, 2**48, -1, True):
         assert absent not in snapshot
     assert all(v in snapshot for v in snapshot.values)
     emptied = NET.delta(snapshot.values, added=[], removed=snapshot.values, revision=3)
-    assert len(cache.absorb(emptied, STATE, KEY, NOW, cache.seen)) == 0
+    assert len(cache.absorb(emptied, STATE, KEY, NOW, cache.seen, base=cache.snapshot)) == 0
