@@ -693,7 +693,7 @@ def keys_rotate_signing(
         # Every announcement again under the new key: the same header bytes (so witnesses'
         # cosignatures still apply), a new signature, logged like the first.
         for row in session.scalars(select(OprfKeyAnnouncement)):
-            again = sign(state.key, parse(bytes(row.announcement)).fields)
+            again = sign(state.key, dict(parse(bytes(row.announcement)).fields))
             row.announcement = again.framed()
             log_signed_object(session, ctx, again, object_id=row.key_id)
         session.flush()
