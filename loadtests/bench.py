@@ -220,52 +220,69 @@ class _Registry:
         return time.perf_counter() - started
 
 
-def _time_checks(unit: Unit, reg: _Registry, n: int, out: _Size) -> None:
-    """`n` sequential in-process checks of random applicants (after 3 unmeasured ones), each
-    next to a unit sample; every answer is verified after it is timed."""
-    server = reg.server
-    for prepared in reg.checks.take(3):
-        server.read(prepared, server.post_check(prepared.body))
-    for prepared in reg.checks.take(n):
-        u = unit.sample()
-        start = time.perf_counter()
-        answer = server.post_check(prepared.body)
-        elapsed = time.perf_counter() - start
-        server.read(prepared, answer)
-        out.check_seconds.append(elapsed)
-        out.check_units.append(elapsed / u)
+def _alternating(n: int) -> list[tuple[int, int]]:
+    """Small, large, large, small, ...: `n` rounds over the two registries, each starting with
+    the one the round before ended with, so neither always runs first."""
+    return [(0, 1) if i % 2 == 0 else (1, 0) for i in range(n)]
 
 
-def _time_claims(unit: Unit, reg: _Registry, values: set[int], n: int, out: _Size) -> None:
-    """`n` checks of the registered person: each check run untimed, its hits found in the
-    filter as the SDK would, then the entries call timed; what comes back must open."""
+def _time_checks(unit: Unit, regs: Sequence[_Registry], n: int, out: Sequence[_Size]) -> None:
+    """`n` in-process checks of random applicants on each registry, alternating between them
+    (after 5 unmeasured ones each), each next to a unit sample; every answer is verified after
+    it is timed."""
+    for reg in regs:
+        for prepared in reg.checks.take(5):
+            reg.server.read(prepared, reg.server.post_check(prepared.body))
+    for order in _alternating(n):
+        for i in order:
+            server = regs[i].server
+            prepared = regs[i].checks.take(1)[0]
+            u = unit.sample()
+            start = time.perf_counter()
+            answer = server.post_check(prepared.body)
+            elapsed = time.perf_counter() - start
+            server.read(prepared, answer)
+            out[i].check_seconds.append(elapsed)
+            out[i].check_units.append(elapsed / u)
+
+
+def _time_claims(
+    unit: Unit, regs: Sequence[_Registry], values: Sequence[set[int]], n: int, out: Sequence[_Size]
+) -> None:
+    """`n` checks of the registered person on each registry, alternating: each check run
+    untimed, its hits found in that registry's filter as the SDK would, then the entries call
+    timed; what comes back must open with the person's `P`."""
+    for order in [(0, 1)] + _alternating(n):  # the first round warms up
+        for i in order:
+            elapsed, entries = _one_claim(regs[i], values[i])
+            if out[i].claimed_entries == 0:
+                out[i].claimed_entries = entries
+                continue
+            out[i].claim_seconds.append(elapsed)
+            out[i].claim_units.append(elapsed / unit.sample())
+
+
+def _one_claim(reg: _Registry, values: set[int]) -> tuple[float, int]:
     from protocol.entry import open_handle, prefix
 
     server = reg.server
-    for prepared in reg.checks.take(n + 1, person=REGISTERED):
-        read = server.read(prepared, server.post_check(prepared.body))
-        hits = [i for i, p in enumerate(read.points) if prefix(p) in values]
-        if not hits:
-            raise RuntimeError("the registered person's check found nothing in the filter")
-        body = server.claims_body(prepared, read, hits)
-        u = unit.sample()
-        start = time.perf_counter()
-        answer = server.post_entries(read.check_id, body)
-        elapsed = time.perf_counter() - start
-        entries = json.loads(answer)["entries"]
-        points = {read.points[i] for i in hits}
-        opened = sum(
-            1
-            for e in entries
-            if any(open_handle(p, bytes.fromhex(e["sealed_handle"])) for p in points)
-        )
-        if not entries or opened != len(entries):
-            raise RuntimeError("the entries call did not answer the registered person's entries")
-        if out.claimed_entries == 0:
-            out.claimed_entries = len(entries)
-            continue  # the first one warms up
-        out.claim_seconds.append(elapsed)
-        out.claim_units.append(elapsed / u)
+    prepared = reg.checks.take(1, person=REGISTERED)[0]
+    read = server.read(prepared, server.post_check(prepared.body))
+    hits = [i for i, p in enumerate(read.points) if prefix(p) in values]
+    if not hits:
+        raise RuntimeError("the registered person's check found nothing in the filter")
+    body = server.claims_body(prepared, read, hits)
+    start = time.perf_counter()
+    answer = server.post_entries(read.check_id, body)
+    elapsed = time.perf_counter() - start
+    entries = json.loads(answer)["entries"]
+    points = {read.points[i] for i in hits}
+    opened = sum(
+        1 for e in entries if any(open_handle(p, bytes.fromhex(e["sealed_handle"])) for p in points)
+    )
+    if not entries or opened != len(entries):
+        raise RuntimeError("the entries call did not answer the registered person's entries")
+    return elapsed, len(entries)
 
 
 def _server_cost(unit: Unit, reg: _Registry, plan: Plan) -> Figure:
@@ -307,27 +324,13 @@ def _filter_values(body: bytes) -> list[int]:
     return parse_full(body)[1]
 
 
-def _measure_size(
-    unit: Unit, reg: _Registry, plan: Plan, size: _Size, label: str
-) -> tuple[set[int], bytes]:
-    """Publish, then time checks and claims at the registry's current size; returns the
-    published values and the full body."""
+def _publish(reg: _Registry, size: _Size) -> tuple[set[int], bytes]:
+    """Publish the registry's filter now; its values and full body."""
     size.publish_seconds = reg.publish()
     body = reg.server.filter_body()
     values = _filter_values(body)
     size.full_body, size.count = body, len(values)
-    member = set(values)
-    _time_checks(unit, reg, plan.latency_checks, size)
-    _time_claims(unit, reg, member, plan.claim_checks, size)
-    p50 = percentile(size.check_seconds, 50) * 1e3
-    p95 = percentile(size.check_seconds, 95) * 1e3
-    claim = percentile(size.claim_seconds, 50) * 1e3
-    _say(
-        f"  {label} {size.entries:>9,} entries ({size.count:,} filter values, published in "
-        f"{size.publish_seconds:.1f} s): check p50 {p50:.2f} ms, p95 {p95:.2f} ms; "
-        f"entries call p50 {claim:.2f} ms ({size.claimed_entries} entries)"
-    )
-    return member, body
+    return set(values), body
 
 
 @dataclass(frozen=True)
@@ -374,6 +377,7 @@ def _delta_and_sdk(reg: _Registry, plan: Plan, base_body: bytes, values: set[int
     sdk = sdk_filter_cost(
         base_body=base_body,
         delta_body=delta,
+        full_body_after=full_after,
         new_header=new_filter_header.framed(),
         old_header=old_header.framed(),
         network=network,
@@ -405,37 +409,62 @@ def _checks_per_revision(reg: _Registry) -> float:
 
 
 def _series(
-    label: str, network: DemoNetwork, plan: Plan, unit: Unit, *, everything: bool
+    label: str,
+    networks: tuple[DemoNetwork, DemoNetwork],
+    plan: Plan,
+    unit: Unit,
+    *,
+    everything: bool,
 ) -> _Series:
-    """Latency at both sizes on one backend; with `everything`, also issue 8's cost figure and
+    """One backend: a registry of `plan.small` entries and one of `plan.large`, each with one
+    person registered through the server, their checks and entries calls timed alternately (so
+    the machine's drift falls on both alike); with `everything`, also issue 8's cost figure and
     the filter figures (which do not depend on the backend)."""
-    reg = _Registry(network, plan)
+    regs = [_Registry(networks[0], plan), _Registry(networks[1], plan)]
     series = _Series(label, {})
     try:
-        reg.register(REGISTERED)
-        reg.grow_to(plan.small)
-        small = series.sizes[plan.small] = _Size(reg.entries)
-        small_values, small_body = _measure_size(unit, reg, plan, small, label)
+        sizes = []
+        bodies = []
+        values = []
+        for reg, target in zip(regs, (plan.small, plan.large), strict=True):
+            reg.register(REGISTERED)
+            reg.grow_to(target)
+            size = series.sizes[target] = _Size(reg.entries)
+            published, body = _publish(reg, size)
+            sizes.append(size)
+            bodies.append(body)
+            values.append(published)
+            _say(
+                f"  {label} {size.entries:>9,} entries: {size.count:,} filter values, "
+                f"published in {size.publish_seconds:.1f} s"
+            )
+        _say(f"  {plan.latency_checks} checks and {plan.claim_checks} entries calls on each")
+        _time_checks(unit, regs, plan.latency_checks, sizes)
+        _time_claims(unit, regs, values, plan.claim_checks, sizes)
+        for size in sizes:
+            _say(
+                f"  {label} {size.entries:>9,}: check p50 "
+                f"{percentile(size.check_seconds, 50) * 1e3:.2f} ms, p95 "
+                f"{percentile(size.check_seconds, 95) * 1e3:.2f} ms; entries call p50 "
+                f"{percentile(size.claim_seconds, 50) * 1e3:.2f} ms ({size.claimed_entries} "
+                "entries)"
+            )
         if everything:
-            _say("  server cost per element (issue 8)")
-            series.cost.append(_server_cost(unit, reg, plan))
-            _say("  delta after one registration, SDK filter work (small registry)")
-            small_delta = _delta_and_sdk(reg, plan, small_body, small_values)
-        reg.grow_to(plan.large)
-        large = series.sizes[plan.large] = _Size(reg.entries)
-        large_values, large_body = _measure_size(unit, reg, plan, large, label)
-        if everything:
-            _say("  delta after one registration, SDK filter work (large registry)")
-            large_delta = _delta_and_sdk(reg, plan, large_body, large_values)
-            _say(f"  false positives: {plan.fp_trials:,} checks against {len(large_values):,}")
+            _say("  server cost per element (issue 8), small registry")
+            series.cost.append(_server_cost(unit, regs[0], plan))
+            _say("  delta after one registration, SDK filter work")
+            small_delta = _delta_and_sdk(regs[0], plan, bodies[0], values[0])
+            large_delta = _delta_and_sdk(regs[1], plan, bodies[1], values[1])
+            _say(f"  false positives: {plan.fp_trials:,} checks against {len(values[1]):,}")
             fp = false_positive_checks(
-                large_values, trials=plan.fp_trials, keys_per_check=reg.server.keys_per_check
+                values[1], trials=plan.fp_trials, keys_per_check=regs[1].server.keys_per_check
             )
             series.filter_figures = _filter_figures(
-                reg, plan, small, large, small_delta, large_delta, fp
+                regs[1], plan, sizes[0], sizes[1], small_delta, large_delta, fp
             )
     finally:
-        reg.close()
+        for reg in regs:
+            reg.close()
     return series
 
 
@@ -508,9 +537,10 @@ def _filter_figures(
         Figure(
             label=f"4. SDK, one check that meets a new revision at {large_delta.count:,} values",
             measured=(
-                f"{_ms(large_delta.sdk.with_update)} (check_header, absorb the "
-                f"{large_delta.payload + large_delta.header + 4}-B delta: apply, hash the whole "
-                f"list; vouch; lookups); at {small_delta.count:,} values "
+                f"{_ms(large_delta.sdk.with_update)} (the SDK core's filter step: "
+                f"{large_delta.sdk.requests} request, the "
+                f"{large_delta.payload + large_delta.header + 4}-B delta absorbed, the list "
+                f"hashed, vouched for; lookups); at {small_delta.count:,} values "
                 f"{_ms(small_delta.sdk.with_update)}"
             ),
             ratio=large_delta.sdk.with_update * 1e3,
@@ -595,23 +625,28 @@ def run(plan: Plan, *, workdir: Path | None = None) -> list[Figure]:
     pg_url = pg_server_url()
     with tempfile.TemporaryDirectory(prefix="refcheck-bench-", dir=workdir) as tmp:
         root = Path(tmp)
-        _say(f"SQLite: demo network, {plan.small:,} then {plan.large:,} entries")
-        lite = _series("SQLite", init_network(root / "sqlite"), plan, unit, everything=True)
+        _say(f"SQLite: demo networks of {plan.small:,} and of {plan.large:,} entries")
+        lite_networks = (init_network(root / "sqlite-small"), init_network(root / "sqlite-large"))
+        lite = _series("SQLite", lite_networks, plan, unit, everything=True)
         pg: _Series | None = None
         pg_failure = ""
         if plan.postgres:
-            url = ""
+            urls: list[str] = []
             try:
-                url = create_pg_database(pg_url)
-                _say(f"PostgreSQL: demo network, {plan.small:,} then {plan.large:,} entries")
-                net = init_network(root / "pg", database_url=url)
-                pg = _series("PostgreSQL", net, plan, unit, everything=False)
+                for _size in (plan.small, plan.large):
+                    urls.append(create_pg_database(pg_url))
+                _say(f"PostgreSQL: demo networks of {plan.small:,} and of {plan.large:,} entries")
+                pg_networks = (
+                    init_network(root / "pg-small", database_url=urls[0]),
+                    init_network(root / "pg-large", database_url=urls[1]),
+                )
+                pg = _series("PostgreSQL", pg_networks, plan, unit, everything=False)
             except Exception as exc:  # noqa: BLE001 - SQLite's figures are still worth printing
                 lines = str(exc).strip().splitlines() or [""]
                 pg_failure = f"{type(exc).__name__}: {lines[-1][:300]}"
                 _say(f"PostgreSQL series failed: {pg_failure}")
             finally:
-                if url:
+                for url in urls:
                     drop_pg_database(pg_url, url)
     figures = _latency_figures(lite, plan)
     if pg is not None:

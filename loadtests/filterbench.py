@@ -3,10 +3,9 @@ positives (docs/protocol.md, "The registry filter").
 
 Pure measurement over bytes and value sets, no server: `loadtests.bench` hands in the bodies that
 `GET /v1/registry/filter` answered, and the smoke test runs the same code on tiny filters signed
-here. The SDK side is the SDK's own `client_sdk.filter_cache.FilterCache`, called in the order a
-check calls it (`client_sdk._core`: the check answer's header, the held filter if it is that
-header's, else the fetched body absorbed and vouched for, then one `prefix in filter` per key);
-only the HTTP request is left out, its body taken as already received.
+here. The SDK side is the SDK's own code (`client_sdk._core.Core`'s filter step over its
+`FilterCache`), driven as the sans-I/O generator it is: only the HTTP request is left out, its
+body taken as already received.
 """
 
 from __future__ import annotations
@@ -15,7 +14,7 @@ import datetime as dt
 import random
 import statistics
 import time
-from collections.abc import Sequence
+from collections.abc import Generator, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -60,12 +59,31 @@ class SdkCost:
     keys: int
     samples_current: int
     samples_update: int
+    #: Filter requests the SDK sent for a check that met a new revision (1: the delta sufficed).
+    requests: int
+
+
+def _drive(op: Generator[Any, Any, Any], answers: Sequence[bytes]) -> tuple[Any, int]:
+    """Run one of the SDK core's sans-I/O operations, answering its requests with `answers` in
+    order (HTTP 200); its result and how many requests it sent."""
+    import httpx
+
+    sent = 0
+    try:
+        request = next(op)
+        while True:
+            del request
+            sent += 1
+            request = op.send(httpx.Response(200, content=answers[sent - 1]))
+    except StopIteration as done:
+        return done.value, sent
 
 
 def sdk_filter_cost(
     *,
     base_body: bytes,
     delta_body: bytes,
+    full_body_after: bytes,
     new_header: bytes,
     old_header: bytes,
     network: Any,
@@ -77,42 +95,55 @@ def sdk_filter_cost(
 ) -> SdkCost:
     """Time what the SDK does with the filter for one check, at the filter size of `base_body`.
 
-    `old_header` is the framed `filter` header of `base_body`; `new_header` that of the revision
-    `delta_body` leads to. Each update sample starts from a fresh cache holding `base_body`
-    (absorbed untimed: that is the cost of the first check of the day, not of each check).
+    The SDK's own code: `client_sdk._core.Core`'s filter step (`_filter_for`, what a check runs
+    after its answer's header is checked), driven as the sans-I/O generator it is, its filter
+    request answered with `delta_body` (and, should it ask again, `full_body_after`); then one
+    `prefix in filter` per key, as the check does. `old_header` is the framed `filter` header of
+    `base_body`; `new_header` that of the revision `delta_body` leads to. Each update sample
+    starts from a fresh client holding `base_body` (absorbed untimed: that is the cost of the
+    first check of the day, not of each check).
     """
+    from client_sdk._core import Core
     from client_sdk.filter_cache import FilterCache
+    from client_sdk.pinning import NetworkPin
 
-    def one_check(cache: FilterCache, framed: bytes, body: bytes | None) -> int:
-        # The order of `client_sdk._core`: check_header, usable_for, else fetch (here: `body`
-        # as received), absorb and vouch; then one lookup per key.
-        header = cache.check_header(framed, network, key, now, cache.seen)
-        snapshot = cache.usable_for(header, now)
-        if snapshot is None:
-            assert body is not None, "the held filter should have served this check"
-            fetched = cache.absorb(body, network, key, now, cache.seen)
-            snapshot = cache.vouch(fetched, header)
-        return sum(1 for p in prefixes if p in snapshot)
+    def fresh() -> Core:
+        core = Core(NetworkPin("http://bench.invalid"), FilterCache(), clock=now.timestamp)
+        core.filters.absorb(base_body, network, key, now, (0, 0))
+        return core
 
-    warm = FilterCache()
-    warm.absorb(base_body, network, key, now, (0, 0))
-    one_check(warm, old_header, None)
+    def one_check(core: Core, framed: bytes, answers: Sequence[bytes]) -> tuple[int, int]:
+        header = core.filters.check_header(framed, network, key, now, core.filters.seen)
+        snapshot, sent = _drive(core._filter_for(network, key, header), answers)
+        return sum(1 for p in prefixes if p in snapshot), sent
+
+    warm = fresh()
+    one_check(warm, old_header, [])
     current = []
     for _ in range(samples_current):
         start = time.perf_counter()
-        one_check(warm, old_header, None)
+        one_check(warm, old_header, [])
         current.append(time.perf_counter() - start)
     updated = []
+    requests = 0
     for _ in range(samples_update):
-        cache = FilterCache()
-        cache.absorb(base_body, network, key, now, (0, 0))
+        core = fresh()
         start = time.perf_counter()
-        one_check(cache, new_header, delta_body)
+        _hits, requests = one_check(core, new_header, [delta_body, full_body_after])
         updated.append(time.perf_counter() - start)
         # The next check under the new revision is served from the held filter again.
-        one_check(cache, new_header, None)
+        if one_check(core, new_header, [])[1] != 0:
+            raise RuntimeError("the SDK fetched the filter again for the revision it holds")
     cur, upd = statistics.median(current), statistics.median(updated)
-    return SdkCost(cur, upd, max(upd - cur, 0.0), len(prefixes), samples_current, samples_update)
+    return SdkCost(
+        current=cur,
+        with_update=upd,
+        update=max(upd - cur, 0.0),
+        keys=len(prefixes),
+        samples_current=samples_current,
+        samples_update=samples_update,
+        requests=requests,
+    )
 
 
 @dataclass(frozen=True)

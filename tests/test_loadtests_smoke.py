@@ -221,7 +221,8 @@ def _signed_filters(values: list[int], added: list[int]) -> dict[str, Any]:
         )
 
     after = sorted(set(values) | set(added))
-    old, new = header(values, 1, "0" * 64), header(after, 2, "")
+    old = header(values, 1, "0" * 64)
+    new = header(after, 2, old.fields["sha256"])
     delta = signed.sign(
         key,
         {
@@ -239,6 +240,7 @@ def _signed_filters(values: list[int], added: list[int]) -> dict[str, Any]:
     return {
         "full": rcfilter.full_body(old, values),
         "delta": rcfilter.delta_body(delta, added, []),
+        "full_after": rcfilter.full_body(new, after),
         "old": old.framed(),
         "new": new.framed(),
         "network": NetworkState("bench", public, (oprf_key,)),
@@ -268,6 +270,7 @@ def test_sdk_filter_cost_runs_the_sdk_through_a_delta_and_the_held_filter() -> N
     cost = sdk_filter_cost(
         base_body=made["full"],
         delta_body=made["delta"],
+        full_body_after=made["full_after"],
         new_header=made["new"],
         old_header=made["old"],
         network=made["network"],
@@ -279,6 +282,7 @@ def test_sdk_filter_cost_runs_the_sdk_through_a_delta_and_the_held_filter() -> N
     )
     assert cost.keys == 3 and cost.samples_current == 3 and cost.samples_update == 2
     assert cost.with_update >= cost.update >= 0
+    assert cost.requests == 1  # the delta alone brought the SDK to the check's header
 
 
 def test_sdk_filter_cost_refuses_a_delta_that_does_not_lead_to_the_checks_filter() -> None:
@@ -291,6 +295,7 @@ def test_sdk_filter_cost_refuses_a_delta_that_does_not_lead_to_the_checks_filter
         sdk_filter_cost(
             base_body=made["full"],
             delta_body=other["delta"],  # signed by another key, for another list
+            full_body_after=made["full_after"],
             new_header=made["new"],
             old_header=made["old"],
             network=made["network"],
