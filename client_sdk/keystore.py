@@ -22,9 +22,21 @@ from client_sdk.credentials import OrgKeys, _hex32
 from client_sdk.errors import CredentialsError
 from client_sdk.secretfile import load_json_secret, open_sealed, seal, write_json_secret
 
-__all__ = ["KEYSTORE_VERSION", "Keystore", "ed25519_public", "x25519_public"]
+__all__ = [
+    "KEYSTORE_VERSION",
+    "ORG_EXPORT_VERSION",
+    "Keystore",
+    "ed25519_public",
+    "export_org_keys",
+    "import_org_keys",
+    "org_public_keys",
+    "x25519_public",
+]
 
 KEYSTORE_VERSION = 1
+#: Version of the file `refcheck keys export-org` writes (the organisation's keys only, always
+#: sealed under a passphrase).
+ORG_EXPORT_VERSION = 1
 
 
 def ed25519_public(seed: bytes) -> bytes:
@@ -75,6 +87,10 @@ class Keystore:
             out["x25519_public_key"] = x25519_public(self.org_keys.x25519_private).hex()
         return out
 
+    def with_org_keys(self, org_keys: OrgKeys) -> Keystore:
+        """This keystore's auth key with `org_keys` (`refcheck keys import-org`)."""
+        return Keystore(auth_private_key=self.auth_private_key, org_keys=org_keys)
+
     def _secrets(self) -> dict[str, Any]:
         return {
             "auth_private_key": self.auth_private_key.hex(),
@@ -123,3 +139,44 @@ class Keystore:
         if document.get("public") != store.public_keys():
             raise CredentialsError(f"{path}: public keys do not match the private keys")
         return store
+
+
+def org_public_keys(org_keys: OrgKeys) -> dict[str, str]:
+    """The organisation's public keys, named as the registry API names them."""
+    return {
+        "ed25519_public_key": ed25519_public(org_keys.ed25519_private).hex(),
+        "x25519_public_key": x25519_public(org_keys.x25519_private).hex(),
+    }
+
+
+def export_org_keys(
+    org_keys: OrgKeys, path: str | Path, *, passphrase: str, overwrite: bool = False
+) -> dict[str, str]:
+    """Write the organisation's private keys to `path`, sealed under `passphrase` (Argon2id +
+    XSalsa20-Poly1305, as a keystore), for a second staff member's keystore. There is no
+    plaintext form: the file travels (USB stick, shared drive), so it is always sealed.
+    Returns the public keys written beside the sealed ones."""
+    if not passphrase:
+        raise CredentialsError("an export of the organisation's keys needs a passphrase")
+    public = org_public_keys(org_keys)
+    document: dict[str, Any] = {
+        "refcheck_org_keys": ORG_EXPORT_VERSION,
+        "created_at": datetime.now(UTC).isoformat(timespec="seconds"),
+        "public": public,
+        "protection": "passphrase",
+        "sealed_org_keys": seal(org_keys.to_dict(), passphrase),
+    }
+    write_json_secret(Path(path), document, overwrite=overwrite)
+    return public
+
+
+def import_org_keys(path: str | Path, *, passphrase: str | None) -> OrgKeys:
+    """The organisation's keys from a file `export_org_keys` wrote; a wrong passphrase, an
+    altered file and public keys that do not belong to the private ones are refused."""
+    document = load_json_secret(Path(path))
+    if document.get("refcheck_org_keys") != ORG_EXPORT_VERSION:
+        raise CredentialsError(f"{path} is not an export of organisation keys (version 1)")
+    org_keys = OrgKeys.from_dict(open_sealed(document.get("sealed_org_keys"), passphrase))
+    if document.get("public") != org_public_keys(org_keys):
+        raise CredentialsError(f"{path}: public keys do not match the private keys")
+    return org_keys

@@ -29,7 +29,13 @@ from client_sdk.cli._common import (
     state,
 )
 from client_sdk.disclosures import Disclosure
-from client_sdk.errors import ApiError, InvalidInput, RefcheckError, ServerError
+from client_sdk.errors import (
+    ApiError,
+    CredentialsError,
+    InvalidInput,
+    RefcheckError,
+    ServerError,
+)
 from client_sdk.models import CheckResult, CheckStatus, Match
 
 PersonFile = Annotated[
@@ -169,6 +175,18 @@ class Requested:
             )
 
 
+def require_org_keys(client: Client) -> None:
+    """Refuse, before any check is spent, a run that will ask holders for their answer with
+    credentials that cannot seal the applicant's details nor read the answer: a person added
+    with `keys init --auth-only` who has not imported the organisation's keys."""
+    if client.credentials.org_keys is None:
+        raise CredentialsError(
+            "these credentials hold no organisation keys, which a disclosure request needs; "
+            "nothing was checked. Ask a colleague for `refcheck keys export-org`, then run "
+            "`refcheck keys import-org FILE --keys YOUR-KEYSTORE` and `refcheck login` again"
+        )
+
+
 def request_disclosures(client: Client, matches: Iterable[Match], applicant: Any) -> Requested:
     """Open one disclosure request per matched case, from the matches in memory, each with the
     applicant's details (the person record that was checked) sealed to the holder.
@@ -236,6 +254,7 @@ def check(
     )
     client = st.client()
     if request_disclosure:
+        require_org_keys(client)
         # Before the check is spent: an organisation key that changed since it was pinned
         # would stop the sealing after the check, and the consent's check would be lost.
         client.verify_directory()

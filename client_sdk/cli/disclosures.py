@@ -28,6 +28,7 @@ from client_sdk.cli.check import (
     Phone,
     person_from,
     request_disclosures,
+    require_org_keys,
 )
 from client_sdk.disclosures import ApplicantDetails, ConsentLookup, Disclosure, VerifiedAnswer
 from client_sdk.errors import InvalidInput
@@ -240,6 +241,7 @@ def request(
         person, full_name, dob, nationality, national_id, passport, passport_country, email, phone
     )
     client = st.client()
+    require_org_keys(client)  # before the check is spent
     client.verify_directory()  # a changed key stops us before the check is spent
     result = client.check_applicant(record, consent_id)
     matches = list(result.by_case())

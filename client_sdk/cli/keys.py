@@ -8,13 +8,17 @@ once the organisation has read its new fingerprint out (`refcheck keys show` on 
 
 from __future__ import annotations
 
+import os
+import sys
 from pathlib import Path
 from typing import Annotated
 
 import typer
 
 from client_sdk.cli._common import emit, handled, passphrase, state
-from client_sdk.keystore import Keystore
+from client_sdk.credentials import OrgKeys
+from client_sdk.errors import CredentialsError, InvalidInput
+from client_sdk.keystore import Keystore, export_org_keys, import_org_keys, org_public_keys
 from client_sdk.pinning import OrgPublicKeys, org_key_fingerprint
 
 app = typer.Typer(
@@ -64,6 +68,117 @@ def show(
     """Print the public keys of a keystore (needs its passphrase: it checks they match)."""
     secret = passphrase() if Keystore.is_sealed(keystore) else None
     _show(ctx, Keystore.load(keystore, passphrase=secret).public_keys(), keystore)
+
+
+#: The passphrase of an export file (`keys export-org`/`import-org`), kept apart from the
+#: keystore's own (REFCHECK_PASSPHRASE): the file is handed to someone who must not learn it.
+ENV_EXPORT_PASSPHRASE = "REFCHECK_EXPORT_PASSPHRASE"
+
+
+def export_passphrase(*, confirm: bool) -> str:
+    from_env = os.environ.get(ENV_EXPORT_PASSPHRASE)
+    if from_env:
+        return from_env
+    if not sys.stdin.isatty():
+        raise CredentialsError(
+            f"the export file needs a passphrase: set {ENV_EXPORT_PASSPHRASE} or run in a terminal"
+        )
+    value: str = typer.prompt(
+        "Passphrase of the export file", hide_input=True, confirmation_prompt=confirm
+    )
+    return value
+
+
+def _org_keys_from(ctx: typer.Context, keystore: Path | None) -> OrgKeys:
+    """The organisation's keys from a keystore, else from the credentials file."""
+    if keystore is not None:
+        secret = passphrase() if Keystore.is_sealed(keystore) else None
+        found = Keystore.load(keystore, passphrase=secret).org_keys
+    else:
+        found = state(ctx).credentials().org_keys
+    if found is None:
+        raise CredentialsError(
+            "no organisation keys here (made with --auth-only?): export them from the "
+            "keystore of the person who ran `refcheck keys init`"
+        )
+    return found
+
+
+@app.command("export-org")
+@handled
+def export_org(
+    ctx: typer.Context,
+    out: Annotated[Path, typer.Option("--out", help="Export file to write (0600).")],
+    keystore: Annotated[
+        Path | None,
+        typer.Option(
+            "--keys", help="Keystore holding the organisation's keys (else the credentials')."
+        ),
+    ] = None,
+    overwrite: Annotated[bool, typer.Option(help="Replace an existing export file.")] = False,
+) -> None:
+    """Seal the organisation's private keys under a new passphrase, for a second staff member
+    (`refcheck keys import-org`). Give the file and its passphrase by different routes."""
+    st = state(ctx)
+    org_keys = _org_keys_from(ctx, keystore)
+    public = export_org_keys(
+        org_keys, out, passphrase=export_passphrase(confirm=True), overwrite=overwrite
+    )
+    fingerprint = _fingerprint(public)
+    emit(
+        st,
+        {"export": str(out), "org_fingerprint": fingerprint, **public},
+        lambda: st.console.print(
+            f"Organisation keys sealed to {out} (fingerprint [bold]{fingerprint}[/]).\n"
+            "Next, on the colleague's machine: refcheck keys import-org "
+            f"{out.name} --keys THEIR-KEYSTORE",
+            highlight=False,
+        ),
+    )
+
+
+@app.command("import-org")
+@handled
+def import_org(
+    ctx: typer.Context,
+    export: Annotated[Path, typer.Argument(help="File from `refcheck keys export-org`.")],
+    keystore: Annotated[
+        Path, typer.Option("--keys", help="Your keystore (from `keys init --auth-only`).")
+    ],
+    replace: Annotated[
+        bool,
+        typer.Option(help="Replace different organisation keys already in the keystore."),
+    ] = False,
+) -> None:
+    """Add the organisation's keys from an export file to your keystore; then run
+    `refcheck login` again so your credentials carry them."""
+    st = state(ctx)
+    org_keys = import_org_keys(export, passphrase=export_passphrase(confirm=False))
+    sealed = Keystore.is_sealed(keystore)
+    secret = passphrase() if sealed else None
+    store = Keystore.load(keystore, passphrase=secret)
+    if store.org_keys is not None and store.org_keys != org_keys and not replace:
+        raise InvalidInput(
+            "this keystore already holds other organisation keys; pass --replace to swap them"
+        )
+    store.with_org_keys(org_keys).save(keystore, passphrase=secret, overwrite=True)
+    public = org_public_keys(org_keys)
+    fingerprint = _fingerprint(public)
+    emit(
+        st,
+        {"keystore": str(keystore), "org_fingerprint": fingerprint, **public},
+        lambda: st.console.print(
+            f"Organisation keys (fingerprint [bold]{fingerprint}[/]) added to {keystore}.\n"
+            f"Next: refcheck login --keys {keystore} ... --overwrite",
+            highlight=False,
+        ),
+    )
+
+
+def _fingerprint(public: dict[str, str]) -> str:
+    return org_key_fingerprint(
+        bytes.fromhex(public["x25519_public_key"]), bytes.fromhex(public["ed25519_public_key"])
+    )
 
 
 def _show(ctx: typer.Context, public: dict[str, str], path: Path) -> None:
