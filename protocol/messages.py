@@ -37,6 +37,7 @@ __all__ = [
     "CaseMetadata",
     "CaseOut",
     "CaseRegistered",
+    "CaseRekey",
     "CaseUpdate",
     "CaseWithdraw",
     "CheckRequest",
@@ -179,6 +180,14 @@ class CaseOut(_Response):
     withdrawn_at: AwareDatetime | None = None
     withdrawal_reason: str | None = None
     withdrawal_note: str | None = None
+
+
+class CaseRekey(_Request):
+    """`POST /v1/cases/{id}/rekey`: the case's keys derived again by its focal point, sealed
+    like a registration's and bound to the case's current metadata."""
+
+    key_id: KeyId
+    sealed_keys: SealedKeysHex
 
 
 class PadOut(_Response):

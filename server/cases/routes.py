@@ -16,6 +16,7 @@ from server.cases.schemas import (
     CaseList,
     CaseOut,
     CaseRegistered,
+    CaseRekey,
     CaseUpdate,
     CaseWithdraw,
     FilterValues,
@@ -78,6 +79,19 @@ def filter_values(
         # answer would not be a valid FilterValues).
         raise NotFound("the case is withdrawn: it has no filter values")
     return services.stored_filter_values(session, ctx, case.id)
+
+
+@router.post("/{case_id}/rekey", response_model=FilterValues)
+def rekey(
+    case_id: str,
+    body: CaseRekey,
+    ctx: Ctx,
+    session: Db,
+    caller: Annotated[Caller, Depends(require(Permission.CASE_REGISTER))],
+) -> FilterValues:
+    """Swap the case's entries for keys its focal point derived again from the records it
+    holds (after a change of identity tables); the answer is the case's new filter values."""
+    return services.rekey_case(session, ctx, caller, case_id, body)
 
 
 @router.patch("/{case_id}", response_model=CaseOut)

@@ -40,7 +40,7 @@ from server.audit.services import record
 from server.auth.tokens import Caller
 from server.cases.errors import IdempotencyConflict, SealedKeysInvalid
 from server.cases.models import Case, CaseStatus, IdempotencyRecord, Pseudonym
-from server.cases.schemas import CaseCreate, FilterValues, PadOut
+from server.cases.schemas import CaseCreate, CaseMetadata, CaseRekey, FilterValues, PadOut
 from server.context import AppContext
 from server.db import new_id
 from server.disclosures.services import close_for_case
@@ -50,6 +50,7 @@ from server.oprf.services import current_key, evaluate, require_current_key, unw
 from server.paging import OffsetPage, offset_page
 from server.policy.schema import Category, NetworkPolicy
 from server.quotas.services import take_daily
+from server.registry.models import Organisation
 from server.registry.services import require_mou
 from server.stats.services import Counter, increment, increment_many
 
@@ -137,11 +138,18 @@ def metadata_of(req: CaseCreate) -> dict[str, Any]:
 
 
 def open_keys(ctx: AppContext, req: CaseCreate) -> list[sealed_keys.RegisteredKey]:
-    """Open the sealed keys in memory and check they belong to this metadata; one refusal for
+    """The registration's keys, opened in memory and checked against its metadata."""
+    return _open_sealed_keys(ctx, req.sealed_keys, metadata_of(req))
+
+
+def _open_sealed_keys(
+    ctx: AppContext, sealed_hex: str, metadata: dict[str, Any]
+) -> list[sealed_keys.RegisteredKey]:
+    """Open sealed keys in memory and check they belong to this metadata; one refusal for
     every cause, never echoing a byte of what was sealed."""
     try:
         plaintext = sealed_keys.open_sealed(
-            ctx.keys.registration_private, bytes.fromhex(req.sealed_keys)
+            ctx.keys.registration_private, bytes.fromhex(sealed_hex)
         )
         bound_to, keys = sealed_keys.decode(plaintext, ctx.policy.keys_per_check)
     except (DeserializeError, InvalidInputError) as exc:
@@ -149,7 +157,7 @@ def open_keys(ctx: AppContext, req: CaseCreate) -> list[sealed_keys.RegisteredKe
             f"sealed_keys does not open to {ctx.policy.keys_per_check} valid slots "
             "under the registration key"
         ) from exc
-    if not secrets.compare_digest(bound_to, sealed_keys.metadata_sha256(metadata_of(req))):
+    if not secrets.compare_digest(bound_to, sealed_keys.metadata_sha256(metadata)):
         # Sealed for other metadata: replaying someone's sealed keys under a new case would
         # register their person with findings the sealer never stated.
         raise SealedKeysInvalid("sealed_keys was made for other case metadata")
@@ -226,6 +234,49 @@ def _replay(session: Session, ctx: AppContext, case: Case) -> Registration:
     return Registration(case, False, stored_filter_values(session, ctx, case.id))
 
 
+def store_entries(
+    session: Session,
+    ctx: AppContext,
+    case: Case,
+    org: Organisation,
+    keys: list[sealed_keys.RegisteredKey],
+) -> FilterValues:
+    """Evaluate the case's keys, pad them to `keys_per_check` with proven pads, and store the
+    entries in random order; answer the case's filter values and the pads' proof."""
+    pads = _pad_indexes(ctx, case.id, len(keys))
+    real_points = evaluate(ctx, [k.element for k in keys])
+    pad_points = evaluate_inputs(ctx.keys.oprf_secret, [pad_input(case.id, i) for i in pads])
+    labelled = [(p, k.kind, k.strength.value) for p, k in zip(real_points, keys, strict=True)]
+    labelled += [(p, PADDING_KIND, "variant") for p in pad_points]
+    # Random order: rows inserted in derivation order would tell strong keys from variants and
+    # real entries from pads by their position.
+    secrets.SystemRandom().shuffle(labelled)
+    tags: list[bytes] = []
+    for p, kind, strength in labelled:
+        entry_id = new_id()
+        handle = Handle(
+            entry_id=entry_id,
+            case_id=case.id,
+            holder_org_id=org.id,
+            holder_org_name=org.short_name,
+            kind=kind,
+            strength=strength,
+        )
+        entry_tag = tag(p)
+        tags.append(entry_tag)
+        session.add(
+            Pseudonym(
+                id=entry_id,
+                case_id=case.id,
+                key_seq=ctx.keys.oprf_key_seq,
+                p_hat=wrap(ctx, p),
+                tag=entry_tag,
+                sealed_handle=seal_handle(p, handle),
+            )
+        )
+    return filter_values(ctx, case.id, tags, pads)
+
+
 def register_case(
     session: Session,
     ctx: AppContext,
@@ -272,37 +323,7 @@ def register_case(
     )
     session.add(case)
     session.flush()
-    pads = _pad_indexes(ctx, case.id, len(keys))
-    real_points = evaluate(ctx, [k.element for k in keys])
-    pad_points = evaluate_inputs(ctx.keys.oprf_secret, [pad_input(case.id, i) for i in pads])
-    labelled = [(p, k.kind, k.strength.value) for p, k in zip(real_points, keys, strict=True)]
-    labelled += [(p, PADDING_KIND, "variant") for p in pad_points]
-    # Random order: rows inserted in derivation order would tell strong keys from variants and
-    # real entries from pads by their position.
-    secrets.SystemRandom().shuffle(labelled)
-    tags: list[bytes] = []
-    for p, kind, strength in labelled:
-        entry_id = new_id()
-        handle = Handle(
-            entry_id=entry_id,
-            case_id=case.id,
-            holder_org_id=org.id,
-            holder_org_name=org.short_name,
-            kind=kind,
-            strength=strength,
-        )
-        entry_tag = tag(p)
-        tags.append(entry_tag)
-        session.add(
-            Pseudonym(
-                id=entry_id,
-                case_id=case.id,
-                key_seq=ctx.keys.oprf_key_seq,
-                p_hat=wrap(ctx, p),
-                tag=entry_tag,
-                sealed_handle=seal_handle(p, handle),
-            )
-        )
+    values = store_entries(session, ctx, case, org, keys)
     if idempotency_key is not None:
         session.add(
             IdempotencyRecord(
@@ -332,7 +353,6 @@ def register_case(
     )
     session.flush()
     publish_if_immediate(session, ctx)
-    values = filter_values(ctx, case.id, tags, pads)
     try:
         session.commit()
     except IntegrityError:
@@ -432,3 +452,51 @@ def withdraw_case(
     publish_if_immediate(session, ctx)
     session.commit()
     return case
+
+
+def case_metadata(case: Case) -> dict[str, Any]:
+    """The case's metadata as a re-keying focal point hashes it into `sealed_keys` (as
+    `GET /v1/cases/{id}` shows it now: a shortened retention date is the current one)."""
+    return CaseMetadata(
+        category=case.category,
+        child_victim=case.child_victim,
+        finding=case.finding,
+        sanction=case.sanction,
+        finding_date=case.finding_date,
+        legal_basis=case.legal_basis,
+        retention_until=case.retention_until,
+        mou_reference=case.mou_reference,
+        subject_notified_on=case.subject_notified_on,
+    ).model_dump(mode="json")
+
+
+def rekey_case(
+    session: Session, ctx: AppContext, caller: Caller, case_id: str, req: CaseRekey
+) -> FilterValues:
+    """Swap a live case's entries for keys derived again by its focal point (identity tables
+    changed, new key forms), in one transaction, audited, and commit.
+
+    Only the holder's focal point can do this, from the records it holds: the server never had
+    the identifiers. The keys are sealed and bound to the case's current metadata as at
+    registration, and count against the same daily evaluation quota.
+    """
+    now = ctx.now()
+    today = now.date()
+    case = own_case(session, caller, case_id, lock=True)
+    if case.status != CaseStatus.ACTIVE:
+        raise NotFound("no such live case")
+    org = require_mou(session, caller.org_id, "register", today)
+    current_key(session, ctx, lock="share")
+    require_current_key(ctx, req.key_id)
+    keys = _open_sealed_keys(ctx, req.sealed_keys, case_metadata(case))
+    take_daily(session, ctx.policy, caller.org_id, now, elements=ctx.policy.keys_per_check)
+    session.execute(delete(Pseudonym).where(Pseudonym.case_id == case.id))
+    values = store_entries(session, ctx, case, org, keys)
+    record(session, ctx, caller, "case.rekey", object_type="case", object_id=case.id)
+    increment(
+        session, caller.org_id, now, Counter.REGISTRATION_EVALUATIONS, ctx.policy.keys_per_check
+    )
+    session.flush()
+    publish_if_immediate(session, ctx)
+    session.commit()
+    return values
