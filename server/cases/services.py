@@ -40,7 +40,14 @@ from server.audit.services import record
 from server.auth.tokens import Caller
 from server.cases.errors import IdempotencyConflict, SealedKeysInvalid
 from server.cases.models import Case, CaseStatus, IdempotencyRecord, Pseudonym
-from server.cases.schemas import CaseCreate, CaseMetadata, CaseRekey, FilterValues, PadOut
+from server.cases.schemas import (
+    CaseCreate,
+    CaseMetadata,
+    CaseRekey,
+    FilterValues,
+    PadOut,
+    case_out,
+)
 from server.context import AppContext
 from server.db import new_id
 from server.disclosures.services import close_for_case
@@ -457,17 +464,8 @@ def withdraw_case(
 def case_metadata(case: Case) -> dict[str, Any]:
     """The case's metadata as a re-keying focal point hashes it into `sealed_keys` (as
     `GET /v1/cases/{id}` shows it now: a shortened retention date is the current one)."""
-    return CaseMetadata(
-        category=case.category,
-        child_victim=case.child_victim,
-        finding=case.finding,
-        sanction=case.sanction,
-        finding_date=case.finding_date,
-        legal_basis=case.legal_basis,
-        retention_until=case.retention_until,
-        mou_reference=case.mou_reference,
-        subject_notified_on=case.subject_notified_on,
-    ).model_dump(mode="json")
+    shown = case_out(case).model_dump(mode="json", include=set(CaseMetadata.model_fields))
+    return CaseMetadata.model_validate(shown).model_dump(mode="json")
 
 
 def rekey_case(
