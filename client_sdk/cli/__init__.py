@@ -34,6 +34,7 @@ from client_sdk.cli._common import (
     handled,
     state,
 )
+from client_sdk.console import command as console_command
 
 __all__ = ["ExitCode", "app", "main"]
 
@@ -200,6 +201,8 @@ app.add_typer(disclosures.app, name="disclosures")
 app.add_typer(transparency.app, name="transparency")
 app.command(name="lookup")(disclosures.lookup)
 app.command(name="stats")(disclosures.stats)
+# Imports no web framework: the `console` extra loads when the command runs.
+app.command(name="console")(console_command.console)
 
 
 def main() -> None:
