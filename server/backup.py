@@ -409,6 +409,9 @@ def _key_members(key_dir: Path) -> dict[str, bytes]:
 
 
 def _check_keys(keys: dict[str, bytes], needed: list[str]) -> None:
+    if not needed and not any(name.startswith("oprf-") for name in keys):
+        # A network whose current key was not read yet: its one key file is the current key.
+        raise BackupError("the data dir has no OPRF key file: nothing written")
     missing = [k for k in needed if oprf_key_file(k) not in keys]
     if missing:
         raise BackupError(

@@ -118,3 +118,31 @@ async def test_a_problem_type_that_is_not_a_slug_is_counted_as_other() -> None:
     assert REFUSALS.labels("other")._value.get() == before + 1
     labels = {s.labels.get("problem") for m in REFUSALS.collect() for s in m.samples}
     assert not any(label and "Siti" in label for label in labels)
+
+
+@pytest.mark.slow
+def test_the_metrics_port_sums_what_every_worker_counted(tmp_path: Path) -> None:
+    """`serve --workers 2` with REFCHECK_METRICS_PORT: one scrape of the port `serve` itself
+    listens on (127.0.0.1 only) counts the requests both workers answered."""
+    from tests.sdk.live import free_port
+    from tests.server.ops.support import base_env, deployment
+
+    port = free_port()
+    env = base_env(REFCHECK_METRICS_PORT=str(port))
+    with deployment(tmp_path, "net", "sqlite", env=env) as net:
+        net.init()
+        with net.serve("--workers", "2"):
+            # New connections each time: the kernel spreads them over both workers.
+            answered = sum(
+                httpx.get(net.base_url + "/healthz").status_code == 200 for _ in range(40)
+            )
+            text = httpx.get(f"http://127.0.0.1:{port}/metrics").text
+            # The API's own port does not serve them (REFCHECK_METRICS_ENABLED is off).
+            assert httpx.get(net.base_url + "/metrics").status_code == 404
+    samples = re.findall(
+        r'refcheck_http_requests_total\{method="GET",route="/healthz",status="200"\} ([0-9.e+]+)',
+        text,
+    )
+    # The start-up probes of `Deployment.serve` add a few.
+    assert sum(float(v) for v in samples) >= answered == 40
+    assert "refcheck_log_sealer_lag_seconds" in text
