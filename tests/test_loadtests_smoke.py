@@ -446,9 +446,7 @@ def test_a_failed_postgresql_run_misses_its_target_and_keeps_sqlites_figures(
     def fake_series(label: str, network: Any, plan: bench.Plan, unit: Any, **_: Any) -> Any:
         sizes = {}
         for size in (plan.small, plan.large):
-            sizes[size] = bench._Size(
-                size, [0.01] * 4, [100.0] * 4, [0.02] * 4, [200.0] * 4, claimed_entries=18
-            )
+            sizes[size] = bench._Size(size, [0.01] * 4, [0.02] * 4, claimed_entries=18)
         return bench._Series(label, sizes)
 
     monkeypatch.setattr(bench, "_series", fake_series)
