@@ -43,6 +43,7 @@ typecheck: install-dev
 	$(BIN)/mypy
 
 pytest: install-dev
+	@command -v chromium >/dev/null 2>&1 || echo "Chromium is not installed: the console's browser tests (tests/console) are skipped (apt-get install -y chromium)"
 	$(BIN)/pytest
 
 test: lint typecheck pytest

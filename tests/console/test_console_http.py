@@ -163,7 +163,7 @@ def test_the_whole_story_over_http(console_for: ConsoleFactory, network: LiveSer
 
     # Focal point answers from the inbox, which shows the applicant's details it was sent.
     inbox = focal.get("/inbox")
-    open_link = links(inbox.text, "/inbox/")[0]
+    open_link = links(inbox.text, "/inbox/")[-1]  # sorted by due date: the newest is last
     one = focal.get(open_link)
     assert "Siti Rahmawati" in one.text
     answered = focal.post(
@@ -180,7 +180,7 @@ def test_the_whole_story_over_http(console_for: ConsoleFactory, network: LiveSer
 
     # HR reads the verified answer, records the outcome, exports the PDF.
     mine = hr.get("/requests")
-    request_link = links(mine.text, "/requests/")[0]
+    request_link = links(mine.text, "/requests/")[-1]
     read = hr.get(request_link)
     assert "focal-point@org-a.example" in read.text
     outcome = hr.post(request_link + "/outcome", {"outcome": "not_hired_disclosure"})

@@ -1,0 +1,295 @@
+"""The console in a real browser: Debian's Chromium driven by Playwright, against a real
+server. Marked `browser`; skipped with a plain message when Chromium is absent, unless
+REFCHECK_REQUIRE_BROWSER=1 (CI), which makes its absence a failure.
+
+Screenshots of the main pages go to $REFCHECK_SCREENSHOTS when it is set (the README's are
+made with `REFCHECK_SCREENSHOTS=docs/screenshots pytest -m browser tests/console`), else to a
+temporary folder, so a test run leaves the checkout as it was."""
+
+from __future__ import annotations
+
+import datetime as dt
+import os
+import shutil
+import tempfile
+from collections.abc import Iterator, Mapping
+from pathlib import Path
+from urllib.parse import urlsplit
+
+import pytest
+
+from client_sdk import Client
+from tests.console.conftest import Console, ConsoleFactory
+from tests.sdk.live import LiveServer
+
+pytestmark = pytest.mark.browser
+
+SHOTS = Path(
+    os.environ.get("REFCHECK_SCREENSHOTS")
+    or Path(tempfile.gettempdir()) / "refcheck-console-screenshots"
+)
+CHROMIUM_ARGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+]
+PERSON = {
+    "full_name": "Budi Santoso",
+    "date_of_birth": "1985-05-05",
+    "national_id": "3174050505850002",
+    "nationality": "ID",
+}
+TODAY = dt.date.today()
+
+
+def chromium_or_skip(executable: str | None, env: Mapping[str, str]) -> str:
+    """Chromium's path; without it the browser tests skip with a plain message, or fail when
+    REFCHECK_REQUIRE_BROWSER=1 (CI must run them)."""
+    if executable is None:
+        message = "Chromium is not installed (apt-get install -y chromium)"
+        if env.get("REFCHECK_REQUIRE_BROWSER") == "1":
+            pytest.fail(f"{message} and REFCHECK_REQUIRE_BROWSER=1: the browser tests must run")
+        pytest.skip(f"{message}: the console's browser tests are skipped")
+    return executable
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator[object]:
+    executable = chromium_or_skip(shutil.which("chromium"), os.environ)
+    try:
+        from playwright.sync_api import sync_playwright
+    except ImportError:
+        if os.environ.get("REFCHECK_REQUIRE_BROWSER") == "1":
+            pytest.fail("playwright is not installed and REFCHECK_REQUIRE_BROWSER=1")
+        pytest.skip("playwright is not installed: the console's browser tests are skipped")
+    with sync_playwright() as pw:
+        chromium = pw.chromium.launch(executable_path=executable, args=CHROMIUM_ARGS)
+        yield chromium
+        chromium.close()
+
+
+class Tab:
+    """One browser context (its own cookies) on one console, recording every request."""
+
+    def __init__(self, browser, console: Console, locale: str = "en-GB", width: int = 1280):
+        self.console = console
+        self.context = browser.new_context(viewport={"width": width, "height": 800}, locale=locale)
+        self.requests: list[str] = []
+        self.page = self.context.new_page()
+        self.page.on("request", lambda r: self.requests.append(r.url))
+        self.page.set_default_timeout(30_000)
+
+    def go(self, path: str) -> None:
+        self.page.goto(self.console.base_url + path)
+
+    def unlock(self) -> None:
+        self.go("/unlock")
+        self.page.fill("#f-secret", self.console.settings.access_code)
+        self.page.press("#f-secret", "Enter")
+        self.page.wait_for_url(self.console.base_url + "/")
+
+    def submit(self, action: str) -> None:
+        self.page.click(f"form[action='{action}'] button[type=submit]")
+        self.page.wait_for_load_state()
+
+    def shot(self, name: str) -> None:
+        SHOTS.mkdir(parents=True, exist_ok=True)
+        self.page.screenshot(path=str(SHOTS / f"{name}.png"), full_page=True)
+
+    def close(self) -> None:
+        self.context.close()
+
+    def hosts(self) -> set[str]:
+        return {urlsplit(u).hostname or "" for u in self.requests}
+
+
+@pytest.fixture
+def tabs(browser) -> Iterator[list[Tab]]:
+    opened: list[Tab] = []
+    yield opened
+    for tab in opened:
+        tab.close()
+
+
+def open_tab(tabs: list[Tab], browser, console: Console, **kw) -> Tab:
+    tab = Tab(browser, console, **kw)
+    tabs.append(tab)
+    return tab
+
+
+def test_the_whole_story_in_the_browser(
+    browser, tabs: list[Tab], console_for: ConsoleFactory, tmp_path: Path
+):
+    focal = open_tab(tabs, browser, console_for("org-a-focal", unlock=False), locale="id-ID")
+    hr = open_tab(tabs, browser, console_for("org-b-hr", unlock=False), locale="en-GB")
+    focal.go("/")
+    assert focal.page.url.endswith("/unlock")
+    focal.shot("unlock")
+    focal.unlock()
+    focal.shot("home-focal-point")
+
+    # The focal point of org-a registers a case (first with a mistake, shown beside its field).
+    focal.go("/cases/new")
+    finding = TODAY - dt.timedelta(days=40)
+    for name, value in PERSON.items():
+        focal.page.fill(f"#f-{name}", value)
+    focal.page.select_option("#f-category", "sexual_harassment")
+    focal.page.fill("#f-finding_date", finding.isoformat())
+    focal.page.select_option("#f-sanction", "contract_termination")
+    focal.page.select_option("#f-legal_basis", "legitimate_interests")
+    focal.page.fill("#f-retention_until", finding.replace(year=finding.year + 30).isoformat())
+    focal.page.fill("#f-mou_reference", "MoU-2026-01")
+    focal.page.fill("#f-subject_notified_on", TODAY.isoformat())
+    focal.page.fill("#f-label", "Kasus kantor Palu")
+    focal.submit("/cases/new")
+    assert focal.page.get_attribute("#f-retention_until", "aria-invalid") == "true"
+    assert "7" in focal.page.inner_text("#e-retention_until")
+    focal.shot("register-inline-error")
+    focal.page.fill("#f-retention_until", finding.replace(year=finding.year + 5).isoformat())
+    focal.submit("/cases/new")
+    assert "/cases" in focal.page.url
+    assert focal.page.input_value("input[name=label]") == "Kasus kantor Palu"
+    focal.shot("cases")
+
+    # HR of org-b records consent, uploading the signed form, and gets the lookup code.
+    hr.unlock()
+    hr.go("/consents/new")
+    signed = tmp_path / "signed-form.pdf"
+    signed.write_bytes(b"%PDF-1.4 signed declaration of Budi")
+    hr.page.fill("#f-applicant_ref", "APP-2026-0077")
+    hr.page.fill("#f-position_ref", "POS-3")
+    hr.page.select_option("#f-purpose", "recruitment")
+    hr.page.check("#sd-no")
+    hr.page.set_input_files("#f-signed_form", str(signed))
+    hr.submit("/consents/new")
+    code = hr.page.inner_text("#lookup-code")
+    assert len(code) >= 8
+    hr.shot("consent-lookup-code")
+
+    # ... checks the applicant, reads the result in plain words, requests disclosure.
+    hr.page.click("a[href^='/check?c=']")
+    for name, value in PERSON.items():
+        hr.page.fill(f"#f-{name}", value)
+    hr.submit("/check")
+    assert "/results/" in hr.page.url
+    assert "Match" in hr.page.inner_text("main")
+    hr.shot("check-result")
+    hr.page.click("form[action$='/request'] button[type=submit]")
+    hr.page.wait_for_url("**/requests?asked=1")
+
+    # The focal point answers from the inbox (the applicant's details opened and verified).
+    focal.go("/inbox")
+    focal.shot("inbox")
+    focal.page.locator("a[href^='/inbox/']").last.click()  # by due date: the newest is last
+    assert "Budi Santoso" in focal.page.inner_text("main")
+    focal.page.check("#sp-confirmed")
+    focal.page.select_option("#f-category", "sexual_harassment")
+    focal.page.fill("#f-finding_date", finding.isoformat())
+    focal.page.select_option("#f-sanction", "contract_termination")
+    focal.page.fill("#f-contact", "focal-point@org-a.example")
+    focal.shot("answer")
+    focal.page.click("form[action$='/answer'] button[type=submit]")
+    focal.page.wait_for_url("**/inbox?sent=1")
+
+    # HR reads the verified answer and records the outcome.
+    hr.go("/requests")
+    hr.page.locator("a[href^='/requests/']").last.click()
+    assert "focal-point@org-a.example" in hr.page.inner_text("main")
+    hr.page.check("#o-not_hired_disclosure")
+    hr.page.click("form[action$='/outcome'] button[type=submit]")
+    hr.page.wait_for_url("**?done=outcome")
+    assert hr.page.is_checked("#o-not_hired_disclosure")
+    hr.shot("answer-read")
+
+    # Phone width.
+    phone = open_tab(tabs, browser, hr.console, width=390)
+    phone.context.add_cookies(hr.context.cookies())
+    phone.go("/")
+    phone.shot("home-phone")
+
+    # Every request any page made went to 127.0.0.1.
+    for tab in (focal, hr, phone):
+        assert tab.requests and tab.hosts() == {"127.0.0.1"}
+
+
+def test_admin_pages_flag_an_expiring_mou(
+    browser, tabs: list[Tab], console_for: ConsoleFactory, network: LiveServer
+):
+    with Client.from_credentials_file(network.credentials("admin")) as admin:
+        orgs = {o["short_name"]: o for o in admin.list_orgs()}
+        admin.update_org(
+            orgs["org-b"]["id"], mou_expires_on=(TODAY + dt.timedelta(days=12)).isoformat()
+        )
+    tab = open_tab(tabs, browser, console_for("admin", unlock=False))
+    tab.unlock()
+    tab.go("/admin/orgs")
+    org_b = tab.page.locator("tr", has=tab.page.locator("th", has_text="org-b"))
+    org_a = tab.page.locator("tr", has=tab.page.locator("th", has_text="org-a"))
+    assert "EXPIRES SOON" in org_b.inner_text()
+    assert "EXPIRES SOON" not in org_a.inner_text()
+    tab.shot("admin-mou-registry")
+    tab.go("/admin/stats")
+    assert tab.page.locator("svg.chart").count() == 4
+    tab.shot("admin-statistics")
+    tab.go("/admin/audit")
+    tab.shot("admin-audit")
+    tab.go("/admin/policy")
+    assert tab.hosts() == {"127.0.0.1"}
+
+
+def test_a_forged_form_is_refused(browser, tabs: list[Tab], console_for: ConsoleFactory):
+    tab = open_tab(tabs, browser, console_for("org-a-focal", unlock=False))
+    tab.unlock()
+    tab.go("/cases/new")
+    tab.page.eval_on_selector(
+        "form[action='/cases/new'] input[name=csrf]", "e => e.value = 'forged'"
+    )
+    tab.page.click("form[action='/cases/new'] button[type=submit]")
+    tab.page.wait_for_load_state()
+    assert "Form refused" in tab.page.inner_text("main")
+    # A page of another site posting to the console: the SameSite cookie is not sent.
+    other = tab.context.new_page()
+    other.set_content(
+        f"<form method=post action='{tab.console.base_url}/lock'>"
+        "<input name=csrf value=guess><button>go</button></form>"
+    )
+    with other.expect_navigation():
+        other.click("button")
+    assert "Form refused" in other.inner_text("main")
+    tab.go("/cases")
+    assert tab.page.url.endswith("/cases")  # still unlocked: the forged lock did nothing
+
+
+def test_the_page_locks_itself_after_the_idle_time(
+    browser, tabs: list[Tab], console_for: ConsoleFactory
+):
+    console = console_for("org-a-focal", unlock=False, idle_seconds=2)
+    tab = open_tab(tabs, browser, console)
+    tab.unlock()
+    tab.go("/cases")
+    tab.page.wait_for_url("**/unlock?locked=1", timeout=15_000)
+    console.clock.now += 3
+    tab.go("/cases")
+    assert "/unlock" in tab.page.url
+    tab.shot("locked")
+
+
+def test_the_language_switch(browser, tabs: list[Tab], console_for: ConsoleFactory):
+    tab = open_tab(tabs, browser, console_for("org-b-hr", unlock=False), locale="id-ID")
+    tab.unlock()
+    tab.go("/check")
+    assert tab.page.get_attribute("html", "lang") == "id"
+    assert tab.page.inner_text("h1") == "Periksa pelamar"
+    tab.page.select_option("#lang-select", "en")
+    tab.page.click("form[action='/language'] button[type=submit]")
+    tab.page.wait_for_load_state()
+    assert tab.page.url.endswith("/check")
+    assert tab.page.get_attribute("html", "lang") == "en"
+    assert tab.page.inner_text("h1") == "Check an applicant"
+    # Keyboard only: tab from the top reaches the skip link first.
+    tab.page.keyboard.press("Tab")
+    assert tab.page.evaluate("document.activeElement.className") == "skip"
