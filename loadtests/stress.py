@@ -142,9 +142,9 @@ async def send(port: int, request: Request) -> Outcome:
         return Outcome(request.kind, -1, now - started, now, error=type(exc).__name__)
     finally:
         if writer is not None:
-            writer.close()
-            with contextlib.suppress(OSError):
-                await writer.wait_closed()
+            # Abort, not close: a graceful close waits for the server, and a request given up
+            # at the deadline must not keep the run waiting for a server that does not answer.
+            writer.transport.abort()
     finished = time.perf_counter()
     problem = ""
     database_busy = False
@@ -169,18 +169,19 @@ async def send(port: int, request: Request) -> Outcome:
     )
 
 
+async def send_within(port: int, request: Request, seconds: float) -> Outcome:
+    """`send`, given up (and counted unanswered) after `seconds`."""
+    started = time.perf_counter()
+    try:
+        return await asyncio.wait_for(send(port, request), seconds)
+    except TimeoutError:
+        now = time.perf_counter()
+        return Outcome(request.kind, -1, now - started, now, error="deadline")
+
+
 async def send_all(port: int, requests: Sequence[Request]) -> list[Outcome]:
     """All of `requests` at once; those not complete after `BURST_DEADLINE` count as unanswered."""
-
-    async def bounded(request: Request) -> Outcome:
-        started = time.perf_counter()
-        try:
-            return await asyncio.wait_for(send(port, request), BURST_DEADLINE)
-        except TimeoutError:
-            now = time.perf_counter()
-            return Outcome(request.kind, -1, now - started, now, error="deadline")
-
-    return list(await asyncio.gather(*(bounded(r) for r in requests)))
+    return list(await asyncio.gather(*(send_within(port, r, BURST_DEADLINE) for r in requests)))
 
 
 # --- the mix -----------------------------------------------------------------------------------
@@ -497,7 +498,7 @@ async def first_success(port: int, mix: Mix, deadline: float = 30.0) -> float:
     refusal (inf if it never does within `deadline`)."""
     started = time.perf_counter()
     while time.perf_counter() - started < deadline:
-        outcome = await send(port, mix.request(0))
+        outcome = await send_within(port, mix.request(0), ANSWER_BOUND)
         if 200 <= outcome.status < 300:
             return outcome.finished
     return math.inf
@@ -562,7 +563,7 @@ async def _baseline(port: int, mix: Mix) -> Baseline:
     """Each kind of request one at a time, the server otherwise idle."""
     asked = time.perf_counter()
     first = await first_success(port, mix) - asked
-    outcomes = [await send(port, r) for r in mix.baseline()]
+    outcomes = [await send_within(port, r, ANSWER_BOUND) for r in mix.baseline()]
     answered = [1000 * o.seconds for o in outcomes if 200 <= o.status < 300]
     with probing(port) as samples:
         await asyncio.sleep(1.5)
@@ -589,10 +590,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     started = time.perf_counter()
     load_before = _load_average()
     figures: list[StressFigure] = []
-    for backend in args.backends.split(","):
+    backends = args.backends.split(",")
+    for backend in backends:
         if backend not in ("sqlite", "postgresql"):
             parser.error(f"unknown backend {backend!r}")
-        figures += run_backend(backend, bursts, args.workers)
     print("refcheck stress test (make stress)")
     print(
         f"refcheck-server serve --workers {args.workers} on 127.0.0.1, demo network, default "
@@ -602,10 +603,16 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     print(
         f"{time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}, {os.cpu_count()} CPUs, load "
-        f"average {load_before} at start and {_load_average()} at the end (the machine is shared)"
+        f"average {load_before} at the start (the machine is shared)",
+        flush=True,
     )
-    for figure in figures:
-        print(figure.line())
+    for backend in backends:
+        # Printed as each backend ends, so a run stopped half-way still shows what it measured.
+        measured = run_backend(backend, bursts, args.workers)
+        for figure in measured:
+            print(figure.line(), flush=True)
+        figures += measured
+    print(f"load average {_load_average()} at the end")
     judged = [f for f in figures if f.target is not None]
     print(f"{sum(f.met for f in judged)} of {len(judged)} targets met")
     _say(f"done in {time.perf_counter() - started:.0f} s")
