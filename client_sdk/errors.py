@@ -350,9 +350,36 @@ class InvalidTransition(Conflict):
 
 
 class InvalidRequest(ApiError):
-    """422: the request failed validation; `extra["errors"]` lists field locations."""
+    """422: the request failed validation; `extra["errors"]` lists `{"field", "message"}`, and
+    `field_errors` reads them as pairs, shown as `date_of_birth: not a real calendar date`."""
 
     slug = "invalid-request"
+
+    @property
+    def field_errors(self) -> list[tuple[str, str]]:
+        """`(field, message)` per problem the server named (older servers sent `loc`/`msg`)."""
+        out: list[tuple[str, str]] = []
+        raw = self.extra.get("errors")
+        for item in raw if isinstance(raw, list) else []:
+            if not isinstance(item, dict):
+                continue
+            name = item.get("field")
+            if not isinstance(name, str):
+                loc = item.get("loc")
+                parts = [str(p) for p in loc] if isinstance(loc, list) else []
+                if parts and parts[0] in {"body", "query", "path", "header", "cookie"}:
+                    parts = parts[1:]
+                name = ".".join(parts) or "(request)"
+            message = item.get("message", item.get("msg", "invalid"))
+            out.append((name, str(message)))
+        return out
+
+    def __str__(self) -> str:
+        fields = self.field_errors
+        if not fields:
+            return super().__str__()
+        named = "; ".join(f"{name}: {message}" for name, message in fields)
+        return f"{named} ({self.problem_slug}, HTTP {self.status})"
 
 
 class PolicyViolation(InvalidRequest):

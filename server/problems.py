@@ -146,6 +146,30 @@ def _expects_json_body(request: Request) -> bool:
     return not any(isinstance(p.field_info, params.Form) for p in route.dependant.body_params)
 
 
+#: Where a value came from, which a person does not need in the field's name.
+_LOCATIONS = {"body", "query", "path", "header", "cookie"}
+#: Pydantic's messages for the commonest mistakes, said the way a person would say them.
+_MESSAGES = {
+    "missing": "required",
+    "extra_forbidden": "not an accepted field",
+    "date_parsing": "not a real calendar date (YYYY-MM-DD)",
+    "date_from_datetime_parsing": "not a real calendar date (YYYY-MM-DD)",
+    "date_from_datetime_inexact": "not a real calendar date (YYYY-MM-DD)",
+    "date_type": "not a real calendar date (YYYY-MM-DD)",
+}
+
+
+def field_error(err: Any) -> dict[str, Any]:
+    """One validation error as `{"field", "message", "loc"}`: `field` the dotted name without
+    where it came from (`person.date_of_birth`), `message` for a person, `loc` pydantic's path
+    for programs. Never the value that was sent."""
+    loc = [str(p) for p in err.get("loc", ())]
+    path = loc[1:] if loc and loc[0] in _LOCATIONS else loc
+    message = _MESSAGES.get(str(err.get("type")), str(err.get("msg", "invalid")))
+    message = message.removeprefix("Value error, ").removeprefix("Assertion failed, ")
+    return {"field": ".".join(path) or "(request)", "message": message, "loc": loc}
+
+
 async def _validation_error(request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, RequestValidationError)
     media_type = _media_type(request)
@@ -159,10 +183,7 @@ async def _validation_error(request: Request, exc: Exception) -> JSONResponse:
             "send the body as application/json",
             request,
         )
-    errors = [
-        {"loc": [str(p) for p in err.get("loc", ())], "msg": str(err.get("msg", "invalid"))}
-        for err in exc.errors()
-    ]
+    errors = [field_error(err) for err in exc.errors()]
     return problem(
         422,
         "invalid-request",

@@ -14,6 +14,7 @@ import typer
 
 from client_sdk.cli import (
     admin,
+    audit,
     cases,
     check,
     consent,
@@ -199,6 +200,7 @@ app.add_typer(form.app, name="form")
 app.command(name="demo")(demo.demo)
 app.add_typer(disclosures.app, name="disclosures")
 app.add_typer(transparency.app, name="transparency")
+app.add_typer(audit.app, name="audit")
 app.command(name="lookup")(disclosures.lookup)
 app.command(name="stats")(disclosures.stats)
 # Imports no web framework: the `console` extra loads when the command runs.

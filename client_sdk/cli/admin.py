@@ -3,6 +3,7 @@ focal points set where their organisation's notifications go (`org update --noti
 
 from __future__ import annotations
 
+from datetime import date
 from pathlib import Path
 from typing import Annotated, Any
 from urllib.parse import quote
@@ -12,6 +13,7 @@ from rich.table import Table
 
 from client_sdk._client import Client
 from client_sdk.cli._common import emit, handled, state
+from client_sdk.cli._http import call_json
 from client_sdk.errors import CredentialsError, InvalidInput, PermissionDenied, error_from_response
 from client_sdk.secretfile import load_json_secret
 
@@ -275,12 +277,44 @@ def org_update(
     emit(st, result, human)
 
 
+def mou_state(org: dict[str, Any], today: date) -> str:
+    """`in_force`, `expired`, `no_expiry` (signed, no end date: to be warned about) or `none`."""
+    expires = org.get("mou_expires_on")
+    if expires:
+        return "expired" if date.fromisoformat(str(expires)) < today else "in_force"
+    if org.get("mou_signed_on") or org.get("mou_version") or org.get("mou_sha256"):
+        return "no_expiry"
+    return "none"
+
+
 @org_app.command("list")
 @handled
 def org_list(ctx: typer.Context) -> None:
-    """All organisations with their status and MoU state."""
+    """All organisations with their status and MoU state; warns of expired MoUs and of MoUs
+    without an expiry date (renew with `admin org update ORG --mou-expires-on DATE`)."""
     st = state(ctx)
-    orgs = st.client().list_orgs()
+    today = date.today()
+    orgs = [{**o, "mou_state": mou_state(o, today)} for o in st.client().list_orgs()]
+    expired = [str(o.get("short_name")) for o in orgs if o["mou_state"] == "expired"]
+    open_ended = [str(o.get("short_name")) for o in orgs if o["mou_state"] == "no_expiry"]
+    warnings = []
+    if expired:
+        warnings.append(
+            f"MoU expired: {', '.join(expired)} (renew with `refcheck admin org update ORG "
+            "--mou-signed-on DATE --mou-expires-on DATE`)"
+        )
+    if open_ended:
+        warnings.append(
+            f"MoU without an expiry date: {', '.join(open_ended)} (set one with "
+            "`refcheck admin org update ORG --mou-expires-on DATE`)"
+        )
+
+    def shown_expiry(o: dict[str, Any]) -> str:
+        if o["mou_state"] == "expired":
+            return f"[bold red]EXPIRED {o.get('mou_expires_on')}[/]"
+        if o["mou_state"] == "no_expiry":
+            return "[yellow]no expiry date[/]"
+        return str(o.get("mou_expires_on") or "-")
 
     def human() -> None:
         table = Table("short name", "legal name", "type", "status", "MoU expires", "register/check")
@@ -290,12 +324,14 @@ def org_list(ctx: typer.Context) -> None:
                 str(o.get("legal_name")),
                 str(o.get("org_type")),
                 str(o.get("status")),
-                str(o.get("mou_expires_on") or "-"),
+                shown_expiry(o),
                 f"{'R' if o.get('may_register') else '-'}/{'C' if o.get('may_check') else '-'}",
             )
         st.console.print(table)
+        for warning in warnings:
+            st.errors.print(f"[bold yellow]warning:[/] {warning}", highlight=False)
 
-    emit(st, {"items": orgs}, human)
+    emit(st, {"items": orgs, "warnings": warnings}, human)
 
 
 @principal_app.command("add")
@@ -359,3 +395,50 @@ def principal_list(
         st.console.print(table)
 
     emit(st, {"items": items}, human)
+
+
+@principal_app.command("deactivate")
+@handled
+def principal_deactivate(
+    ctx: typer.Context,
+    principal_id: Annotated[str, typer.Argument(help="The principal's client id.")],
+) -> None:
+    """Deactivate a person or service account (someone who left): their key stops working at
+    once. Their organisation's data stays; a new person gets their own key."""
+    st = state(ctx)
+    principal = st.client().deactivate_principal(principal_id)
+    emit(
+        st,
+        principal,
+        lambda: st.console.print(
+            f"Deactivated {principal.get('name')} ({principal.get('id')})", highlight=False
+        ),
+    )
+
+
+@app.command("retention")
+@handled
+def retention_overview(ctx: typer.Context) -> None:
+    """Live cases by the month their retention ends, per member (counts only): what the
+    retention policy will delete, and when."""
+    st = state(ctx)
+    overview = call_json(st.client(), "GET", "/v1/stats/retention")
+
+    def human() -> None:
+        orgs = overview.get("organisations") or []
+        months = [m["month"] for m in overview.get("months") or []]
+        table = Table("expires (month)", *[str(o.get("short_name")) for o in orgs], "all")
+        for month in months:
+            cells = []
+            for o in orgs:
+                found = {m["month"]: m["live_cases"] for m in o.get("months") or []}
+                cells.append(str(found.get(month, 0)))
+            total = next(m["live_cases"] for m in overview["months"] if m["month"] == month)
+            table.add_row(month, *cells, str(total))
+        table.add_row(
+            "all", *[str(o.get("live_cases")) for o in orgs], str(overview.get("live_cases"))
+        )
+        st.console.print(table)
+        st.console.print(f"Live cases as of {overview.get('as_of')}", highlight=False)
+
+    emit(st, overview, human)

@@ -10,15 +10,17 @@ checks, is noticed by the one party that can notice it.
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import Annotated, Any
+from urllib.parse import quote
 
 import typer
 from rich.table import Table
 
 from client_sdk._client import Client
 from client_sdk.cli._common import ExitCode, State, beside, emit, handled, state
+from client_sdk.cli._http import call_json
 from client_sdk.cli.check import (
     Dob,
     Email,
@@ -208,6 +210,49 @@ def withdraw(
         st,
         _case_dict(case),
         lambda: st.console.print(f"Case {case.id} is now {case.status}"),
+    )
+
+
+@app.command("retention")
+@handled
+def retention(
+    ctx: typer.Context,
+    case_id: Annotated[str, typer.Argument(help="The case's id.")],
+    until: Annotated[str, typer.Option(help="New retention date, YYYY-MM-DD.")],
+    allow_longer: Annotated[
+        bool,
+        typer.Option(
+            "--allow-longer",
+            help="Also allow a later date than today's (needs the MoU in force and the policy).",
+        ),
+    ] = False,
+) -> None:
+    """Shorten how long the network keeps a case: it is deleted after the new date."""
+    st = state(ctx)
+    try:
+        new_date = date.fromisoformat(until)
+    except ValueError:
+        raise InvalidInput("until: not a real calendar date (YYYY-MM-DD)") from None
+    client = st.client()
+    current = client.get_case(case_id)
+    if new_date > current.retention_until and not allow_longer:
+        raise InvalidInput(
+            f"until: later than the case's retention date ({current.retention_until}); "
+            "this command shortens retention (pass --allow-longer to keep it longer)"
+        )
+    raw = call_json(
+        client, "PATCH", f"/v1/cases/{quote(case_id, safe='')}",
+        {"retention_until": new_date.isoformat()},
+    )  # fmt: skip
+    case = Case.model_validate(raw)
+    emit(
+        st,
+        _case_dict(case),
+        lambda: st.console.print(
+            f"Case {case.id} is now kept until {case.retention_until} "
+            f"(was {current.retention_until})",
+            highlight=False,
+        ),
     )
 
 

@@ -458,11 +458,16 @@ def demo(
         Path, typer.Option(help="The server's data directory (demo credentials in DIR/demo).")
     ] = Path("var"),
     base_url: Annotated[
-        str, typer.Option("--base-url", help="The running server.")
-    ] = "http://127.0.0.1:8000",
+        str | None,
+        typer.Option(
+            "--base-url", help="The running server (default: the demo credentials' server)."
+        ),
+    ] = None,
 ) -> None:
     """Tell the whole story against a running server, showing who saw what."""
     st = state(ctx)
+    # None: each client takes the server its credentials file names (`init --demo --base-url`).
+    base_url = base_url or st.base_url
     demo_dir = data_dir / "demo"
     focal_creds, hr_creds = find_demo_credentials(demo_dir)
     pins = demo_dir / "demo.pins.json"

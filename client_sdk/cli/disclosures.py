@@ -10,6 +10,9 @@ from __future__ import annotations
 
 import csv
 import io
+import json
+import os
+from pathlib import Path
 from typing import Annotated, Any
 
 import typer
@@ -465,3 +468,108 @@ def stats(
         st.console.print(table)
 
     emit(st, figures, human)
+
+
+def answer_record(client: Any, request_id: str) -> dict[str, Any]:
+    """What the HR file keeps of an answer: the request, the answer as opened and verified,
+    how it was verified (the holder's pinned key fingerprint, when, by whom), and the sealed
+    answer itself, which the organisation's keys open and verify again at any time."""
+    import hashlib
+    from datetime import UTC, datetime
+
+    request = client.get_disclosure(request_id)
+    if request.role != "requester":
+        raise InvalidInput("only the requesting organisation can export the answer it received")
+    if request.sealed_answer is None:
+        raise InvalidInput(
+            f"request {request_id} holds no answer (state {request.state}); a closed request's "
+            "answer is deleted by the server, so export before closing"
+        )
+    answer = client.read_disclosure_answer(request_id)
+    holder = client.org_keys(answer.holder_org_id)
+    sealed = bytes.fromhex(request.sealed_answer)
+    me = client.credentials
+    return {
+        "refcheck_disclosure_answer": 1,
+        "request": _row(request),
+        "answer": answer.as_dict(),
+        "verification": {
+            "signature": "verified",
+            "holder_org_id": answer.holder_org_id,
+            "holder_org": answer.holder_org,
+            "holder_key_fingerprint": holder.fingerprint,
+            "verified_at": datetime.now(UTC).isoformat(timespec="seconds"),
+            "verified_by": me.principal_name or me.client_id,
+            "verified_for_org": me.org_short_name,
+        },
+        "sealed_answer": {"hex": sealed.hex(), "sha256": hashlib.sha256(sealed).hexdigest()},
+    }
+
+
+def answer_pdf(record: dict[str, Any]) -> bytes:
+    """The record as a one-page PDF with the shipped Unicode font (client_sdk.forms)."""
+    from html import escape
+
+    from client_sdk.forms import _pdf
+
+    def rows(title: str, items: dict[str, Any]) -> str:
+        cells = "".join(
+            f"<tr><td>{escape(str(k))}</td><td>{escape(str(v))}</td></tr>"
+            for k, v in items.items()
+            if v is not None
+        )
+        return f"<h3>{escape(title)}</h3><table width='100%'>{cells}</table>"
+
+    request = record["request"]
+    body = (
+        "<h1>Disclosure answer</h1>"
+        f"<p>Request {escape(str(request.get('id')))} from "
+        f"{escape(str(request.get('requester_org')))} to "
+        f"{escape(str(request.get('holder_org')))}</p>"
+        + rows("Answer (signature verified)", record["answer"])
+        + rows("Verification", record["verification"])
+        + rows("Request", {k: request.get(k) for k in ("state", "created_at", "due_at", "case_id")})
+        + "<h3>Sealed answer (SHA-256)</h3>"
+        f"<p>{escape(record['sealed_answer']['sha256'])}</p>"
+        "<p>The sealed answer itself is kept in the JSON export; the organisation's keys open and "
+        "verify it again.</p>"
+    )
+    return _pdf(body, "Disclosure answer", "en")
+
+
+@app.command("export")
+@handled
+def export(
+    ctx: typer.Context,
+    request_id: Annotated[str, typer.Argument(help="Disclosure request id.")],
+    out: Annotated[Path, typer.Option("--out", help="FILE.json or FILE.pdf to write.")],
+    overwrite: Annotated[bool, typer.Option(help="Replace an existing file.")] = False,
+) -> None:
+    """Keep the holder's signed answer, with how it was verified, for the HR file (before the
+    request is closed: the server then deletes the answer)."""
+    st = state(ctx)
+    suffix = out.suffix.lower()
+    if suffix not in (".json", ".pdf"):
+        raise InvalidInput("out: the file must end in .json or .pdf")
+    if out.exists() and not overwrite:
+        raise InvalidInput(f"out: {out} exists (pass --overwrite to replace it)")
+    record = answer_record(st.client(), request_id)
+    if suffix == ".json":
+        content = (json.dumps(record, indent=2, ensure_ascii=False) + "\n").encode("utf-8")
+    else:
+        content = answer_pdf(record)
+    fd = os.open(out, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "wb") as fh:
+        fh.write(content)
+    emit(
+        st,
+        {
+            "request_id": request_id,
+            "out": str(out),
+            "sha256_sealed": record["sealed_answer"]["sha256"],
+        },
+        lambda: st.console.print(
+            f"Answer to request {request_id} (signature verified) written to {out}",
+            highlight=False,
+        ),
+    )

@@ -134,6 +134,9 @@ ROLE_PERMISSIONS: dict[Role, frozenset[Permission]] = {
             Permission.AUDIT_EXPORT,
             Permission.STATS_NETWORK,
             Permission.TRANSPARENCY_READ,
+            # The network's public keys: the signing key verifies the log's tree heads
+            # (`refcheck audit verify`).
+            Permission.OPRF_KEY_READ,
         }
     ),
     # A witness reads the log and the signed objects and adds its cosignatures; with the

@@ -5,13 +5,21 @@ from __future__ import annotations
 from typing import Annotated
 
 from fastapi import APIRouter, Depends, Query
-from sqlalchemy import select
+from sqlalchemy import func, select
 
 from server.auth.deps import Ctx, Db, require_any
 from server.auth.permissions import Permission
 from server.auth.tokens import Caller
+from server.cases.models import Case, CaseStatus
 from server.registry.models import Organisation
-from server.stats.schemas import MonthFigures, OrgStats, StatsOut
+from server.stats.schemas import (
+    MonthFigures,
+    OrgRetention,
+    OrgStats,
+    RetentionMonth,
+    RetentionOut,
+    StatsOut,
+)
 from server.stats.services import Counter, OrgFigures, figures, network_months
 
 router = APIRouter(prefix="/v1/stats", tags=["stats"])
@@ -57,5 +65,48 @@ def read_stats(
         counters=[c.value for c in Counter],
         totals=totals,
         months=_months(months),
+        organisations=organisations,
+    )
+
+
+@router.get("/retention", response_model=RetentionOut)
+def read_retention(
+    ctx: Ctx,
+    session: Db,
+    _caller: Annotated[Caller, Depends(require_any(Permission.STATS_NETWORK))],
+) -> RetentionOut:
+    """Counts of live (active) cases by the month their retention ends and by member; no case,
+    id or date finer than the month."""
+    rows = session.execute(
+        select(Case.org_id, Case.retention_until, func.count(Case.id))
+        .where(Case.status == CaseStatus.ACTIVE)
+        .group_by(Case.org_id, Case.retention_until)
+    )
+    per_org: dict[str, dict[str, int]] = {}
+    for org_id, until, count in rows:
+        months = per_org.setdefault(org_id, {})
+        month = until.strftime("%Y-%m")
+        months[month] = months.get(month, 0) + int(count)
+    named = session.execute(
+        select(Organisation.id, Organisation.short_name).where(Organisation.id.in_(list(per_org)))
+    )
+    names: dict[str, str] = {org_id: short_name for org_id, short_name in named}
+    network: dict[str, int] = {}
+    organisations = []
+    for org_id, months in sorted(per_org.items(), key=lambda kv: names.get(kv[0], kv[0])):
+        for month, count in months.items():
+            network[month] = network.get(month, 0) + count
+        organisations.append(
+            OrgRetention(
+                org_id=org_id,
+                short_name=names.get(org_id, ""),
+                live_cases=sum(months.values()),
+                months=[RetentionMonth(month=m, live_cases=c) for m, c in sorted(months.items())],
+            )
+        )
+    return RetentionOut(
+        as_of=ctx.now().date(),
+        live_cases=sum(network.values()),
+        months=[RetentionMonth(month=m, live_cases=c) for m, c in sorted(network.items())],
         organisations=organisations,
     )

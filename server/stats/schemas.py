@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import date
 from typing import Literal
 
 from pydantic import BaseModel, computed_field
@@ -43,3 +44,26 @@ class StatsOut(BaseModel):
     def mds(self) -> dict[str, int]:
         """The MDS yearly figures, network-wide (or the member's own)."""
         return mds_figures(self.totals)
+
+
+class RetentionMonth(BaseModel):
+    #: YYYY-MM of the cases' retention date: they are deleted after it.
+    month: str
+    live_cases: int
+
+
+class OrgRetention(BaseModel):
+    org_id: str
+    short_name: str
+    live_cases: int
+    months: list[RetentionMonth]
+
+
+class RetentionOut(BaseModel):
+    """Live cases by the month their retention ends, network-wide and per member: counts only,
+    for the secretariat to see what the retention policy will delete and when."""
+
+    as_of: date
+    live_cases: int
+    months: list[RetentionMonth]
+    organisations: list[OrgRetention]

@@ -140,10 +140,11 @@ MATRIX: dict[str, Row] = {
     "POST /v1/transparency/cosignatures": allow(),
     # statistics: network-wide for the secretariat, own organisation for members
     "GET /v1/stats": allow(*ALL),
+    "GET /v1/stats/retention": allow(ADMIN, AUDITOR),
     # blind-match protocol
     "GET /v1/registry/filter": allow(FOCAL, HR),
     "GET /v1/registry/fillers": allow(ADMIN, AUDITOR),
-    "GET /v1/network/keys": allow(ADMIN, FOCAL, HR),
+    "GET /v1/network/keys": allow(ADMIN, FOCAL, HR, AUDITOR),
     "POST /v1/cases": allow(FOCAL),
     "GET /v1/cases": allow(FOCAL),
     "GET /v1/cases/{case_id}": allow(FOCAL, own_org_only=True),
