@@ -199,7 +199,24 @@ def reporting(st: State) -> Iterator[None]:
         prefix = (
             "security check failed, not continuing: " if isinstance(exc, ProtocolViolation) else ""
         )
-        fail(st, exit_code_for(exc), prefix + str(exc), **describe(exc))
+        message = unreachable(st, exc) if isinstance(exc, TransportError) else str(exc)
+        fail(st, exit_code_for(exc), prefix + message, **describe(exc))
+
+
+def unreachable(st: State, exc: TransportError) -> str:
+    """A connection failure as a person can act on it: which server, and what to check."""
+    url = st._client.base_url if st._client is not None else st.base_url
+    where = f"the server at {url}" if url else "the server"
+    cause = f"{type(exc.__cause__).__name__}" if exc.__cause__ is not None else str(exc)
+    tls = "certificate" in str(exc.__cause__).lower() or "ssl" in cause.lower()
+    hint = (
+        "the server's certificate was not accepted: pass the network's CA bundle with "
+        "--ca-file (or REFCHECK_CA_FILE)"
+        if tls
+        else "check the address (--base-url, or base_url in the credentials file), that the "
+        "server is running, and this computer's internet connection, VPN or proxy"
+    )
+    return f"cannot reach {where} ({cause}; {exc}): {hint}"
 
 
 def handled(fn: Callable[P, R]) -> Callable[P, R]:
