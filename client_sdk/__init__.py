@@ -19,7 +19,7 @@ Quick use (HR system)::
 
 `AsyncClient` offers the same calls, awaited. Both share one I/O-free core
 (`client_sdk._core`, protocol version 2): the network signing key is pinned from the
-credentials file (or on first use when it names none), every OPRF key announcement and filter
+credentials file (a file without it is refused), every OPRF key announcement and filter
 is verified against it, every DLEQ proof against the announced key; a check sends exactly
 `keys_per_check` blinded elements and looks the applicant's keys up in the signed registry
 filter locally (`client_sdk.filter_cache`). The organisations' public keys from the directory
@@ -31,7 +31,8 @@ Every exception the SDK raises on purpose derives from `RefcheckError`::
 
     RefcheckError
     ├── CredentialsError          credentials/key/pin file missing, malformed, readable by
-    │                             others, or wrong passphrase (before any request)
+    │                             others, wrong passphrase, or naming no network
+    │                             signing key fingerprint (before any request)
     ├── InvalidInput (ValueError) an argument cannot be sent (bad date, reference that looks
     │   │                         like a name); raised before any request
     │   └── InvalidPerson         the person record yields no identifier keys
@@ -76,7 +77,7 @@ Every exception the SDK raises on purpose derives from `RefcheckError`::
         │   ├── IdempotencyConflict   409 idempotency-conflict
         │   ├── InvalidTransition     409 invalid-transition (disclosure state, `.state`)
         │   ├── KeyMismatch           409 key-mismatch (the SDK re-reads the keys once)
-        │   ├── KeyRotated            409 key-rotated (the check's key was rotated away)
+        │   ├── KeyRotated            409 key-rotated (rotated again during the re-run)
         │   └── EntryWindowClosed     409 entry-window-closed (a hit followed up too late)
         ├── InvalidRequest            422 invalid-request
         │   ├── PolicyViolation       422 policy-violation (`.rule`)

@@ -9,6 +9,7 @@ sync and async clients cannot disagree about what a valid answer is.
 from __future__ import annotations
 
 import asyncio
+import ipaddress
 import logging
 import ssl
 import threading
@@ -30,6 +31,7 @@ from client_sdk.disclosures import AsyncDisclosureMethods, DisclosureMethods
 from client_sdk.errors import (
     ApiError,
     CredentialsError,
+    InvalidInput,
     InvalidToken,
     RefcheckError,
     TransportError,
@@ -56,6 +58,37 @@ def tls_verify(ca_file: str | Path | None) -> ssl.SSLContext | bool:
     if ca_file is None:
         return True
     return ssl.create_default_context(cafile=str(ca_file))
+
+
+def _loopback(host: str) -> bool:
+    if host.lower() in {"localhost", "localhost."}:
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def check_server_url(url: str, *, allow_insecure_http: bool = False) -> None:
+    """Refuse (`InvalidInput`, before any request) a server URL whose traffic anyone on the
+    way could read or change: `http://` to anything but this machine (127.0.0.0/8, ::1,
+    localhost), unless `allow_insecure_http`; any scheme but http and https."""
+    try:
+        parsed = httpx.URL(url)
+    except httpx.InvalidURL:
+        raise InvalidInput("the server URL is not a valid URL") from None
+    if parsed.scheme == "https":
+        return
+    if parsed.scheme != "http" or not parsed.host:
+        raise InvalidInput("the server URL must start with https:// (or http:// on this machine)")
+    if allow_insecure_http or _loopback(parsed.host):
+        return
+    raise InvalidInput(
+        f"refusing plain http:// to {parsed.host}: tokens, consents and check results would "
+        "cross the network unencrypted. Use the server's https:// URL (with --ca-file / "
+        "ca_file= for the network's own certificate authority); only for a test network pass "
+        "--allow-insecure-http (allow_insecure_http=True)"
+    )
 
 
 class RecordedConsent(str):
@@ -99,24 +132,21 @@ class _Base:
         filter_file: str | Path | None,
         token_margin: float,
         clock: Callable[[], float],
+        allow_insecure_http: bool,
     ) -> None:
         url = base_url or credentials.base_url or fallback_base_url
         if not url:
             raise CredentialsError("no server URL: pass base_url or put one in the credentials")
+        check_server_url(url, allow_insecure_http=allow_insecure_http)
         self.base_url = url.rstrip("/")
         self.credentials = credentials
         self.retry = retry or RetryPolicy()
         self._clock = clock
         self._tokens = _auth.TokenCache(margin=token_margin, clock=clock)
         pin_path = None if pin_file is None else Path(pin_file)
-        # The network signing key is pinned from the credentials when they name it (the
-        # secretariat wrote its fingerprint there), else on first use (client_sdk.pinning).
-        pin = NetworkPin(
-            self.base_url,
-            path=pin_path,
-            network_id=credentials.network_id,
-            signing_key_sha256=credentials.network_signing_key_sha256,
-        )
+        # The network signing key is pinned from the credentials (the secretariat wrote its
+        # fingerprint there); credentials without it are refused here, before any request.
+        pin = NetworkPin.for_credentials(self.base_url, credentials, path=pin_path)
         # One filter per client: check_many and rescreen share it (client_sdk.filter_cache).
         filters = FilterCache(None if filter_file is None else Path(filter_file))
         self._core = Core(pin, filters, clock=clock)
@@ -204,7 +234,9 @@ class Client(_Base, DisclosureMethods):
     `transport` is an `httpx.BaseTransport` (for example a wrapper for tests); `http_client`
     an `httpx.Client` to use as it is (for example `fastapi.testclient.TestClient(app)`), which
     the caller then also closes. `ca_file` is the network's CA bundle (PEM) when the server's
-    certificate is not from a public CA. `pin_file` keeps the network's verified keys and the
+    certificate is not from a public CA. A plain `http://` URL is refused (`InvalidInput`)
+    unless it is this machine (127.0.0.1, ::1, localhost) or `allow_insecure_http=True` (a test
+    network only). `pin_file` keeps the network's verified keys and the
     organisations' keys between runs (`client_sdk.pinning`); `filter_file` the registry filter
     (`client_sdk.filter_cache`), so a new process does not fetch it whole again.
     """
@@ -219,6 +251,7 @@ class Client(_Base, DisclosureMethods):
         transport: httpx.BaseTransport | None = None,
         http_client: httpx.Client | None = None,
         ca_file: str | Path | None = None,
+        allow_insecure_http: bool = False,
         pin_file: str | Path | None = None,
         filter_file: str | Path | None = None,
         token_margin: float = 30.0,
@@ -235,6 +268,7 @@ class Client(_Base, DisclosureMethods):
             filter_file=filter_file,
             token_margin=token_margin,
             clock=clock,
+            allow_insecure_http=allow_insecure_http,
         )
         self._owns_http = http_client is None
         self._http = http_client or httpx.Client(
@@ -349,8 +383,8 @@ class Client(_Base, DisclosureMethods):
     # -- protocol -------------------------------------------------------------------------
 
     def oprf_key(self) -> OprfKey:
-        """The network's newest OPRF key, from its announcement signed by the pinned network
-        signing key (which is checked against the credentials, or pinned on first use)."""
+        """The network's newest OPRF key, from its announcement signed by the network signing
+        key the credentials name."""
         return self._run(self._core.oprf_key())
 
     def keys_per_check(self) -> int:
@@ -610,6 +644,7 @@ class AsyncClient(_Base, AsyncDisclosureMethods):
         transport: httpx.AsyncBaseTransport | None = None,
         http_client: httpx.AsyncClient | None = None,
         ca_file: str | Path | None = None,
+        allow_insecure_http: bool = False,
         pin_file: str | Path | None = None,
         filter_file: str | Path | None = None,
         token_margin: float = 30.0,
@@ -626,6 +661,7 @@ class AsyncClient(_Base, AsyncDisclosureMethods):
             filter_file=filter_file,
             token_margin=token_margin,
             clock=clock,
+            allow_insecure_http=allow_insecure_http,
         )
         self._owns_http = http_client is None
         self._http = http_client or httpx.AsyncClient(

@@ -31,12 +31,15 @@ from client_sdk.credentials import OrgKeys
 from client_sdk.errors import (
     ApiError,
     FilterRejected,
+    FilterWrongKey,
     InvalidInput,
     InvalidPerson,
     InvalidResponse,
     KeyMismatch,
+    KeyRotated,
     ProofInvalid,
     ProtocolViolation,
+    RefcheckError,
     WrongElementCount,
 )
 from client_sdk.filter_cache import FILTER_PATH, FilterCache, FilterHeader, FilterSnapshot
@@ -363,15 +366,29 @@ class Core:
         """The current registry filter under the newest key, in full, verified on its own
         header (signed, fresh, never backwards): with no check's header to vouch for a delta,
         only a full filter's own header can."""
+        _state, snapshot = yield from self._current_filter()
+        return snapshot
+
+    def _current_filter(self) -> Op[tuple[NetworkState, FilterSnapshot]]:
+        """The full current filter and the network state it was verified under. A filter of a
+        newer key than the pinned one (a rotation since the keys were last read) makes the
+        client read the signed announcements again, once: only a newer key announced there is
+        followed; otherwise the filter's refusal stands."""
         state = yield from self.network()
-        return (yield from self._fetch_filter(state, state.current, delta=False))
+        try:
+            return state, (yield from self._fetch_filter(state, state.current, delta=False))
+        except FilterWrongKey:
+            fresh = yield from self.network(refresh=True)
+            if fresh.current.key_seq <= state.current.key_seq:
+                raise
+            return fresh, (yield from self._fetch_filter(fresh, fresh.current, delta=False))
 
     def prime(self) -> Op[None]:
         """Before a batch fans out: keys and policy, and the filter when none is held yet (so
         that the batch's checks do not each fetch it at the same moment)."""
-        state = yield from self.network()
+        yield from self.network()
         if self.filters.snapshot is None:
-            yield from self._fetch_filter(state, state.current, delta=False)
+            yield from self._current_filter()
 
     # -- registration (focal point) -------------------------------------------------------
 
@@ -533,17 +550,50 @@ class Core:
         return consents.open_receipt(org_keys, parse(wire.ConsentOut, response))
 
     def check_applicant(self, person: Any, consent_id: str) -> Op[CheckResult]:
+        """A check (docs/protocol.md, "Check"), re-run once under the new key when the OPRF
+        key was rotated between the check and its entries call ("Key rotation", step 3)."""
         derived = _derive(person)  # before any request: a bad record sends nothing
 
-        def attempt(state: NetworkState) -> Op[CheckResult]:
+        def attempt(state: NetworkState) -> Op[CheckResult | _Rotated]:
             return self._check(derived, consent_id, state)
 
-        return (yield from self._with_network(attempt))
+        outcome = yield from self._with_network(attempt)
+        if isinstance(outcome, CheckResult):
+            return outcome
+        # The key the check was evaluated under is no longer in force. Read the signed
+        # announcements again: only a newer key, announced and signed by the pinned signing
+        # key, makes a re-run; otherwise the refusal stands.
+        fresh = yield from self.network(refresh=True)
+        if fresh.current.key_seq <= outcome.key.key_seq:
+            raise outcome.error
+        # Once, naming the original check: same consent, no budget spent again. A second
+        # rotation, or any refusal of the re-run, surfaces as it is.
+        again = yield from self._check(derived, consent_id, fresh, rerun_of=outcome.check_id)
+        if not isinstance(again, _Rotated):
+            return again
+        if isinstance(again.error, KeyRotated):
+            raise again.error
+        # Only a newer key's filter for the re-run too: a second rotation if the signed
+        # announcements say so (a refusal like the 409, not a lie), else the filter's refusal.
+        latest = yield from self.network(refresh=True)
+        if latest.current.key_seq <= again.key.key_seq:
+            raise again.error
+        raise KeyRotated(
+            f"the OPRF key was rotated again while check {outcome.check_id} was re-run; a "
+            "check is re-run once only: run it again under a consent with checks left",
+            status=409,
+        )
 
     def _check(
-        self, derived: Sequence[_Key], consent_id: str, state: NetworkState
-    ) -> Op[CheckResult]:
-        """Steps 2 to 5 of the check (docs/protocol.md, "Check")."""
+        self,
+        derived: Sequence[_Key],
+        consent_id: str,
+        state: NetworkState,
+        *,
+        rerun_of: str | None = None,
+    ) -> Op[CheckResult | _Rotated]:
+        """Steps 2 to 5 of the check (docs/protocol.md, "Check"); `_Rotated` when the check's
+        key was rotated away before the lookup or the entries call could finish it."""
         key, count = state.current, _count(state)
         keys = _cut(derived, count)
         slots = _blind_slots(keys, key, count)
@@ -552,6 +602,7 @@ class Core:
             consent_id=consent_id,
             key_id=key.key_id,
             blinded_elements=[s.blinded.hex() for s in slots],
+            rerun_of=rerun_of,
         )
         floor = self.filters.seen
         response = yield ApiRequest("POST", "/v1/checks", json=body)
@@ -560,7 +611,13 @@ class Core:
         header = self.filters.check_header(
             bytes.fromhex(answer.filter), state, key, self.now(), floor
         )
-        snapshot = yield from self._filter_for(state, key, header)
+        try:
+            snapshot = yield from self._filter_for(state, key, header)
+        except FilterWrongKey as exc:
+            # The server now serves only a newer key's filter (signed, so not a forgery of
+            # the server's own making): the check's key was rotated after it ran. Its lookup
+            # cannot be finished, and the re-run is decided by the keys the server announces.
+            return _Rotated(answer.check_id, key, exc)
         hits = {
             i: (slot.key, p)
             for i, (slot, p) in enumerate(zip(slots, points, strict=True))
@@ -570,11 +627,14 @@ class Core:
         if hits:
             # Only now does the server hear of this applicant again: one claim per hit.
             evaluated = [bytes.fromhex(e) for e in answer.evaluated_elements]
-            matches = yield from self._entries(
-                answer.check_id,
-                consent_id,
-                {i: (k, p, slots[i].blind, evaluated[i]) for i, (k, p) in hits.items()},
-            )
+            try:
+                matches = yield from self._entries(
+                    answer.check_id,
+                    consent_id,
+                    {i: (k, p, slots[i].blind, evaluated[i]) for i, (k, p) in hits.items()},
+                )
+            except KeyRotated as exc:
+                return _Rotated(answer.check_id, key, exc)
         return CheckResult(
             consent_id=consent_id,
             check_id=answer.check_id,
@@ -641,10 +701,27 @@ class Core:
     # -- verify-live (focal point) ----------------------------------------------------------
 
     def verify_live(self, registrations: Iterable[Registration]) -> Op[list[LiveCheck]]:
-        """Whether every filter value of each registration is in the current filter."""
-        snapshot = yield from self.registry_filter()
+        """Whether every filter value of each registration is in the current filter.
+
+        A live case whose kept values are under an older OPRF key than the filter's (a rotation
+        since it was registered) has its values re-issued by the server (`GET
+        /v1/cases/{id}/filter-values`), checked as at registration (the current announced key,
+        the case's count, the pads' DLEQ proof), and compared instead; the `LiveCheck` carries
+        them as `reissued`, to be kept in place of the old ones."""
+        state, snapshot = yield from self._current_filter()
         today = self.now().date()
-        return [_live_check(r, snapshot, today) for r in registrations]
+        checks = []
+        for registration in registrations:
+            reissued = None
+            if _live(registration.case, today) and registration.key_seq < snapshot.key_seq:
+                response = yield ApiRequest(
+                    "GET", f"/v1/cases/{seg(registration.case_id)}/filter-values"
+                )
+                reissued = _reissued(
+                    registration, parse(wire.FilterValues, response), state.current
+                )
+            checks.append(_live_check(reissued or registration, snapshot, today, reissued))
+        return checks
 
     # -- registry, directory, statistics --------------------------------------------------
 
@@ -655,6 +732,16 @@ class Core:
     def send_json(self, method: str, path: str, body: Any, *, idempotent: bool = False) -> Op[Any]:
         response = yield ApiRequest(method, path, json=body, idempotent=idempotent)
         return json_body(response)
+
+
+@dataclass(frozen=True)
+class _Rotated:
+    """A check whose OPRF key was rotated away before it finished: 409 `key-rotated` at its
+    entries call, or only a newer key's filter to look its keys up in."""
+
+    check_id: str
+    key: OprfKey
+    error: RefcheckError
 
 
 def _count(state: NetworkState) -> int:
@@ -699,6 +786,40 @@ def _registration(
         raise InvalidResponse("the registration's filter values are under another OPRF key")
     if len(values.filter_values) != count:
         raise InvalidResponse("a case has exactly keys_per_check filter values")
+    _check_pads(values, answer.case.id, key, count, real=real)
+    return Registration(
+        case=answer.case,
+        key_id=key.key_id,
+        key_seq=key.key_seq,
+        filter_values=tuple(values.filter_values),
+    )
+
+
+def _reissued(registration: Registration, values: wire.FilterValues, key: OprfKey) -> Registration:
+    """Check a case's filter values re-issued after a rotation, as at registration: for this
+    case, under the newest announced key, as many as before, the pads proven. (How many of the
+    slots are pads was not kept; the pads must still be the last slots, every one proven.)"""
+    count = len(registration.filter_values)
+    if values.case_id != registration.case_id:
+        raise InvalidResponse("the re-issued filter values are for another case")
+    if (values.key_id, values.key_seq) != (key.key_id, key.key_seq):
+        raise InvalidResponse("the re-issued filter values are not under the announced key")
+    if len(values.filter_values) != count or len(values.pads) >= count:
+        raise InvalidResponse("the re-issued filter values are not the case's count")
+    _check_pads(values, registration.case_id, key, count, real=count - len(values.pads))
+    return Registration(
+        case=registration.case,
+        key_id=key.key_id,
+        key_seq=key.key_seq,
+        filter_values=tuple(values.filter_values),
+    )
+
+
+def _check_pads(
+    values: wire.FilterValues, case_id: str, key: OprfKey, count: int, *, real: int
+) -> None:
+    """The pads are slots `real .. count - 1`, proven (DLEQ) to be `skS·HashToGroup(pad input)`
+    under `key`, their prefixes among the values."""
     pads = sorted(values.pads, key=lambda pad: pad.index)
     if [pad.index for pad in pads] != list(range(real, count)):
         raise InvalidResponse("the registration's pads are not the case's unused slots")
@@ -709,7 +830,7 @@ def _registration(
         try:
             verify_evaluations(
                 key.public_key,
-                [pad_input(answer.case.id, pad.index) for pad in pads],
+                [pad_input(case_id, pad.index) for pad in pads],
                 points,
                 bytes.fromhex(values.pad_proof),
             )
@@ -721,20 +842,23 @@ def _registration(
         held = set(values.filter_values)
         if any(prefix(point) not in held for point in points):
             raise InvalidResponse("a proven pad's prefix is not among the case's filter values")
-    return Registration(
-        case=answer.case,
-        key_id=key.key_id,
-        key_seq=key.key_seq,
-        filter_values=tuple(values.filter_values),
-    )
 
 
-def _live_check(registration: Registration, snapshot: FilterSnapshot, today: date) -> LiveCheck:
+def _live(case: Case, today: date) -> bool:
+    return case.status == "active" and case.retention_until >= today
+
+
+def _live_check(
+    registration: Registration,
+    snapshot: FilterSnapshot,
+    today: date,
+    reissued: Registration | None = None,
+) -> LiveCheck:
     case = registration.case
     values = registration.filter_values
     missing = sum(1 for v in values if v not in snapshot)
     status: LiveStatus
-    if case.status != "active" or case.retention_until < today:
+    if not _live(case, today):
         status = "not_live"
     elif registration.key_id != snapshot.key_id:
         status = "other_key"
@@ -750,6 +874,7 @@ def _live_check(registration: Registration, snapshot: FilterSnapshot, today: dat
         missing=missing,
         values=len(values),
         filter_revision=snapshot.header.revision,
+        reissued=reissued,
     )
 
 

@@ -109,7 +109,7 @@ class KeyChanged(ProtocolViolation):
     """The network's keys are not the ones this client trusts.
 
     Either the network signing key the server shows is not the one pinned (from the credentials
-    file's `network_signing_key_sha256`, or on first use), or the server announces OPRF keys
+    file's `network_signing_key_sha256`), or the server announces OPRF keys
     older than one already seen (`key_seq` going back). A server that evaluates different
     clients under different keys can partition them or silently suppress matches, and every
     OPRF key and filter is trusted only through the signing key; so nothing is sent until the
@@ -325,8 +325,11 @@ class KeyMismatch(Conflict):
 
 
 class KeyRotated(Conflict):
-    """409: the network rotated its OPRF key between this check and its entries call; the
-    check must be re-run under the new key (`rerun_of`)."""
+    """409: the network rotated its OPRF key between this check and its entries call.
+
+    `check_applicant` re-runs such a check once by itself, under the newly announced key and
+    naming the original (`rerun_of`: same consent, no budget spent again); this surfaces only
+    when the re-run is caught by another rotation, or no newer key is announced."""
 
     slug = "key-rotated"
 

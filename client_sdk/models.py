@@ -13,7 +13,7 @@ request needs, and it is worthless to anyone but the organisation that ran the c
 from __future__ import annotations
 
 import datetime as dt
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any, Literal
 
@@ -199,7 +199,12 @@ class LiveCheck:
     * `pending`: some are not yet, and the case was registered after this filter was published
       (registrations wait for the next publication);
     * `not_live`: the case is withdrawn or past its retention, so its values are expected to go;
-    * `other_key`: the values were issued under an older OPRF key (re-issued after a rotation).
+    * `other_key`: the values are under another OPRF key than the filter's and were not
+      re-issued (a case that is no longer live keeps its old values).
+
+    `reissued`: when the kept values were under an older OPRF key (a rotation since the case
+    was registered), the case's values as the server re-issued them for the key in force,
+    verified, and compared in place of the old ones; keep it instead of the old `Registration`.
     """
 
     case_id: str
@@ -207,6 +212,7 @@ class LiveCheck:
     missing: int
     values: int
     filter_revision: int
+    reissued: Registration | None = field(default=None, compare=False)
 
     def as_dict(self) -> dict[str, Any]:
         return {
@@ -215,4 +221,5 @@ class LiveCheck:
             "missing": self.missing,
             "values": self.values,
             "filter_revision": self.filter_revision,
+            "reissued_key_id": None if self.reissued is None else self.reissued.key_id,
         }

@@ -9,10 +9,11 @@ Two kinds of key reach the SDK through the server, and both are pinned:
   making its checks silently miss) and hand it a filter without the applicant's entries. The
   credentials file the secretariat issues names the network (`network_id`) and the key's
   SHA-256 (`network_signing_key_sha256`); the SDK compares the server's key with them before
-  anything else. A credentials file without them (older ones) pins the first key seen.
-  With it are kept the verified OPRF key announcements (each checked against the signing key;
-  `key_seq` never goes back) and the policy's `keys_per_check`, so that a client with a warm
-  pin file checks a person with no request other than the check itself.
+  anything else, and never trusts a key on first use: a credentials file without them is
+  refused before any request (`NetworkPin.for_credentials`). With it are kept the verified
+  OPRF key announcements (each checked against the signing key; `key_seq` never goes back, and
+  a rotation's new key is followed once announced) and the policy's `keys_per_check`, so that
+  a client with a warm pin file checks a person with no request other than the check itself.
 * **The organisations' public keys** (X25519 to seal to them, Ed25519 to verify what they sign),
   from `GET /v1/directory`. A server that swapped a holder's keys there could read the applicant
   details sealed to it and forge its answer, and the signature check would pass against the
@@ -134,6 +135,15 @@ def _update_document(path: Path, change: Callable[[dict[str, Any]], None]) -> di
 KEPT_ANNOUNCEMENTS = 4
 
 _KEY_ID_MAX = 16
+
+#: Why a credentials file without the network's fingerprint is refused, and what to do.
+NO_NETWORK_PIN = (
+    "the credentials file does not name the network and its signing key "
+    "(network_id, network_signing_key_sha256), so the SDK cannot tell the real server from an "
+    "impostor; nothing was sent. Ask the network secretariat for the network signing key's "
+    "fingerprint (printed by `refcheck admin principal add` and in the MoU annex) and sign in "
+    "again: refcheck login ... --network-fingerprint FINGERPRINT"
+)
 
 
 def signing_key_sha256(public_key: bytes) -> str:
@@ -289,9 +299,9 @@ class NetworkPin:
     """The pinned network signing key of one server, its verified OPRF key announcements and
     the policy values a check needs, in memory and optionally in the pin file.
 
-    `network_id` and `signing_key_sha256` come from the credentials file: when given, they
-    decide (`accept`); a pin file entry that disagrees with them is ignored
-    (the credentials are what the secretariat issued; a pin taken on first use is weaker).
+    `network_id` and `signing_key_sha256` come from the credentials file the secretariat
+    issued, and decide: the server's key must be that one (`check_offered`), and a pin file
+    entry that disagrees with them is ignored. There is no trust on first use.
     """
 
     def __init__(
@@ -299,15 +309,17 @@ class NetworkPin:
         server: str,
         *,
         path: Path | None = None,
-        network_id: str | None = None,
-        signing_key_sha256: str | None = None,
+        network_id: str,
+        signing_key_sha256: str,
     ) -> None:
+        if not network_id or not signing_key_sha256:
+            raise CredentialsError(NO_NETWORK_PIN)
         self.server = server
         self.path = path
         self.expected_network_id = network_id
-        self.expected_fingerprint = (
-            None if signing_key_sha256 is None else signing_key_sha256.lower()
-        )
+        self.expected_fingerprint = normalise_fingerprint(signing_key_sha256)
+        if len(self.expected_fingerprint) != 64:
+            raise CredentialsError("network_signing_key_sha256 must be 64 hex digits")
         self._lock = threading.Lock()
         self._state: NetworkState | None = None
         if path is not None and path.exists():
@@ -315,14 +327,27 @@ class NetworkPin:
             if stored is not None and self._agrees(stored):
                 self._state = stored
 
+    @classmethod
+    def for_credentials(
+        cls, server: str, credentials: Any, *, path: Path | None = None
+    ) -> NetworkPin:
+        """The pin a credentials file names; `CredentialsError` (before any request) when it
+        names no network or no signing key fingerprint."""
+        network_id = getattr(credentials, "network_id", None)
+        fingerprint = getattr(credentials, "network_signing_key_sha256", None)
+        if not network_id or not fingerprint:
+            raise CredentialsError(NO_NETWORK_PIN)
+        return cls(server, path=path, network_id=network_id, signing_key_sha256=fingerprint)
+
     @property
     def state(self) -> NetworkState | None:
         return self._state
 
     def _agrees(self, state: NetworkState) -> bool:
-        if self.expected_network_id is not None and state.network_id != self.expected_network_id:
-            return False
-        return self.expected_fingerprint is None or state.fingerprint == self.expected_fingerprint
+        return (
+            state.network_id == self.expected_network_id
+            and state.fingerprint == self.expected_fingerprint
+        )
 
     def _from_document(self, document: Mapping[str, Any]) -> NetworkState | None:
         entry = document["network"].get(self.server)
@@ -349,8 +374,10 @@ class NetworkPin:
         return NetworkState(network_id, signing_key, keys, kpc, witnesses)
 
     def check_offered(self, network_id: str, signing_key: bytes) -> None:
+        """Refuse (`KeyChanged`) a server that is not the credentials' network or shows another
+        signing key than the one they name."""
         offered = signing_key_sha256(signing_key)
-        if self.expected_network_id is not None and network_id != self.expected_network_id:
+        if network_id != self.expected_network_id:
             raise KeyChanged(
                 f"the server says it is network {network_id!r}, but your credentials are for "
                 f"network {self.expected_network_id!r}: this is not your network's server; "
@@ -358,26 +385,12 @@ class NetworkPin:
                 pinned_key_id=self.expected_network_id,
                 server_key_id=network_id,
             )
-        if self.expected_fingerprint is not None:
-            if offered != self.expected_fingerprint:
-                raise KeyChanged(
-                    f"the server's network signing key (SHA-256 {offered}) is not the one your "
-                    f"credentials file names ({self.expected_fingerprint}): the server is not "
-                    "your network's or is impersonated; nothing else was sent",
-                    pinned_key_id=self.expected_fingerprint,
-                    server_key_id=offered,
-                )
-            return
-        pinned = self._state
-        if pinned is not None and (
-            pinned.signing_key != signing_key or pinned.network_id != network_id
-        ):
+        if offered != self.expected_fingerprint:
             raise KeyChanged(
-                f"the server's network signing key (SHA-256 {offered}, network {network_id!r}) "
-                f"is not the one pinned on first use ({pinned.fingerprint}, network "
-                f"{pinned.network_id!r}); accept a new one only with credentials that name it "
-                "(network_signing_key_sha256)",
-                pinned_key_id=pinned.fingerprint,
+                f"the server's network signing key (SHA-256 {offered}) is not the one your "
+                f"credentials file names ({self.expected_fingerprint}): the server is not "
+                "your network's or is impersonated; nothing else was sent",
+                pinned_key_id=self.expected_fingerprint,
                 server_key_id=offered,
             )
 
@@ -390,8 +403,8 @@ class NetworkPin:
         keys_per_check: int | None,
         witnesses: Sequence[bytes] = (),
     ) -> NetworkState:
-        """Check the server's signing key (credentials, else the pin, else pin it now), verify
-        every announcement with it, refuse a `key_seq` going back, and pin the result."""
+        """Check the server's signing key against the credentials' fingerprint, verify every
+        announcement with it, refuse a `key_seq` going back, and pin the result."""
         self.check_offered(network_id, signing_key)
         offered = sorted(
             (

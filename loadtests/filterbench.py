@@ -108,7 +108,12 @@ def sdk_filter_cost(
     from client_sdk.pinning import NetworkPin
 
     def fresh() -> Core:
-        core = Core(NetworkPin("http://bench.invalid"), FilterCache(), clock=now.timestamp)
+        pin = NetworkPin(
+            "http://bench.invalid",
+            network_id=network.network_id,
+            signing_key_sha256=network.fingerprint,
+        )
+        core = Core(pin, FilterCache(), clock=now.timestamp)
         core.filters.absorb(base_body, network, key, now, (0, 0))
         return core
 

@@ -26,6 +26,7 @@ from client_sdk.cli import (
     transparency,
 )
 from client_sdk.cli._common import (
+    ENV_ALLOW_INSECURE_HTTP,
     ENV_BASE_URL,
     ENV_CA_FILE,
     ENV_CREDENTIALS,
@@ -83,6 +84,15 @@ def _global(
             "public CA.",
         ),
     ] = None,
+    allow_insecure_http: Annotated[
+        bool,
+        typer.Option(
+            "--allow-insecure-http",
+            envvar=ENV_ALLOW_INSECURE_HTTP,
+            help="Allow a plain http:// server URL that is not this machine (127.0.0.1, "
+            "localhost): only for a test network, never with real cases.",
+        ),
+    ] = False,
     json_output: Annotated[
         bool, typer.Option("--json", help="Machine-readable JSON output for scripts.")
     ] = False,
@@ -92,6 +102,7 @@ def _global(
     st.base_url = base_url
     st.pin_file = pin_file
     st.ca_file = ca_file
+    st.allow_insecure_http = allow_insecure_http
     st.json_output = json_output
 
 
@@ -110,12 +121,30 @@ def login(
         Path | None,
         typer.Option("--org-keys", help="Keystore holding the organisation's keys, if not --keys."),
     ] = None,
+    network_fingerprint: Annotated[
+        str | None,
+        typer.Option(
+            "--network-fingerprint",
+            help="The network signing key's fingerprint (64 hex digits, any grouping), as the "
+            "secretariat gave it to you (`refcheck admin principal add` prints it; so does the "
+            "MoU annex).",
+        ),
+    ] = None,
+    network_id: Annotated[
+        str | None,
+        typer.Option(
+            "--network-id", help="The network's id, as the secretariat gave it (optional)."
+        ),
+    ] = None,
     overwrite: Annotated[bool, typer.Option(help="Replace an existing credentials file.")] = False,
 ) -> None:
-    """Turn a keystore, a client id and a server URL into a credentials file.
+    """Turn a keystore, a client id, a server URL and the network's fingerprint into a
+    credentials file.
 
     Signs in once to prove the key is registered and to record the principal's name, roles and
-    organisation. A passphrase-protected keystore gives a passphrase-protected credentials file.
+    organisation, and checks that the server's network signing key is the one whose fingerprint
+    the secretariat gave you (else nothing is written: exit 6). A passphrase-protected keystore
+    gives a passphrase-protected credentials file.
     """
     from client_sdk._client import Client
     from client_sdk.cli._common import passphrase
@@ -143,9 +172,22 @@ def login(
         issuer=issuer,
         base_url=server,
         org_keys=org_keys,
+        network_id=network_id or "-",
+        network_signing_key_sha256=_fingerprint_option(network_fingerprint),
     )
-    with Client(creds, ca_file=st.ca_file) as probe:
+    insecure = st.allow_insecure_http
+    with Client(creds, ca_file=st.ca_file, allow_insecure_http=insecure) as probe:
         me = probe.me()
+        # The network id as the server names it, unless the secretariat gave one: it is only
+        # trusted together with the fingerprint, which the full check below compares.
+        if network_id is None:
+            keys = probe.request("GET", "/v1/network/keys")
+            named = keys.json().get("network_id") if keys.is_success else None
+            if not isinstance(named, str) or not named:
+                raise CredentialsError(
+                    "the server does not name its network (GET /v1/network/keys)"
+                )
+            network_id = named
     creds = Credentials(
         client_id=client_id,
         auth_private_key=store.auth_private_key,
@@ -156,13 +198,22 @@ def login(
         org_id=me.get("org_id"),
         org_short_name=me.get("org_short_name"),
         org_keys=org_keys,
+        network_id=network_id,
+        network_signing_key_sha256=creds.network_signing_key_sha256,
     )
+    # The whole check the SDK makes before every first request: the signing key is the
+    # fingerprint's, and every OPRF key announcement verifies under it. A mismatch is a
+    # KeyChanged (exit 6) and no file is written.
+    with Client(creds, ca_file=st.ca_file, allow_insecure_http=insecure) as verify:
+        verify.oprf_key()
     creds.save(out, passphrase=secret, overwrite=overwrite)
     summary = {
         "credentials": str(out),
         "principal": creds.principal_name,
         "org": creds.org_short_name,
         "roles": list(creds.roles),
+        "network_id": creds.network_id,
+        "network_signing_key_sha256": creds.network_signing_key_sha256,
     }
     emit(
         st,
@@ -172,6 +223,25 @@ def login(
             f"({', '.join(creds.roles)}); credentials written to {out}"
         ),
     )
+
+
+def _fingerprint_option(value: str | None) -> str:
+    """The `--network-fingerprint` as 64 lower-case hex digits (read out with spaces, colons or
+    dashes, it is the same fingerprint)."""
+    from client_sdk.errors import CredentialsError
+    from client_sdk.pinning import NO_NETWORK_PIN, normalise_fingerprint
+
+    if not value:
+        raise CredentialsError(
+            "--network-fingerprint is required: " + NO_NETWORK_PIN.split("; nothing was sent. ")[1]
+        )
+    digits = normalise_fingerprint(value)
+    if len(digits) != 64 or len(value.strip()) > 2 * 64:
+        raise CredentialsError(
+            "--network-fingerprint must be the 64 hex digits of the network signing key's "
+            "SHA-256, as the secretariat gave them"
+        )
+    return digits
 
 
 @app.command()

@@ -44,6 +44,7 @@ ENV_BASE_URL = "REFCHECK_BASE_URL"
 ENV_PASSPHRASE = "REFCHECK_PASSPHRASE"
 ENV_PIN_FILE = "REFCHECK_PIN_FILE"
 ENV_CA_FILE = "REFCHECK_CA_FILE"
+ENV_ALLOW_INSECURE_HTTP = "REFCHECK_ALLOW_INSECURE_HTTP"
 
 
 class ExitCode(IntEnum):
@@ -74,6 +75,8 @@ class State:
     pin_file: Path | None = None
     #: The network's CA bundle (PEM), when its certificate is not from a public CA.
     ca_file: Path | None = None
+    #: Allow plain http:// to a server that is not this machine (test networks only).
+    allow_insecure_http: bool = False
     json_output: bool = False
     console: Console = field(default_factory=Console)
     errors: Console = field(default_factory=lambda: Console(stderr=True))
@@ -99,6 +102,7 @@ class State:
                 pin_file=pin_file,
                 filter_file=beside(pin_file, ".filter"),
                 ca_file=self.ca_file,
+                allow_insecure_http=self.allow_insecure_http,
             )
         return self._client
 

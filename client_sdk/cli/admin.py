@@ -360,14 +360,33 @@ def principal_add(
     principal = client.add_principal(
         str(found["id"]), name=name, kind=kind, roles=role, auth_public_key=key
     )
+    # What the new principal's `refcheck login` needs besides its own keystore: the server,
+    # and the network and signing key fingerprint its credentials pin (the admin's own, which
+    # the secretariat issued): without them its SDK refuses to send anything.
+    own = client.credentials
+    login_command = (
+        f"refcheck login --keys KEYSTORE --client-id {principal.get('id')} "
+        f"--server {client.base_url} --network-id {own.network_id} "
+        f"--network-fingerprint {own.network_signing_key_sha256} --out credentials.json"
+    )
+    enrolment = {
+        **principal,
+        "server": client.base_url,
+        "network_id": own.network_id,
+        "network_signing_key_sha256": own.network_signing_key_sha256,
+        "login_command": login_command,
+    }
     emit(
         st,
-        principal,
+        enrolment,
         lambda: st.console.print(
             f"Added principal {principal.get('name')} - client id: [bold]{principal.get('id')}[/]"
-            f"\nNext, on their machine: refcheck login --keys KEYSTORE --client-id "
-            f"{principal.get('id')} --server URL --out credentials.json",
+            f"\nNetwork {own.network_id}, signing key fingerprint (SHA-256):"
+            f"\n  {own.network_signing_key_sha256}"
+            f"\nHand them the client id and this fingerprint (read it out or send it apart from "
+            f"the client id). Next, on their machine:\n  {login_command}",
             highlight=False,
+            soft_wrap=True,
         ),
     )
 

@@ -266,7 +266,9 @@ def verify_live(
 ) -> None:
     """Check that the published registry filter still holds every filter value of your cases
     registered from this machine. Exit 6 when a live case misses one: the server dropped an
-    entry, or displaced it with a value of its own; report it to the secretariat."""
+    entry, or displaced it with a value of its own; report it to the secretariat. After an OPRF
+    key rotation the server re-issues a case's values for the new key: they are verified (the
+    pads' proof), kept in place of the old ones and compared."""
     st = state(ctx)
     client = st.client()
     path = registrations_file(st)
@@ -281,6 +283,10 @@ def verify_live(
     cases = {c.id: c for c in client.list_cases()}
     registrations = [_registration(cases[k], v, path) for k, v in kept.items() if k in cases]
     checks = client.verify_live(registrations)
+    # Values re-issued after an OPRF key rotation (verified by the SDK) replace the old ones.
+    for check in checks:
+        if check.reissued is not None:
+            keep_registration(path, client, check.reissued)
     gone = sorted(k for k in kept if k not in cases)
     rows: list[dict[str, Any]] = [c.as_dict() for c in checks]
     rows += [{"case_id": k, "status": "purged", "missing": None, "values": None} for k in gone]

@@ -175,6 +175,7 @@ def test_case_verify_live_finds_every_kept_value_published(
         "missing": 0,
         "values": 32,
         "filter_revision": checked["filter_revision"],
+        "reissued_key_id": None,
     }
     withdrawn = run.json(
         "case", "withdraw", case_id, "--reason", "registered_in_error", as_="org-a-focal"
@@ -222,12 +223,39 @@ def test_onboarding_a_new_member_from_keys_to_first_check(
         "--keys", str(keys),
         as_="admin",
     )  # fmt: skip
+    # The enrolment the admin hands out: the network and its signing key's fingerprint, as
+    # the admin's own credentials (the secretariat's) name them.
+    admin_creds = json.loads(live.credentials("admin").read_text())
+    assert principal["network_id"] == admin_creds["network_id"]
+    fingerprint = principal["network_signing_key_sha256"]
+    assert fingerprint == admin_creds["network_signing_key_sha256"]
+    assert f"--network-fingerprint {fingerprint}" in principal["login_command"]
     creds = tmp_path / "org-c.json"
+    base = ["login", "--keys", str(keys), "--client-id", principal["id"]]
+    base += ["--server", live.base_url, "--out", str(creds)]
+    # No fingerprint: nothing to pin the network by, so no credentials file either.
+    bare = run(*base)
+    assert bare.exit_code == ExitCode.CREDENTIALS, bare.output
+    assert "--network-fingerprint" in bare.output and not creds.exists()
+    # A fingerprint the server's key does not have (a typo, or another server): exit 6.
+    wrong = run(*base, "--network-fingerprint", "ab" * 32)
+    assert wrong.exit_code == ExitCode.SECURITY, wrong.output
+    assert not creds.exists()
+    other_network = run(*base, "--network-fingerprint", fingerprint, "--network-id", "elsewhere")
+    assert other_network.exit_code == ExitCode.SECURITY, other_network.output
+    assert not creds.exists()
     login = run.json(
         "login", "--keys", str(keys), "--client-id", principal["id"],
         "--server", live.base_url, "--out", str(creds),
+        # As read out over the phone: grouped, upper case.
+        "--network-fingerprint", " ".join(
+            fingerprint[i : i + 8] for i in range(0, 64, 8)
+        ).upper(),
     )  # fmt: skip
     assert login["org"] == short and login["roles"] == ["hr_checker"]
+    written = json.loads(creds.read_text())
+    assert written["network_id"] == admin_creds["network_id"]
+    assert written["network_signing_key_sha256"] == fingerprint
     assert creds.stat().st_mode & 0o777 == 0o600
     assert "sealed_secrets" in creds.read_text()  # the passphrase protects the credentials too
 

@@ -99,6 +99,8 @@ def test_person_as_file_and_flags_at_once_is_a_usage_error(
                 "client_id": "x",
                 "auth_private_key": "11" * 32,
                 "base_url": "http://127.0.0.1:9",
+                "network_id": "demo",
+                "network_signing_key_sha256": "ab" * 32,
             }
         )
     )
@@ -120,3 +122,46 @@ def test_person_as_file_and_flags_at_once_is_a_usage_error(
 
 def test_unknown_option_is_clicks_usage_exit_code(offline_run: Run) -> None:
     assert offline_run("check", "--no-such-flag").exit_code == ExitCode.USAGE
+
+
+def _credentials_file(tmp_path: Path, **fields: object) -> Path:
+    creds = tmp_path / "c.json"
+    document = {
+        "refcheck_credentials": 1,
+        "client_id": "x",
+        "auth_private_key": "11" * 32,
+        "base_url": "http://127.0.0.1:9",
+        "network_id": "demo",
+        "network_signing_key_sha256": "ab" * 32,
+        **fields,
+    }
+    creds.write_text(json.dumps({k: v for k, v in document.items() if v is not None}))
+    creds.chmod(0o600)
+    return creds
+
+
+@pytest.mark.parametrize("missing", ["network_id", "network_signing_key_sha256"])
+def test_credentials_naming_no_network_key_are_exit_5_before_any_request(
+    offline_run: Run, tmp_path: Path, missing: str
+) -> None:
+    # Port 9 on this machine answers nothing: had a request been sent, this would be exit 4.
+    result = offline_run(
+        "--credentials", str(_credentials_file(tmp_path, **{missing: None})), "whoami"
+    )
+    assert result.exit_code == ExitCode.CREDENTIALS, result.output
+    assert "--network-fingerprint" in result.output
+
+
+def test_plain_http_to_another_machine_is_refused_unless_allowed(
+    offline_run: Run, tmp_path: Path
+) -> None:
+    creds = _credentials_file(tmp_path, base_url="http://refcheck.invalid:9")
+    refused = offline_run("--credentials", str(creds), "whoami")
+    assert refused.exit_code == ExitCode.USAGE, refused.output
+    assert "--allow-insecure-http" in refused.output
+    # Allowed: the request is attempted (and fails: the host does not exist).
+    allowed = offline_run("--credentials", str(creds), "--allow-insecure-http", "whoami")
+    assert allowed.exit_code == ExitCode.UNAVAILABLE, allowed.output
+    # https:// to the same name is never refused for its scheme.
+    secure = _credentials_file(tmp_path, base_url="https://refcheck.invalid:9")
+    assert offline_run("--credentials", str(secure), "whoami").exit_code == ExitCode.UNAVAILABLE

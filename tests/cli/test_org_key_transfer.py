@@ -106,6 +106,7 @@ def test_second_hr_officer_is_refused_before_the_check_then_works_after_import(
     login = run(
         "login", "--keys", str(keystore), "--client-id", added["id"],
         "--server", live.base_url, "--out", str(creds),
+        "--network-fingerprint", added["network_signing_key_sha256"],
     )  # fmt: skip
     assert login.exit_code == 0, login.output
 
@@ -132,6 +133,7 @@ def test_second_hr_officer_is_refused_before_the_check_then_works_after_import(
     again = run(
         "login", "--keys", str(keystore), "--client-id", added["id"],
         "--server", live.base_url, "--out", str(creds), "--overwrite",
+        "--network-fingerprint", added["network_signing_key_sha256"],
     )  # fmt: skip
     assert again.exit_code == 0, again.output
 

@@ -3,7 +3,7 @@
 `sdk_for(actor, **kwargs)` builds an `AsyncClient` signed in as one of `network`'s actors, over
 `httpx.ASGITransport(app=app)` (or over `transport=` for tests that tamper with the network).
 Its credentials name the network and its signing key's fingerprint, as the files the server
-writes do (`pinned=False`: an older file without them, pinned on first use). The SDK's clock
+writes do (the SDK refuses credentials without them). The SDK's clock
 follows the app's `clock`, so a test that moves time moves both.
 
 Transport wrappers (`Tamper`, `FailFirst`) change or drop *real* server answers in flight: that
@@ -43,7 +43,8 @@ def credentials_for(
         client_id=actor.id,
         auth_private_key=bytes.fromhex(ed25519_seed_hex(actor.key)),
         issuer="refcheck",
-        base_url="http://testserver",
+        # Loopback: the SDK refuses plain http:// to any other host (the app is in-process).
+        base_url="http://127.0.0.1",
         principal_name=actor.principal.name,
         roles=tuple(actor.principal.roles),
         org_id=actor.org_id,
@@ -144,14 +145,14 @@ def sdk_clock(clock: Callable[[], Any]) -> Callable[[], float]:
 async def sdk_for(app: FastAPI, network: Network, clock: Any) -> AsyncIterator[SdkFactory]:
     made: list[AsyncClient] = []
 
-    def make(actor: Actor, *, pinned: bool = True, **kwargs: Any) -> AsyncClient:
+    def make(actor: Actor, **kwargs: Any) -> AsyncClient:
         kwargs.setdefault("transport", httpx.ASGITransport(app=app))
         kwargs.setdefault("retry", FAST_RETRY)
         kwargs.setdefault("clock", sdk_clock(clock))
         # The test app shares one database connection (savepoint isolation), which cannot
         # serve concurrent requests; concurrency is exercised against a real server instead.
         kwargs.setdefault("max_concurrency", 1)
-        server_keys = app.state.ctx.keys if pinned else None
+        server_keys = app.state.ctx.keys
         client = AsyncClient(credentials_for(actor, network, server_keys=server_keys), **kwargs)
         made.append(client)
         return client

@@ -20,6 +20,7 @@ from client_sdk import (
     CheckStatus,
     ConsentExpired,
     ConsentWithdrawn,
+    CredentialsError,
     InvalidClient,
     InvalidInput,
     InvalidPerson,
@@ -179,7 +180,8 @@ async def test_a_credentials_file_naming_another_signing_key_stops_before_anythi
 ) -> None:
     counting = Counting(httpx.ASGITransport(app=app))
     creds = dataclasses.replace(
-        credentials_for(network.b_hr, network), network_signing_key_sha256="ab" * 32
+        credentials_for(network.b_hr, network, server_keys=app.state.ctx.keys),
+        network_signing_key_sha256="ab" * 32,
     )
     async with AsyncClient(
         creds, transport=counting, retry=FAST_RETRY, clock=sdk_clock(clock)
@@ -191,16 +193,32 @@ async def test_a_credentials_file_naming_another_signing_key_stops_before_anythi
     assert set(counting.calls) == {("POST", "/v1/oauth/token"), ("GET", "/v1/network/keys")}
 
 
-async def test_signing_key_and_announcements_are_pinned_on_first_use(
+async def test_the_signing_key_and_announcements_are_pinned_from_the_credentials(
     sdk_for: SdkFactory, network: Network, ctx: Any
 ) -> None:
-    hr = sdk_for(network.b_hr, pinned=False)  # credentials naming no fingerprint
+    hr = sdk_for(network.b_hr)
     assert hr.network is None
     key = await hr.oprf_key()
     assert hr.network is not None and hr.network.current == key
     assert hr.network.fingerprint == ctx.keys.signing_key_sha256
     assert key.public_key == ctx.keys.oprf_public and key.key_seq >= 1
     assert hr.network.keys_per_check == ctx.policy.keys_per_check
+
+
+@pytest.mark.parametrize(
+    "missing", [{"network_signing_key_sha256": None}, {"network_id": None}, {"network_id": ""}]
+)
+async def test_credentials_naming_no_network_key_are_refused_before_any_request(
+    app: FastAPI, network: Network, clock: Any, missing: dict[str, Any]
+) -> None:
+    """No trust on first use: without the secretariat's fingerprint nothing is sent at all."""
+    counting = Counting(httpx.ASGITransport(app=app))
+    creds = dataclasses.replace(
+        credentials_for(network.b_hr, network, server_keys=app.state.ctx.keys), **missing
+    )
+    with pytest.raises(CredentialsError, match="--network-fingerprint"):
+        AsyncClient(creds, transport=counting, retry=FAST_RETRY, clock=sdk_clock(clock))
+    assert not counting.calls
 
 
 async def test_503_is_retried_then_succeeds(

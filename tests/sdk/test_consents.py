@@ -166,7 +166,9 @@ async def test_credentials_without_organisation_keys_record_nothing(
     app: Any, network: Network, clock: Any
 ) -> None:
     counting = Recording(httpx.ASGITransport(app=app))
-    credentials = dataclasses.replace(credentials_for(network.b_hr, network), org_keys=None)
+    credentials = dataclasses.replace(
+        credentials_for(network.b_hr, network, server_keys=app.state.ctx.keys), org_keys=None
+    )
     async with AsyncClient(
         credentials, transport=counting, retry=FAST_RETRY, clock=sdk_clock(clock)
     ) as hr:
@@ -190,7 +192,7 @@ async def test_bad_details_are_refused_before_anything_is_sent(
 ) -> None:
     counting = Recording(httpx.ASGITransport(app=app))
     async with AsyncClient(
-        credentials_for(network.b_hr, network),
+        credentials_for(network.b_hr, network, server_keys=app.state.ctx.keys),
         transport=counting,
         retry=FAST_RETRY,
         clock=sdk_clock(clock),

@@ -26,7 +26,11 @@ V2 = [10, 20, 30, 40, 50]
 
 
 def core_holding(values: list[int], revision: int) -> Core:
-    core = Core(NetworkPin("http://s"), FilterCache(), clock=NOW.timestamp)
+    core = Core(
+        NetworkPin("http://s", network_id=NET.network_id, signing_key_sha256=NET.fingerprint),
+        FilterCache(),
+        clock=NOW.timestamp,
+    )
     core.filters.absorb(NET.full(values, revision=revision), STATE, KEY, NOW, (0, 0))
     return core
 
@@ -88,7 +92,11 @@ def test_two_filters_under_one_revision_are_refused() -> None:
 
 def test_a_newer_vouched_filter_held_serves_an_older_header_without_a_request() -> None:
     # Two checks in flight: the second's answer (revision 3) was handled first.
-    core = Core(NetworkPin("http://s"), FilterCache(), clock=NOW.timestamp)
+    core = Core(
+        NetworkPin("http://s", network_id=NET.network_id, signing_key_sha256=NET.fingerprint),
+        FilterCache(),
+        clock=NOW.timestamp,
+    )
     floor = core.filters.seen
     core.filters.absorb(NET.full(V2, revision=3), STATE, KEY, NOW, floor)
     older = core.filters.check_header(

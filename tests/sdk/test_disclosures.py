@@ -117,7 +117,7 @@ async def test_answer_signed_by_anyone_but_the_holder_is_rejected(
     # A forger with the holder focal point's sign-in but not the holder organisation's signing
     # key (say a stolen account): its answer is stored, but no requester will believe it.
     creds = dataclasses.replace(
-        credentials_for(network.a_focal, network),
+        credentials_for(network.a_focal, network, server_keys=app.state.ctx.keys),
         org_keys=OrgKeys.from_dict(FactoryKeys.generate().credentials_dict()),
     )
     async with AsyncClient(
@@ -337,7 +337,7 @@ async def test_swapped_holder_keys_are_refused_for_reading_and_sealing_until_re_
 
     # org-a with its new keys opens details sealed to the new key and answers; org-b verifies.
     creds = dataclasses.replace(
-        credentials_for(network.a_focal, network),
+        credentials_for(network.a_focal, network, server_keys=app.state.ctx.keys),
         org_keys=OrgKeys.from_dict(new.credentials_dict()),
     )
     async with AsyncClient(
