@@ -20,6 +20,7 @@ from server.admission import Admission, AdmissionMiddleware
 from server.auth.deps import org_of_bearer
 from server.context import AppContext, Clock
 from server.db import make_engine, make_session_factory, utcnow
+from server.docs_assets import install_docs
 from server.jobs import run_periodically
 from server.keys import load_keys
 from server.metrics import install_metrics
@@ -128,6 +129,7 @@ def create_app(
     )
     for router in ROUTERS:
         app.include_router(router)
+    install_docs(app)  # /docs with swagger-ui served from here, not a CDN (server.docs_assets)
     # Last, so its middleware is the outermost: refusals before a route runs count too.
     install_metrics(app, settings, ctx.sessions.kw["bind"], ctx.now)
     return app
