@@ -626,7 +626,10 @@ def routes(kit: Kit) -> list[Route]:
         items = by_due(await call(client.list_disclosures, None, None, True))
         return render(request, "overdue.html", items=items)
 
+    from client_sdk.console import rescreen
+
     return [
+        *rescreen.routes(kit),
         Route("/cases/new", case_new, methods=["GET", "POST"]),
         Route("/cases", cases),
         Route("/cases/{action:str}", case_action, methods=["POST"]),

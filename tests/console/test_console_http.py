@@ -8,6 +8,7 @@ import json
 import re
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 from client_sdk import Client
@@ -287,3 +288,88 @@ def test_the_base_cli_does_not_import_the_console_extra():
 
 
 _ = hidden
+
+
+def test_rescreening_an_uploaded_staff_list_with_progress_and_results(
+    console_for: ConsoleFactory, network: LiveServer
+):
+    with Client.from_credentials_file(network.credentials("org-b-hr")) as sdk:
+        consent = sdk.record_consent(
+            applicant_ref="STAFF-1",
+            purpose="rescreening",
+            position_ref="staff-rescreening",
+            form_sha256="ab" * 32,
+            self_declared_finding=False,
+        )
+    staff = (
+        "staff_ref;full_name;date_of_birth;nationality;national_id;consent_id\r\n"
+        f"STAFF-1;Siti Rahmawati;1990-01-31;ID;3201234567890001;{consent.id}\r\n"
+        "STAFF-2;Andi Wijaya;1992-02-02;ID;;\r\n"
+    ).encode("cp1252")
+    hr = console_for("org-b-hr")
+    started = hr.http.post(
+        "/rescreen",
+        data={"csrf": hr.csrf()},
+        files={"staff_list": ("staff.csv", staff, "text/csv")},
+    )
+    assert started.status_code == 200 and "/rescreen/" in str(started.url)
+    job = started.url.path
+    for _ in range(100):
+        progress = hr.get(job + "/progress").json()
+        if progress["finished"]:
+            break
+        time.sleep(0.2)
+    assert progress == {"done": 2, "total": 2, "finished": True}
+    page = hr.get(job)
+    assert "<progress" in page.text and "results.csv" in page.text
+    results = hr.get(job + "/results.csv").content.decode("utf-8-sig").splitlines()
+    assert (
+        results[0]
+        == "line;staff_ref;status;holder_orgs;entry_ids;consent_id;error;disclosure_requests"
+    )
+    rows = {r.split(";")[1]: r.split(";")[2] for r in results[1:]}
+    # STAFF-1 was checked (a match once the story's case is registered, else no match); STAFF-2
+    # has no consent, and the console records none in bulk.
+    assert rows["STAFF-1"] in ("match", "no_match") and rows["STAFF-2"] == "invalid"
+
+
+def test_an_unreadable_staff_list_is_refused_beside_the_upload(console_for: ConsoleFactory):
+    hr = console_for("org-b-hr")
+    refused = hr.http.post(
+        "/rescreen",
+        data={"csrf": hr.csrf()},
+        files={"staff_list": ("staff.csv", b"name;birthday\r\nx;y\r\n", "text/csv")},
+    )
+    assert refused.status_code == 422
+    assert 'id="e-staff_list"' in refused.text
+
+
+def test_a_passphrase_protected_credentials_file_unlocks_with_its_passphrase(
+    network: LiveServer, tmp_path
+):
+    import httpx
+
+    from client_sdk import Credentials
+    from client_sdk.console.app import ConsoleSettings
+    from tests.console.conftest import serve_console
+
+    sealed = tmp_path / "org-a-focal.json"
+    Credentials.load(network.credentials("org-a-focal")).save(sealed, passphrase="kata sandi 7")
+    settings = ConsoleSettings(credentials_path=sealed)
+    with (
+        serve_console(settings) as base_url,
+        httpx.Client(base_url=base_url, follow_redirects=True, timeout=60) as http,
+    ):
+        page = http.get("/unlock")
+        assert "Passphrase" in page.text or "Frasa sandi" in page.text
+        csrf = http.cookies["rc_csrf"]
+        # The start-up access code is not the passphrase.
+        code = http.post("/unlock", data={"csrf": csrf, "secret": settings.access_code})
+        assert code.status_code == 401
+        wrong = http.post("/unlock", data={"csrf": csrf, "secret": "kata sandi 8"})
+        assert wrong.status_code == 401
+        right = http.post("/unlock", data={"csrf": csrf, "secret": "kata sandi 7"})
+        assert right.status_code == 200 and str(right.url).endswith("/")
+        assert http.get("/cases").status_code == 200
+        http.post("/lock", data={"csrf": csrf})
+        assert str(http.get("/cases").url).endswith("/unlock")

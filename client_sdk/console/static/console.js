@@ -19,3 +19,21 @@
     button.addEventListener("click", function () { window.print(); });
   });
 })();
+// Re-screening: poll the progress (same origin) and show the results page when done.
+(function () {
+  "use strict";
+  var box = document.getElementById("rescreen");
+  if (!box || box.getAttribute("data-finished") === "1") { return; }
+  var bar = document.getElementById("bar");
+  var text = document.getElementById("bar-text");
+  var tick = function () {
+    fetch(box.getAttribute("data-progress-url"), { credentials: "same-origin" })
+      .then(function (r) { return r.json(); })
+      .then(function (p) {
+        bar.max = p.total; bar.value = p.done; text.textContent = p.done + " / " + p.total;
+        if (p.finished) { window.location.reload(); } else { setTimeout(tick, 700); }
+      })
+      .catch(function () { setTimeout(tick, 2000); });
+  };
+  setTimeout(tick, 300);
+})();
