@@ -311,3 +311,25 @@ async def test_a_withdrawn_case_is_not_reissued_after_a_rotation(
     (live,) = await focal.verify_live([dataclasses.replace(registration, case=withdrawn)])
     assert live.status == "not_live" and live.reissued is None
     assert not any(path.endswith("/filter-values") for _m, path in counting.calls)
+
+
+async def test_a_filter_of_a_newer_key_nobody_announced_is_refused(
+    app: FastAPI, sdk_for: SdkFactory, network: Network, ctx: Any
+) -> None:
+    """A filter naming a key_seq beyond every signed announcement (signed with the real key, as
+    only the server could): the client reads the announcements again, finds no newer key, and
+    refuses the filter rather than follow it."""
+    from client_sdk import FilterWrongKey
+
+    def newer(body: bytes) -> bytes:
+        header, values = parse_full(body)
+        fields = dict(header.fields)
+        fields.update(key_id="ffffffffffffffff", key_seq=fields["key_seq"] + 1)
+        return full_body(sign(ctx.keys.signing_key, fields), values)
+
+    tamper = TamperBody(httpx.ASGITransport(app=app), path="/v1/registry/filter", edit=newer)
+    hr = sdk_for(network.b_hr, transport=tamper)
+    with pytest.raises(FilterWrongKey):
+        await hr.registry_filter()
+    assert tamper.calls[("GET", "/v1/network/keys")] == 2
+    assert tamper.calls[("GET", "/v1/registry/filter")] == 1
