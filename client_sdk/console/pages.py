@@ -20,12 +20,13 @@ from starlette.routing import Route
 
 from client_sdk._client import Client
 from client_sdk.cli._common import beside, default_pin_file
-from client_sdk.cli.cases import keep_registration
+from client_sdk.cli.cases import keep_registration, kept_registrations
 from client_sdk.console.app import Held, Vault, sha256_upload, today
 from client_sdk.console.charts import bar_chart
 from client_sdk.console.i18n import gettext_ as _
 from client_sdk.console.labels import MAX_LABEL, LabelStore
 from client_sdk.errors import ApiError, InvalidInput, RefcheckError
+from client_sdk.models import Registration
 
 Handler = Callable[[Request, Client, FormData | None], Awaitable[Response]]
 MOU_WARNING_DAYS = 30
@@ -191,12 +192,49 @@ def routes(kit: Kit) -> list[Route]:
             **choices,
         )
 
-    @page("focal_point")
-    async def cases(request: Request, client: Client, form: FormData | None) -> Response:
+    def kept_file() -> Any:
+        s = vault.settings
+        return beside(s.pin_file or default_pin_file(s.credentials_path), ".cases.json")
+
+    def verify(client: Client, found: list[Any]) -> dict[str, str]:
+        """verify-live for the cases registered from this machine; keeps re-issued values
+        (after an OPRF key rotation) in place of the old ones."""
+        path = kept_file()
+        if path is None or not path.exists():
+            return {}
+        kept = kept_registrations(path, client)
+        by_id = {c.id: c for c in found}
+        registrations = [
+            Registration(
+                by_id[k],
+                str(v["key_id"]),
+                int(v["key_seq"]),
+                tuple(int(x) for x in v["filter_values"]),
+            )
+            for k, v in kept.items()
+            if k in by_id
+        ]
+        checks = client.verify_live(registrations)
+        for check in checks:
+            reissued = getattr(check, "reissued", None)
+            if isinstance(reissued, Registration):
+                keep_registration(path, client, reissued)
+        return {c.case_id: c.status for c in checks}
+
+    async def cases_page(
+        request: Request, client: Client, live: dict[str, str] | None = None
+    ) -> Response:
         found = await call(client.list_cases)
         labels = await call(kit.labels().all)
+        if live is None:
+            live = {}
         rows = [
-            {"case": c, "label": labels.get(c.id, ""), "h": handles.of(c.id)}
+            {
+                "case": c,
+                "label": labels.get(c.id, ""),
+                "h": handles.of(c.id),
+                "live": live.get(c.id),
+            }
             for c in sorted(found, key=lambda c: c.created_at, reverse=True)
         ]
         return render(
@@ -206,7 +244,19 @@ def routes(kit: Kit) -> list[Route]:
             registered=request.query_params.get("registered") == "1",
             done=request.query_params.get("done", ""),
             max_label=MAX_LABEL,
+            verified=bool(live),
+            missing=sorted(k for k, v in live.items() if v == "missing"),
         )
+
+    @page("focal_point")
+    async def cases(request: Request, client: Client, form: FormData | None) -> Response:
+        return await cases_page(request, client)
+
+    @page("focal_point", post=True)
+    async def cases_verify(request: Request, client: Client, form: FormData | None) -> Response:
+        found = await call(client.list_cases)
+        live = await call(verify, client, found)
+        return await cases_page(request, client, live)
 
     @page("focal_point", post=True)
     async def case_action(request: Request, client: Client, form: FormData | None) -> Response:
@@ -632,6 +682,7 @@ def routes(kit: Kit) -> list[Route]:
         *rescreen.routes(kit),
         Route("/cases/new", case_new, methods=["GET", "POST"]),
         Route("/cases", cases),
+        Route("/cases/verify-live", cases_verify, methods=["POST"]),
         Route("/cases/{action:str}", case_action, methods=["POST"]),
         Route("/inbox", inbox),
         Route("/inbox/{h:str}", inbox_one),

@@ -131,6 +131,12 @@ def test_the_whole_story_over_http(console_for: ConsoleFactory, network: LiveSer
     labels = focal.settings.credentials_path.with_name("org-a-focal.console-labels.json")
     assert labels.exists() and b"Palu" not in labels.read_bytes()
     assert oct(labels.stat().st_mode & 0o777) == "0o600"
+    # The case's filter values are kept beside the pins, as `refcheck case register` keeps them,
+    # and verify-live finds every registered case published.
+    verified = focal.post("/cases/verify-live")
+    assert verified.status_code == 200
+    assert "MISSING" not in verified.text and "HILANG" not in verified.text
+    assert "Published" in verified.text or "Dipublikasikan" in verified.text
 
     # HR of org-b records consent with the signed form, and gets the lookup code.
     form = b"%PDF-1.4 signed declaration"
