@@ -82,7 +82,9 @@ class Deployment:
     def db_args(self) -> list[str]:
         return [] if self.database_url is None else ["--database-url", self.database_url]
 
-    def cli(self, *args: str, check: bool = True, timeout: float = 180) -> subprocess.CompletedProcess[str]:
+    def cli(
+        self, *args: str, check: bool = True, timeout: float = 180
+    ) -> subprocess.CompletedProcess[str]:
         done = subprocess.run(
             [*server_command(), *args],
             capture_output=True,

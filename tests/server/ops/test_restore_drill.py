@@ -62,9 +62,7 @@ def test_restore_drill_brings_back_the_first_registration_and_not_the_later_one(
 
     # The old machine is gone (its data dir, its database); the new one listens where it did.
     with deployment(tmp_path, "new", backend, port=port) as new:
-        restored = new.cli(
-            "restore", str(archive), "--data-dir", str(new.data_dir), *new.db_args()
-        )
+        restored = new.cli("restore", str(archive), "--data-dir", str(new.data_dir), *new.db_args())
         assert "audit trail intact" in restored.stdout
         assert {p.name for p in (new.data_dir / "server").iterdir()} == {
             p.name for p in (tmp_path / "old" / "server").iterdir()
