@@ -439,6 +439,12 @@ class Client(_Base, DisclosureMethods):
             )
         )
 
+    def rekey_case(self, case_id: str, person: Any) -> Registration:
+        """Replace a live case's entries with `person`'s keys derived again on this machine
+        (after the identity tables changed); returns the case's new filter values, verified
+        as at registration, to keep for `verify_live`."""
+        return self._run(self._core.rekey_case(case_id, person))
+
     def list_cases(self, status: Literal["active", "withdrawn"] | None = None) -> list[Case]:
         return self._run(self._core.list_cases(status))
 
@@ -806,6 +812,12 @@ class AsyncClient(_Base, AsyncDisclosureMethods):
                 idempotency_key=idempotency_key,
             )
         )
+
+    async def rekey_case(self, case_id: str, person: Any) -> Registration:
+        """Replace a live case's entries with `person`'s keys derived again on this machine
+        (after the identity tables changed); returns the case's new filter values, verified
+        as at registration, to keep for `verify_live`."""
+        return await self._run(self._core.rekey_case(case_id, person))
 
     async def list_cases(self, status: Literal["active", "withdrawn"] | None = None) -> list[Case]:
         return await self._run(self._core.list_cases(status))

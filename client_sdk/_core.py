@@ -426,25 +426,11 @@ class Core:
         def attempt(state: NetworkState) -> Op[Registration]:
             key, count = state.current, _count(state)
             keys = _cut(derived, count)
-            try:
-                plaintext = sealed_keys.encode(
-                    sealed_keys.metadata_sha256(metadata),
-                    [
-                        sealed_keys.RegisteredKey(
-                            hash_to_group(k.value), k.kind, Strength(k.strength)
-                        )
-                        for k in keys
-                    ],
-                    count,
-                )
-            except InvalidInputError as exc:
-                # A key kind this SDK derives but the codes table lacks: a bug, said plainly.
-                raise InvalidPerson(f"the person's keys cannot be registered: {exc}") from None
             body = build(
                 wire.CaseCreate,
                 **metadata,
                 key_id=key.key_id,
-                sealed_keys=sealed_keys.seal(key.registration_key, plaintext).hex(),
+                sealed_keys=_seal_keys(metadata, keys, key, count),
             )
             # One key per attempt, reused by every retry of it (which re-sends these very
             # bytes: the seal is randomised, and the server keeps only the body's SHA-256), so
@@ -454,6 +440,33 @@ class Core:
                 "POST", "/v1/cases", json=body, headers={"Idempotency-Key": idem}
             )
             answer = parse(wire.CaseRegistered, created)
+            return _registration(answer, key, count, real=len(keys))
+
+        return (yield from self._with_network(attempt))
+
+    def rekey_case(self, case_id: str, person: Any) -> Op[Registration]:
+        """Replace a live case's entries with the person's keys derived again here (after the
+        identity tables changed, a case gains the new key forms only this way): sealed as at
+        registration, bound to the case's metadata as the server shows it now."""
+        derived = _derive(person)
+        shown = yield ApiRequest("GET", f"/v1/cases/{seg(case_id)}")
+        case = parse(Case, shown)
+        metadata = build(
+            wire.CaseMetadata,
+            **case.model_dump(mode="json", include=set(wire.CaseMetadata.model_fields)),
+        )
+
+        def attempt(state: NetworkState) -> Op[Registration]:
+            key, count = state.current, _count(state)
+            keys = _cut(derived, count)
+            body = build(
+                wire.CaseRekey,
+                key_id=key.key_id,
+                sealed_keys=_seal_keys(metadata, keys, key, count),
+            )
+            response = yield ApiRequest("POST", f"/v1/cases/{seg(case.id)}/rekey", json=body)
+            values = parse(wire.FilterValues, response)
+            answer = wire.CaseRegistered(case=case, filter_values=values)
             return _registration(answer, key, count, real=len(keys))
 
         return (yield from self._with_network(attempt))
@@ -771,6 +784,24 @@ def _witnesses(policy: Any) -> tuple[bytes, ...]:
     if not isinstance(listed, list) or len(out) != len(listed) or any(len(w) != 32 for w in out):
         raise InvalidResponse("the policy's witnesses are not a list of 32-byte keys")
     return out
+
+
+def _seal_keys(metadata: Mapping[str, Any], keys: Sequence[_Key], key: OprfKey, count: int) -> str:
+    """`sealed_keys` of a registration or rekey: the keys hashed to the group, in `count`
+    slots, bound to the metadata's hash, sealed to the announced registration key (hex)."""
+    try:
+        plaintext = sealed_keys.encode(
+            sealed_keys.metadata_sha256(metadata),
+            [
+                sealed_keys.RegisteredKey(hash_to_group(k.value), k.kind, Strength(k.strength))
+                for k in keys
+            ],
+            count,
+        )
+    except InvalidInputError as exc:
+        # A key kind this SDK derives but the codes table lacks: a bug, said plainly.
+        raise InvalidPerson(f"the person's keys cannot be registered: {exc}") from None
+    return sealed_keys.seal(key.registration_key, plaintext).hex()
 
 
 def _registration(

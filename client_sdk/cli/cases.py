@@ -10,6 +10,7 @@ checks, is noticed by the one party that can notice it.
 
 from __future__ import annotations
 
+import json
 from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import Annotated, Any
@@ -33,10 +34,11 @@ from client_sdk.cli.check import (
     Phone,
     person_from,
 )
-from client_sdk.errors import CredentialsError, InvalidInput
+from client_sdk.errors import CredentialsError, InvalidInput, ProtocolViolation, RefcheckError
 from client_sdk.models import Case, LiveCheck, Registration
 from client_sdk.pinning import _locked
 from client_sdk.secretfile import load_json_secret, write_json_secret
+from protocol.identity import PERSON_FIELDS
 
 app = typer.Typer(help="Concluded, substantiated cases of your organisation (focal points).")
 
@@ -316,3 +318,66 @@ def verify_live(
 
 def _revision(checks: list[LiveCheck]) -> int | None:
     return checks[0].filter_revision if checks else None
+
+
+def _rekey_rows(path: Path) -> list[tuple[str, dict[str, Any]]]:
+    """`[{"case_id": ..., <person fields>}, ...]`: each case with its person record again."""
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError):
+        raise InvalidInput(f"{path} is not readable JSON") from None
+    if not isinstance(data, list) or not data:
+        raise InvalidInput(f"{path} must hold a JSON list of case records")
+    rows: list[tuple[str, dict[str, Any]]] = []
+    for number, item in enumerate(data, start=1):
+        if not isinstance(item, dict) or not isinstance(item.get("case_id"), str):
+            raise InvalidInput(f"record {number}: needs a case_id and the person's fields")
+        person = {k: v for k, v in item.items() if k != "case_id" and v not in (None, "")}
+        unknown = sorted(set(person) - set(PERSON_FIELDS))
+        if unknown:
+            raise InvalidInput(f"record {number}: unknown person fields: {', '.join(unknown)}")
+        rows.append((item["case_id"], person))
+    return rows
+
+
+@app.command("rekey")
+@handled
+def rekey(
+    ctx: typer.Context,
+    from_file: Annotated[
+        Path,
+        typer.Option(
+            "--from",
+            help="JSON list of your cases' person records again, each with its case_id.",
+        ),
+    ],
+) -> None:
+    """Derive your cases' keys again from the records you hold (after the network's identity
+    tables changed, a case gains the new key forms only this way) and have the server swap
+    each case's entries in one transaction. Runs on your machine: the server never had the
+    identifiers. The new filter values replace the kept ones for `case verify-live`."""
+    st = state(ctx)
+    rows = _rekey_rows(from_file)  # every record checked before anything is sent
+    client = st.client()
+    path = registrations_file(st)
+    done: list[str] = []
+    failed: list[dict[str, str]] = []
+    for case_id, person in rows:
+        try:
+            registration = client.rekey_case(case_id, person)
+        except RefcheckError as exc:
+            if isinstance(exc, ProtocolViolation):
+                raise
+            failed.append({"case_id": case_id, "error": str(exc)})
+            continue
+        keep_registration(path, client, registration)
+        done.append(case_id)
+
+    def human() -> None:
+        st.console.print(f"Re-keyed {len(done)} of {len(rows)} case(s); values kept in {path}")
+        for failure in failed:
+            st.console.print(f"  {failure['case_id']}: {failure['error']}")
+
+    emit(st, {"rekeyed": done, "failed": failed, "registrations_file": str(path)}, human)
+    if failed:
+        raise typer.Exit(ExitCode.REFUSED)
