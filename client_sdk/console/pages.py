@@ -593,6 +593,60 @@ def routes(kit: Kit) -> list[Route]:
             )
         return _redirect(f"/admin/orgs?done={action}")
 
+    ROLES = ("focal_point", "hr_checker", "network_admin", "auditor")
+
+    @page("network_admin")
+    async def people(request: Request, client: Client, form: FormData | None) -> Response:
+        h = request.path_params["h"]
+        org_id = handles.get(h)
+        if org_id is None:
+            return not_found(request)
+        errors: dict[str, str] = {}
+        values: dict[str, str] = {}
+        if form is not None:
+            values = {k: text(form, k) for k in form}
+            if text(form, "action") == "deactivate":
+                principal = handles.get(text(form, "p"))
+                if principal is None:
+                    return not_found(request)
+                await call(client.deactivate_principal, principal)
+                return _redirect(f"/admin/orgs/{h}/people")
+            roles = [r for r in ROLES if text(form, f"role_{r}")]
+            key = text(form, "auth_public_key").lower()
+            if not text(form, "name"):
+                errors["name"] = _("Enter the person's or system's name.")
+            if not roles:
+                errors["roles"] = _("Choose at least one role.")
+            if len(key) != 64 or any(c not in "0123456789abcdef" for c in key):
+                errors["auth_public_key"] = _(
+                    "Paste the public key (64 hexadecimal characters) from `refcheck keys init`."
+                )
+            if not errors:
+                await call(
+                    client.add_principal,
+                    org_id,
+                    name=text(form, "name"),
+                    kind="service" if text(form, "kind") == "service" else "person",
+                    roles=roles,
+                    auth_public_key=key,
+                )
+                return _redirect(f"/admin/orgs/{h}/people")
+        orgs_found: list[dict[str, Any]] = await call(client.list_orgs)
+        org: dict[str, Any] = next((o for o in orgs_found if o["id"] == org_id), {})
+        found = await call(client.list_principals, org_id)
+        rows = [{"p": p, "h": handles.of(str(p["id"]))} for p in found]
+        return render(
+            request,
+            "people.html",
+            status=422 if errors else 200,
+            org=org,
+            h=h,
+            rows=rows,
+            roles_all=ROLES,
+            errors=errors,
+            values=values,
+        )
+
     @page("network_admin", "auditor")
     async def policy(request: Request, client: Client, form: FormData | None) -> Response:
         return render(request, "policy.html", policy=await call(client.policy))
@@ -697,6 +751,7 @@ def routes(kit: Kit) -> list[Route]:
         Route("/requests/{h:str}/{action:str}", request_action, methods=["POST"]),
         Route("/admin/orgs", orgs),
         Route("/admin/orgs/{action:str}", org_action, methods=["POST"]),
+        Route("/admin/orgs/{h:str}/people", people, methods=["GET", "POST"]),
         Route("/admin/policy", policy),
         Route("/admin/stats", stats),
         Route("/admin/stats.csv", stats_csv),

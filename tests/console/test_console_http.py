@@ -379,3 +379,29 @@ def test_a_passphrase_protected_credentials_file_unlocks_with_its_passphrase(
         assert http.get("/cases").status_code == 200
         http.post("/lock", data={"csrf": csrf})
         assert str(http.get("/cases").url).endswith("/unlock")
+
+
+def test_the_admin_adds_and_deactivates_people_of_a_member(console_for: ConsoleFactory):
+    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+    from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
+
+    key = (
+        Ed25519PrivateKey.generate().public_key().public_bytes(Encoding.Raw, PublicFormat.Raw).hex()
+    )
+    console = console_for("admin")
+    registry = console.get("/admin/orgs").text
+    people = next(link for link in links(registry, "/admin/orgs/") if link.endswith("/people"))
+    refused = console.post(people, {"action": "add", "name": "Dewi", "auth_public_key": "zz"})
+    assert refused.status_code == 422
+    assert 'id="e-auth_public_key"' in refused.text and 'id="e-roles"' in refused.text
+    added = console.post(
+        people,
+        {"action": "add", "name": "Dewi (HR)", "role_hr_checker": "1", "auth_public_key": key},
+    )
+    assert added.status_code == 200 and "Dewi (HR)" in added.text
+    row = added.text[added.text.index("Dewi (HR)") :]
+    p = hidden(row, "p")[0]
+    gone = console.post(people, {"action": "deactivate", "p": p})
+    assert gone.status_code == 200
+    row = gone.text[gone.text.index("Dewi (HR)") :].split("</tr>")[0]
+    assert "Deactivate" not in row and "Nonaktifkan" not in row
