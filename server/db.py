@@ -138,6 +138,10 @@ def make_engine(url: str, *, lock_wait_seconds: float | None = None, **kwargs: A
             # Foreign keys are off by default in SQLite; WAL lets readers proceed during a write.
             cur.execute("PRAGMA foreign_keys=ON")
             cur.execute(f"PRAGMA busy_timeout={busy_ms}")
+            # Deleted rows (withdrawn and purged cases, ended requests) are overwritten with
+            # zeros, not left readable in free pages of a file someone may copy. Some SQLite
+            # builds do this by default, others do not.
+            cur.execute("PRAGMA secure_delete=ON")
             if not memory:
                 cur.execute("PRAGMA journal_mode=WAL")
                 # Reads through a memory map instead of a read() per page: a check's buckets are
