@@ -431,6 +431,8 @@ def _transport_options(
 def _start_metrics_listener(settings: Settings, workers: int) -> Callable[[], None]:
     """With `metrics_port` set, serve /metrics on a port of its own (from this process, which
     sums what every worker counted); returns what stops it."""
+    if not (settings.metrics_enabled or settings.metrics_port):
+        return lambda: None
     from server.metrics import prepare_multiprocess, start_metrics_server
 
     prepare_multiprocess(workers)

@@ -200,8 +200,9 @@ class TokenKeyRing:
         self._dir = key_dir
         self._watch = _WatchedFile(key_dir / TOKEN_KEY_FILE)
         self._lock = threading.Lock()
-        self._state = self._read()
+        # Stamped before reading: a file replaced in between is read again at the next look.
         self._watch.changed(force=True)
+        self._state = self._read()
 
     def _read(self) -> _TokenState:
         key = Ed25519PrivateKey.from_private_bytes(_read_secret(self._dir / TOKEN_KEY_FILE, 32))
@@ -258,8 +259,9 @@ class SigningKeyRing:
         self._dir = key_dir
         self._watch = _WatchedFile(key_dir / AUDIT_KEY_FILE)
         self._lock = threading.Lock()
-        self._state = self._read()
+        # Stamped before reading: a file replaced in between is read again at the next look.
         self._watch.changed(force=True)
+        self._state = self._read()
 
     def _read(self) -> _SigningState:
         key = Ed25519PrivateKey.from_private_bytes(_read_secret(self._dir / AUDIT_KEY_FILE, 32))
