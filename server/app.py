@@ -19,7 +19,7 @@ from server import problems
 from server.admission import Admission, AdmissionMiddleware
 from server.auth.deps import org_of_bearer
 from server.context import AppContext, Clock
-from server.db import make_engine, make_session_factory, utcnow
+from server.db import engine_arguments, make_engine, make_session_factory, utcnow
 from server.docs_assets import install_docs
 from server.jobs import run_periodically
 from server.keys import load_keys
@@ -50,23 +50,6 @@ def build_context(
         keys=keys,
         clock=clock or utcnow,
     )
-
-
-def engine_arguments(settings: Settings) -> dict[str, Any]:
-    """The pool and lock-wait arguments of the server's engine (README, "What to tune").
-
-    A pool timeout shorter than the admission queue's wait: an admitted request that still finds
-    no connection is told "busy" (503) rather than held past the point of being useful.
-    """
-    url = settings.effective_database_url
-    arguments: dict[str, Any] = {"lock_wait_seconds": settings.database_statement_timeout_seconds}
-    if url not in ("sqlite://", "sqlite:///:memory:"):
-        arguments.update(
-            pool_size=settings.database_pool_size,
-            max_overflow=settings.database_pool_max_overflow,
-            pool_timeout=settings.database_pool_timeout_seconds,
-        )
-    return arguments
 
 
 class RefcheckAPI(FastAPI):

@@ -536,7 +536,7 @@ def audit_verify(
 
 def report_audit(ctx: AppContext, known: list[bytes]) -> None:
     """What `audit verify` prints and exits with; `restore` ends with it too."""
-    from server.audit.verify import verify_trail
+    from server.transparency.verify import verify_trail
 
     with session_scope(ctx) as session:
         report = verify_trail(

@@ -28,6 +28,8 @@ from sqlalchemy.engine import Dialect
 from sqlalchemy.orm import DeclarativeBase, Session, mapped_column, sessionmaker
 from sqlalchemy.pool import StaticPool
 
+from server.settings import Settings
+
 
 class UTCDateTime(TypeDecorator[datetime]):
     """Timezone-aware datetimes on every backend.
@@ -177,6 +179,23 @@ def make_engine(url: str, *, lock_wait_seconds: float | None = None, **kwargs: A
                 )
 
     return engine
+
+
+def engine_arguments(settings: Settings) -> dict[str, Any]:
+    """The pool and lock-wait arguments of the server's engine (README, "What to tune").
+
+    A pool timeout shorter than the admission queue's wait: an admitted request that still finds
+    no connection is told "busy" (503) rather than held past the point of being useful.
+    """
+    url = settings.effective_database_url
+    arguments: dict[str, Any] = {"lock_wait_seconds": settings.database_statement_timeout_seconds}
+    if url not in ("sqlite://", "sqlite:///:memory:"):
+        arguments.update(
+            pool_size=settings.database_pool_size,
+            max_overflow=settings.database_pool_max_overflow,
+            pool_timeout=settings.database_pool_timeout_seconds,
+        )
+    return arguments
 
 
 def bind_for(

@@ -280,8 +280,7 @@ def start_metrics_server(settings: Settings) -> Callable[[], None]:
     """Serve the metrics on `metrics_host:metrics_port` from a thread of this process."""
     from prometheus_client import start_http_server
 
-    from server.app import engine_arguments
-    from server.db import make_engine
+    from server.db import engine_arguments, make_engine
 
     engine = make_engine(settings.effective_database_url, **engine_arguments(settings))
     server, thread = start_http_server(

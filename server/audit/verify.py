@@ -29,7 +29,7 @@ apart:
 from __future__ import annotations
 
 from collections import deque
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Literal
 
@@ -255,29 +255,3 @@ def verify_legacy_chain(
     head = None if last is None else (int(last[0]), str(last[1]))
     checkpoints = list(session.scalars(select(AuditCheckpoint)))
     return verify_chain(_legacy_entries(session), head, checkpoints, audit_public_key, audit_key_id)
-
-
-def verify_trail(
-    session: Session,
-    audit_public_key: Ed25519PublicKey,
-    audit_key_id: str,
-    *,
-    network_id: str,
-    known_heads: Sequence[bytes] = (),
-    earlier_keys: Sequence[bytes] = (),
-) -> VerifyReport:
-    """Verify the whole trail in `session`'s database (read-only): the log, and the pre-log
-    chain inside it. `known_heads` are framed signed tree heads kept outside the database;
-    `earlier_keys` the network signing keys the current one replaced (their heads verify)."""
-    from server.transparency.verify import verify_log
-
-    report = verify_log(
-        session,
-        [*earlier_keys, audit_public_key.public_bytes_raw()],
-        network_id=network_id,
-        known_heads=known_heads,
-    )
-    legacy = verify_legacy_chain(session, audit_public_key, audit_key_id)
-    report.checkpoints = legacy.checkpoints
-    report.findings.extend(legacy.findings)
-    return report

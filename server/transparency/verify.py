@@ -1,5 +1,6 @@
 """`verify_log`: the signed tree heads, and the tree the stored entries make, checked against
-each other (see `server.audit.verify` for what each finding means).
+each other (see `server.audit.verify` for what each finding means); `verify_trail`: the log and
+the pre-log chain, what `refcheck-server audit verify` runs.
 
 The tree is recomputed from the entries alone, streaming, keeping only its right edge: the
 stored nodes are consulted only to name which entry was edited.
@@ -9,6 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
@@ -17,7 +19,7 @@ from protocol.errors import ProtocolError
 from protocol.signed import SignedObject, parse
 from server.audit.chain import canonical_entry
 from server.audit.models import AuditEntry
-from server.audit.verify import Finding, VerifyReport
+from server.audit.verify import Finding, VerifyReport, verify_legacy_chain
 from server.transparency.models import MerkleNode, TreeHead
 from server.transparency.sealer import Edge
 
@@ -230,3 +232,27 @@ def merkle_extend(edge: Edge, position: int, leaf: bytes) -> None:
     while len(edge) > 1 and edge[-1][0] == edge[-2][0]:
         level, left_position, left = edge[-2]
         edge[-2:] = [(level + 1, left_position >> 1, merkle.node_hash(left, edge[-1][2]))]
+
+
+def verify_trail(
+    session: Session,
+    audit_public_key: Ed25519PublicKey,
+    audit_key_id: str,
+    *,
+    network_id: str,
+    known_heads: Sequence[bytes] = (),
+    earlier_keys: Sequence[bytes] = (),
+) -> VerifyReport:
+    """Verify the whole trail in `session`'s database (read-only): the log, and the pre-log
+    chain inside it. `known_heads` are framed signed tree heads kept outside the database;
+    `earlier_keys` the network signing keys the current one replaced (their heads verify)."""
+    report = verify_log(
+        session,
+        [*earlier_keys, audit_public_key.public_bytes_raw()],
+        network_id=network_id,
+        known_heads=known_heads,
+    )
+    legacy = verify_legacy_chain(session, audit_public_key, audit_key_id)
+    report.checkpoints = legacy.checkpoints
+    report.findings.extend(legacy.findings)
+    return report

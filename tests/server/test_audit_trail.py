@@ -11,9 +11,10 @@ from sqlalchemy.orm import Session
 
 from server.audit.models import AuditEntry
 from server.audit.services import record
-from server.audit.verify import VerifyReport, verify_trail
+from server.audit.verify import VerifyReport
 from server.context import AppContext
 from server.transparency.sealer import seal
+from server.transparency.verify import verify_trail
 
 pytestmark = pytest.mark.anyio
 

@@ -20,12 +20,13 @@ from protocol.signed import cosign, format_time, parse, sign
 from server.audit.chain import canonical_entry
 from server.audit.models import AuditEntry
 from server.audit.services import record
-from server.audit.verify import VerifyReport, verify_trail
+from server.audit.verify import VerifyReport
 from server.auth.permissions import Role
 from server.context import AppContext
 from server.transparency.models import MerkleNode, TreeHead
 from server.transparency.sealer import SealerStateError, seal
 from server.transparency.services import log_signed_object, with_cosignatures
+from server.transparency.verify import verify_trail
 from tests.factories import auth_headers, make_principal
 
 pytestmark = pytest.mark.anyio

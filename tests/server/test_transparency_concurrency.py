@@ -18,7 +18,6 @@ from protocol import merkle
 from server.audit.chain import GENESIS_HASH, canonical_entry, entry_digest
 from server.audit.models import AuditEntry
 from server.audit.services import record
-from server.audit.verify import verify_trail
 from server.context import AppContext
 from server.db import make_engine, make_session_factory, utcnow
 from server.keys import ServerKeys
@@ -27,6 +26,7 @@ from server.policy.schema import load_policy
 from server.settings import Settings
 from server.transparency.models import TreeHead
 from server.transparency.sealer import seal, seal_once
+from server.transparency.verify import verify_trail
 from tests.databases import dispose_database_url, fresh_database_url, postgres_server_url
 
 
