@@ -266,7 +266,6 @@ KNOWN_CYCLES: set[frozenset[str]] = {
             "server.retention.cli",
         }
     ),
-    frozenset({"server.consents.services", "server.disclosures.services"}),
     frozenset({"client_sdk.console.app", "client_sdk.console.pages", "client_sdk.console.pdf"}),
 }
 
@@ -295,6 +294,37 @@ def test_no_import_cycle(package: str) -> None:
     message = unexpected_cycles(project_graph(), KNOWN_CYCLES, package)
     if message:
         pytest.fail(f"import cycles in {package}/:\n{message}", pytrace=False)
+
+
+def _inside(name: str, package: str) -> bool:
+    return name == package or name.startswith(f"{package}.")
+
+
+def imports_into(graph: Graph, importer: str, imported: str) -> list[str]:
+    """Each edge from a module of package `importer` to one of package `imported`."""
+    return sorted(
+        f"{name} -> {target}"
+        for name, targets in graph.items()
+        if _inside(name, importer)
+        for target in targets
+        if _inside(target, imported)
+    )
+
+
+def test_an_import_from_a_domain_below_is_named() -> None:
+    graph = {
+        "s.consents.services": {"s.disclosures.services", "s.db"},
+        "s.cascades": {"s.disclosures"},
+    }
+    assert imports_into(graph, "s.consents", "s.disclosures") == [
+        "s.consents.services -> s.disclosures.services"
+    ]
+
+
+@pytest.mark.parametrize("domain", ["server.consents", "server.cases", "server.checks"])
+def test_domains_below_disclosures_never_import_it(domain: str) -> None:
+    """A withdrawn consent or case ends its disclosure requests through `server.cascades`."""
+    assert not imports_into(project_graph(), domain, "server.disclosures")
 
 
 def test_the_known_cycles_are_still_there() -> None:

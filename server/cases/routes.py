@@ -6,6 +6,7 @@ from typing import Annotated, Literal
 
 from fastapi import APIRouter, Depends, Header
 
+from server import cascades
 from server.auth.deps import Ctx, Db, require
 from server.auth.permissions import Permission
 from server.auth.tokens import Caller
@@ -113,5 +114,5 @@ def withdraw(
     session: Db,
     caller: Annotated[Caller, Depends(require(Permission.CASE_WITHDRAW))],
 ) -> CaseOut:
-    case = services.withdraw_case(session, ctx, caller, case_id, body.reason, body.note)
+    case = cascades.withdraw_case(session, ctx, caller, case_id, body.reason, body.note)
     return case_out(case)

@@ -50,7 +50,6 @@ from server.cases.schemas import (
 )
 from server.context import AppContext
 from server.db import new_id
-from server.disclosures.services import close_for_case
 from server.errors import InvalidRequest, NotFound, PolicyViolation
 from server.filter.services import publish_if_immediate
 from server.oprf.services import current_key, evaluate, require_current_key, unwrap, wrap
@@ -430,7 +429,8 @@ def withdraw_case(
     the moment the answer is sent (after an upheld appeal, the person must not wait for a sweep).
 
     Withdrawing again changes nothing and answers with the case as it is: a retried request is
-    safe. No MoU check: removing data must always be possible.
+    safe. No MoU check: removing data must always be possible. Not committed:
+    `server.cascades.withdraw_case` closes the disclosure requests about it and commits.
     """
     now = ctx.now()
     case = own_case(session, caller, case_id, lock=True)
@@ -450,14 +450,11 @@ def withdraw_case(
         object_id=case.id,
         details={"reason": reason},
     )
-    # Open disclosure requests about it close in this transaction, unread answers deleted.
-    close_for_case(session, ctx, caller, case.id, "record_withdrawn")
     increment(session, caller.org_id, now, Counter.CASES_WITHDRAWN)
     if now - case.created_at <= EARLY_WITHDRAWAL:
         increment(session, caller.org_id, now, Counter.CASES_WITHDRAWN_WITHIN_30_DAYS)
     session.flush()
     publish_if_immediate(session, ctx)
-    session.commit()
     return case
 
 

@@ -6,6 +6,7 @@ from typing import Annotated
 
 from fastapi import APIRouter, Depends
 
+from server import cascades
 from server.auth.deps import Ctx, Db, require
 from server.auth.permissions import Permission
 from server.auth.tokens import Caller
@@ -44,5 +45,5 @@ def withdraw_consent(
     session: Db,
     caller: Annotated[Caller, Depends(require(Permission.CONSENT_WITHDRAW))],
 ) -> ConsentOut:
-    consent = services.withdraw_consent(session, ctx, caller, consent_id)
+    consent = cascades.withdraw_consent(session, ctx, caller, consent_id)
     return consent_out(consent, ctx.now().date())

@@ -16,6 +16,7 @@ from sqlalchemy.orm import Session
 
 from protocol.messages import ConsentCreate
 from server.audit.services import record
+from server.auth.permissions import Permission
 from server.auth.tokens import Caller
 from server.consents.errors import ConsentExhausted, ConsentExpired, ConsentWithdrawn
 from server.consents.models import Consent
@@ -175,20 +176,32 @@ def own_consent(
     return consent
 
 
+def consent_by_code(session: Session, caller: Caller, code: str, *, lock: bool = False) -> Consent:
+    """The consent whose lookup code this is (the applicant's consent lookup). HR checkers reach
+    only their own organisation's consents (they are the applicant's HR contact there); the
+    secretariat any. An unknown and a foreign code answer alike."""
+    stmt = select(Consent).where(Consent.lookup_code_sha256 == lookup_code_sha256(code))
+    # ORG_READ_ALL is what marks the secretariat as seeing across organisations.
+    if not caller.has(Permission.ORG_READ_ALL):
+        stmt = stmt.where(Consent.org_id == caller.org_id)
+    if lock:
+        stmt = stmt.with_for_update()
+    consent = session.scalars(stmt).first()
+    if consent is None:
+        raise NotFound("no consent has this lookup code")
+    return consent
+
+
 def withdraw_consent(session: Session, ctx: AppContext, caller: Caller, consent_id: str) -> Consent:
     """Record the applicant's withdrawal; no later check may use the consent. Repeating it
-    changes nothing. No MoU check: ending processing must always be possible."""
+    changes nothing. No MoU check: ending processing must always be possible. Not committed:
+    `server.cascades.withdraw_consent` stops the disclosure requests under it and commits."""
     now = ctx.now()
     consent = own_consent(session, caller, consent_id, lock=True)
     if consent.withdrawn_at is not None:
         return consent
     consent.withdrawn_at = now
     record(session, ctx, caller, "consent.withdraw", object_type="consent", object_id=consent.id)
-    # Unanswered disclosure requests under it stop too; imported here because
-    # server.disclosures imports this module.
-    from server.disclosures.services import withdraw_for_consent
-
-    withdraw_for_consent(session, ctx, caller, consent.id)
     increment(session, caller.org_id, now, Counter.CONSENTS_WITHDRAWN)
-    session.commit()
+    session.flush()
     return consent

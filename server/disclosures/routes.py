@@ -26,6 +26,7 @@ from server.disclosures.schemas import (
     lookup_out,
 )
 from server.paging import DEFAULT_LIMIT, Limit, Offset
+from server.registry.services import org_names
 
 router = APIRouter(tags=["disclosures"])
 
@@ -40,7 +41,7 @@ def _out(
     req: DisclosureRequest,
     role: Literal["holder", "requester", "oversight"],
 ) -> DisclosureOut:
-    names = services.org_names(session, [req.holder_org_id, req.requester_org_id])
+    names = org_names(session, [req.holder_org_id, req.requester_org_id])
     return disclosure_out(req, role, names, ctx.now())
 
 
@@ -88,7 +89,7 @@ def list_requests(
         limit=limit,
         offset=offset,
     )
-    names = services.org_names(
+    names = org_names(
         session,
         [o for r, _ in page.items for o in (r.holder_org_id, r.requester_org_id)],
     )

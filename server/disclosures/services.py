@@ -24,7 +24,6 @@ The verdict of an answer is never stored, audited or counted: see `server.disclo
 
 from __future__ import annotations
 
-from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from typing import Literal
@@ -40,7 +39,7 @@ from server.cases.models import Case, CaseStatus, Pseudonym
 from server.checks.models import Check, CheckClaim
 from server.consents.errors import ConsentExpired, ConsentWithdrawn
 from server.consents.models import Consent
-from server.consents.services import consent_status, lookup_code_sha256, own_consent
+from server.consents.services import consent_by_code, consent_status, own_consent
 from server.context import AppContext
 from server.db import new_id
 from server.disclosures.errors import HolderCannotAnswer, InvalidTransition, UnclaimedEntry
@@ -49,7 +48,7 @@ from server.errors import InvalidRequest, MouInactive, NotFound, PermissionDenie
 from server.notifications.services import Event, notify
 from server.paging import offset_page
 from server.registry.models import Organisation, OrgStatus
-from server.registry.services import matching_org_statuses, require_mou
+from server.registry.services import matching_org_statuses, org_names, require_mou
 from server.stats.services import Counter, increment
 
 Side = Literal["holder", "requester"]
@@ -621,33 +620,6 @@ class Lookup:
     requests: list[tuple[str, datetime, str]]
 
 
-def _consent_by_code(session: Session, caller: Caller, code: str, *, lock: bool = False) -> Consent:
-    """The consent whose lookup code this is. HR checkers reach only their own organisation's
-    consents (they are the applicant's HR contact there); the secretariat any. An unknown and
-    a foreign code answer alike."""
-    stmt = select(Consent).where(Consent.lookup_code_sha256 == lookup_code_sha256(code))
-    # ORG_READ_ALL is what marks the secretariat as seeing across organisations.
-    if not caller.has(Permission.ORG_READ_ALL):
-        stmt = stmt.where(Consent.org_id == caller.org_id)
-    if lock:
-        stmt = stmt.with_for_update()
-    consent = session.scalars(stmt).first()
-    if consent is None:
-        raise NotFound("no consent has this lookup code")
-    return consent
-
-
-def org_names(session: Session, org_ids: Iterable[str]) -> dict[str, str]:
-    """Short names of organisations, for showing requests (one query per page)."""
-    ids = sorted(set(org_ids))
-    if not ids:
-        return {}
-    rows = session.execute(
-        select(Organisation.id, Organisation.short_name).where(Organisation.id.in_(ids))
-    )
-    return {org_id: name for org_id, name in rows}
-
-
 def _lookup_view(session: Session, consent: Consent) -> Lookup:
     checks: list[tuple[str, datetime]] = [
         (org_id, at)
@@ -681,7 +653,7 @@ def _lookup_view(session: Session, consent: Consent) -> Lookup:
 def consent_lookup(session: Session, ctx: AppContext, caller: Caller, code: str) -> Lookup:
     """Which organisations checked under the consent with this code, and when; and which
     organisations were asked for a disclosure about it. The lookup itself is audited."""
-    consent = _consent_by_code(session, caller, code)
+    consent = consent_by_code(session, caller, code)
     view = _lookup_view(session, consent)
     record(session, ctx, caller, "consent.lookup", object_type="consent", object_id=consent.id)
     session.commit()
@@ -693,7 +665,7 @@ def consent_lookup_withdraw(session: Session, ctx: AppContext, caller: Caller, c
     later check may use it and unanswered disclosure requests under it stop. Repeating it
     changes nothing."""
     now = ctx.now()
-    consent = _consent_by_code(session, caller, code, lock=True)
+    consent = consent_by_code(session, caller, code, lock=True)
     if consent.withdrawn_at is None:
         consent.withdrawn_at = now
         stopped = withdraw_for_consent(session, ctx, caller, consent.id)

@@ -6,6 +6,7 @@ same transaction; routes only translate.
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from datetime import date
 from typing import Any, Literal
 
@@ -52,6 +53,17 @@ def matching_org_statuses(policy: NetworkPolicy) -> tuple[str, ...]:
     if policy.withdrawn_org_cases == "keep_until_retention":
         return (OrgStatus.ACTIVE, OrgStatus.WITHDRAWN)
     return (OrgStatus.ACTIVE,)
+
+
+def org_names(session: Session, org_ids: Iterable[str]) -> dict[str, str]:
+    """Short names of organisations, for showing requests (one query per page)."""
+    ids = sorted(set(org_ids))
+    if not ids:
+        return {}
+    rows = session.execute(
+        select(Organisation.id, Organisation.short_name).where(Organisation.id.in_(ids))
+    )
+    return {org_id: name for org_id, name in rows}
 
 
 def require_mou(session: Session, org_id: str, action: MouAction, today: date) -> Organisation:
