@@ -10,13 +10,14 @@ Everything else comes from the environment (`REFCHECK_DATABASE_URL`, `REFCHECK_I
 `server.settings`). Errors are one line on stderr and a non-zero exit: 1 for a refused operation
 (already initialised, audit trail broken), 2 for configuration (invalid policy, missing keys).
 
-Other domains add command groups at the bottom of this module::
+Other domains add command groups (a `typer.Typer()` each) mounted below `app`::
 
-    from server.retention.cli import retention_app        # a typer.Typer()
+    from server.retention.cli import retention_app
     app.add_typer(retention_app, name="retention")
 
-and use `open_context(data_dir)` / `session_scope(ctx)` for the server's context and a unit of
-work, so every command reads the same settings, policy and keys as the server.
+and use `server.cli_common` (`DataDirOption`, `open_context(data_dir)`, `session_scope(ctx)`,
+`fail`) for the server's context and a unit of work, so every command reads the same settings,
+policy and keys as the server. They never import this module.
 """
 
 from __future__ import annotations
@@ -25,20 +26,30 @@ import json
 import logging
 import os
 import re
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
 from pathlib import Path
-from typing import Annotated, Any, NoReturn
+from typing import Annotated, Any
 
 import typer
 from sqlalchemy import select
 from sqlalchemy.orm import Session
-from sqlalchemy.pool import NullPool
 
+from server.cli_common import (
+    DatabaseUrlOption,
+    DataDirOption,
+    fail,
+    open_context,
+    session_scope,
+    settings_for,
+)
 from server.context import AppContext
-from server.db import make_engine, transaction
+from server.db import make_engine
+from server.filter.cli import filter_app
 from server.keys import KeyFileError, create_keys
+from server.notifications.cli import notifications_app
+from server.oprf.cli import keys_app
 from server.policy.schema import PolicyError, load_policy
+from server.retention.cli import retention_app
 from server.settings import Settings
 
 log = logging.getLogger("refcheck.server.cli")
@@ -51,6 +62,10 @@ app = typer.Typer(
 )
 audit_app = typer.Typer(help="The hash-chained audit trail.", no_args_is_help=True)
 app.add_typer(audit_app, name="audit")
+app.add_typer(retention_app, name="retention")
+app.add_typer(filter_app, name="filter")
+app.add_typer(keys_app, name="keys")
+app.add_typer(notifications_app, name="notifications")
 
 PassphraseFileOption = Annotated[
     Path | None,
@@ -62,68 +77,6 @@ PassphraseFileOption = Annotated[
         dir_okay=False,
     ),
 ]
-
-DataDirOption = Annotated[
-    Path | None,
-    typer.Option(
-        "--data-dir",
-        help="Directory of the server's key files and embedded database "
-        "(default: $REFCHECK_DATA_DIR or ./var).",
-        show_default=False,
-    ),
-]
-
-
-def fail(message: str, code: int = 1) -> NoReturn:
-    typer.echo(f"refcheck-server: {message}", err=True)
-    raise typer.Exit(code)
-
-
-DatabaseUrlOption = Annotated[
-    str | None,
-    typer.Option(
-        "--database-url",
-        help="SQLAlchemy URL of the database, e.g. postgresql+psycopg://refcheck@db/refcheck "
-        "(default: $REFCHECK_DATABASE_URL, else the embedded SQLite file in the data dir). "
-        "A URL with a password is better kept in $REFCHECK_DATABASE_URL: a command line is "
-        "visible to every user of the machine.",
-        show_default=False,
-    ),
-]
-
-
-def settings_for(data_dir: Path | None, *, database_url: str | None = None) -> Settings:
-    overrides: dict[str, object] = {}
-    if data_dir is not None:
-        overrides["data_dir"] = data_dir
-    if database_url is not None:
-        overrides["database_url"] = database_url
-    try:
-        return Settings(**overrides)  # type: ignore[arg-type]
-    except ValueError as exc:
-        fail(f"invalid configuration: {exc}", 2)
-
-
-def open_context(data_dir: Path | None, *, settings: Settings | None = None) -> AppContext:
-    """The same context the server builds (policy, keys, database), or exit 2 saying why not."""
-    from server.app import build_context
-
-    settings = settings or settings_for(data_dir)
-    # No pool: a command opens a connection or two and exits; pooled connections would outlive
-    # it until garbage collection.
-    engine = make_engine(settings.effective_database_url, poolclass=NullPool)
-    try:
-        return build_context(settings, bind=engine)
-    except (PolicyError, KeyFileError) as exc:
-        engine.dispose()
-        fail(str(exc), 2)
-
-
-@contextmanager
-def session_scope(ctx: AppContext) -> Iterator[Session]:
-    """One unit of work: committed on success, rolled back on any error."""
-    with transaction(ctx.sessions) as session:
-        yield session
 
 
 def _configure_logging(level: str) -> None:
@@ -589,25 +542,6 @@ def audit_checkpoint(
 def main() -> None:
     """Console entry point (`refcheck-server`)."""
     app(prog_name="refcheck-server")
-
-
-# --- command groups of other domains ---------------------------------------------------------
-# Append `app.add_typer(<group>, name="<name>")` here (see the module docstring).
-from server.retention.cli import retention_app  # noqa: E402 - mounted after `app` exists
-
-app.add_typer(retention_app, name="retention")
-
-from server.filter.cli import filter_app  # noqa: E402 - mounted after `app` exists
-
-app.add_typer(filter_app, name="filter")
-
-from server.oprf.cli import keys_app  # noqa: E402 - mounted after `app` exists
-
-app.add_typer(keys_app, name="keys")
-
-from server.notifications.cli import notifications_app  # noqa: E402 - mounted after `app` exists
-
-app.add_typer(notifications_app, name="notifications")
 
 
 # --- rotating the token-signing key and the network signing key (docs/operations.md) ---------

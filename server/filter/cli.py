@@ -8,28 +8,18 @@ served from the next request of every worker. `server.cli` mounts `filter_app`.
 
 from __future__ import annotations
 
-from pathlib import Path
-from typing import Annotated
-
 import typer
+
+from server.cli_common import DataDirOption, open_context, session_scope
 
 filter_app = typer.Typer(help="The registry filter.", no_args_is_help=True)
 
 
 @filter_app.command("publish")
 def filter_publish(
-    data_dir: Annotated[
-        Path | None,
-        typer.Option(
-            "--data-dir",
-            help="Directory of the server's key files and embedded database "
-            "(default: $REFCHECK_DATA_DIR or ./var).",
-            show_default=False,
-        ),
-    ] = None,
+    data_dir: DataDirOption = None,
 ) -> None:
     """Publish a filter revision now and print its number, size and hash."""
-    from server.cli import open_context, session_scope
     from server.filter.services import publish
 
     ctx = open_context(data_dir)

@@ -11,29 +11,20 @@ Without `REFCHECK_SMTP_URL` e-mails are recorded as `not_sent` and listed here; 
 from __future__ import annotations
 
 import json
-from pathlib import Path
 from typing import Annotated
 
 import typer
+
+from server.cli_common import DataDirOption, fail, open_context, session_scope
 
 notifications_app = typer.Typer(
     help="E-mail and webhook notifications: list, retry, deliver.", no_args_is_help=True
 )
 
-DataDir = Annotated[
-    Path | None,
-    typer.Option(
-        "--data-dir",
-        help="Directory of the server's key files and embedded database "
-        "(default: $REFCHECK_DATA_DIR or ./var).",
-        show_default=False,
-    ),
-]
-
 
 @notifications_app.command("list")
 def notifications_list(
-    data_dir: DataDir = None,
+    data_dir: DataDirOption = None,
     status: Annotated[
         str | None,
         typer.Option(help="pending, sending, sent, undeliverable or not_sent."),
@@ -43,7 +34,6 @@ def notifications_list(
     json_output: Annotated[bool, typer.Option("--json", help="One JSON document.")] = False,
 ) -> None:
     """Deliveries, newest first, and how many there are in each state."""
-    from server.cli import fail, open_context, session_scope
     from server.notifications.events import Event
     from server.notifications.models import DeliveryStatus
     from server.notifications.routes import delivery_out
@@ -81,7 +71,7 @@ def notifications_list(
 @notifications_app.command("retry")
 def notifications_retry(
     ids: Annotated[list[str] | None, typer.Argument(help="Delivery ids.")] = None,
-    data_dir: DataDir = None,
+    data_dir: DataDirOption = None,
     undeliverable: Annotated[
         bool, typer.Option("--undeliverable", help="Every undeliverable delivery.")
     ] = False,
@@ -90,7 +80,6 @@ def notifications_retry(
     ] = False,
 ) -> None:
     """Queue deliveries again, with a fresh count of attempts."""
-    from server.cli import fail, open_context, session_scope
     from server.notifications.models import DeliveryStatus
     from server.notifications.services import retry
 
@@ -113,9 +102,8 @@ def notifications_retry(
 
 
 @notifications_app.command("deliver")
-def notifications_deliver(data_dir: DataDir = None) -> None:
+def notifications_deliver(data_dir: DataDirOption = None) -> None:
     """Deliver what is due now, once (the server does this on its own every few seconds)."""
-    from server.cli import open_context
     from server.notifications.worker import DeliveryWorker
 
     ctx = open_context(data_dir)

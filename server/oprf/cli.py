@@ -8,28 +8,16 @@ every credentials file carries and every SDK pins. `server.cli` mounts `keys_app
 
 from __future__ import annotations
 
-from pathlib import Path
-from typing import Annotated
-
 import typer
+
+from server.cli_common import DataDirOption, fail, open_context, session_scope
 
 keys_app = typer.Typer(help="The network's keys.", no_args_is_help=True)
 
-DataDir = Annotated[
-    Path | None,
-    typer.Option(
-        "--data-dir",
-        help="Directory of the server's key files and embedded database "
-        "(default: $REFCHECK_DATA_DIR or ./var).",
-        show_default=False,
-    ),
-]
-
 
 @keys_app.command("rotate")
-def keys_rotate(data_dir: DataDir = None) -> None:
+def keys_rotate(data_dir: DataDirOption = None) -> None:
     """Rotate the OPRF key now: re-key every entry, announce the key, publish its filter."""
-    from server.cli import fail, open_context
     from server.oprf.rotation import RotationAborted, rotate
 
     ctx = open_context(data_dir)
@@ -44,9 +32,8 @@ def keys_rotate(data_dir: DataDir = None) -> None:
 
 
 @keys_app.command("show")
-def keys_show(data_dir: DataDir = None) -> None:
+def keys_show(data_dir: DataDirOption = None) -> None:
     """Print the network id, the signing key's fingerprint and the OPRF key in force."""
-    from server.cli import open_context, session_scope
     from server.oprf.services import current_key
 
     ctx = open_context(data_dir)

@@ -2,31 +2,21 @@
 
 The server also sweeps periodically while it runs (`server.jobs`); this command is for a server
 run without background jobs, and for operators who want to see the counts. `server.cli` mounts
-`retention_app`; the helpers of `server.cli` are imported when the command runs, so importing
-this module first does not run into the import cycle.
+`retention_app`.
 """
 
 from __future__ import annotations
 
-from pathlib import Path
-from typing import Annotated
-
 import typer
+
+from server.cli_common import DataDirOption, open_context, session_scope
 
 retention_app = typer.Typer(help="Deleting data past its retention.", no_args_is_help=True)
 
 
 @retention_app.command("run")
 def retention_run(
-    data_dir: Annotated[
-        Path | None,
-        typer.Option(
-            "--data-dir",
-            help="Directory of the server's key files and embedded database "
-            "(default: $REFCHECK_DATA_DIR or ./var).",
-            show_default=False,
-        ),
-    ] = None,
+    data_dir: DataDirOption = None,
 ) -> None:
     """Purge cases past retention, withdrawn members' cases (per policy), withdrawn cases'
     pseudonyms, ended disclosure requests past the policy's record retention, and daily-quota
@@ -34,7 +24,6 @@ def retention_run(
 
     Safe to run at any time, any number of times.
     """
-    from server.cli import open_context, session_scope
     from server.retention.services import sweep
 
     ctx = open_context(data_dir)
