@@ -200,6 +200,11 @@ def test_two_separate_cycles_are_both_reported() -> None:
     assert find_cycles(graph) == [["a", "b", "a"], ["x", "y", "z", "x"]]
 
 
+def test_the_message_names_the_cycle_and_every_module_of_it() -> None:
+    graph = {"p.a": {"p.b"}, "p.b": {"p.c", "p.a"}, "p.c": {"p.a"}, "q.x": {"q.y"}, "q.y": {"q.x"}}
+    assert describe(graph, "p") == "p.a -> p.b -> p.a\n    (component: p.a, p.b, p.c)"
+
+
 def test_a_graph_without_cycles_passes() -> None:
     assert find_cycles({"a": {"b", "c"}, "b": {"c"}, "c": set()}) == []
 
@@ -254,35 +259,9 @@ def test_the_graph_covers_the_three_packages() -> None:
     assert "server.disclosures.services" in graph["server.disclosures.routes"]
 
 
-#: Cycles not broken yet, each listed by every module of its component: the test fails on any
-#: other cycle, and on a listed one that is gone (so the list only shrinks). Issue 21.
-KNOWN_CYCLES: set[frozenset[str]] = {
-    frozenset({"client_sdk.console.app", "client_sdk.console.pages", "client_sdk.console.pdf"}),
-}
-
-
-def test_a_new_cycle_is_refused_even_beside_known_ones() -> None:
-    graph = {"a": {"b"}, "b": {"a"}, "x": {"y"}, "y": {"x"}}
-    assert (
-        unexpected_cycles(graph, {frozenset({"a", "b"})}, "x")
-        == "x -> y -> x\n    (component: x, y)"
-    )
-    assert unexpected_cycles(graph, {frozenset({"a", "b"})}, "a") == ""
-
-
-def unexpected_cycles(graph: Graph, known: set[frozenset[str]], package: str) -> str:
-    """`describe` of the cycles in `package` that are not in `known`."""
-    fresh = {n: set(t) for n, t in graph.items()}
-    for component in known:
-        # Drop the known component's inner edges: what is left of it is no cycle.
-        for node in component:
-            fresh[node] = fresh.get(node, set()) - set(component)
-    return describe(fresh, package)
-
-
 @pytest.mark.parametrize("package", PACKAGES)
 def test_no_import_cycle(package: str) -> None:
-    message = unexpected_cycles(project_graph(), KNOWN_CYCLES, package)
+    message = describe(project_graph(), package)
     if message:
         pytest.fail(f"import cycles in {package}/:\n{message}", pytrace=False)
 
@@ -316,9 +295,3 @@ def test_an_import_from_a_domain_below_is_named() -> None:
 def test_domains_below_disclosures_never_import_it(domain: str) -> None:
     """A withdrawn consent or case ends its disclosure requests through `server.cascades`."""
     assert not imports_into(project_graph(), domain, "server.disclosures")
-
-
-def test_the_known_cycles_are_still_there() -> None:
-    """A cycle broken is taken off `KNOWN_CYCLES`, so it cannot come back unnoticed."""
-    present = {frozenset(c) for c in components(project_graph())}
-    assert not KNOWN_CYCLES - present, sorted(sorted(c) for c in KNOWN_CYCLES - present)

@@ -17,14 +17,9 @@ Security (issue 19):
 
 from __future__ import annotations
 
-import datetime as dt
-import hashlib
 import hmac
 import secrets
-import threading
-import time
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, ParamSpec, TypeVar
 
@@ -32,7 +27,7 @@ import anyio
 import jinja2
 from starlette.applications import Starlette
 from starlette.concurrency import run_in_threadpool
-from starlette.datastructures import FormData, UploadFile
+from starlette.datastructures import FormData
 from starlette.middleware import Middleware
 from starlette.middleware.trustedhost import TrustedHostMiddleware
 from starlette.requests import Request
@@ -42,10 +37,11 @@ from starlette.staticfiles import StaticFiles
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from client_sdk._client import Client
-from client_sdk.cli._common import beside, default_pin_file
 from client_sdk.console import i18n
+from client_sdk.console.choices import choice_label
 from client_sdk.console.i18n import gettext_ as _
 from client_sdk.console.labels import LabelStore, labels_file
+from client_sdk.console.vault import ConsoleSettings, Vault
 from client_sdk.credentials import Credentials
 from client_sdk.errors import (
     CredentialsError,
@@ -53,8 +49,6 @@ from client_sdk.errors import (
     RefcheckError,
     TransportError,
 )
-from client_sdk.models import CheckResult
-from client_sdk.secretfile import load_json_secret
 
 __all__ = ["ConsoleSettings", "create_app"]
 
@@ -80,107 +74,6 @@ PERSON_FIELDS = (
     "phone",
 )
 MOU_WARNING_DAYS = 30
-
-
-@dataclass
-class ConsoleSettings:
-    credentials_path: Path
-    base_url: str | None = None
-    pin_file: Path | None = None
-    ca_file: Path | None = None
-    #: Seconds without a request after which the console locks.
-    idle_seconds: int = 900
-    #: Hosts the Host header may name (127.0.0.1 and localhost always).
-    hosts: tuple[str, ...] = ()
-    #: Cookies only over HTTPS (set when the console serves TLS).
-    secure_cookies: bool = False
-    #: For credentials without a passphrase: the code printed at start-up that unlocks.
-    access_code: str = field(default_factory=lambda: secrets.token_hex(4))
-    #: The clock (seconds), for the idle lock; tests move it.
-    clock: Callable[[], float] = time.monotonic
-    #: Built clients get this transport (tests); None for the real network.
-    client_factory: Callable[[Credentials], Client] | None = None
-
-
-@dataclass
-class Held:
-    """A check result kept in memory for its disclosure step (never written anywhere)."""
-
-    result: CheckResult
-    person: dict[str, str]
-    at: float
-    requested: list[str] = field(default_factory=list)
-
-
-class Vault:
-    """The unlocked client and the session that may use it: one person at a time."""
-
-    def __init__(self, settings: ConsoleSettings) -> None:
-        self.settings = settings
-        self.lock = threading.RLock()
-        self.client: Client | None = None
-        self.credentials: Credentials | None = None
-        self.session: str | None = None
-        self.last_seen = 0.0
-        self.results: dict[str, Held] = {}
-        self.failures = 0
-        self.document = load_json_secret(settings.credentials_path)
-
-    @property
-    def sealed(self) -> bool:
-        return self.document.get("sealed_secrets") is not None
-
-    def unlock(self, secret: str) -> str:
-        with self.lock:
-            if self.sealed:
-                creds = Credentials.from_dict(self.document, passphrase=secret)
-            else:
-                if not hmac.compare_digest(secret.strip(), self.settings.access_code):
-                    raise CredentialsError("wrong access code")
-                creds = Credentials.from_dict(self.document)
-            self._close()
-            s = self.settings
-            if s.client_factory is not None:
-                self.client = s.client_factory(creds)
-            else:
-                pins = s.pin_file or default_pin_file(s.credentials_path)
-                self.client = Client(
-                    creds,
-                    base_url=s.base_url,
-                    pin_file=pins,
-                    filter_file=beside(pins, ".filter"),
-                    ca_file=s.ca_file,
-                )
-            self.credentials = creds
-            self.session = secrets.token_urlsafe(32)
-            self.last_seen = s.clock()
-            self.failures = 0
-            return self.session
-
-    def _close(self) -> None:
-        if self.client is not None:
-            self.client.close()
-        self.client = None
-        self.credentials = None
-        self.session = None
-        self.results.clear()
-
-    def lock_now(self) -> None:
-        with self.lock:
-            self._close()
-
-    def active(self, session: str | None) -> bool:
-        with self.lock:
-            if self.session is None or session is None:
-                return False
-            if not hmac.compare_digest(session, self.session):
-                return False
-            now = self.settings.clock()
-            if now - self.last_seen > self.settings.idle_seconds:
-                self._close()
-                return False
-            self.last_seen = now
-            return True
 
 
 class SecurityHeaders:
@@ -231,77 +124,6 @@ def _env() -> jinja2.Environment:
     env.filters["datetime"] = i18n.fmt_datetime
     env.filters["label"] = choice_label
     return env
-
-
-def choice_label(value: Any) -> str:
-    """A policy or state code in words ("sexual_abuse" → "Sexual abuse"), translated."""
-    if value is None:
-        return ""
-    text = str(value)
-    known = CHOICES.get(text)
-    return _(known) if known else text.replace("_", " ")
-
-
-#: Every code the pages show, in English words; the catalogs translate them.
-CHOICES = {
-    "sexual_exploitation": "Sexual exploitation",
-    "sexual_abuse": "Sexual abuse",
-    "sexual_harassment": "Sexual harassment",
-    "dismissal": "Dismissal",
-    "contract_termination": "Contract termination",
-    "other_disciplinary": "Other disciplinary measure",
-    "legitimate_interests": "Legitimate interests",
-    "legal_obligation": "Legal obligation",
-    "contract": "Contract",
-    "consent": "Consent",
-    "requested": "Requested",
-    "acknowledged": "Acknowledged",
-    "answered": "Answered",
-    "closed": "Closed",
-    "withdrawn": "Withdrawn",
-    "expired": "Expired",
-    "active": "Active",
-    "suspended": "Suspended",
-    "confirmed": "Confirmed: the same person",
-    "not_same_person": "Not the same person",
-    "declined": "Declined to answer",
-    "hired": "Hired",
-    "not_hired_disclosure": "Not hired because of the disclosure",
-    "not_hired_other": "Not hired for another reason",
-    "recruitment": "Recruitment",
-    "rescreening": "Re-screening of current staff",
-    "appeal_upheld": "Appeal upheld",
-    "rectification": "Rectification",
-    "registered_in_error": "Registered in error",
-    "other": "Other",
-    "substantiated": "Substantiated",
-    "focal_point": "Focal point",
-    "hr_checker": "HR officer",
-    "network_admin": "Network admin",
-    "auditor": "Auditor",
-    "present": "Published",
-    "missing": "MISSING from the registry",
-    "pending": "Not yet published",
-    "not_live": "No longer live",
-    "other_key": "Under an older key",
-    "strong": "strong identifier",
-    "exact": "exact name and date of birth",
-    "variant": "loose name form and date of birth",
-    "recruitments": "Recruitments",
-    "requests_made": "Requests made",
-    "responses_received": "Responses received",
-    "responses_given": "Responses given",
-    "applicants_rejected": "Applicants rejected",
-    "overdue_requests": "Overdue requests",
-    "full_name": "Full name",
-    "date_of_birth": "Date of birth",
-    "nationality": "Nationality",
-    "national_id": "National ID number (NIK)",
-    "passport": "Passport number",
-    "passport_country": "Passport country",
-    "email": "E-mail address",
-    "phone": "Phone number",
-}
 
 
 def create_app(settings: ConsoleSettings) -> Starlette:
@@ -566,15 +388,3 @@ def _creds(vault: Vault) -> Credentials:
     if vault.credentials is None:
         raise CredentialsError("the console is locked")
     return vault.credentials
-
-
-def sha256_upload(upload: UploadFile) -> str:
-    digest = hashlib.sha256()
-    upload.file.seek(0)
-    for chunk in iter(lambda: upload.file.read(1 << 20), b""):
-        digest.update(chunk)
-    return digest.hexdigest()
-
-
-def today() -> dt.date:
-    return dt.datetime.now(dt.UTC).date()

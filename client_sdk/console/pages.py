@@ -21,10 +21,10 @@ from starlette.routing import Route
 from client_sdk._client import Client
 from client_sdk.cli._common import beside, default_pin_file
 from client_sdk.cli.cases import keep_registration, kept_registrations
-from client_sdk.console.app import Held, Vault, sha256_upload, today
 from client_sdk.console.charts import bar_chart
 from client_sdk.console.i18n import gettext_ as _
 from client_sdk.console.labels import MAX_LABEL, LabelStore
+from client_sdk.console.vault import Held, Vault, sha256_upload, today
 from client_sdk.errors import ApiError, InvalidInput, RefcheckError
 from client_sdk.models import Registration
 

@@ -10,7 +10,7 @@ from typing import Any
 from anyascii import anyascii
 from fpdf import FPDF
 
-from client_sdk.console.app import choice_label
+from client_sdk.console.choices import choice_label
 from client_sdk.console.i18n import fmt_date, fmt_datetime
 from client_sdk.console.i18n import gettext_ as _
 from client_sdk.disclosures import VerifiedAnswer

@@ -17,7 +17,7 @@ from babel.messages.mofile import write_mo  # noqa: E402
 from babel.messages.pofile import read_po  # noqa: E402
 
 from client_sdk.console import i18n  # noqa: E402
-from client_sdk.console.app import CHOICES  # noqa: E402
+from client_sdk.console.choices import CHOICES  # noqa: E402
 
 CONSOLE = Path(i18n.__file__).parent
 
