@@ -146,8 +146,6 @@ def build(model: type[pydantic.BaseModel], **fields: Any) -> dict[str, Any]:
         raise InvalidInput(f"invalid {', '.join(names)} for {model.__name__}") from None
 
 
-_RANK = {"strong": 0, "exact": 1, "variant": 2}
-
 #: Largest `keys_per_check` the SDK accepts from a policy (one byte in `sealed_keys`).
 KEYS_PER_CHECK_MAX = 255
 
@@ -191,7 +189,7 @@ def _derive(person: Any) -> list[_Key]:
 def _cut(keys: Sequence[_Key], limit: int) -> list[_Key]:
     """At most `limit` keys, by the contract's fixed priority: strong, then exact, then
     variant, each in derivation order (registration and check cut alike, so they meet)."""
-    return sorted(keys, key=lambda k: _RANK[k.strength])[:limit]
+    return sorted(keys, key=lambda k: Strength(k.strength).rank)[:limit]
 
 
 def _blind_slots(keys: Sequence[_Key], key: OprfKey, count: int) -> list[_Slot]:

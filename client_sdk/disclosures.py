@@ -57,6 +57,7 @@ from protocol.disclosure_messages import (
     DisclosureList,
     DisclosureOut,
     DisclosureOutcomeIn,
+    Outcome,
 )
 from protocol.errors import DeserializeError, InvalidInputError, VerifyError
 
@@ -78,7 +79,6 @@ Disclosure = DisclosureOut
 ConsentLookup = ConsentLookupOut
 
 Role = Literal["holder", "requester"]
-Outcome = Literal["hired", "not_hired_disclosure", "not_hired_other"]
 SamePerson = Literal["confirmed", "not_same_person", "declined"]
 
 

@@ -19,12 +19,11 @@ from typing import Any, Literal
 
 from pydantic import AwareDatetime, BaseModel, ConfigDict
 
+from protocol.identity.keys import Strength
 from protocol.messages import CaseOut as Case
 
 __all__ = ["Case", "CheckResult", "CheckStatus", "Consent", "Match"]
 
-
-_RANK = {"strong": 0, "exact": 1, "variant": 2}
 
 #: Whether a consent's sealed details were opened, and who sealed them.
 DetailsState = Literal["signed", "unsigned", "unreadable"]
@@ -122,7 +121,7 @@ class CheckResult:
     def status(self) -> CheckStatus:
         if not self.matches:
             return CheckStatus.NO_MATCH
-        if all(m.strength == "variant" for m in self.matches):
+        if all(m.strength == Strength.VARIANT for m in self.matches):
             return CheckStatus.POSSIBLE_MATCH
         return CheckStatus.MATCH
 
@@ -136,9 +135,9 @@ class CheckResult:
         best: dict[str, Match] = {}
         for m in self.matches:
             held = best.get(m.case_id)
-            if held is None or _RANK[m.strength] < _RANK[held.strength]:
+            if held is None or Strength(m.strength).rank < Strength(held.strength).rank:
                 best[m.case_id] = m
-        return tuple(sorted(best.values(), key=lambda m: _RANK[m.strength]))
+        return tuple(sorted(best.values(), key=lambda m: Strength(m.strength).rank))
 
     @property
     def holder_orgs(self) -> tuple[str, ...]:

@@ -9,7 +9,7 @@ would let a buggy client leak the verdict through the length of its answer.
 from __future__ import annotations
 
 import datetime as dt
-from typing import Annotated, Literal
+from typing import Annotated, Literal, get_args
 
 from pydantic import AwareDatetime, BaseModel, ConfigDict, StringConstraints
 
@@ -29,8 +29,9 @@ __all__ = [
     "DisclosureOutcomeIn",
 ]
 
+State = Literal["requested", "acknowledged", "answered", "closed", "withdrawn", "expired"]
 #: `requested → acknowledged → answered → closed`, plus `withdrawn` and `expired`.
-STATES = ("requested", "acknowledged", "answered", "closed", "withdrawn", "expired")
+STATES: tuple[State, ...] = get_args(State)
 #: Why a request left the open states.
 CLOSE_REASONS = (
     "read",  # the requester read the answer and closed it
@@ -40,11 +41,10 @@ CLOSE_REASONS = (
     "consent_withdrawn",  # the applicant withdrew the consent the request rests on
     "deadline_passed",  # unanswered long after the response deadline
 )
-#: The hiring outcome the requester reports (the MDS yearly figures).
-OUTCOMES = ("hired", "not_hired_disclosure", "not_hired_other")
-
-State = Literal["requested", "acknowledged", "answered", "closed", "withdrawn", "expired"]
 Outcome = Literal["hired", "not_hired_disclosure", "not_hired_other"]
+#: The hiring outcome the requester reports (the MDS yearly figures).
+OUTCOMES: tuple[Outcome, ...] = get_args(Outcome)
+
 Role = Literal["holder", "requester", "oversight"]
 
 _UUID = r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$"

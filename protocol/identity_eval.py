@@ -39,6 +39,7 @@ from protocol.identity import (
     TABLES_VERSION,
     InvalidPersonError,
     Key,
+    Strength,
     derive_keys,
 )
 
@@ -85,7 +86,7 @@ VARIANT_FALSE_MATCH_LIMITS: Mapping[str, float] = {
 MEDIAN_KEYS_LIMIT = 24
 
 _DOCUMENT_STRIP_RE = re.compile(r"[\W_]+")
-_MATCH_LEVELS = ("strong", "exact", "variant", "none")
+_MATCH_LEVELS = (*(s.value for s in Strength), "none")
 
 
 class EvalError(Exception):
@@ -116,7 +117,7 @@ class ClassStats:
 
     def rate(self, *levels: str) -> float:
         """Share of pairs whose strongest shared key is one of `levels` (all matches if none)."""
-        chosen = levels or ("strong", "exact", "variant")
+        chosen = levels or tuple(s.value for s in Strength)
         return sum(self.levels[level] for level in chosen) / self.pairs if self.pairs else 0.0
 
     @property

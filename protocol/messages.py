@@ -97,7 +97,6 @@ Uuid = Annotated[str, StringConstraints(pattern=_UUID_PATTERN)]
 # which an enum check at parse time could not do.
 Code = Annotated[str, StringConstraints(pattern=r"^[a-z][a-z0-9_]{0,39}$")]
 KeyKind = Annotated[str, StringConstraints(pattern=r"^[a-z][a-z0-9_]{0,39}$")]
-Strength = Literal["strong", "exact", "variant"]
 MouRef = Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9._:/ -]{1,64}$")]
 
 

@@ -35,6 +35,7 @@ from client_sdk.cli.check import (
 )
 from client_sdk.disclosures import ApplicantDetails, ConsentLookup, Disclosure, VerifiedAnswer
 from client_sdk.errors import InvalidInput
+from protocol.disclosure_messages import OUTCOMES
 
 app = typer.Typer(
     help="Disclosure requests: ask the holder of a matched record, answer as the holder.",
@@ -363,9 +364,9 @@ def outcome(
 ) -> None:
     """Requester: report the applicant's hiring outcome (for the yearly figures)."""
     st = state(ctx)
-    if value not in ("hired", "not_hired_disclosure", "not_hired_other"):
+    if value not in OUTCOMES:
         raise InvalidInput("the outcome must be hired, not_hired_disclosure or not_hired_other")
-    _print_request(st, st.client().report_outcome(request_id, value))  # type: ignore[arg-type]
+    _print_request(st, st.client().report_outcome(request_id, value))
 
 
 # -- the applicant's lookup code -------------------------------------------------------------

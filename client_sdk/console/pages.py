@@ -27,6 +27,7 @@ from client_sdk.console.labels import MAX_LABEL, LabelStore
 from client_sdk.console.vault import Held, Vault, sha256_upload, today
 from client_sdk.errors import ApiError, InvalidInput, RefcheckError
 from client_sdk.models import Registration
+from protocol.disclosure_messages import OUTCOMES
 
 Handler = Callable[[Request, Client, FormData | None], Awaitable[Response]]
 MOU_WARNING_DAYS = 30
@@ -520,7 +521,7 @@ def routes(kit: Kit) -> list[Route]:
         action = request.path_params["action"]
         if action == "outcome":
             outcome = text(form, "outcome")
-            if outcome not in ("hired", "not_hired_disclosure", "not_hired_other"):
+            if outcome not in OUTCOMES:
                 raise InvalidInput("choose one of the outcomes")
             await call(client.report_outcome, request_id, outcome)
         elif action == "close":
