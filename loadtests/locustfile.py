@@ -43,14 +43,16 @@ import httpx
 from locust import User, between, events, task
 
 from client_sdk import Client, RetryPolicy
-from loadtests.people import person
+from loadtests.people import POPULATION, person
 from loadtests.report import endpoint_name
 
 CREDENTIALS_ENV = "REFCHECK_LOAD_CREDENTIALS"
+#: A directory of registry filter files, one per principal (`<name>.filter`), written before
+#: the run: each user's client starts from its organisation's file instead of fetching and
+#: decoding the whole filter at once with 44 others (see `loadtests.run`).
+FILTERS_ENV = "REFCHECK_LOAD_FILTERS"
 DISCLOSURES_ENV = "REFCHECK_LOAD_DISCLOSURES"
 BASELINE_ENV = "REFCHECK_LOAD_BASELINE"
-#: Size of the synthetic population applicants and registered people are drawn from.
-POPULATION = 3000
 _FORM_SHA256 = "5" * 64
 
 
@@ -131,12 +133,14 @@ class _SdkUser(User):
         # Round-robin over the class's principals: with fixed counts, one user per principal.
         name = self.principals[next(self._counter) % len(self.principals)]
         self.principal = name
+        filters = os.environ.get(FILTERS_ENV)
         self.rc = Client.from_credentials_file(
             _credentials(name),
             base_url=self.host,
             transport=LocustTransport(self.environment),
             retry=RetryPolicy(max_attempts=1),
             timeout=60.0,
+            filter_file=Path(filters) / f"{name}.filter" if filters else None,
         )
 
     def on_stop(self) -> None:

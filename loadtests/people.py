@@ -11,7 +11,10 @@ from __future__ import annotations
 import random
 from datetime import date, timedelta
 
-__all__ = ["person"]
+__all__ = ["POPULATION", "person"]
+
+#: Size of the synthetic population `make load`'s applicants and registered people come from.
+POPULATION = 3000
 
 _GIVEN = (
     "Siti", "Budi", "Dewi", "Agus", "Rina", "Ahmad", "Putri", "Joko", "Ayu", "Hendra",

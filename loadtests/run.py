@@ -1,14 +1,17 @@
 """`make load`: a headless locust run against a local server with a seeded registry.
 
     python -m loadtests.run [--users 50] [--spawn-rate 10] [--seconds 60] [--registry 100000]
-                            [--postgres]
+                            [--postgres] [--cold-filters]
 
 Steps: a temporary data dir; `refcheck-server init --demo` (with the load-test policy: the
 network policy with the daily quotas of `loadtests/policy_overrides.toml`, high enough not to
 throttle the run); `--registry` version-2 entries inserted in bulk (`loadtests.seed`, whole
-cases of `keys_per_check`) and the registry filter published from them; uvicorn
-with 2 workers on a free port of 127.0.0.1 (`loadtests.serve`); a 20-second single-user run of
-the HR checker, checking back to back (the baseline latency); then locust with the full mix
+cases of `keys_per_check`), every 30th person of the users' population registered through the
+server's registration code (so about one check in 30 matches and the disclosure workflow runs),
+and the registry filter published from them; uvicorn with 2 workers on a free port of
+127.0.0.1 (`loadtests.serve`); each HR system's filter fetched once into its SDK filter file
+(`write_filter_files`; not with `--cold-filters`); a 20-second single-user run of the HR
+checker, checking back to back (the baseline latency); then locust with the full mix
 (`loadtests/locustfile.py`); the per-endpoint report (requests, failures, throughput,
 p50/p95/p99) and the targets; the server is stopped and the directory removed. Every request
 goes to 127.0.0.1; locust runs as a subprocess (it monkey-patches the standard library with
@@ -41,9 +44,11 @@ from loadtests.network import (
     init_network,
     pg_server_url,
 )
+from loadtests.people import POPULATION
 from loadtests.report import Figure, Target, format_figure, summary_line
 from loadtests.seed import EntryKeys, Holder, seed_entries
 from loadtests.serve import HOST, free_port, running_server
+from server.db import make_engine
 
 CHECK_ENDPOINT = "POST /v1/checks"
 TARGET_FAILURES = Target("<=", 0)
@@ -184,11 +189,14 @@ def _locust(
     disclosures: bool,
     classes: Sequence[str] = (),
     baseline: bool = False,
+    filters: Path | None = None,
 ) -> None:
     env = dict(os.environ)
     env["REFCHECK_LOAD_CREDENTIALS"] = str(network.data_dir / "demo")
     env["REFCHECK_LOAD_DISCLOSURES"] = "1" if disclosures else "0"
     env["REFCHECK_LOAD_BASELINE"] = "1" if baseline else "0"
+    if filters is not None:
+        env["REFCHECK_LOAD_FILTERS"] = str(filters)
     env["PYTHONPATH"] = os.pathsep.join(
         p for p in (str(LOADTESTS_DIR.parent), env.get("PYTHONPATH", "")) if p
     )
@@ -219,6 +227,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--seconds", type=int, default=60)
     parser.add_argument("--registry", type=int, default=100_000)
     parser.add_argument("--postgres", action="store_true", help="PostgreSQL instead of SQLite")
+    parser.add_argument(
+        "--cold-filters",
+        action="store_true",
+        help="every user's client fetches the whole filter at its first check (no filter files)",
+    )
     args = parser.parse_args(argv)
 
     started = time.perf_counter()
@@ -230,10 +243,17 @@ def main(argv: Sequence[str] | None = None) -> int:
             network = init_network(
                 root / "data", database_url=pg_url, base_url=f"http://{HOST}:{port}"
             )
-            _say(f"network initialised ({network.backend}); seeding {args.registry:,} entries")
+            _say(
+                f"network initialised ({network.backend}); seeding {args.registry:,} entries, "
+                f"registering {POPULATION // PRE_REGISTERED_EVERY} people of the population"
+            )
             _seed(network, args.registry)
             with running_server(network, port, log_path=root / "uvicorn.log") as base_url:
                 disclosures = _has_disclosures(base_url)
+                filters = None if args.cold_filters else root / "filters"
+                if filters is not None:
+                    _say("each HR system's registry filter fetched once into its filter file")
+                    write_filter_files(base_url, network, filters)
                 _say(f"server on {base_url}; single-user baseline ({BASELINE_SECONDS} s)")
                 _locust(
                     base_url,
@@ -245,6 +265,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                     disclosures=disclosures,
                     classes=["HRChecker"],
                     baseline=True,
+                    filters=filters,
                 )
                 _say(f"load: {args.users} users, spawn {args.spawn_rate}/s, {args.seconds} s")
                 _locust(
@@ -255,6 +276,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                     spawn_rate=args.spawn_rate,
                     seconds=args.seconds,
                     disclosures=disclosures,
+                    filters=filters,
                 )
             baseline = read_stats(root / "baseline_stats.csv")
             load = read_stats(root / "load_stats.csv")
@@ -271,6 +293,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         f"loadtests/policy_overrides.toml), "
         f"{args.users} users (spawn {args.spawn_rate}/s) for {args.seconds} s; disclosure "
         f"workflow {'exercised' if disclosures else 'not exercised (no endpoints on the server)'}"
+        "; HR clients "
+        + (
+            "fetch the whole filter at their first check (--cold-filters)"
+            if args.cold_filters
+            else "start from their organisation's filter file"
+        )
     )
     print(format_table(load))
     if failures:
@@ -288,12 +316,38 @@ def main(argv: Sequence[str] | None = None) -> int:
     return 0
 
 
+def write_filter_files(base_url: str, network: DemoNetwork, directory: Path) -> None:
+    """Fetch the registry filter once per HR system into `directory/<principal>.filter`, the
+    SDK's own filter file, as a client that ran before keeps it (`Client(filter_file=...)`).
+
+    Why: each locust user is a client of its own, and 45 of them starting at once would each
+    fetch and decode the whole filter (0.1 s of CPU at 100,000 values) inside the one locust
+    process, stalling every request in flight there for seconds: a cost of the load generator,
+    not of the server. `--cold-filters` measures it anyway.
+    """
+    from client_sdk import Client
+
+    for name in ("org-a-hr", "org-b-hr"):
+        with Client.from_credentials_file(
+            network.principals[name].path,
+            base_url=base_url,
+            filter_file=directory / f"{name}.filter",
+        ) as client:
+            client.registry_filter()
+
+
+#: People of the load test's population registered through the server before the run, every
+#: 30th: about one check in 30 matches, so the disclosure workflow runs (what the focal points
+#: register during the run enters the filter only at its next hourly publication).
+PRE_REGISTERED_EVERY = 30
+
+
 def _seed(network: DemoNetwork, count: int) -> None:
-    """Bulk-load `count` entries, then publish the filter once (as `refcheck-server filter
-    publish` would), so the first check does not pay for computing it."""
-    from server.app import build_context
-    from server.db import make_engine, transaction
-    from server.filter.services import publish
+    """Bulk-load `count` entries, register every `PRE_REGISTERED_EVERY`th person of the
+    population through the server's registration code (alternately for org-a and org-b), then
+    publish the filter once (as `refcheck-server filter publish` would), so the first check
+    does not pay for computing it."""
+    from loadtests.inprocess import InProcessServer
 
     holders = [
         Holder(network.principals[n].org_id, network.principals[n].principal_id)
@@ -305,12 +359,16 @@ def _seed(network: DemoNetwork, count: int) -> None:
         seed_entries(engine, count, holders=holders, keys=keys)
     finally:
         engine.dispose()
-    ctx = build_context(network.settings())
+    servers = [InProcessServer(network, focal=f"{org}-focal") for org in ("org-a", "org-b")]
     try:
-        with transaction(ctx.sessions) as session:
-            publish(session, ctx)
+        today = servers[0].ctx.now().date()
+        for n, index in enumerate(range(0, POPULATION, PRE_REGISTERED_EVERY)):
+            server = servers[n % 2]
+            server.register(server.registration_body(index, today))
+        servers[0].publish_filter()
     finally:
-        ctx.sessions.kw["bind"].dispose()
+        for server in servers:
+            server.close()
 
 
 def _say(message: str) -> None:
