@@ -14,7 +14,7 @@ from rich.table import Table
 from client_sdk._client import Client
 from client_sdk.cli._common import emit, handled, state
 from client_sdk.cli._http import call_json
-from client_sdk.errors import CredentialsError, InvalidInput, PermissionDenied, error_from_response
+from client_sdk.errors import CredentialsError, InvalidInput, PermissionDenied
 from client_sdk.secretfile import load_json_secret
 
 app = typer.Typer(help="Network secretariat: the MoU registry.")
@@ -167,19 +167,8 @@ def resolve_own_or_any(client: Client, org: str) -> dict[str, Any]:
 def _set_notification_addresses(
     client: Client, org_id: str, body: dict[str, Any]
 ) -> dict[str, Any]:
-    response = client.request(
-        "PATCH", f"/v1/orgs/{quote(org_id, safe='')}/notification-addresses", json=body
-    )
-    payload: Any = None
-    if "json" in response.headers.get("Content-Type", ""):
-        try:
-            payload = response.json()
-        except ValueError:
-            payload = None
-    if response.status_code >= 400:
-        raise error_from_response(
-            response.status_code, payload, retry_after=response.headers.get("Retry-After")
-        )
+    path = f"/v1/orgs/{quote(org_id, safe='')}/notification-addresses"
+    payload = call_json(client, "PATCH", path, body)
     if not isinstance(payload, dict):
         raise InvalidInput("the server's answer was not the organisation's addresses")
     return payload

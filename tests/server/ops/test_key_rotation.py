@@ -185,6 +185,8 @@ def test_signing_key_rotation_on_a_running_server_keeps_the_log_verifiable(
             db.close()
         assert actions == [("signing_key", obj.fields["key_id"])]
         # A history line whose signature was altered: no command starts on these keys.
-        (net.data_dir / "server" / SIGNING_HISTORY_FILE).write_text(line[:-2] + "00\n")
+        # (One bit of the last byte flipped: writing "00" left it as it was when it was 00.)
+        altered = line[:-2] + f"{int(line[-2:], 16) ^ 1:02x}"
+        (net.data_dir / "server" / SIGNING_HISTORY_FILE).write_text(altered + "\n")
         broken = net.cli("audit", "verify", "--data-dir", str(net.data_dir), check=False)
         assert broken.returncode == 2 and "not a valid key rotation" in broken.stderr
