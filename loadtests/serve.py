@@ -39,7 +39,8 @@ def free_port() -> int:
         return int(sock.getsockname()[1])
 
 
-def _healthy(port: int) -> bool:
+def healthy(port: int) -> bool:
+    """The server on 127.0.0.1:`port` answers `/healthz` with 200."""
     conn = http.client.HTTPConnection(HOST, port, timeout=2)
     try:
         conn.request("GET", "/healthz")
@@ -92,7 +93,7 @@ def running_server(
     )
     try:
         deadline = time.monotonic() + startup_timeout
-        while not _healthy(port):
+        while not healthy(port):
             if proc.poll() is not None:
                 raise RuntimeError(f"the server exited during start-up (code {proc.returncode})")
             if time.monotonic() > deadline:

@@ -60,7 +60,7 @@ from loadtests.network import (
     pg_server_url,
 )
 from loadtests.report import percentile
-from loadtests.serve import HOST, free_port
+from loadtests.serve import HOST, free_port, healthy
 
 DEFAULT_BURSTS = (100, 300, 1000)
 #: A request not answered (or shed) within this is a failure of the server, whatever it answers.
@@ -331,7 +331,7 @@ def serve(network: DemoNetwork, port: int, workers: int, log: Path) -> Iterator[
         )
         try:
             deadline = time.monotonic() + 60
-            while not _healthy(port):
+            while not healthy(port):
                 if proc.poll() is not None or time.monotonic() > deadline:
                     raise RuntimeError("the server did not start: " + log.read_text()[-2000:])
                 time.sleep(0.2)
@@ -345,17 +345,6 @@ def serve(network: DemoNetwork, port: int, workers: int, log: Path) -> Iterator[
                 with contextlib.suppress(ProcessLookupError):
                     os.killpg(proc.pid, signal.SIGKILL)
                 proc.wait(timeout=5)
-
-
-def _healthy(port: int) -> bool:
-    conn = http.client.HTTPConnection(HOST, port, timeout=2)
-    try:
-        conn.request("GET", "/healthz")
-        return conn.getresponse().status == 200
-    except OSError:
-        return False
-    finally:
-        conn.close()
 
 
 # --- figures ---------------------------------------------------------------------------------
