@@ -36,17 +36,31 @@ from client_sdk.cli._common import (
     handled,
     state,
 )
+from client_sdk.cli.i18n import ENV_LANG, LANGUAGES, LocalisedGroup, _
 from client_sdk.console import command as console_command
 
 __all__ = ["ExitCode", "app", "main"]
 
 app = typer.Typer(
     name="refcheck",
+    cls=LocalisedGroup,
     help="Privacy-preserving reference checks for a PSEAH network.",
     no_args_is_help=True,
     add_completion=False,
     pretty_exceptions_enable=False,
 )
+
+
+def _known_language(value: str | None) -> str | None:
+    """Refuse a `--lang` (or REFCHECK_LANG) we have no catalog for; the language itself was
+    chosen before parsing (client_sdk.cli.i18n.LocalisedGroup)."""
+    if value is not None and value not in LANGUAGES:
+        raise typer.BadParameter(
+            _("unknown language {value!r}: use id (Bahasa Indonesia) or en (English)").format(
+                value=value
+            )
+        )
+    return value
 
 
 @app.callback()
@@ -96,6 +110,17 @@ def _global(
     json_output: Annotated[
         bool, typer.Option("--json", help="Machine-readable JSON output for scripts.")
     ] = False,
+    lang: Annotated[
+        str | None,
+        typer.Option(
+            "--lang",
+            envvar=ENV_LANG,
+            metavar="id|en",
+            callback=_known_language,
+            help="Language of messages and help: id (Bahasa Indonesia) or en (English). "
+            "Default: REFCHECK_LANG, else the computer's language (LANG), else English.",
+        ),
+    ] = None,
 ) -> None:
     st = state(ctx)
     st.credentials_path = credentials
@@ -166,28 +191,23 @@ def login(
             else None
         )
         org_keys = Keystore.load(org_keys_file, passphrase=org_secret).org_keys
+    fingerprint = _fingerprint_option(network_fingerprint)
+    insecure = st.allow_insecure_http
+    # The network id as the server names it, unless the secretariat gave one: it is only
+    # trusted together with the fingerprint, which the client compares before signing in.
+    if network_id is None:
+        network_id = _network_named_by(server, ca_file=st.ca_file, allow_insecure_http=insecure)
     creds = Credentials(
         client_id=client_id,
         auth_private_key=store.auth_private_key,
         issuer=issuer,
         base_url=server,
         org_keys=org_keys,
-        network_id=network_id or "-",
-        network_signing_key_sha256=_fingerprint_option(network_fingerprint),
+        network_id=network_id,
+        network_signing_key_sha256=fingerprint,
     )
-    insecure = st.allow_insecure_http
     with Client(creds, ca_file=st.ca_file, allow_insecure_http=insecure) as probe:
         me = probe.me()
-        # The network id as the server names it, unless the secretariat gave one: it is only
-        # trusted together with the fingerprint, which the full check below compares.
-        if network_id is None:
-            keys = probe.request("GET", "/v1/network/keys")
-            named = keys.json().get("network_id") if keys.is_success else None
-            if not isinstance(named, str) or not named:
-                raise CredentialsError(
-                    "the server does not name its network (GET /v1/network/keys)"
-                )
-            network_id = named
     creds = Credentials(
         client_id=client_id,
         auth_private_key=store.auth_private_key,
@@ -223,6 +243,26 @@ def login(
             f"({', '.join(creds.roles)}); credentials written to {out}"
         ),
     )
+
+
+def _network_named_by(server: str, *, ca_file: str | Path | None, allow_insecure_http: bool) -> str:
+    """The network id `GET /v1/network/keys` names (a public endpoint: nothing is signed for a
+    server before its signing key has been compared with the fingerprint)."""
+    import httpx
+
+    from client_sdk._client import check_server_url, tls_verify
+    from client_sdk.errors import CredentialsError
+
+    check_server_url(server, allow_insecure_http=allow_insecure_http)
+    url = server.rstrip("/") + "/v1/network/keys"
+    try:
+        response = httpx.get(url, verify=tls_verify(ca_file), timeout=30)
+        named = response.json().get("network_id") if response.is_success else None
+    except (httpx.HTTPError, ValueError) as exc:
+        raise CredentialsError(f"could not read the network's keys at {url}: {exc}") from exc
+    if not isinstance(named, str) or not named:
+        raise CredentialsError(f"the server does not name its network ({url})")
+    return named
 
 
 def _fingerprint_option(value: str | None) -> str:

@@ -39,6 +39,15 @@ def fresh_person(rng: random.Random | None = None) -> dict[str, str]:
     }
 
 
+@pytest.fixture(autouse=True)
+def english_locale(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The tests read English messages: a developer's Indonesian locale must not switch them
+    (tests/cli/test_languages.py sets the language where it is the point)."""
+    for variable in ("REFCHECK_LANG", "LANGUAGE", "LC_ALL", "LC_MESSAGES"):
+        monkeypatch.delenv(variable, raising=False)
+    monkeypatch.setenv("LANG", "C.UTF-8")
+
+
 @pytest.fixture(scope="session")
 def live(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveServer]:
     with running_server(tmp_path_factory.mktemp("live-cli")) as server:
