@@ -122,6 +122,7 @@ def _env() -> jinja2.Environment:
     )
     env.filters["date"] = i18n.fmt_date
     env.filters["datetime"] = i18n.fmt_datetime
+    env.filters["month"] = i18n.fmt_month
     env.filters["label"] = choice_label
     return env
 

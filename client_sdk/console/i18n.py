@@ -22,6 +22,7 @@ __all__ = [
     "current_language",
     "fmt_date",
     "fmt_datetime",
+    "fmt_month",
     "gettext_",
     "negotiate",
     "ngettext_",
@@ -94,6 +95,15 @@ def fmt_datetime(value: dt.datetime | None) -> str:
     if value is None:
         return ""
     return format_datetime(value, format="medium", locale=current_language())
+
+
+def fmt_month(value: str) -> str:
+    """A "YYYY-MM" month in words ("Mei 2031"); anything else as it is."""
+    try:
+        first = dt.date.fromisoformat(f"{value}-01")
+    except ValueError:
+        return value
+    return format_date(first, format="MMM y", locale=current_language())
 
 
 def compile_catalogs() -> list[Path]:

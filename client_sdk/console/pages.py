@@ -731,10 +731,11 @@ def routes(kit: Kit) -> list[Route]:
         items = by_due(await call(client.list_disclosures, None, None, True))
         return render(request, "overdue.html", items=items)
 
-    from client_sdk.console import rescreen
+    from client_sdk.console import admin, rescreen
 
     return [
         *rescreen.routes(kit),
+        *admin.routes(kit, handles),
         Route("/cases/new", case_new, methods=["GET", "POST"]),
         Route("/cases", cases),
         Route("/cases/verify-live", cases_verify, methods=["POST"]),

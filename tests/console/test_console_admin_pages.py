@@ -1,0 +1,178 @@
+"""The secretariat's retention overview and key replacement in the console, over HTTP against a
+real server: each refusal shown beside its field, and what the registry holds afterwards."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import re
+from pathlib import Path
+
+import httpx
+
+from client_sdk import Client
+from client_sdk.keystore import Keystore
+from client_sdk.pinning import org_key_fingerprint
+from tests.console.conftest import Console, ConsoleFactory, hidden, links
+from tests.sdk.live import LiveServer
+
+TODAY = dt.date.today()
+
+
+def new_member(network: LiveServer, short_name: str) -> dict[str, str]:
+    """A member organisation of its own, so replacing its keys touches no other test's."""
+    keys = Keystore.generate().public_keys()
+    with Client.from_credentials_file(network.credentials("admin")) as admin:
+        org: dict[str, str] = admin.create_org(
+            short_name=short_name,
+            legal_name=f"{short_name} foundation",
+            org_type="national_ngo",
+            status="active",
+            x25519_public_key=keys["x25519_public_key"],
+            ed25519_public_key=keys["ed25519_public_key"],
+        )
+    return org
+
+
+def org_record(network: LiveServer, org_id: str) -> dict[str, str]:
+    with Client.from_credentials_file(network.credentials("admin")) as admin:
+        return next(o for o in admin.list_orgs() if o["id"] == org_id)
+
+
+def keys_link(console: Console, short_name: str) -> str:
+    registry = console.get("/admin/orgs").text
+    row = registry[registry.index(f">{short_name}<") :].split("</tr>")[0]
+    return next(link for link in links(row, "/admin/orgs/") if link.endswith("/keys"))
+
+
+def post_file(
+    console: Console, path: str, data: dict[str, str], files: dict[str, tuple[str, bytes, str]]
+) -> httpx.Response:
+    return console.http.post(path, data={"csrf": console.csrf(), **data}, files=files)
+
+
+# -- retention -------------------------------------------------------------------------------
+
+
+def test_the_retention_overview_counts_live_cases_by_month_and_member(
+    console_for: ConsoleFactory, network: LiveServer
+):
+    finding = TODAY - dt.timedelta(days=20)
+    until = finding.replace(year=finding.year + 6, day=15)
+    with Client.from_credentials_file(network.credentials("org-a-focal")) as focal:
+        focal.register_case(
+            {"full_name": "Rina Kusuma", "date_of_birth": "1988-03-03", "nationality": "ID"},
+            category="sexual_exploitation",
+            finding_date=finding.isoformat(),
+            sanction="dismissal",
+            legal_basis="legitimate_interests",
+            retention_until=until.isoformat(),
+            mou_reference="MoU-2026-01",
+            subject_notified_on=TODAY.isoformat(),
+        )
+    admin = console_for("admin")
+    page = admin.get("/admin/retention", headers={"Accept-Language": "en"})
+    assert page.status_code == 200
+    assert 'href="/admin/retention"' in page.text  # in the navigation
+    table = page.text[page.text.index('<table id="retention">') :]
+    members = re.findall(r'<th scope="col">([^<]+)</th>', table.split("</thead>")[0])
+    column = members.index("org-a")
+    month = until.strftime("%b %Y")
+    row = table[table.index(month) :].split("</tr>")[0]
+    cells = re.findall(r"<td>(?:<strong>)?(\d+)", row)
+    assert int(cells[column - 1]) >= 1
+    assert "<svg" in page.text and "Rina" not in page.text
+    # In Indonesian, with the month's name in Indonesian.
+    indonesian = admin.get("/admin/retention", headers={"Accept-Language": "id"})
+    assert '<html lang="id">' in indonesian.text
+    assert "Kasus aktif menurut bulan berakhirnya retensi" in indonesian.text
+    # The auditor reads it too; an HR officer does not.
+    assert console_for("auditor").get("/admin/retention").status_code == 200
+    assert console_for("org-b-hr").get("/admin/retention").status_code == 403
+
+
+# -- replacing a member's keys ---------------------------------------------------------------
+
+
+def test_the_admin_replaces_a_members_keys_after_the_fingerprint_is_read_out(
+    console_for: ConsoleFactory, network: LiveServer, tmp_path: Path
+):
+    org = new_member(network, "org-keys-http")
+    console = console_for("admin")
+    link = keys_link(console, "org-keys-http")
+    page = console.get(link)
+    old = org_key_fingerprint(
+        bytes.fromhex(org["x25519_public_key"]), bytes.fromhex(org["ed25519_public_key"])
+    )
+    assert old in page.text
+
+    # Pasted keys that are not keys: refused beside their field, nothing changed.
+    bad = console.post(link, {"step": "preview", "x25519_public_key": "abc"})
+    assert bad.status_code == 422
+    assert re.search(r'id="f-x25519_public_key"[^>]*aria-invalid="true"', bad.text)
+    assert 'id="e-x25519_public_key"' in bad.text and 'id="e-ed25519_public_key"' in bad.text
+
+    # A keystore holding its private keys in the clear is refused, beside the file field.
+    new = Keystore.generate()
+    clear = tmp_path / "clear.json"
+    new.save(clear, passphrase=None)
+    leaked = post_file(
+        console,
+        link,
+        {"step": "preview"},
+        {"public_file": ("keys.json", clear.read_bytes(), "application/json")},
+    )
+    assert leaked.status_code == 422 and 'id="e-public_file"' in leaked.text
+    assert new.public_keys()["x25519_public_key"] not in leaked.text
+
+    # `refcheck keys show --json` output: the new fingerprint is shown for read-out.
+    public = new.public_keys()
+    shown = {"keystore": "org-c-keys.json", **public}
+    preview = post_file(
+        console,
+        link,
+        {"step": "preview"},
+        {"public_file": ("public.json", json.dumps(shown).encode(), "application/json")},
+    )
+    assert preview.status_code == 200
+    fingerprint = org_key_fingerprint(
+        bytes.fromhex(public["x25519_public_key"]), bytes.fromhex(public["ed25519_public_key"])
+    )
+    assert re.search(rf'id="new-fingerprint">{fingerprint}<', preview.text)
+    confirm = dict(
+        zip(
+            ("step", "fingerprint", "x25519_public_key", "ed25519_public_key"),
+            (
+                hidden(preview.text, "step")[0],
+                hidden(preview.text, "fingerprint")[0],
+                hidden(preview.text, "x25519_public_key")[0],
+                hidden(preview.text, "ed25519_public_key")[0],
+            ),
+            strict=True,
+        )
+    )
+    # Not confirmed as read out: refused beside the box, the registry unchanged.
+    unconfirmed = console.post(link, confirm)
+    assert unconfirmed.status_code == 422 and 'id="e-read_out"' in unconfirmed.text
+    assert org_record(network, org["id"])["x25519_public_key"] == org["x25519_public_key"]
+    # Keys swapped after the fingerprint was shown: refused.
+    swapped = console.post(
+        link,
+        {
+            **confirm,
+            "read_out": "1",
+            "x25519_public_key": Keystore.generate().public_keys()["x25519_public_key"],
+        },
+    )
+    assert swapped.status_code == 422
+    assert org_record(network, org["id"])["x25519_public_key"] == org["x25519_public_key"]
+
+    done = console.post(link, {**confirm, "read_out": "1"})
+    assert done.status_code == 200 and str(done.url).endswith("/admin/orgs?done=keys")
+    record = org_record(network, org["id"])
+    assert record["x25519_public_key"] == public["x25519_public_key"]
+    assert record["ed25519_public_key"] == public["ed25519_public_key"]
+    # The same keys again: nothing would change, so refused.
+    again = console.post(link, {"step": "preview", **{k: public[k] for k in confirm if "key" in k}})
+    assert again.status_code == 422 and 'id="e-x25519_public_key"' in again.text
+    assert "sudah kunci yang tercatat" in again.text  # the console's default language
