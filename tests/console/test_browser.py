@@ -293,3 +293,145 @@ def test_the_language_switch(browser, tabs: list[Tab], console_for: ConsoleFacto
     # Keyboard only: tab from the top reaches the skip link first.
     tab.page.keyboard.press("Tab")
     assert tab.page.evaluate("document.activeElement.className") == "skip"
+
+
+def test_the_retention_overview_in_indonesian(
+    browser, tabs: list[Tab], console_for: ConsoleFactory, network: LiveServer
+):
+    finding = TODAY - dt.timedelta(days=15)
+    until = finding.replace(year=finding.year + 4, day=10)
+    with Client.from_credentials_file(network.credentials("org-a-focal")) as focal:
+        focal.register_case(
+            {"full_name": "Wulan Sari", "date_of_birth": "1987-02-02", "nationality": "ID"},
+            category="sexual_harassment",
+            finding_date=finding.isoformat(),
+            sanction="dismissal",
+            legal_basis="legitimate_interests",
+            retention_until=until.isoformat(),
+            mou_reference="MoU-2026-01",
+            subject_notified_on=TODAY.isoformat(),
+        )
+    tab = open_tab(tabs, browser, console_for("admin", unlock=False), locale="id-ID")
+    tab.unlock()
+    tab.page.click("nav a[href='/admin/retention']")
+    tab.page.wait_for_url("**/admin/retention")
+    assert tab.page.get_attribute("html", "lang") == "id"
+    assert tab.page.inner_text("h1") == "Kasus aktif menurut bulan berakhirnya retensi"
+    headers = tab.page.locator("#retention thead th").all_inner_texts()
+    assert "org-a" in headers and headers[-1] == "Semua anggota"
+    row = tab.page.locator("#retention tbody tr", has_text=i18n_month(until, "id"))
+    cells = row.locator("td").all_inner_texts()
+    assert int(cells[headers.index("org-a") - 1]) >= 1
+    assert tab.page.locator("svg.chart").count() == 1
+    tab.shot("admin-retention")
+    assert tab.hosts() == {"127.0.0.1"}
+
+
+def i18n_month(day: dt.date, lang: str) -> str:
+    from client_sdk.console import i18n
+
+    i18n.use_language(lang)
+    return i18n.fmt_month(day.strftime("%Y-%m"))
+
+
+def test_the_admin_replaces_a_members_keys_in_the_browser(
+    browser, tabs: list[Tab], console_for: ConsoleFactory, network: LiveServer, tmp_path: Path
+):
+    import json
+
+    from client_sdk.keystore import Keystore
+    from client_sdk.pinning import org_key_fingerprint
+
+    old = Keystore.generate().public_keys()
+    with Client.from_credentials_file(network.credentials("admin")) as admin:
+        org = admin.create_org(
+            short_name="org-keys-browser",
+            legal_name="Yayasan Kunci Baru",
+            org_type="national_ngo",
+            status="active",
+            x25519_public_key=old["x25519_public_key"],
+            ed25519_public_key=old["ed25519_public_key"],
+        )
+    tab = open_tab(tabs, browser, console_for("admin", unlock=False))
+    tab.unlock()
+    tab.go("/admin/orgs")
+    row = tab.page.locator("tr", has=tab.page.locator("th", has_text="org-keys-browser"))
+    row.locator("a[href$='/keys']").click()
+    tab.page.wait_for_load_state()
+    keys_path = urlsplit(tab.page.url).path
+    # A key cut short when pasting: shown beside its field.
+    tab.page.fill("#f-x25519_public_key", old["x25519_public_key"][:40])
+    tab.submit(keys_path)
+    assert tab.page.get_attribute("#f-x25519_public_key", "aria-invalid") == "true"
+    assert "64" in tab.page.inner_text("#e-x25519_public_key")
+    tab.shot("admin-keys-inline-error")
+    # The member's public-key file (refcheck keys show --json): the new fingerprint shows.
+    new = Keystore.generate().public_keys()
+    public_file = tmp_path / "org-keys-browser.public.json"
+    public_file.write_text(json.dumps({"keystore": "keys.json", **new}))
+    tab.page.fill("#f-x25519_public_key", "")
+    tab.page.fill("#f-ed25519_public_key", "")
+    tab.page.set_input_files("#f-public_file", str(public_file))
+    tab.submit(keys_path)
+    fingerprint = org_key_fingerprint(
+        bytes.fromhex(new["x25519_public_key"]), bytes.fromhex(new["ed25519_public_key"])
+    )
+    assert tab.page.inner_text("#new-fingerprint") == fingerprint
+    tab.shot("admin-keys-fingerprint")
+    # Not confirmed as read out: refused beside the box.
+    tab.submit(keys_path)
+    assert tab.page.is_visible("#e-read_out")
+    tab.page.check("#f-read_out")
+    tab.submit(keys_path)
+    tab.page.wait_for_url("**/admin/orgs?done=keys")
+    with Client.from_credentials_file(network.credentials("admin")) as admin:
+        record = next(o for o in admin.list_orgs() if o["id"] == org["id"])
+    assert record["x25519_public_key"] == new["x25519_public_key"]
+    assert tab.hosts() == {"127.0.0.1"}
+
+
+def test_hr_records_consents_in_bulk_and_downloads_the_codes_in_the_browser(
+    browser, tabs: list[Tab], console_for: ConsoleFactory, tmp_path: Path
+):
+    import hashlib
+
+    staff = tmp_path / "staff.csv"
+    staff.write_text(
+        "staff_ref;full_name;date_of_birth;nationality;form_sha256;self_declared_finding\r\n"
+        "R-1;Gita Purnama;1992-10-10;ID;;no\r\n"
+        "R-2;Hadi Gunawan;1986-11-11;ID;;no\r\n",
+        encoding="utf-8",
+    )
+    declaration = tmp_path / "declaration.pdf"
+    declaration.write_bytes(b"%PDF-1.4 one declaration signed by the whole team")
+    tab = open_tab(tabs, browser, console_for("org-b-hr", unlock=False))
+    tab.unlock()
+    tab.go("/rescreen")
+    # One form hash for all without choosing "same form for all": refused beside the hash.
+    tab.page.set_input_files("#f-staff_list", str(staff))
+    tab.page.check("#f-record_consents")
+    tab.page.fill("#f-form_sha256", hashlib.sha256(declaration.read_bytes()).hexdigest())
+    tab.submit("/rescreen")
+    assert tab.page.get_attribute("#f-form_sha256", "aria-invalid") == "true"
+    assert tab.page.is_visible("#e-form_sha256")
+    assert tab.page.is_checked("#f-record_consents")
+    tab.shot("rescreen-inline-error")
+    # The explicit choice, with the one signed document uploaded (hashed on this computer).
+    tab.page.set_input_files("#f-staff_list", str(staff))
+    tab.page.fill("#f-form_sha256", "")
+    tab.page.check("#f-same_form_for_all")
+    tab.page.set_input_files("#f-common_form", str(declaration))
+    tab.submit("/rescreen")
+    tab.page.wait_for_selector("#codes-download", timeout=60_000)
+    tab.shot("rescreen-lookup-codes")
+    with tab.page.expect_download() as download:
+        tab.page.click("#codes-download")
+    lines = Path(download.value.path()).read_text(encoding="utf-8-sig").splitlines()
+    assert lines[0] == "staff_ref;lookup_code;consent_id"
+    codes = [line.split(";")[1] for line in lines[1:]]
+    assert len(codes) == 2 and all(len(code) >= 8 for code in codes)
+    page_text = tab.page.inner_text("main")
+    for code in codes:
+        assert code not in page_text
+        assert all(code not in url for url in tab.requests)
+    assert tab.hosts() == {"127.0.0.1"}
