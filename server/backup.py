@@ -31,6 +31,16 @@ removed at once.
 database (a new SQLite file there, or an empty PostgreSQL database the operator created), then
 migrates it to the code's schema. The caller (`refcheck-server restore`) then verifies the audit
 trail.
+
+**Across engines.** Either archive restores into either engine (a secretariat that began on
+SQLite moves to PostgreSQL by a backup and a restore). Both database members are portable: the
+SQLite snapshot is a file any SQLite reads, and the PostgreSQL dump is rows of JSON with a codec
+per column. Unless SQLite goes into SQLite (the snapshot file is then the database), Alembic
+creates the schema at the archive's migration revision on the target and every table's rows are
+copied into it in dependency order, timestamps as UTC instants and binary as bytes, in one
+transaction with the schema itself on PostgreSQL; sequences then continue after the copied rows.
+A failure at any point leaves the target database as it was. Restoring a SQLite archive into
+PostgreSQL writes the snapshot, for as long as the copy takes, inside the new data directory.
 """
 
 from __future__ import annotations
@@ -66,11 +76,13 @@ from sqlalchemy import (
     MetaData,
     Numeric,
     Table,
+    create_engine,
     func,
     inspect,
     select,
     text,
 )
+from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.pool import NullPool
 
 from server.db import make_engine
@@ -620,26 +632,34 @@ def _check_fresh(settings: Settings) -> None:
     if key_dir.exists() and any(key_dir.iterdir()):
         raise BackupError(f"{key_dir} already holds files: restore into a new data directory")
     if not settings.database_url:
-        if settings.embedded_database_path.exists():
-            raise BackupError(
-                f"{settings.embedded_database_path} exists: restore into a new data directory"
-            )
+        path = settings.embedded_database_path
+        for existing in (path, path.with_name(path.name + ".restoring")):
+            if existing.exists():
+                raise BackupError(f"{existing} exists: restore into a new data directory")
         return
     engine = make_engine(settings.database_url, poolclass=NullPool)
     try:
         with engine.connect() as conn:
-            if inspect(conn).get_table_names():
-                raise BackupError(
-                    "the target database is not empty: create a new database "
-                    "(createdb) and restore into it"
-                )
+            found = inspect(conn)
+            held = sorted(found.get_table_names()) + sorted(found.get_sequence_names())
     finally:
         engine.dispose()
+    if held:
+        shown = ", ".join(held[:3]) + (", ..." if len(held) > 3 else "")
+        raise BackupError(
+            f"the target database is not empty (it holds {len(held)} tables or sequences: "
+            f"{shown}); restore only into a new, empty database (createdb): nothing was written"
+        )
 
 
 def restore_backup(settings: Settings, archive: Path, passphrase: bytes) -> RestoreSummary:
     """Restore `archive` into `settings`' data directory and database, both fresh, and migrate
-    the database to this code's schema. The audit trail is verified by the caller."""
+    the database to this code's schema. The audit trail is verified by the caller.
+
+    Either engine's archive restores into either engine: a network that began on SQLite moves
+    to PostgreSQL this way (and back). Across engines, or from PostgreSQL, the schema is created
+    at the archive's migration revision and every row copied in one transaction
+    (`_fresh_database`): a failure leaves the target database as it was."""
     _check_fresh(settings)
     target_backend = "postgresql" if settings.database_url else "sqlite"
     if settings.database_url and not settings.database_url.startswith("postgresql"):
@@ -654,15 +674,8 @@ def restore_backup(settings: Settings, archive: Path, passphrase: bytes) -> Rest
         manifest = json.loads(b"".join(first[1]))
         if manifest.get("format") != "refcheck-backup":
             raise BackupError("the archive has no valid manifest")
-        if manifest["backend"] != target_backend:
-            where = (
-                "PostgreSQL (--database-url)"
-                if manifest["backend"] == "postgresql"
-                else ("SQLite (no --database-url)")
-            )
-            raise BackupError(
-                f"the archive holds a {manifest['backend']} database; restore it into {where}"
-            )
+        if manifest["backend"] not in ("sqlite", "postgresql"):
+            raise BackupError(f"the archive holds a {manifest['backend']} database")
         summary = RestoreSummary(
             backend=manifest["backend"],
             revision=list(manifest["revision"]),
@@ -674,10 +687,9 @@ def restore_backup(settings: Settings, archive: Path, passphrase: bytes) -> Rest
         key_dir = settings.server_key_dir
         key_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
         created: list[Path] = []
-        engine: Engine | None = None
         try:
             with contextlib.ExitStack() as stack:
-                conn: Connection | None = None
+                target: Connection | None = None
                 for name, chunks in members:
                     if name.startswith(KEY_PREFIX):
                         file_name = name.removeprefix(KEY_PREFIX)
@@ -694,20 +706,28 @@ def restore_backup(settings: Settings, archive: Path, passphrase: bytes) -> Rest
                             _write_key(path, b"".join(chunks))
                             created.append(path)
                             summary.policy_file = path
-                    elif name == DB_SQLITE:
+                    elif name == DB_SQLITE and target_backend == "sqlite":
+                        # SQLite into SQLite: the snapshot file is the database.
                         created.append(settings.embedded_database_path)
                         _restore_sqlite(settings, chunks)
-                    elif name.startswith(DB_TABLE_PREFIX):
-                        if conn is None:
-                            engine = _prepare_postgres(settings, summary.revision)
-                            # Every table in one transaction: a restore that fails half-way
-                            # leaves an empty schema, never half a registry.
-                            conn = stack.enter_context(engine.connect())
-                            stack.enter_context(conn.begin())
-                        table = name.removeprefix(DB_TABLE_PREFIX)
-                        summary.tables[table] = _load_table(
-                            conn, table, manifest["tables"][table], chunks
+                    elif name == DB_SQLITE:
+                        if target is not None:
+                            raise BackupError("the archive holds two databases")
+                        target = stack.enter_context(
+                            _fresh_database(settings, summary.revision, created)
                         )
+                        summary.tables = _copy_sqlite_snapshot(settings, chunks, target)
+                    elif name.startswith(DB_TABLE_PREFIX):
+                        if target is None:
+                            target = stack.enter_context(
+                                _fresh_database(settings, summary.revision, created)
+                            )
+                            _check_tables(target, set(manifest["tables"]), summary.revision)
+                        table = name.removeprefix(DB_TABLE_PREFIX)
+                        with _table_errors(table):
+                            summary.tables[table] = _load_table(
+                                target, table, manifest["tables"][table], chunks
+                            )
                     else:
                         raise BackupError(f"the archive holds an unknown member {name}")
                 if stream.read(1):
@@ -715,16 +735,12 @@ def restore_backup(settings: Settings, archive: Path, passphrase: bytes) -> Rest
                 written = {p.name for p in created if p.parent == key_dir}
                 if written != set(manifest["key_files"]):
                     raise BackupError("the archive lacks key files its manifest names")
-                if conn is not None:
-                    _reset_sequences(conn)
+                # Leaving the stack commits the database's one transaction.
         except BaseException:
             for path in created:
                 for extra in ("", "-wal", "-shm"):
                     path.with_name(path.name + extra).unlink(missing_ok=True)
             raise
-        finally:
-            if engine is not None:
-                engine.dispose()
     _migrate_to_head(settings, summary.policy_file or settings.policy_file)
     return summary
 
@@ -739,25 +755,192 @@ def _restore_sqlite(settings: Settings, chunks: Iterator[bytes]) -> None:
                 fh.write(chunk)
             fh.flush()
             os.fsync(fh.fileno())
-        check = sqlite3.connect(tmp)
-        try:
-            if check.execute("PRAGMA integrity_check").fetchone()[0] != "ok":
-                raise BackupError("the archive's SQLite database fails its integrity check")
-        finally:
-            check.close()
+        _check_integrity(tmp)
         os.replace(tmp, path)
     finally:
         tmp.unlink(missing_ok=True)
 
 
-def _prepare_postgres(settings: Settings, revision: list[str]) -> Engine:
-    """The schema at the archive's revision, so its rows fit the tables as they were."""
+def _check_integrity(path: Path) -> None:
+    check = sqlite3.connect(path)
+    try:
+        if check.execute("PRAGMA integrity_check").fetchone()[0] != "ok":
+            raise BackupError("the archive's SQLite database fails its integrity check")
+    finally:
+        check.close()
+
+
+@contextlib.contextmanager
+def _fresh_database(
+    settings: Settings, revision: list[str], created: list[Path]
+) -> Iterator[Connection]:
+    """A connection, in the one transaction of the restore, to the target database holding the
+    schema at `revision` (the archive's rows fit the tables as they were) and no row.
+
+    PostgreSQL: Alembic creates the schema inside that transaction (DDL is transactional
+    there), so a restore that fails at any point leaves the database empty, ready for another
+    try. SQLite: the database is built in `refcheck.db.restoring` and moved into place only
+    after the commit; a failure removes it. On success, PostgreSQL's sequences continue after
+    the restored rows (SQLite's rowids do by themselves)."""
     from server.migrate import upgrade
 
     if len(revision) != 1:
         raise BackupError("the archive's database has no single migration revision")
-    upgrade(settings.database_url, revision[0])
-    return make_engine(settings.database_url, poolclass=NullPool)
+    if settings.database_url:
+        engine = make_engine(settings.database_url, poolclass=NullPool)
+        try:
+            with engine.connect() as conn:
+                with _database_errors():
+                    transaction = conn.begin()
+                    try:
+                        upgrade(settings.database_url, revision[0], connection=conn)
+                        _clear_seeded_rows(conn)
+                        yield conn
+                        _reset_sequences(conn)
+                        transaction.commit()
+                    finally:
+                        if transaction.is_active:
+                            transaction.rollback()
+        finally:
+            engine.dispose()
+        return
+    final = settings.embedded_database_path
+    building = final.with_name(final.name + ".restoring")
+    os.close(os.open(building, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600))
+    created.append(building)
+    url = f"sqlite:///{building}"
+    engine = make_engine(url, poolclass=NullPool)
+    try:
+        with _database_errors():
+            upgrade(url, revision[0])
+            with engine.connect() as conn, conn.begin():
+                _clear_seeded_rows(conn)
+                yield conn
+    finally:
+        engine.dispose()
+    created.append(final)
+    os.replace(building, final)
+
+
+@contextlib.contextmanager
+def _database_errors() -> Iterator[None]:
+    """A database error in the middle of a restore as a BackupError naming it, not a traceback."""
+    try:
+        yield
+    except SQLAlchemyError as exc:
+        raise BackupError(
+            f"the database could not be restored ({_cause(exc)}); "
+            "the target database was left as it was"
+        ) from exc
+
+
+@contextlib.contextmanager
+def _table_errors(table: str) -> Iterator[None]:
+    """A database error while a table is written, as a BackupError naming the table."""
+    try:
+        yield
+    except SQLAlchemyError as exc:
+        raise BackupError(
+            f"table {table} could not be restored ({_cause(exc)}); "
+            "the target database was left as it was"
+        ) from exc
+
+
+def _cause(exc: SQLAlchemyError) -> str:
+    cause = getattr(exc, "orig", None) or exc
+    lines = str(cause).strip().splitlines()
+    return f"{type(cause).__name__}: {lines[0] if lines else ''}"
+
+
+def _clear_seeded_rows(conn: Connection) -> None:
+    """Rows a migration seeded (a lock row, a counter) are in the archive too."""
+    for table in reversed(_reflect(conn).sorted_tables):
+        conn.execute(table.delete())
+
+
+def _check_tables(conn: Connection, archived: set[str], revision: list[str]) -> None:
+    schema = set(_reflect(conn).tables)
+    if archived != schema:
+        extra, missing = sorted(archived - schema), sorted(schema - archived)
+        raise BackupError(
+            f"the archive's tables are not those of its revision {','.join(revision)} "
+            f"(only in the archive: {', '.join(extra) or 'none'}; "
+            f"only in the schema: {', '.join(missing) or 'none'})"
+        )
+
+
+def _copy_sqlite_snapshot(
+    settings: Settings, chunks: Iterator[bytes], target: Connection
+) -> dict[str, int]:
+    """Copy a SQLite snapshot of the archive into `target`, table by table in dependency order.
+
+    The snapshot is written, for as long as the copy takes, inside the new (owner-only) data
+    directory, as `backup` wrote it beside the live database, and read with SQLAlchemy."""
+    handle, snapshot_name = tempfile.mkstemp(
+        prefix=".restore-", suffix=".sqlite3", dir=settings.data_dir
+    )
+    snapshot = Path(snapshot_name)
+    try:
+        with os.fdopen(handle, "wb") as fh:
+            for chunk in chunks:
+                fh.write(chunk)
+        _check_integrity(snapshot)
+        engine = create_engine(f"sqlite:///{snapshot}", poolclass=NullPool)
+        try:
+            with engine.connect() as source:
+                source_tables = _reflect(source).tables
+                target_tables = _reflect(target)
+                revision = _revision(source)
+                _check_tables(target, set(source_tables), revision)
+                counts: dict[str, int] = {}
+                for table in target_tables.sorted_tables:
+                    origin = source_tables[table.name]
+                    if {c.name for c in origin.columns} != {c.name for c in table.columns}:
+                        raise BackupError(
+                            f"table {table.name} of the archive does not fit the schema of its "
+                            f"revision {','.join(revision)}"
+                        )
+                    with _table_errors(table.name):
+                        counts[table.name] = _copy_table(source, origin, target, table)
+                return counts
+        finally:
+            engine.dispose()
+    finally:
+        for extra in ("", "-wal", "-shm", "-journal"):
+            snapshot.with_name(snapshot.name + extra).unlink(missing_ok=True)
+
+
+def _copy_table(source: Connection, origin: Table, target: Connection, table: Table) -> int:
+    names = [c.name for c in table.columns]
+    kinds = {c.name: c.type for c in table.columns}
+    order = list(origin.primary_key.columns) or list(origin.columns)
+    rows = source.execution_options(yield_per=1000).execute(select(origin).order_by(*order))
+    count = 0
+    batch: list[dict[str, Any]] = []
+    for row in rows.mappings():
+        batch.append({name: _fit(row[name], kinds[name]) for name in names})
+        if len(batch) >= _INSERT_BATCH:
+            target.execute(table.insert(), batch)
+            count += len(batch)
+            batch = []
+    if batch:
+        target.execute(table.insert(), batch)
+        count += len(batch)
+    return count
+
+
+def _fit(value: Any, kind: Any) -> Any:
+    """A value as the target column stores it exactly: instants in UTC (SQLite keeps the UTC
+    wall time and drops the offset; PostgreSQL would read a naive one in its session's time
+    zone), binary as bytes."""
+    if value is None:
+        return None
+    if isinstance(kind, DateTime) and isinstance(value, datetime):
+        aware = value if value.tzinfo is not None else value.replace(tzinfo=UTC)
+        return aware.astimezone(UTC)
+    if isinstance(kind, LargeBinary):
+        return bytes(value)
+    return value
 
 
 def _load_table(
@@ -767,8 +950,7 @@ def _load_table(
     columns = list(codecs)
     if set(columns) != {c.name for c in table.columns}:
         raise BackupError(f"table {name} of the archive does not fit the schema it names")
-    # Rows a migration seeded (a lock row, a counter) are in the archive too.
-    conn.execute(table.delete())
+    kinds = {c.name: c.type for c in table.columns}
     count = 0
     batch: list[dict[str, Any]] = []
     pending = b""
@@ -777,7 +959,12 @@ def _load_table(
         *lines, pending = pending.split(b"\n")
         for line in lines:
             values = json.loads(line)
-            batch.append({c: _decode(v, codecs[c]) for c, v in zip(columns, values, strict=True)})
+            batch.append(
+                {
+                    c: _fit(_decode(v, codecs[c]), kinds[c])
+                    for c, v in zip(columns, values, strict=True)
+                }
+            )
             if len(batch) >= _INSERT_BATCH:
                 conn.execute(table.insert(), batch)
                 count += len(batch)

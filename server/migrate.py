@@ -28,10 +28,16 @@ def upgrade(
     *,
     key_dir: Path | None = None,
     keys_per_check: int | None = None,
+    connection: Connection | None = None,
 ) -> None:
     """Upgrade to `revision`. A migration that converts stored pseudonyms (0006, protocol v2)
-    needs the OPRF key file from `key_dir` and the policy's `keys_per_check`."""
+    needs the OPRF key file from `key_dir` and the policy's `keys_per_check`.
+
+    With `connection` (already in a transaction), the migrations run on it, inside that
+    transaction, which the caller commits or rolls back (on PostgreSQL DDL is transactional)."""
     cfg = alembic_config(url)
+    if connection is not None:
+        cfg.attributes["connection"] = connection
     if key_dir is not None:
         cfg.attributes["key_dir"] = str(key_dir)
     if keys_per_check is not None:

@@ -24,6 +24,14 @@ def run_migrations_offline() -> None:
 
 
 def run_migrations_online() -> None:
+    given = config.attributes.get("connection")
+    if given is not None:
+        # A caller's connection (a restore creates the schema and loads the rows in one
+        # transaction): Alembic works inside that transaction and neither commits nor closes it.
+        context.configure(connection=given, target_metadata=target_metadata, render_as_batch=True)
+        with context.begin_transaction():
+            context.run_migrations()
+        return
     url = config.get_main_option("sqlalchemy.url")
     assert url is not None
     engine = (
