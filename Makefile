@@ -8,7 +8,8 @@ HOST   ?= 127.0.0.1
 PORT   ?= 8000
 WORKERS ?= 1
 
-.PHONY: run test lint typecheck pytest bench load stress clean install install-dev install-bench
+.PHONY: run test lint typecheck pytest bench load stress clean install install-dev install-bench \
+	cli-catalog
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -61,6 +62,11 @@ load: install-dev
 # SQLite then PostgreSQL (127.0.0.1:5432, or REFCHECK_BENCH_PG_URL): loadtests/README.md.
 stress: install-dev
 	$(BIN)/python -m loadtests.stress
+
+# The `refcheck` CLI's messages: re-extract the template, merge it into the .po files and
+# compile them (client_sdk/cli/catalogs.py); translate what came in empty, then run it again.
+cli-catalog: install-dev
+	$(BIN)/python -m client_sdk.cli.catalogs
 
 clean:
 	rm -rf $(VENV) .mypy_cache .pytest_cache .ruff_cache .hypothesis

@@ -180,13 +180,13 @@ def login(
     st = state(ctx)
     server = url or st.base_url
     if not server:
-        raise CredentialsError("no server URL: pass --server or --base-url")
+        raise CredentialsError(_("no server URL: pass --server or --base-url"))
     secret = passphrase() if Keystore.is_sealed(keys_file) else None
     store = Keystore.load(keys_file, passphrase=secret)
     org_keys = store.org_keys
     if org_keys_file is not None:
         org_secret = (
-            passphrase("Passphrase of the org keystore")
+            passphrase(_("Passphrase of the org keystore"))
             if Keystore.is_sealed(org_keys_file)
             else None
         )
@@ -239,8 +239,14 @@ def login(
         st,
         summary,
         lambda: st.console.print(
-            f"Signed in as [bold]{creds.principal_name}[/] of {creds.org_short_name} "
-            f"({', '.join(creds.roles)}); credentials written to {out}"
+            _(
+                "Signed in as [bold]{name}[/] of {org} ({roles}); credentials written to {path}"
+            ).format(
+                name=creds.principal_name,
+                org=creds.org_short_name,
+                roles=", ".join(creds.roles),
+                path=out,
+            )
         ),
     )
 
@@ -294,8 +300,11 @@ def whoami(ctx: typer.Context) -> None:
         st,
         me,
         lambda: st.console.print(
-            f"{me.get('name')} of {me.get('org_short_name')} - roles: "
-            f"{', '.join(me.get('roles') or [])}"
+            _("{name} of {org} - roles: {roles}").format(
+                name=me.get("name"),
+                org=me.get("org_short_name"),
+                roles=", ".join(me.get("roles") or []),
+            )
         ),
     )
 

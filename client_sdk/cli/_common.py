@@ -22,6 +22,7 @@ import typer
 from rich.console import Console
 
 from client_sdk._client import Client
+from client_sdk.cli.i18n import _
 from client_sdk.credentials import Credentials
 from client_sdk.errors import (
     ApiError,
@@ -85,7 +86,9 @@ class State:
     def credentials(self) -> Credentials:
         if self.credentials_path is None:
             raise CredentialsError(
-                f"no credentials: pass --credentials FILE or set {ENV_CREDENTIALS}"
+                _("no credentials: pass --credentials FILE or set {variable}").format(
+                    variable=ENV_CREDENTIALS
+                )
             )
         return load_credentials(self.credentials_path)
 
@@ -129,13 +132,21 @@ def beside(pin_file: Path | None, suffix: str) -> Path | None:
     return pin_file.with_name(stem + suffix)
 
 
-def passphrase(prompt: str = "Passphrase", *, confirm: bool = False) -> str:
+def passphrase(prompt: str | None = None, *, confirm: bool = False) -> str:
     from_env = os.environ.get(ENV_PASSPHRASE)
     if from_env:
         return from_env
     if not sys.stdin.isatty():
-        raise CredentialsError(f"a passphrase is needed: set {ENV_PASSPHRASE} or run in a terminal")
-    value: str = typer.prompt(prompt, hide_input=True, confirmation_prompt=confirm)
+        raise CredentialsError(
+            _("a passphrase is needed: set {variable} or run in a terminal").format(
+                variable=ENV_PASSPHRASE
+            )
+        )
+    value: str = typer.prompt(
+        prompt or _("Passphrase"),
+        hide_input=True,
+        confirmation_prompt=_("Repeat for confirmation") if confirm else False,
+    )
     return value
 
 
@@ -157,7 +168,9 @@ def fail(st: State, code: ExitCode, message: str, **extra: Any) -> NoReturn:
     if st.json_output:
         st.console.print_json(json.dumps({"error": {"message": message, **extra}}))
     else:
-        st.errors.print(f"[bold red]error:[/] {message}", highlight=False, markup=True)
+        st.errors.print(
+            _("[bold red]error:[/] {message}").format(message=message), highlight=False, markup=True
+        )
     raise typer.Exit(int(code))
 
 
@@ -201,7 +214,9 @@ def reporting(st: State) -> Iterator[None]:
         yield
     except RefcheckError as exc:
         prefix = (
-            "security check failed, not continuing: " if isinstance(exc, ProtocolViolation) else ""
+            _("security check failed, not continuing: ")
+            if isinstance(exc, ProtocolViolation)
+            else ""
         )
         message = unreachable(st, exc) if isinstance(exc, TransportError) else str(exc)
         fail(st, exit_code_for(exc), prefix + message, **describe(exc))
@@ -210,17 +225,23 @@ def reporting(st: State) -> Iterator[None]:
 def unreachable(st: State, exc: TransportError) -> str:
     """A connection failure as a person can act on it: which server, and what to check."""
     url = st._client.base_url if st._client is not None else st.base_url
-    where = f"the server at {url}" if url else "the server"
+    where = _("the server at {url}").format(url=url) if url else _("the server")
     cause = f"{type(exc.__cause__).__name__}" if exc.__cause__ is not None else str(exc)
     tls = "certificate" in str(exc.__cause__).lower() or "ssl" in cause.lower()
     hint = (
-        "the server's certificate was not accepted: pass the network's CA bundle with "
-        "--ca-file (or REFCHECK_CA_FILE)"
+        _(
+            "the server's certificate was not accepted: pass the network's CA bundle with "
+            "--ca-file (or REFCHECK_CA_FILE)"
+        )
         if tls
-        else "check the address (--base-url, or base_url in the credentials file), that the "
-        "server is running, and this computer's internet connection, VPN or proxy"
+        else _(
+            "check the address (--base-url, or base_url in the credentials file), that the "
+            "server is running, and this computer's internet connection, VPN or proxy"
+        )
     )
-    return f"cannot reach {where} ({cause}; {exc}): {hint}"
+    return _("cannot reach {where} ({cause}; {detail}): {hint}").format(
+        where=where, cause=cause, detail=exc, hint=hint
+    )
 
 
 def handled(fn: Callable[P, R]) -> Callable[P, R]:
@@ -261,19 +282,19 @@ def read_person(path: str | None, flags: dict[str, str | None]) -> dict[str, Any
     """
     given = {k: v for k, v in flags.items() if v}
     if path is not None and given:
-        raise InvalidInput("give the person either as --person FILE or as flags, not both")
+        raise InvalidInput(_("give the person either as --person FILE or as flags, not both"))
     if path is None:
         if not given:
-            raise InvalidInput("no person given: use --person FILE (or -) or --full-name/--dob")
+            raise InvalidInput(_("no person given: use --person FILE (or -) or --full-name/--dob"))
         return given
     try:
         text = sys.stdin.read() if path == "-" else Path(path).read_text(encoding="utf-8")
         data = json.loads(text)
     except (OSError, UnicodeDecodeError, json.JSONDecodeError):
-        raise InvalidInput("the person file is not readable JSON") from None
+        raise InvalidInput(_("the person file is not readable JSON")) from None
     if not isinstance(data, dict):
-        raise InvalidInput("the person file must hold one JSON object")
+        raise InvalidInput(_("the person file must hold one JSON object"))
     unknown = sorted(set(data) - set(PERSON_FIELDS))
     if unknown:
-        raise InvalidInput(f"unknown person fields: {', '.join(unknown)}")
+        raise InvalidInput(_("unknown person fields: {fields}").format(fields=", ".join(unknown)))
     return {k: v for k, v in data.items() if v not in (None, "")}

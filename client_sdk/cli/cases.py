@@ -34,6 +34,7 @@ from client_sdk.cli.check import (
     Phone,
     person_from,
 )
+from client_sdk.cli.i18n import _
 from client_sdk.errors import CredentialsError, InvalidInput, ProtocolViolation, RefcheckError
 from client_sdk.models import Case, LiveCheck, Registration
 from client_sdk.pinning import _locked
@@ -55,7 +56,9 @@ def _case_dict(case: Case) -> dict[str, object]:
 def registrations_file(st: State) -> Path:
     path = beside(st.pins(), ".cases.json")
     if path is None:
-        raise CredentialsError("no place to keep registrations: pass --pin-file or --credentials")
+        raise CredentialsError(
+            _("no place to keep registrations: pass --pin-file or --credentials")
+        )
     return path
 
 
@@ -66,14 +69,14 @@ def _read(path: Path) -> dict[str, Any]:
     if document.get("refcheck_registrations") != FORMAT or not isinstance(
         document.get("servers"), dict
     ):
-        raise CredentialsError(f"{path} is not a refcheck registrations file")
+        raise CredentialsError(_("{path} is not a refcheck registrations file").format(path=path))
     return document
 
 
 def _scope(client: Client) -> tuple[str, str]:
     org_id = client.credentials.org_id
     if not org_id:
-        raise CredentialsError("the credentials do not name the organisation (org_id)")
+        raise CredentialsError(_("the credentials do not name the organisation (org_id)"))
     return client.base_url, org_id
 
 
@@ -96,7 +99,7 @@ def kept_registrations(path: Path, client: Client) -> dict[str, dict[str, Any]]:
     server, org_id = _scope(client)
     cases = _read(path)["servers"].get(server, {}).get(org_id, {})
     if not isinstance(cases, dict):
-        raise CredentialsError(f"{path} is not a refcheck registrations file")
+        raise CredentialsError(_("{path} is not a refcheck registrations file").format(path=path))
     return cases
 
 
@@ -105,7 +108,7 @@ def _registration(case: Case, kept: dict[str, Any], path: Path) -> Registration:
         values = tuple(int(v) for v in kept["filter_values"])
         return Registration(case, str(kept["key_id"]), int(kept["key_seq"]), values)
     except (KeyError, TypeError, ValueError):
-        raise CredentialsError(f"{path} has a malformed registration") from None
+        raise CredentialsError(_("{path} has a malformed registration").format(path=path)) from None
 
 
 @app.command("register")
@@ -162,8 +165,10 @@ def register(
         st,
         {"case_id": case_id, "key_id": registration.key_id, "registrations_file": str(path)},
         lambda: st.console.print(
-            f"Registered case {case_id}; its filter values are kept in {path} for "
-            "`refcheck case verify-live`"
+            _(
+                "Registered case {case}; its filter values are kept in {path} for "
+                "`refcheck case verify-live`"
+            ).format(case=case_id, path=path)
         ),
     )
 
@@ -179,11 +184,13 @@ def list_cases(
     found = st.client().list_cases(status)  # type: ignore[arg-type]
 
     def human() -> None:
-        table = Table("id", "category", "finding date", "sanction", "retain until", "status")
+        table = Table(
+            _("id"), _("category"), _("finding date"), _("sanction"), _("retain until"), _("status")
+        )
         for c in found:
             table.add_row(
                 c.id,
-                c.category + (" (child)" if c.child_victim else ""),
+                c.category + (_(" (child)") if c.child_victim else ""),
                 c.finding_date.isoformat(),
                 c.sanction,
                 c.retention_until.isoformat(),
@@ -211,7 +218,9 @@ def withdraw(
     emit(
         st,
         _case_dict(case),
-        lambda: st.console.print(f"Case {case.id} is now {case.status}"),
+        lambda: st.console.print(
+            _("Case {case} is now {status}").format(case=case.id, status=case.status)
+        ),
     )
 
 
@@ -234,13 +243,15 @@ def retention(
     try:
         new_date = date.fromisoformat(until)
     except ValueError:
-        raise InvalidInput("until: not a real calendar date (YYYY-MM-DD)") from None
+        raise InvalidInput(_("until: not a real calendar date (YYYY-MM-DD)")) from None
     client = st.client()
     current = client.get_case(case_id)
     if new_date > current.retention_until and not allow_longer:
         raise InvalidInput(
-            f"until: later than the case's retention date ({current.retention_until}); "
-            "this command shortens retention (pass --allow-longer to keep it longer)"
+            _(
+                "until: later than the case's retention date ({date}); this command shortens "
+                "retention (pass --allow-longer to keep it longer)"
+            ).format(date=current.retention_until)
         )
     raw = call_json(
         client, "PATCH", f"/v1/cases/{quote(case_id, safe='')}",
@@ -251,8 +262,9 @@ def retention(
         st,
         _case_dict(case),
         lambda: st.console.print(
-            f"Case {case.id} is now kept until {case.retention_until} "
-            f"(was {current.retention_until})",
+            _("Case {case} is now kept until {date} (was {before})").format(
+                case=case.id, date=case.retention_until, before=current.retention_until
+            ),
             highlight=False,
         ),
     )
@@ -279,8 +291,10 @@ def verify_live(
         kept = {k: v for k, v in kept.items() if k == case_id}
     if not kept:
         raise InvalidInput(
-            f"no registration of this organisation is kept in {path}: only cases registered "
-            "with `refcheck case register` from this machine can be verified"
+            _(
+                "no registration of this organisation is kept in {path}: only cases registered "
+                "with `refcheck case register` from this machine can be verified"
+            ).format(path=path)
         )
     cases = {c.id: c for c in client.list_cases()}
     registrations = [_registration(cases[k], v, path) for k, v in kept.items() if k in cases]
@@ -295,21 +309,27 @@ def verify_live(
     missing = [c for c in checks if c.status == "missing"]
 
     def human() -> None:
-        table = Table("case", "status", "values missing")
+        table = Table(_("case"), _("status"), _("values missing"))
         for c in checks:
-            table.add_row(c.case_id, c.status, f"{c.missing} of {c.values}")
+            table.add_row(
+                c.case_id,
+                c.status,
+                _("{missing} of {values}").format(missing=c.missing, values=c.values),
+            )
         for k in gone:
             table.add_row(k, "purged", "")
         st.console.print(table)
         if missing:
             st.errors.print(
-                f"[bold red]{len(missing)} live case(s) miss values in the published filter "
-                f"(revision {missing[0].filter_revision})[/]: the server dropped or displaced "
-                "their entries. Report it to the network secretariat.",
+                _(
+                    "[bold red]{count} live case(s) miss values in the published filter "
+                    "(revision {revision})[/]: the server dropped or displaced their entries. "
+                    "Report it to the network secretariat."
+                ).format(count=len(missing), revision=missing[0].filter_revision),
                 highlight=False,
             )
         else:
-            st.console.print("Every live case is fully published.")
+            st.console.print(_("Every live case is fully published."))
 
     emit(st, {"items": rows, "filter_revision": _revision(checks)}, human)
     if missing:
@@ -325,17 +345,23 @@ def _rekey_rows(path: Path) -> list[tuple[str, dict[str, Any]]]:
     try:
         data = json.loads(path.read_text(encoding="utf-8"))
     except (OSError, UnicodeDecodeError, json.JSONDecodeError):
-        raise InvalidInput(f"{path} is not readable JSON") from None
+        raise InvalidInput(_("{path} is not readable JSON").format(path=path)) from None
     if not isinstance(data, list) or not data:
-        raise InvalidInput(f"{path} must hold a JSON list of case records")
+        raise InvalidInput(_("{path} must hold a JSON list of case records").format(path=path))
     rows: list[tuple[str, dict[str, Any]]] = []
     for number, item in enumerate(data, start=1):
         if not isinstance(item, dict) or not isinstance(item.get("case_id"), str):
-            raise InvalidInput(f"record {number}: needs a case_id and the person's fields")
+            raise InvalidInput(
+                _("record {number}: needs a case_id and the person's fields").format(number=number)
+            )
         person = {k: v for k, v in item.items() if k != "case_id" and v not in (None, "")}
         unknown = sorted(set(person) - set(PERSON_FIELDS))
         if unknown:
-            raise InvalidInput(f"record {number}: unknown person fields: {', '.join(unknown)}")
+            raise InvalidInput(
+                _("record {number}: unknown person fields: {fields}").format(
+                    number=number, fields=", ".join(unknown)
+                )
+            )
         rows.append((item["case_id"], person))
     return rows
 
@@ -374,7 +400,11 @@ def rekey(
         done.append(case_id)
 
     def human() -> None:
-        st.console.print(f"Re-keyed {len(done)} of {len(rows)} case(s); values kept in {path}")
+        st.console.print(
+            _("Re-keyed {done} of {total} case(s); values kept in {path}").format(
+                done=len(done), total=len(rows), path=path
+            )
+        )
         for failure in failed:
             st.console.print(f"  {failure['case_id']}: {failure['error']}")
 

@@ -28,6 +28,7 @@ from client_sdk.cli._common import (
     read_person,
     state,
 )
+from client_sdk.cli.i18n import _
 from client_sdk.disclosures import Disclosure
 from client_sdk.errors import (
     ApiError,
@@ -96,31 +97,45 @@ def print_result(st: State, result: CheckResult) -> None:
 def print_result_for_people(st: State, result: CheckResult, *, requesting: bool = False) -> None:
     colour = {"no_match": "green", "match": "bold red", "possible_match": "yellow"}
     st.console.print(
-        f"Result: [{colour[result.status.value]}]{result.status.value}[/] "
-        f"({result.keys_checked} keys checked, check {result.check_id})",
+        _("Result: [{colour}]{status}[/] ({keys} keys checked, check {check})").format(
+            colour=colour[result.status.value],
+            status=result.status.value,
+            keys=result.keys_checked,
+            check=result.check_id,
+        ),
         highlight=False,
     )
     if result.status is CheckStatus.POSSIBLE_MATCH:
         st.console.print(
-            "Only loose name forms matched: a person must confirm in the disclosure step "
-            "before anyone acts on this."
+            _(
+                "Only loose name forms matched: a person must confirm in the disclosure step "
+                "before anyone acts on this."
+            )
         )
     if result.matches:
         table = Table(
-            "holder organisation", "case", "strongest key", "strength", "record reference"
+            _("holder organisation"),
+            _("case"),
+            _("strongest key"),
+            _("strength"),
+            _("record reference"),
         )
         for m in result.by_case():
             table.add_row(m.holder_org, m.case_id, m.kind, m.strength, m.entry_id)
         st.console.print(table)
-        found = f"{len(result.matches)} matching records in {len(result.by_case())} case(s)"
+        found = _("{records} matching records in {cases} case(s)").format(
+            records=len(result.matches), cases=len(result.by_case())
+        )
         if requesting:
-            st.console.print(f"{found}; asking each holder for its answer.")
+            st.console.print(_("{found}; asking each holder for its answer.").format(found=found))
         else:
             # The person record and the claims died with this process: asking now needs
             # another check.
             st.console.print(
-                f"{found}. To ask the holder, `refcheck disclosures request` checks again "
-                "(one more check of the consent); next time use `check --request-disclosure`."
+                _(
+                    "{found}. To ask the holder, `refcheck disclosures request` checks again "
+                    "(one more check of the consent); next time use `check --request-disclosure`."
+                ).format(found=found)
             )
 
 
@@ -161,16 +176,23 @@ class Requested:
     def print(self, st: State) -> None:
         # One line per request, not a table: a narrow terminal would cut the ids short.
         for d in self.opened:
-            due = "" if d.due_at is None else f", answer due {d.due_at.date().isoformat()}"
+            due = (
+                ""
+                if d.due_at is None
+                else _(", answer due {date}").format(date=d.due_at.date().isoformat())
+            )
             st.console.print(
-                f"Disclosure request [bold]{d.id}[/] sent to {d.holder_org} (case {d.case_id}, "
-                f"with the applicant's details sealed to it{due})",
+                _(
+                    "Disclosure request [bold]{id}[/] sent to {holder} (case {case}, with the "
+                    "applicant's details sealed to it{due})"
+                ).format(id=d.id, holder=d.holder_org, case=d.case_id, due=due),
                 highlight=False,
             )
         for m, exc in self.failed:
             st.errors.print(
-                f"[bold red]error:[/] no disclosure request for {m.holder_org}'s case "
-                f"{m.case_id}: {exc}",
+                _(
+                    "[bold red]error:[/] no disclosure request for {holder}'s case {case}: {error}"
+                ).format(holder=m.holder_org, case=m.case_id, error=exc),
                 highlight=False,
             )
 
@@ -181,9 +203,11 @@ def require_org_keys(client: Client) -> None:
     with `keys init --auth-only` who has not imported the organisation's keys."""
     if client.credentials.org_keys is None:
         raise CredentialsError(
-            "these credentials hold no organisation keys, which a disclosure request needs; "
-            "nothing was checked. Ask a colleague for `refcheck keys export-org`, then run "
-            "`refcheck keys import-org FILE --keys YOUR-KEYSTORE` and `refcheck login` again"
+            _(
+                "these credentials hold no organisation keys, which a disclosure request needs; "
+                "nothing was checked. Ask a colleague for `refcheck keys export-org`, then run "
+                "`refcheck keys import-org FILE --keys YOUR-KEYSTORE` and `refcheck login` again"
+            )
         )
 
 
@@ -248,7 +272,7 @@ def check(
     """
     st = state(ctx)
     if attach_details and not request_disclosure:
-        raise InvalidInput("--attach-details only makes sense with --request-disclosure")
+        raise InvalidInput(_("--attach-details only makes sense with --request-disclosure"))
     record = person_from(
         person, full_name, dob, nationality, national_id, passport, passport_country, email, phone
     )

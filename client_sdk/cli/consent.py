@@ -9,6 +9,7 @@ from typing import Annotated
 import typer
 
 from client_sdk.cli._common import emit, handled, state
+from client_sdk.cli.i18n import _
 from client_sdk.errors import InvalidInput
 from client_sdk.models import Consent
 
@@ -20,22 +21,23 @@ def form_digest(form_sha256: str | None, form_file: Path | None) -> str:
     from client_sdk.forms import sha256_file
 
     if (form_sha256 is None) == (form_file is None):
-        raise InvalidInput("give exactly one of --form-sha256 and --form")
+        raise InvalidInput(_("give exactly one of --form-sha256 and --form"))
     if form_file is not None:
         try:
             return sha256_file(form_file)
         except OSError:
-            raise InvalidInput("the signed form file cannot be read") from None
+            raise InvalidInput(_("the signed form file cannot be read")) from None
     assert form_sha256 is not None
     return form_sha256.lower()
 
 
-_DETAILS_NOTE = {
-    "signed": "",
-    "unsigned": " (sealed by the server's upgrade from an older version: not signed by your "
-    "organisation)",
-    "unreadable": "",
-}
+def _details_note(details: str) -> str:
+    if details == "unsigned":
+        return _(
+            " (sealed by the server's upgrade from an older version: not signed by your "
+            "organisation)"
+        )
+    return ""
 
 
 def show_consent(ctx: typer.Context, receipt: Consent) -> None:
@@ -43,31 +45,51 @@ def show_consent(ctx: typer.Context, receipt: Consent) -> None:
     data = receipt.model_dump(mode="json")
 
     def human() -> None:
-        st.console.print(f"Consent [bold]{receipt.id}[/] - {receipt.status}", highlight=False)
+        st.console.print(
+            _("Consent [bold]{id}[/] - {status}").format(id=receipt.id, status=receipt.status),
+            highlight=False,
+        )
         if receipt.details == "unreadable":
             st.console.print(
-                "  applicant, position and form: sealed to a key these credentials do not hold "
-                "(your organisation's X25519 key changed, or no org keys are loaded)",
+                _(
+                    "  applicant, position and form: sealed to a key these credentials do not "
+                    "hold (your organisation's X25519 key changed, or no org keys are loaded)"
+                ),
                 highlight=False,
             )
         else:
-            declared = "yes" if receipt.self_declared_finding else "no"
+            declared = _("yes") if receipt.self_declared_finding else _("no")
             st.console.print(
-                f"  applicant {receipt.applicant_ref}, position {receipt.position_ref}, "
-                f"self-declared finding {declared}{_DETAILS_NOTE[receipt.details]}",
+                _(
+                    "  applicant {applicant}, position {position}, self-declared finding "
+                    "{declared}{note}"
+                ).format(
+                    applicant=receipt.applicant_ref,
+                    position=receipt.position_ref,
+                    declared=declared,
+                    note=_details_note(receipt.details),
+                ),
                 highlight=False,
             )
-            st.console.print(f"  signed form SHA-256 {receipt.form_sha256}", highlight=False)
+            st.console.print(
+                _("  signed form SHA-256 {digest}").format(digest=receipt.form_sha256),
+                highlight=False,
+            )
         st.console.print(
-            f"  purpose {receipt.purpose}, "
-            f"checks used {receipt.checks_used}/{receipt.max_checks}, "
-            f"expires {receipt.expires_on.isoformat()}",
+            _("  purpose {purpose}, checks used {used}/{max}, expires {expires}").format(
+                purpose=receipt.purpose,
+                used=receipt.checks_used,
+                max=receipt.max_checks,
+                expires=receipt.expires_on.isoformat(),
+            ),
             highlight=False,
         )
         if receipt.lookup_code:
             st.console.print(
-                f"  lookup code for the applicant: [bold]{receipt.lookup_code}[/] "
-                "(shown only now: give it to the applicant with their copy of the form)",
+                _(
+                    "  lookup code for the applicant: [bold]{code}[/] (shown only now: give it "
+                    "to the applicant with their copy of the form)"
+                ).format(code=receipt.lookup_code),
                 highlight=False,
             )
 
@@ -119,7 +141,7 @@ def _date(value: str) -> date:
     try:
         return date.fromisoformat(value)
     except ValueError:
-        raise InvalidInput("dates are YYYY-MM-DD") from None
+        raise InvalidInput(_("dates are YYYY-MM-DD")) from None
 
 
 @app.command("show")

@@ -33,6 +33,7 @@ from client_sdk.cli.check import (
     request_disclosures,
     require_org_keys,
 )
+from client_sdk.cli.i18n import _
 from client_sdk.disclosures import ApplicantDetails, ConsentLookup, Disclosure, VerifiedAnswer
 from client_sdk.errors import InvalidInput
 from protocol.disclosure_messages import OUTCOMES
@@ -64,9 +65,9 @@ def _row(d: Disclosure) -> dict[str, Any]:
 def _print_list(st: State, items: list[Disclosure]) -> None:
     def human() -> None:
         if not items:
-            st.console.print("No disclosure requests.")
+            st.console.print(_("No disclosure requests."))
             return
-        table = Table("id", "as", "from", "to", "state", "due", "overdue")
+        table = Table(_("id"), _("as"), _("from"), _("to"), _("state"), _("due"), _("overdue"))
         for d in items:
             table.add_row(
                 d.id,
@@ -75,7 +76,7 @@ def _print_list(st: State, items: list[Disclosure]) -> None:
                 d.holder_org,
                 d.state,
                 _when(d.due_at),
-                "yes" if d.overdue else "",
+                _("yes") if d.overdue else "",
             )
         st.console.print(table)
 
@@ -97,29 +98,41 @@ def _print_request(
 
     def human() -> None:
         st.console.print(
-            f"Request [bold]{d.id}[/] - {d.state}"
+            _("Request [bold]{id}[/] - {state}").format(id=d.id, state=d.state)
             + (f" ({d.close_reason})" if d.close_reason else "")
-            + (" [bold red]OVERDUE[/]" if d.overdue else ""),
+            + (_(" [bold red]OVERDUE[/]") if d.overdue else ""),
             highlight=False,
         )
         st.console.print(
-            f"  from {d.requester_org} to {d.holder_org}; requested {_when(d.created_at)}, "
-            f"due {_when(d.due_at)}",
+            _("  from {requester} to {holder}; requested {created}, due {due}").format(
+                requester=d.requester_org,
+                holder=d.holder_org,
+                created=_when(d.created_at),
+                due=_when(d.due_at),
+            ),
             highlight=False,
         )
         if d.case_id:
-            st.console.print(f"  record: case {d.case_id}, entry {d.entry_id}", highlight=False)
+            st.console.print(
+                _("  record: case {case}, entry {entry}").format(case=d.case_id, entry=d.entry_id),
+                highlight=False,
+            )
         if d.outcome:
-            st.console.print(f"  hiring outcome: {d.outcome}", highlight=False)
+            st.console.print(
+                _("  hiring outcome: {outcome}").format(outcome=d.outcome), highlight=False
+            )
         if details is not None:
-            signed = "signed by the requester" if details.signed else "NOT signed"
-            st.console.print(f"  applicant details ({signed}):", highlight=False)
+            signed = _("signed by the requester") if details.signed else _("NOT signed")
+            st.console.print(
+                _("  applicant details ({signed}):").format(signed=signed), highlight=False
+            )
             for name, value in details.applicant.items():
                 st.console.print(f"    {name}: {value}", highlight=False, markup=False)
         if answer is not None:
             st.console.print(
-                f"  answer from {answer.holder_org} (signature verified): "
-                f"[bold]{answer.same_person}[/]",
+                _("  answer from {holder} (signature verified): [bold]{same_person}[/]").format(
+                    holder=answer.holder_org, same_person=answer.same_person
+                ),
                 highlight=False,
             )
             for name in (
@@ -158,7 +171,7 @@ def list_requests(
     """List your organisation's disclosure requests (the secretariat: overdue ones)."""
     st = state(ctx)
     if role not in (None, "holder", "requester"):
-        raise InvalidInput("--role must be holder or requester")
+        raise InvalidInput(_("--role must be holder or requester"))
     items = st.client().list_disclosures(
         role,  # type: ignore[arg-type]  # checked just above
         state_,
@@ -238,8 +251,10 @@ def request(
     st = state(ctx)
     if not send_details:
         raise InvalidInput(
-            "a disclosure request always carries the applicant's details sealed to the holder; "
-            "--no-send-details is no longer possible"
+            _(
+                "a disclosure request always carries the applicant's details sealed to the "
+                "holder; --no-send-details is no longer possible"
+            )
         )
     record = person_from(
         person, full_name, dob, nationality, national_id, passport, passport_country, email, phone
@@ -253,8 +268,10 @@ def request(
         matches = [m for m in result.matches if m.entry_id == entry]
         if not matches:
             raise InvalidInput(
-                f"the applicant did not match that record reference (check {result.check_id} "
-                "was run and counts against the consent)"
+                _(
+                    "the applicant did not match that record reference (check {check} was run "
+                    "and counts against the consent)"
+                ).format(check=result.check_id)
             )
     asked = request_disclosures(client, matches, record)
     consent = client.get_consent(consent_id)
@@ -271,11 +288,15 @@ def request(
         if asked.opened:
             _print_list(st, asked.opened)
         elif not result.matches:
-            st.console.print("No match: nothing to ask about.")
+            st.console.print(_("No match: nothing to ask about."))
         asked.print(st)
         st.console.print(
-            f"This ran check {result.check_id}: {consent.checks_used} of {consent.max_checks} "
-            f"check(s) of consent {consent.id} used.",
+            _("This ran check {check}: {used} of {max} check(s) of consent {consent} used.").format(
+                check=result.check_id,
+                used=consent.checks_used,
+                max=consent.max_checks,
+                consent=consent.id,
+            ),
             highlight=False,
         )
 
@@ -365,7 +386,7 @@ def outcome(
     """Requester: report the applicant's hiring outcome (for the yearly figures)."""
     st = state(ctx)
     if value not in OUTCOMES:
-        raise InvalidInput("the outcome must be hired, not_hired_disclosure or not_hired_other")
+        raise InvalidInput(_("the outcome must be hired, not_hired_disclosure or not_hired_other"))
     _print_request(st, st.client().report_outcome(request_id, value))
 
 
@@ -375,20 +396,28 @@ def outcome(
 def _print_lookup(st: State, found: ConsentLookup) -> None:
     def human() -> None:
         st.console.print(
-            f"Consent {found.consent_id} of {found.org} ({found.purpose}) - {found.status}",
+            _("Consent {consent} of {org} ({purpose}) - {status}").format(
+                consent=found.consent_id, org=found.org, purpose=found.purpose, status=found.status
+            ),
             highlight=False,
         )
         st.console.print(
-            f"  given {_when(found.consented_at)}, valid until {found.expires_on.isoformat()}",
+            _("  given {given}, valid until {until}").format(
+                given=_when(found.consented_at), until=found.expires_on.isoformat()
+            ),
             highlight=False,
         )
         if not found.checks:
-            st.console.print("  no check was run under it")
+            st.console.print(_("  no check was run under it"))
         for c in found.checks:
-            st.console.print(f"  checked by {c.org} at {_when(c.at)}", highlight=False)
+            st.console.print(
+                _("  checked by {org} at {at}").format(org=c.org, at=_when(c.at)), highlight=False
+            )
         for r in found.disclosure_requests:
             st.console.print(
-                f"  disclosure asked of {r.holder_org} at {_when(r.requested_at)} ({r.state})",
+                _("  disclosure asked of {holder} at {at} ({state})").format(
+                    holder=r.holder_org, at=_when(r.requested_at), state=r.state
+                ),
                 highlight=False,
             )
 
@@ -459,12 +488,14 @@ def stats(
         return
 
     def human() -> None:
-        table = Table(title=f"MDS figures {figures.get('year', year or '')}".strip())
-        table.add_column("organisation")
+        table = Table(
+            title=_("MDS figures {year}").format(year=figures.get("year", year or "")).strip()
+        )
+        table.add_column(_("organisation"))
         for column in MDS_COLUMNS:
             table.add_column(column.replace("_", " "), justify="right")
         for row in mds_rows(figures):
-            name = row["org"] or ("network" if row["scope"] == "network" else "total")
+            name = row["org"] or (_("network") if row["scope"] == "network" else _("total"))
             table.add_row(name, *(str(row[c]) for c in MDS_COLUMNS))
         st.console.print(table)
 
@@ -480,11 +511,13 @@ def answer_record(client: Any, request_id: str) -> dict[str, Any]:
 
     request = client.get_disclosure(request_id)
     if request.role != "requester":
-        raise InvalidInput("only the requesting organisation can export the answer it received")
+        raise InvalidInput(_("only the requesting organisation can export the answer it received"))
     if request.sealed_answer is None:
         raise InvalidInput(
-            f"request {request_id} holds no answer (state {request.state}); a closed request's "
-            "answer is deleted by the server, so export before closing"
+            _(
+                "request {id} holds no answer (state {state}); a closed request's answer is "
+                "deleted by the server, so export before closing"
+            ).format(id=request_id, state=request.state)
         )
     answer = client.read_disclosure_answer(request_id)
     holder = client.org_keys(answer.holder_org_id)
@@ -551,9 +584,11 @@ def export(
     st = state(ctx)
     suffix = out.suffix.lower()
     if suffix not in (".json", ".pdf"):
-        raise InvalidInput("out: the file must end in .json or .pdf")
+        raise InvalidInput(_("out: the file must end in .json or .pdf"))
     if out.exists() and not overwrite:
-        raise InvalidInput(f"out: {out} exists (pass --overwrite to replace it)")
+        raise InvalidInput(
+            _("out: {path} exists (pass --overwrite to replace it)").format(path=out)
+        )
     record = answer_record(st.client(), request_id)
     if suffix == ".json":
         content = (json.dumps(record, indent=2, ensure_ascii=False) + "\n").encode("utf-8")
@@ -570,7 +605,9 @@ def export(
             "sha256_sealed": record["sealed_answer"]["sha256"],
         },
         lambda: st.console.print(
-            f"Answer to request {request_id} (signature verified) written to {out}",
+            _("Answer to request {id} (signature verified) written to {path}").format(
+                id=request_id, path=out
+            ),
             highlight=False,
         ),
     )

@@ -10,6 +10,7 @@ from typing import Annotated, Literal
 import typer
 
 from client_sdk.cli._common import emit, handled, state
+from client_sdk.cli.i18n import _
 from client_sdk.errors import InvalidInput
 from client_sdk.forms import FormOptions, render_form, sha256_file
 
@@ -32,13 +33,13 @@ def render(
 ) -> None:
     """Render the form (Bahasa Indonesia or English) as HTML or PDF."""
     if lang not in ("id", "en") or fmt not in ("html", "pdf"):
-        raise InvalidInput("--lang is id or en, --format is html or pdf")
+        raise InvalidInput(_("--lang is id or en, --format is html or pdf"))
     if purpose not in ("recruitment", "rescreening"):
-        raise InvalidInput("--purpose is recruitment or rescreening")
+        raise InvalidInput(_("--purpose is recruitment or rescreening"))
     try:
         expiry = None if expires_on is None else date.fromisoformat(expires_on)
     except ValueError:
-        raise InvalidInput("dates are YYYY-MM-DD") from None
+        raise InvalidInput(_("dates are YYYY-MM-DD")) from None
     options = FormOptions(
         org_name=org_name,
         position_ref=position_ref,
@@ -51,7 +52,7 @@ def render(
     data = render_form(lang, fmt_lit, options)
     if out is None:
         if fmt == "pdf" and sys.stdout.isatty():
-            raise InvalidInput("a PDF is not for the terminal: use --out FILE")
+            raise InvalidInput(_("a PDF is not for the terminal: use --out FILE"))
         sys.stdout.buffer.write(data) if hasattr(sys.stdout, "buffer") else sys.stdout.write(
             data.decode("latin-1")
         )
@@ -61,7 +62,11 @@ def render(
     emit(
         st,
         {"file": str(out), "sha256": sha256_file(out)},
-        lambda: st.console.print(f"Wrote {out} (blank form SHA-256 {sha256_file(out)})"),
+        lambda: st.console.print(
+            _("Wrote {path} (blank form SHA-256 {digest})").format(
+                path=out, digest=sha256_file(out)
+            )
+        ),
     )
 
 
@@ -75,5 +80,5 @@ def hash_(
     try:
         digest = sha256_file(file)
     except OSError:
-        raise InvalidInput("the file cannot be read") from None
+        raise InvalidInput(_("the file cannot be read")) from None
     emit(st, {"file": str(file), "sha256": digest}, lambda: print(digest))

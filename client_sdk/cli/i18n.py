@@ -24,6 +24,7 @@ from functools import cache
 from pathlib import Path
 from typing import Any
 
+import typer
 from typer.core import TyperGroup
 
 __all__ = [
@@ -114,11 +115,13 @@ def from_environment(environ: Mapping[str, str]) -> str:
     return DEFAULT_LANGUAGE
 
 
-def from_args(args: Sequence[str]) -> str | None:
-    """The language of a `--lang` among the arguments, if it names one we have (click refuses
-    any other value with its usage error, in the language chosen without it)."""
+def from_args(args: Sequence[str], commands: Iterable[str] = ()) -> str | None:
+    """The language of a `--lang` among the global options, if it names one we have (click
+    refuses any other value with its usage error, in the language chosen without it). The
+    global options end at the first command (`form render --lang` is the form's language)."""
+    stop = {"--", *commands}
     for i, arg in enumerate(args):
-        if arg == "--":
+        if arg in stop:
             break
         if arg == "--lang" and i + 1 < len(args):
             return language_code(args[i + 1])
@@ -127,8 +130,8 @@ def from_args(args: Sequence[str]) -> str | None:
     return None
 
 
-def choose(args: Sequence[str], environ: Mapping[str, str]) -> str:
-    return from_args(args) or from_environment(environ)
+def choose(args: Sequence[str], environ: Mapping[str, str], commands: Iterable[str] = ()) -> str:
+    return from_args(args, commands) or from_environment(environ)
 
 
 # -- help ------------------------------------------------------------------------------------
@@ -147,6 +150,10 @@ def _texts(command: Any) -> Iterable[tuple[Any, str]]:
             yield cmd, attr
         for param in cmd.params:
             yield param, "help"
+        # click makes `--help` on first use and keeps it: made now, its help is translated too.
+        help_option = cmd.get_help_option(typer.Context(cmd))
+        if help_option is not None:
+            yield help_option, "help"
 
 
 def help_texts(command: Any) -> list[str]:
@@ -215,7 +222,8 @@ class LocalisedGroup(TyperGroup):
         import os
         import sys
 
-        use_language(choose(sys.argv[1:] if args is None else args, os.environ))
+        given = sys.argv[1:] if args is None else args
+        use_language(choose(given, os.environ, self.commands))
         localise(self)
         return super().main(
             args=args,

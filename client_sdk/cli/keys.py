@@ -16,6 +16,7 @@ from typing import Annotated
 import typer
 
 from client_sdk.cli._common import emit, handled, passphrase, state
+from client_sdk.cli.i18n import _
 from client_sdk.credentials import OrgKeys
 from client_sdk.errors import CredentialsError, InvalidInput
 from client_sdk.keystore import Keystore, export_org_keys, import_org_keys, org_public_keys
@@ -53,7 +54,7 @@ def init(
 ) -> None:
     """Generate the organisation's X25519 and Ed25519 keys and the principal's Ed25519 auth key,
     store them, and print the public keys for the network admin to register."""
-    secret = None if no_passphrase else passphrase("New passphrase", confirm=True)
+    secret = None if no_passphrase else passphrase(_("New passphrase"), confirm=True)
     store = Keystore.generate(auth_only=auth_only)
     store.save(out, passphrase=secret, overwrite=overwrite)
     _show(ctx, store.public_keys(), out)
@@ -81,10 +82,14 @@ def export_passphrase(*, confirm: bool) -> str:
         return from_env
     if not sys.stdin.isatty():
         raise CredentialsError(
-            f"the export file needs a passphrase: set {ENV_EXPORT_PASSPHRASE} or run in a terminal"
+            _("the export file needs a passphrase: set {variable} or run in a terminal").format(
+                variable=ENV_EXPORT_PASSPHRASE
+            )
         )
     value: str = typer.prompt(
-        "Passphrase of the export file", hide_input=True, confirmation_prompt=confirm
+        _("Passphrase of the export file"),
+        hide_input=True,
+        confirmation_prompt=_("Repeat for confirmation") if confirm else False,
     )
     return value
 
@@ -98,8 +103,10 @@ def _org_keys_from(ctx: typer.Context, keystore: Path | None) -> OrgKeys:
         found = state(ctx).credentials().org_keys
     if found is None:
         raise CredentialsError(
-            "no organisation keys here (made with --auth-only?): export them from the "
-            "keystore of the person who ran `refcheck keys init`"
+            _(
+                "no organisation keys here (made with --auth-only?): export them from the "
+                "keystore of the person who ran `refcheck keys init`"
+            )
         )
     return found
 
@@ -129,9 +136,11 @@ def export_org(
         st,
         {"export": str(out), "org_fingerprint": fingerprint, **public},
         lambda: st.console.print(
-            f"Organisation keys sealed to {out} (fingerprint [bold]{fingerprint}[/]).\n"
-            "Next, on the colleague's machine: refcheck keys import-org "
-            f"{out.name} --keys THEIR-KEYSTORE",
+            _(
+                "Organisation keys sealed to {path} (fingerprint [bold]{fingerprint}[/]).\n"
+                "Next, on the colleague's machine: refcheck keys import-org {name} --keys "
+                "THEIR-KEYSTORE"
+            ).format(path=out, fingerprint=fingerprint, name=out.name),
             highlight=False,
         ),
     )
@@ -159,7 +168,7 @@ def import_org(
     store = Keystore.load(keystore, passphrase=secret)
     if store.org_keys is not None and store.org_keys != org_keys and not replace:
         raise InvalidInput(
-            "this keystore already holds other organisation keys; pass --replace to swap them"
+            _("this keystore already holds other organisation keys; pass --replace to swap them")
         )
     store.with_org_keys(org_keys).save(keystore, passphrase=secret, overwrite=True)
     public = org_public_keys(org_keys)
@@ -168,8 +177,10 @@ def import_org(
         st,
         {"keystore": str(keystore), "org_fingerprint": fingerprint, **public},
         lambda: st.console.print(
-            f"Organisation keys (fingerprint [bold]{fingerprint}[/]) added to {keystore}.\n"
-            f"Next: refcheck login --keys {keystore} ... --overwrite",
+            _(
+                "Organisation keys (fingerprint [bold]{fingerprint}[/]) added to {path}.\n"
+                "Next: refcheck login --keys {path} ... --overwrite"
+            ).format(fingerprint=fingerprint, path=keystore),
             highlight=False,
         ),
     )
@@ -191,14 +202,16 @@ def _show(ctx: typer.Context, public: dict[str, str], path: Path) -> None:
         )
 
     def human() -> None:
-        st.console.print(f"Keystore: {path}")
-        st.console.print("Give these PUBLIC keys to the network admin:")
+        st.console.print(_("Keystore: {path}").format(path=path))
+        st.console.print(_("Give these PUBLIC keys to the network admin:"))
         for name, value in public.items():
             st.console.print(f"  {name}: {value}", highlight=False)
         if "org_fingerprint" in shown:
             st.console.print(
-                f"Organisation key fingerprint (read it out to members who ask): "
-                f"[bold]{shown['org_fingerprint']}[/]",
+                _(
+                    "Organisation key fingerprint (read it out to members who ask): "
+                    "[bold]{fingerprint}[/]"
+                ).format(fingerprint=shown["org_fingerprint"]),
                 highlight=False,
             )
 
@@ -245,10 +258,14 @@ def _show_trusted(ctx: typer.Context, keys: OrgPublicKeys, status: str) -> None:
     }
 
     def human() -> None:
-        verb = "Trusted (pin replaced)" if status == "trusted" else "Pinned"
+        verb = _("Trusted (pin replaced)") if status == "trusted" else _("Pinned")
         st.console.print(
-            f"{verb}: {keys.short_name or keys.org_id} ({keys.org_id}), fingerprint "
-            f"[bold]{keys.fingerprint}[/]",
+            _("{verb}: {org} ({org_id}), fingerprint [bold]{fingerprint}[/]").format(
+                verb=verb,
+                org=keys.short_name or keys.org_id,
+                org_id=keys.org_id,
+                fingerprint=keys.fingerprint,
+            ),
             highlight=False,
         )
 

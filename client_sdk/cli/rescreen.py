@@ -46,6 +46,7 @@ from rich.table import Table as RichTable
 from client_sdk._client import Client
 from client_sdk.cli._common import ExitCode, State, emit, exit_code_for, handled, state
 from client_sdk.cli.check import request_disclosures
+from client_sdk.cli.i18n import _
 from client_sdk.errors import (
     ApiError,
     InvalidInput,
@@ -224,10 +225,12 @@ def refuse_shared_forms(rows: list[Row], opts: Options) -> None:
     shared = [lines for lines in by_hash.values() if len(lines) > 1]
     if shared:
         raise InvalidInput(
-            f"lines {_lines(shared[0])} have the same form_sha256 "
-            f"({sum(len(s) for s in shared)} rows share a hash): each person's signed form has "
-            "its own. Put the SHA-256 of each signed copy in its row, or, if one signed "
-            "document really covers every row, say so with --same-form-for-all"
+            _(
+                "lines {lines} have the same form_sha256 ({count} rows share a hash): each "
+                "person's signed form has its own. Put the SHA-256 of each signed copy in its "
+                "row, or, if one signed document really covers every row, say so with "
+                "--same-form-for-all"
+            ).format(lines=_lines(shared[0]), count=sum(len(s) for s in shared))
         )
 
 
@@ -271,33 +274,43 @@ def load_results(path: Path, table: Table) -> dict[int, Outcome]:
     outcomes: dict[int, Outcome] = {}
     for record in results.records:
         if record.problem is not None:
-            raise InvalidInput(f"--resume: the results file is damaged: {record.problem}")
+            raise InvalidInput(
+                _("--resume: the results file is damaged: {problem}").format(problem=record.problem)
+            )
         values = {k: record.values.get(k, "") for k in OUTPUT_COLUMNS}
         try:
             line = int(values.pop("line"))
         except ValueError:
             raise InvalidInput(
-                f"--resume: results file line {record.line}: the line column is not a number"
+                _("--resume: results file line {line}: the line column is not a number").format(
+                    line=record.line
+                )
             ) from None
         if values["status"] == "error":  # written by versions before the five statuses
             values["status"] = "not_checked"
         if values["status"] not in STATUSES:
             raise InvalidInput(
-                f"--resume: results file line {record.line}: unknown status {values['status']!r}"
+                _("--resume: results file line {line}: unknown status {status!r}").format(
+                    line=record.line, status=values["status"]
+                )
             )
         outcomes[line] = Outcome(line=line, **values)
     staff_lines = {r.line for r in table.records}
     if set(outcomes) != staff_lines:
         raise InvalidInput(
-            "--resume: the results file does not account for the lines of this staff file "
-            f"({len(outcomes)} results, {len(staff_lines)} lines): is it this file's?"
+            _(
+                "--resume: the results file does not account for the lines of this staff file "
+                "({results} results, {lines} lines): is it this file's?"
+            ).format(results=len(outcomes), lines=len(staff_lines))
         )
     for record in table.records:
         now, before = record.values.get("staff_ref", ""), outcomes[record.line].staff_ref
         if now and before and now != before:
             raise InvalidInput(
-                f"--resume: line {record.line} has another staff_ref than in the results file: "
-                "rows were added, removed or reordered since that run"
+                _(
+                    "--resume: line {line} has another staff_ref than in the results file: "
+                    "rows were added, removed or reordered since that run"
+                ).format(line=record.line)
             )
     return outcomes
 
@@ -371,7 +384,11 @@ def write_results(path: Path, outcomes: list[Outcome], delimiter: str) -> None:
         os.replace(tmp, path)
     except OSError as exc:
         tmp.unlink(missing_ok=True)
-        raise InvalidInput(f"the results file {path} cannot be written ({exc.strerror})") from None
+        raise InvalidInput(
+            _("the results file {path} cannot be written ({error})").format(
+                path=path, error=exc.strerror
+            )
+        ) from None
     except BaseException:
         tmp.unlink(missing_ok=True)
         raise
@@ -555,35 +572,38 @@ def exit_code(counts: Counter[str]) -> ExitCode:
 
 
 def _summary(st: State, data: dict[str, Any]) -> None:
-    table = RichTable(title="Re-screening summary")
-    table.add_column("outcome")
-    table.add_column("rows", justify="right")
+    table = RichTable(title=_("Re-screening summary"))
+    table.add_column(_("outcome"))
+    table.add_column(_("rows"), justify="right")
     for key, label in (
-        ("no_match", "no match"),
-        ("match", "match"),
-        ("possible_match", "possible match (confirm)"),
-        ("invalid", "invalid (see the error column)"),
-        ("not_checked", "not checked (refused, or the run stopped)"),
+        ("no_match", _("no match")),
+        ("match", _("match")),
+        ("possible_match", _("possible match (confirm)")),
+        ("invalid", _("invalid (see the error column)")),
+        ("not_checked", _("not checked (refused, or the run stopped)")),
     ):
         table.add_row(label, str(data[key]))
-    table.add_row("[bold]lines read[/]", f"[bold]{data['rows']}[/]")
-    table.add_row("consents recorded", str(data["consents_recorded"]))
+    table.add_row(_("[bold]lines read[/]"), f"[bold]{data['rows']}[/]")
+    table.add_row(_("consents recorded"), str(data["consents_recorded"]))
     if data["consents_reused"]:
-        table.add_row("consents reused from the earlier run", str(data["consents_reused"]))
+        table.add_row(_("consents reused from the earlier run"), str(data["consents_reused"]))
     if "disclosure_requests" in data:
-        table.add_row("disclosure requests opened", str(data["disclosure_requests"]))
+        table.add_row(_("disclosure requests opened"), str(data["disclosure_requests"]))
     st.console.print(table)
-    st.console.print(f"Results written to {data['results']}", highlight=False)
+    st.console.print(_("Results written to {path}").format(path=data["results"]), highlight=False)
     if data["consents_recorded"]:
         st.console.print(
-            f"Lookup codes of the new consents: {data['lookup_codes']} (owner-only; hand each "
-            "person their code, the server cannot show it again)",
+            _(
+                "Lookup codes of the new consents: {path} (owner-only; hand each person their "
+                "code, the server cannot show it again)"
+            ).format(path=data["lookup_codes"]),
             highlight=False,
         )
     if "stopped" in data:
         st.console.print(
-            f"[bold]Stopped:[/] {data['stopped']['message']}. Continue with --resume "
-            f"{data['results']}",
+            _("[bold]Stopped:[/] {reason}. Continue with --resume {path}").format(
+                reason=data["stopped"]["message"], path=data["results"]
+            ),
             highlight=False,
         )
 
@@ -594,12 +614,14 @@ def _policy_allowance(client: Client, asked: int | None) -> int:
     policy = client.policy()
     rule = (policy.get("consent_purposes") or {}).get("rescreening")
     if not isinstance(rule, dict) or not isinstance(rule.get("max_checks"), int):
-        raise InvalidInput("the network policy allows no re-screening consents")
+        raise InvalidInput(_("the network policy allows no re-screening consents"))
     limit: int = rule["max_checks"]
     if asked is not None and asked > limit:
         raise InvalidInput(
-            f"--max-checks {asked} is above the network policy's re-screening allowance "
-            f"({limit} checks per consent)"
+            _(
+                "--max-checks {asked} is above the network policy's re-screening allowance "
+                "({limit} checks per consent)"
+            ).format(asked=asked, limit=limit)
         )
     return asked if asked is not None else limit
 
@@ -696,15 +718,17 @@ def rescreen(
     """
     st = state(ctx)
     if attach_details and not request_disclosure:
-        raise InvalidInput("--attach-details only makes sense with --request-disclosure")
+        raise InvalidInput(_("--attach-details only makes sense with --request-disclosure"))
     if form_sha256 is not None and not same_form_for_all:
         raise InvalidInput(
-            "--form-sha256 gives every row the same signed form: each person signs their own, "
-            "so put each one's hash in a form_sha256 column (or add --same-form-for-all if one "
-            "signed document really covers everyone)"
+            _(
+                "--form-sha256 gives every row the same signed form: each person signs their "
+                "own, so put each one's hash in a form_sha256 column (or add "
+                "--same-form-for-all if one signed document really covers everyone)"
+            )
         )
     if form_sha256 is not None and not _SHA256.match(form_sha256.lower()):
-        raise InvalidInput("--form-sha256 is not a SHA-256 (64 hexadecimal digits)")
+        raise InvalidInput(_("--form-sha256 is not a SHA-256 (64 hexadecimal digits)"))
     opts = Options(
         record_consents=record_consents,
         form_sha256=form_sha256,
@@ -720,16 +744,23 @@ def rescreen(
         for existing in (results_path, codes_path):
             if existing.exists():
                 raise InvalidInput(
-                    f"{existing} exists and may hold consents of an earlier run: continue that "
-                    "run with --resume, or move the file away (its lookup codes are still owed "
-                    "to the staff it names)"
+                    _(
+                        "{path} exists and may hold consents of an earlier run: continue that "
+                        "run with --resume, or move the file away (its lookup codes are still "
+                        "owed to the staff it names)"
+                    ).format(path=existing)
                 )
 
     table = read_table(
         staff_file, required=REQUIRED_COLUMNS, known=KNOWN_COLUMNS, what="staff file"
     )
     for warning in table.warnings:
-        st.errors.print(f"warning: {warning}", highlight=False, markup=False, soft_wrap=True)
+        st.errors.print(
+            _("warning: {warning}").format(warning=warning),
+            highlight=False,
+            markup=False,
+            soft_wrap=True,
+        )
     parsed: dict[int, Row | Outcome] = {r.line: parse_record(table, r) for r in table.records}
     mark_repeated_refs(table, parsed)
 
@@ -766,7 +797,7 @@ def rescreen(
         rows.append(item)
     for line in sorted(o.line for o in outcomes.values() if o.status == "invalid"):
         st.errors.print(
-            f"line {line}: skipped - {outcomes[line].error}",
+            _("line {line}: skipped - {error}").format(line=line, error=outcomes[line].error),
             highlight=False,
             markup=False,
             soft_wrap=True,
@@ -789,7 +820,7 @@ def rescreen(
         with (
             interrupt_after_batch() as stop_requested,
             Progress(
-                TextColumn("checking"),
+                TextColumn(_("checking")),
                 BarColumn(),
                 MofNCompleteColumn(),
                 TimeElapsedColumn(),

@@ -8,6 +8,7 @@ from typing import Annotated
 import typer
 
 from client_sdk.cli._common import beside, emit, handled, state
+from client_sdk.cli.i18n import _
 from client_sdk.transparency import TreeHeadStore, verify_log
 
 app = typer.Typer(help="The network's transparency log.")
@@ -46,10 +47,13 @@ def verify(
     }
 
     def human() -> None:
-        how = "first tree head kept" if before is None else "consistent with the last one seen"
+        how = (
+            _("first tree head kept") if before is None else _("consistent with the last one seen")
+        )
         st.console.print(
-            f"transparency log OK: {head.size} entries, root {head.root.hex()[:16]}…, "
-            f"signed {head.issued_at} ({how})"
+            _("transparency log OK: {size} entries, root {root}…, signed {issued} ({how})").format(
+                size=head.size, root=head.root.hex()[:16], issued=head.issued_at, how=how
+            )
         )
 
     emit(st, data, human)
