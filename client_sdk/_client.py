@@ -312,6 +312,8 @@ class Client(_Base, DisclosureMethods):
         with self._token_lock:
             token = self._tokens.current()
             if token is None:
+                if not self._core.keys_checked:
+                    self._run(self._core.offered_keys())
                 token = self._tokens.store(json_body(self._send(self._token_request())))
             return token
 
@@ -705,6 +707,8 @@ class AsyncClient(_Base, AsyncDisclosureMethods):
         async with self._token_lock:
             token = self._tokens.current()
             if token is None:
+                if not self._core.keys_checked:
+                    await self._run(self._core.offered_keys())
                 response = await self._send(self._token_request())
                 token = self._tokens.store(json_body(response))
             return token

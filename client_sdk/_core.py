@@ -260,6 +260,11 @@ class Core:
         self.pin = pin
         self.filters = filters or FilterCache()
         self._clock = clock
+        #: The keys `offered_keys` read before this client's first token, kept for `network`.
+        self._offered: wire.NetworkKeys | None = None
+        #: Whether the server's signing key was compared with the credentials yet (clients do
+        #: it before their first token request).
+        self.keys_checked = False
 
     def now(self) -> datetime:
         return datetime.fromtimestamp(self._clock(), UTC)
@@ -277,10 +282,10 @@ class Core:
         if not refresh and state is not None and state.keys_per_check is not None:
             self.filters.load(state)
             return state
-        response = yield ApiRequest("GET", "/v1/network/keys")
-        keys = parse(wire.NetworkKeys, response)
+        keys, self._offered = self._offered, None
+        if keys is None or refresh:
+            keys = yield from self.offered_keys()
         signing_key = bytes.fromhex(keys.signing_key.public_key)
-        self.pin.check_offered(keys.network_id, signing_key)
         policy = json_body((yield ApiRequest("GET", "/v1/policy")))
         state = self.pin.accept(
             keys.network_id,
@@ -291,6 +296,18 @@ class Core:
         )
         self.filters.load(state)
         return state
+
+    def offered_keys(self) -> Op[wire.NetworkKeys]:
+        """`GET /v1/network/keys`, sent without a token, and refused (`KeyChanged`) unless the
+        server is the credentials' network with the signing key their fingerprint names.
+
+        Clients run it before their first token request, so that an impostor is refused before
+        it is sent anything, a signed token assertion included."""
+        response = yield ApiRequest("GET", "/v1/network/keys", auth=False)
+        keys = parse(wire.NetworkKeys, response)
+        self.pin.check_offered(keys.network_id, bytes.fromhex(keys.signing_key.public_key))
+        self._offered, self.keys_checked = keys, True
+        return keys
 
     def oprf_key(self, *, refresh: bool = False) -> Op[OprfKey]:
         """The newest announced OPRF key, verified against the network signing key."""

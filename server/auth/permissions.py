@@ -44,7 +44,6 @@ class Permission(StrEnum):
     STATS_NETWORK = "stats:network:read"
     STATS_OWN = "stats:org:read"
     # blind-match protocol
-    OPRF_KEY_READ = "oprf:key:read"
     CASE_REGISTER = "cases:case:register"
     CASE_READ = "cases:case:read"
     CASE_UPDATE = "cases:case:update"
@@ -68,7 +67,6 @@ _EVERY_MEMBER = {
     Permission.SELF_READ,
     Permission.TRANSPARENCY_READ,
     Permission.POLICY_READ,
-    Permission.OPRF_KEY_READ,
     Permission.ORG_READ_OWN,
 }
 
@@ -134,9 +132,6 @@ ROLE_PERMISSIONS: dict[Role, frozenset[Permission]] = {
             Permission.AUDIT_EXPORT,
             Permission.STATS_NETWORK,
             Permission.TRANSPARENCY_READ,
-            # The network's public keys: the signing key verifies the log's tree heads
-            # (`refcheck audit verify`).
-            Permission.OPRF_KEY_READ,
         }
     ),
     # A witness reads the log and the signed objects and adds its cosignatures; with the
@@ -145,7 +140,6 @@ ROLE_PERMISSIONS: dict[Role, frozenset[Permission]] = {
         {
             Permission.SELF_READ,
             Permission.POLICY_READ,
-            Permission.OPRF_KEY_READ,
             Permission.TRANSPARENCY_READ,
             Permission.TRANSPARENCY_COSIGN,
         }

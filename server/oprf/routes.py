@@ -2,13 +2,9 @@
 
 from __future__ import annotations
 
-from typing import Annotated
+from fastapi import APIRouter
 
-from fastapi import APIRouter, Depends
-
-from server.auth.deps import Ctx, Db, require
-from server.auth.permissions import Permission
-from server.auth.tokens import Caller
+from server.auth.deps import Ctx, Db
 from server.oprf.schemas import NetworkKeys, SigningKey
 from server.oprf.services import announcements, current_key
 
@@ -16,13 +12,12 @@ router = APIRouter(prefix="/v1/network", tags=["network"])
 
 
 @router.get("/keys", response_model=NetworkKeys)
-def get_keys(
-    ctx: Ctx,
-    session: Db,
-    _caller: Annotated[Caller, Depends(require(Permission.OPRF_KEY_READ))],
-) -> NetworkKeys:
+def get_keys(ctx: Ctx, session: Db) -> NetworkKeys:
     """What the SDK verifies every proof, filter and registration against. The signing key is
-    trusted only when its SHA-256 equals the fingerprint in the member's credentials file."""
+    trusted only when its SHA-256 equals the fingerprint in the member's credentials file.
+
+    Served without a token: these are public keys, and a client must be able to refuse an
+    impostor before it signs a token assertion for it."""
     # The first call after `init` or the version-2 migration announces the key in force.
     current_key(session, ctx)
     session.commit()

@@ -175,10 +175,25 @@ async def test_tampered_check_proof_is_detected(
     assert tamper.calls[("POST", "/v1/checks")] == 1
 
 
+class Headers(Counting):
+    """Counting, and keeps each request's `Authorization` header (None when absent)."""
+
+    def __init__(self, inner: httpx.AsyncBaseTransport) -> None:
+        super().__init__(inner)
+        self.authorizations: list[str | None] = []
+
+    async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
+        self.authorizations.append(request.headers.get("Authorization"))
+        return await super().handle_async_request(request)
+
+
+@pytest.mark.parametrize("operation", ["check", "me"])
 async def test_a_credentials_file_naming_another_signing_key_stops_before_anything_else(
-    app: FastAPI, network: Network, clock: Any
+    app: FastAPI, network: Network, clock: Any, operation: str
 ) -> None:
-    counting = Counting(httpx.ASGITransport(app=app))
+    """Whatever the first call, the server's signing key is compared before a token assertion
+    is signed for it: an impostor receives one unauthenticated `GET /v1/network/keys`."""
+    counting = Headers(httpx.ASGITransport(app=app))
     creds = dataclasses.replace(
         credentials_for(network.b_hr, network, server_keys=app.state.ctx.keys),
         network_signing_key_sha256="ab" * 32,
@@ -187,10 +202,30 @@ async def test_a_credentials_file_naming_another_signing_key_stops_before_anythi
         creds, transport=counting, retry=FAST_RETRY, clock=sdk_clock(clock)
     ) as hr:
         with pytest.raises(KeyChanged, match="credentials file") as info:
-            await hr.check_applicant(OTHER, "00000000-0000-4000-8000-000000000000")
+            if operation == "check":
+                await hr.check_applicant(OTHER, "00000000-0000-4000-8000-000000000000")
+            else:
+                await hr.me()
     assert info.value.pinned_key_id == "ab" * 32
-    # The token and the keys, then nothing: no policy, no check, no filter.
-    assert set(counting.calls) == {("POST", "/v1/oauth/token"), ("GET", "/v1/network/keys")}
+    assert set(counting.calls) == {("GET", "/v1/network/keys")}
+    assert counting.authorizations == [None]
+
+
+async def test_with_the_right_fingerprint_the_keys_are_read_once_before_the_token(
+    app: FastAPI, network: Network, clock: Any
+) -> None:
+    """The other side of the test above: the same client with the true fingerprint signs in
+    after the keys call, and a check reads the keys no second time."""
+    counting = Headers(httpx.ASGITransport(app=app))
+    creds = credentials_for(network.b_hr, network, server_keys=app.state.ctx.keys)
+    async with AsyncClient(
+        creds, transport=counting, retry=FAST_RETRY, clock=sdk_clock(clock)
+    ) as hr:
+        await hr.me()
+        await hr.check_applicant(OTHER, await consent(hr))
+    assert counting.calls[("GET", "/v1/network/keys")] == 1
+    assert counting.authorizations[0] is None
+    assert all(h and h.startswith("Bearer ") for h in counting.authorizations[2:])
 
 
 async def test_the_signing_key_and_announcements_are_pinned_from_the_credentials(

@@ -38,6 +38,8 @@ MANY = {
     "email": "mrps@example.org",
 }
 
+#: A new session first compares the server's signing key with the credentials, unsigned-in.
+KEYS = ("GET", "/v1/network/keys")
 TOKEN = ("POST", "/v1/oauth/token")
 CHECK = ("POST", "/v1/checks")
 FILTER = ("GET", "/v1/registry/filter")
@@ -56,10 +58,11 @@ async def recorded_check(
 
 def assert_only_the_check(requests: list[httpx.Request], keys_per_check: int) -> httpx.Request:
     seen = [(r.method, r.url.path) for r in requests]
-    assert seen[0] == TOKEN
+    assert seen[:2] == [KEYS, TOKEN]
+    assert "Authorization" not in requests[0].headers and not requests[0].url.params
     checks = [i for i, call in enumerate(seen) if call == CHECK]
     assert len(checks) == 1, seen
-    before, after = seen[1 : checks[0]], seen[checks[0] + 1 :]
+    before, after = seen[2 : checks[0]], seen[checks[0] + 1 :]
     assert before in ([], [FILTER]) and after in ([], [FILTER]), seen
     for r in requests:
         if (r.method, r.url.path) == FILTER:
@@ -107,7 +110,7 @@ async def test_a_client_holding_the_current_filter_sends_only_the_check(
     hr = sdk_for(network.b_hr, pin_file=pins, filter_file=filter_file, transport=recording)
     result = await hr.check_applicant(MANY, await consent(warm, applicant_ref="APP-3"))
     assert result.status is CheckStatus.NO_MATCH
-    assert recording.seen() == [TOKEN, CHECK]
+    assert recording.seen() == [KEYS, TOKEN, CHECK]
     assert_only_the_check(recording.requests, ctx.policy.keys_per_check)
 
 

@@ -58,9 +58,10 @@ async def test_a_warm_client_follows_a_rotation_once_and_matches_under_the_new_k
     result = await after.check_applicant(REGISTERED, await consent(before, applicant_ref="A2"))
     assert result.status is CheckStatus.MATCH
     assert {m.case_id for m in result.matches} == {m.case_id for m in first.matches}
-    # Refused once under the old key, keys and policy read again, checked under the new one.
+    # Refused once under the old key, keys and policy read again, checked under the new one
+    # (the other keys call is the session's first request: the signing key compared).
     assert counting.calls[("POST", "/v1/checks")] == 2
-    assert counting.calls[("GET", "/v1/network/keys")] == 1
+    assert counting.calls[("GET", "/v1/network/keys")] == 2
     assert after.network is not None
     new = after.network.current
     assert new.key_seq == old.key_seq + 1 and new.prev_key_id == old.key_id

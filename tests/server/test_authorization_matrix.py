@@ -144,7 +144,7 @@ MATRIX: dict[str, Row] = {
     # blind-match protocol
     "GET /v1/registry/filter": allow(FOCAL, HR),
     "GET /v1/registry/fillers": allow(ADMIN, AUDITOR),
-    "GET /v1/network/keys": allow(ADMIN, FOCAL, HR, AUDITOR),
+    "GET /v1/network/keys": PUBLIC,
     "POST /v1/cases": allow(FOCAL),
     "GET /v1/cases": allow(FOCAL),
     "GET /v1/cases/{case_id}": allow(FOCAL, own_org_only=True),
