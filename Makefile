@@ -33,7 +33,7 @@ install-dev: $(VENV)/.dev-installed
 install-bench: $(VENV)/.bench-installed
 
 run: install
-	@test -f $(DATA)/server/oprf.key || $(BIN)/refcheck-server init --data-dir $(DATA) --demo --base-url http://$(HOST):$(PORT)
+	@test -f $(DATA)/server/network-id || $(BIN)/refcheck-server init --data-dir $(DATA) --demo --base-url http://$(HOST):$(PORT)
 	$(BIN)/refcheck-server serve --data-dir $(DATA) --host $(HOST) --port $(PORT) --workers $(WORKERS)
 
 lint: install-dev

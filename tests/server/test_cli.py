@@ -7,6 +7,7 @@ the suite runs on PostgreSQL), exactly as an operator's `init` would see them.
 from __future__ import annotations
 
 import json
+import re
 import socket
 import stat
 import subprocess
@@ -216,6 +217,16 @@ def test_second_init_is_refused_and_keeps_the_keys(env: Env):
     after = {p.name: p.read_bytes() for p in (env.data_dir / "server").iterdir()}
     assert before == after
     assert not (env.data_dir / "demo").exists()
+
+
+def test_make_run_initialises_only_a_data_dir_that_init_has_not(env: Env):
+    """`make run` calls `init` unless a file that `init` writes exists: a second `make run`
+    must find it (init refuses an initialised network, exit 1, and make would stop there)."""
+    makefile = (Path(__file__).parents[2] / "Makefile").read_text()
+    [guard] = re.findall(r"test -f \$\(DATA\)/(\S+) \|\| \$\(BIN\)/refcheck-server init", makefile)
+    assert not (env.data_dir / guard).exists()
+    _init(env, "--demo")
+    assert (env.data_dir / guard).is_file(), f"init does not write {guard}"
 
 
 def test_init_refuses_an_invalid_policy_with_a_clear_message(
