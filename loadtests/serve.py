@@ -6,7 +6,7 @@ the `REFCHECK_*` environment of the network (data dir, database URL, policy file
 is already current (`refcheck-server init` migrated it).
 
 With `--workers N` uvicorn leaves Nagle's algorithm on for every connection (uvicorn issue
-3149), so the server runs with `server.tcp_nodelay.NoDelayH11Protocol`, as
+3149), so the server runs with `server.tcp_nodelay.NoDelayHttpToolsProtocol`, as
 `refcheck-server serve --workers N` does.
 
 Only this process's own child is ever stopped, by its pid (SIGTERM, then SIGKILL after a grace

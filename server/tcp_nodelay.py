@@ -1,10 +1,17 @@
-"""uvicorn's HTTP/1.1 protocol with TCP_NODELAY set on every accepted connection.
+"""uvicorn's HTTP/1.1 protocols with TCP_NODELAY set on every accepted connection.
 
 With `--workers N` uvicorn (0.54, Linux) hands its workers a listening socket whose `proto` is 0,
 so asyncio never sets TCP_NODELAY on the connections they accept, and every request after the
 first on a keep-alive connection waits about 40 ms for the client's delayed ACK (uvicorn issue
 3149): `GET /healthz` took 2.4 ms with one worker and 44 ms with two on the project's machine.
-`refcheck-server serve --workers N` (N > 1) and the load tests run uvicorn with this protocol.
+(uvloop sets it on every TCP connection of its own accord; asyncio's loop, uvloop's fallback,
+does not.)
+
+`refcheck-server serve --workers N` (N > 1) and the load tests run uvicorn with
+`NoDelayHttpToolsProtocol` (`IMPORT_PATH`): the C parser (httptools) costs a burst's connections
+about half of what h11, in pure Python, costs a worker's event loop, so `/healthz` answers sooner
+in a burst of a thousand new connections (issue 15, `make stress`). `NoDelayH11Protocol` is the
+same for uvicorn's pure-Python parser, for an install without httptools.
 """
 
 from __future__ import annotations
@@ -13,14 +20,26 @@ import asyncio
 import socket
 
 from uvicorn.protocols.http.h11_impl import H11Protocol
+from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 
 #: What `uvicorn.run(http=...)` and `uvicorn --http` take.
-IMPORT_PATH = "server.tcp_nodelay:NoDelayH11Protocol"
+IMPORT_PATH = "server.tcp_nodelay:NoDelayHttpToolsProtocol"
+
+
+def set_nodelay(transport: asyncio.BaseTransport) -> None:
+    """Turn Nagle's algorithm off on the TCP connection under `transport`."""
+    sock = transport.get_extra_info("socket")
+    if sock is not None and sock.family in (socket.AF_INET, socket.AF_INET6):
+        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+
+
+class NoDelayHttpToolsProtocol(HttpToolsProtocol):
+    def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
+        set_nodelay(transport)
+        super().connection_made(transport)
 
 
 class NoDelayH11Protocol(H11Protocol):
     def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
-        sock = transport.get_extra_info("socket")
-        if sock is not None and sock.family in (socket.AF_INET, socket.AF_INET6):
-            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        set_nodelay(transport)
         super().connection_made(transport)
