@@ -10,12 +10,13 @@ its own on `REFCHECK_BENCH_PG_URL`, created for the run and dropped after it); t
 operators start it, `refcheck-server serve --workers 2`, on a free port of 127.0.0.1; a baseline
 (each kind of request of the mix sent one at a time, `/healthz` probed while the server idles);
 then each burst: N requests sent at once, each on a connection of its own, mixed as a busy network
-would send them: `GET /v1/me` of every principal, listings (`/v1/orgs`, `/v1/audit`, the
-disclosure requests), `GET /v1/audit/export`, and sign-ins (`POST /v1/oauth/token` with a client
-assertion signed by the SDK, a write). Checks are left out: their endpoint is being rewritten for
-protocol v2. While a burst runs, a separate process probes `/healthz` every 10 ms on fresh
-connections; once every request of the burst is answered, the first principal asks `/v1/me` until
-it succeeds.
+would send them: `GET /v1/me` of every principal, checks (`POST /v1/checks`, protocol v2, each
+under a consent of its own recorded through the SDK before the burst, its blinded elements made
+by the SDK's own check code; the answers' batch proofs verified after the burst), listings
+(`/v1/orgs`, `/v1/audit`, the disclosure requests), `GET /v1/audit/export`, and sign-ins
+(`POST /v1/oauth/token` with a client assertion signed by the SDK, a write). While a burst runs,
+a separate process probes `/healthz` every 10 ms on fresh connections; once every request of the
+burst is answered, the first principal asks `/v1/me` until it succeeds.
 
 Printed per burst, each with its target and its ratio to the baseline of the same run:
 
@@ -25,7 +26,8 @@ Printed per burst, each with its target and its ratio to the baseline of the sam
 * time from the end of the burst to the first successful request: at most 1 s;
 
 and, for information, how many were answered, shed with 503 `busy` or 429
-`fair-share-exceeded`, and the latency of those answered. Every request goes to 127.0.0.1; a
+`fair-share-exceeded`, how many checks were answered with a proof that verifies, and the latency
+of those answered. Every request goes to 127.0.0.1; a
 burst is abandoned after 30 s, so a run is bounded in requests (the bursts plus some 150) and in
 time (a few minutes per backend).
 """
@@ -45,10 +47,12 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections import deque
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from multiprocessing.connection import Connection
 from pathlib import Path
+from typing import TYPE_CHECKING
 from urllib.parse import urlencode
 
 from loadtests.network import (
@@ -59,8 +63,13 @@ from loadtests.network import (
     init_network,
     pg_server_url,
 )
+from loadtests.people import POPULATION, person
 from loadtests.report import percentile
 from loadtests.serve import HOST, free_port, healthy
+
+if TYPE_CHECKING:
+    from client_sdk._core import _Slot
+    from client_sdk.pinning import OprfKey
 
 DEFAULT_BURSTS = (100, 300, 1000)
 #: A request not answered (or shed) within this is a failure of the server, whatever it answers.
@@ -103,6 +112,7 @@ class Outcome:
     database_busy: bool = False  # a 503 `busy` because the database did not answer in time
     retry_after: str = ""
     body_ok: bool = True
+    body: bytes = b""  # kept for a check answered 2xx only: its proof is verified afterwards
 
 
 async def _read_body(reader: asyncio.StreamReader, headers: dict[str, str]) -> bytes:
@@ -166,6 +176,7 @@ async def send(port: int, request: Request) -> Outcome:
         database_busy=database_busy,
         retry_after=headers.get("retry-after", ""),
         body_ok=body_ok,
+        body=body if request.kind == "check" and 200 <= status < 300 else b"",
     )
 
 
@@ -186,14 +197,49 @@ async def send_all(port: int, requests: Sequence[Request]) -> list[Outcome]:
 
 # --- the mix -----------------------------------------------------------------------------------
 
+#: The HR principals that run checks, each under its organisation's consents.
+CHECKERS = ("org-a-hr", "org-b-hr")
+_FORM_SHA256 = "5" * 64
+
+
+@dataclass(frozen=True)
+class PreparedCheck:
+    """A check as the SDK makes it (`client_sdk._core.Core._check`): the applicant's keys cut to
+    `keys_per_check`, blinded, padded with blinded random inputs and shuffled, under a consent
+    recorded for it; the blinds kept to verify the answer's proof and unblind it."""
+
+    request: Request
+    key: OprfKey
+    slots: tuple[_Slot, ...]
+
+    def verifies(self, outcome: Outcome) -> bool:
+        """The answer to this check is a check answer whose batch DLEQ proof verifies against
+        the announced key (what the SDK checks before it unblinds)."""
+        from client_sdk._core import _unblind
+        from client_sdk.errors import RefcheckError
+        from protocol import messages as wire
+
+        try:
+            answer = wire.CheckResponse.model_validate_json(outcome.body)
+            _unblind(self.key, self.slots, answer)
+        except (ValueError, RefcheckError):
+            return False
+        return True
+
 
 @dataclass
 class Mix:
-    """What the bursts send: bearer headers per principal and fresh sign-in forms on demand."""
+    """What the bursts send: bearer headers per principal, fresh sign-in forms and prepared
+    checks on demand."""
 
     network: DemoNetwork
     tokens: dict[str, str]
     _credentials: dict[str, object] = field(default_factory=dict)
+    _clients: dict[str, object] = field(default_factory=dict)
+    _checks: deque[PreparedCheck] = field(default_factory=deque)
+    _applicants: int = 0
+    #: The checks of the burst (or baseline) being built, in the order they are sent.
+    sent: list[PreparedCheck] = field(default_factory=list)
 
     def _bearer(self, who: str) -> tuple[tuple[str, str], ...]:
         return (("Authorization", f"Bearer {self.tokens[who]}"), ("Accept", "application/json"))
@@ -210,13 +256,61 @@ class Mix:
         headers = (("Content-Type", "application/x-www-form-urlencoded"),)
         return Request("sign-in", "POST", "/v1/oauth/token", headers, body)
 
+    def _client(self, who: str) -> object:
+        from client_sdk import Client, RetryPolicy
+
+        client = self._clients.get(who)
+        if client is None:
+            client = self._clients[who] = Client.from_credentials_file(
+                self.network.principals[who].path,
+                base_url=self.network.base_url,
+                retry=RetryPolicy(max_attempts=1),
+                timeout=ANSWER_BOUND,
+            )
+        return client
+
+    def prepare_checks(self, n: int) -> None:
+        """Record `n` consents (alternately org A's and org B's HR, one check each) and make
+        the check of a synthetic applicant under each, as the SDK makes it; done before a burst,
+        one request at a time, so the burst itself holds only the checks."""
+        from client_sdk import Client
+        from client_sdk._core import _blind_slots, _cut, _derive, build
+        from protocol import messages as wire
+
+        for j in range(n):
+            who = CHECKERS[j % len(CHECKERS)]
+            client = self._client(who)
+            assert isinstance(client, Client)
+            index = self._applicants % POPULATION
+            self._applicants += 1
+            consent = client.record_consent(
+                applicant_ref=f"STRESS-{self._applicants:06d}",
+                purpose="recruitment",
+                position_ref="POS-STRESS",
+                form_sha256=_FORM_SHA256,
+                self_declared_finding=False,
+            )
+            key, count = client.oprf_key(), client.keys_per_check()
+            slots = _blind_slots(_cut(_derive(person(index)), count), key, count)
+            body = build(
+                wire.CheckRequest,
+                consent_id=consent.id,
+                key_id=key.key_id,
+                blinded_elements=[slot.blinded.hex() for slot in slots],
+            )
+            headers = self._bearer(who) + (("Content-Type", "application/json"),)
+            request = Request("check", "POST", "/v1/checks", headers, json.dumps(body).encode())
+            self._checks.append(PreparedCheck(request, key, tuple(slots)))
+
     def request(self, i: int) -> Request:
-        """The i-th request of a burst: 40 % who-am-I, 30 % listings, 10 % the audit export,
-        20 % sign-ins, spread over every principal."""
+        """The i-th request of a burst: 30 % who-am-I, 20 % checks, 20 % listings, 10 % the
+        audit export, 20 % sign-ins, spread over every principal."""
         kind = i % 10
-        if kind < 4:
+        if kind < 3:
             who = ("org-a-hr", "org-b-hr", "org-a-focal", "org-b-focal", "admin", "auditor")[i % 6]
             return Request("me", "GET", "/v1/me", self._bearer(who))
+        if kind < 5:
+            return self._take_check()
         if kind < 7:
             listings = (
                 ("admin", "/v1/orgs"),
@@ -229,11 +323,28 @@ class Mix:
             return Request("export", "GET", "/v1/audit/export", self._bearer("auditor"))
         return self.sign_in(("org-a-hr", "org-b-hr", "org-a-focal", "org-b-focal")[i % 4])
 
+    def _take_check(self) -> Request:
+        """The next prepared check (each consent allows one check), prepared now if none is
+        left; it stays listed in `sent` to have its answer verified."""
+        if not self._checks:
+            self.prepare_checks(1)
+        check = self._checks.popleft()
+        self.sent.append(check)
+        return check.request
+
     def burst(self, n: int) -> list[Request]:
+        self.prepare_checks(sum(1 for i in range(n) if i % 10 in (3, 4)))
+        self.sent.clear()
         return [self.request(i) for i in range(n)]
 
     def baseline(self) -> list[Request]:
+        self.prepare_checks(2 * BASELINE_REPEATS)
+        self.sent.clear()
         return [self.request(i) for i in range(10) for _ in range(BASELINE_REPEATS)]
+
+    def close(self) -> None:
+        for client in self._clients.values():
+            client.close()  # type: ignore[attr-defined]
 
 
 def issue_tokens(network: DemoNetwork) -> dict[str, str]:
@@ -416,15 +527,27 @@ def _server_errors(outcomes: Sequence[Outcome]) -> int:
     return sum(1 for o in outcomes if o.status >= 500 and o.problem != "busy")
 
 
+def verified_checks(outcomes: Sequence[Outcome], sent: Sequence[PreparedCheck]) -> tuple[int, int]:
+    """(checks answered 2xx, of those whose proof verifies): the burst's check outcomes are
+    paired with the checks in the order they were sent."""
+    checks = [o for o in outcomes if o.kind == "check"]
+    if len(checks) != len(sent):
+        raise RuntimeError(f"{len(checks)} check outcomes for {len(sent)} checks sent")
+    answered = [(o, c) for o, c in zip(checks, sent, strict=True) if 200 <= o.status < 300]
+    return len(answered), sum(1 for o, c in answered if c.verifies(o))
+
+
 def burst_figures(
     label: str,
     outcomes: Sequence[Outcome],
     health_ms: float,
     recovery_s: float,
     base: Baseline,
+    checks: tuple[int, int] = (0, 0),
 ) -> list[StressFigure]:
     """The targets (5xx other than a 503 `busy` are counted as 5xx; so are 503s that are not
-    problem+json), then the shape of the answers, for information."""
+    problem+json), then the shape of the answers, for information. `checks`: the checks
+    answered 2xx and how many of those verified (`verified_checks`)."""
     server_errors = _server_errors(outcomes) + sum(
         1 for o in outcomes if o.status >= 500 and o.problem == "busy" and not o.body_ok
     )
@@ -458,6 +581,13 @@ def burst_figures(
             1000 * RECOVERY_TARGET_S,
         ),
         StressFigure(f"{label}: answered 2xx", len(answered), "", len(outcomes), versus="of"),
+        StressFigure(
+            f"{label}: checks answered 2xx whose proof verifies",
+            checks[1],
+            "",
+            checks[0],
+            versus="of",
+        ),
         StressFigure(f"{label}: shed 503 busy", shed_busy, "", len(outcomes), versus="of"),
         StressFigure(
             f"{label}: of those, the database did not answer in time",
@@ -517,8 +647,9 @@ def run_backend(backend: str, bursts: Sequence[int], workers: int) -> list[Stres
             )
             _say(f"{backend}: network initialised; serving with {workers} workers on :{port}")
             log = root / "server.log"
-            with serve(network, port, workers, log):
+            with serve(network, port, workers, log), contextlib.ExitStack() as stack:
                 mix = Mix(network, issue_tokens(network))
+                stack.callback(mix.close)
                 base = asyncio.run(_baseline(port, mix))
                 _say(
                     f"{backend}: baseline /healthz p99 {base.health_p99_ms:.1f} ms, "
@@ -535,7 +666,8 @@ def run_backend(backend: str, bursts: Sequence[int], workers: int) -> list[Stres
                         )
                     health = health_p99_ms(samples, started, ended)
                     label = f"{backend} burst {n}"
-                    figures += burst_figures(label, outcomes, health, recovery, base)
+                    checks = verified_checks(outcomes, mix.sent)
+                    figures += burst_figures(label, outcomes, health, recovery, base, checks)
                     _say(f"{label}: done in {ended - started:.1f} s")
             errors = [
                 line for line in log.read_text(errors="replace").splitlines() if "rror" in line
@@ -554,6 +686,10 @@ async def _baseline(port: int, mix: Mix) -> Baseline:
     first = await first_success(port, mix) - asked
     outcomes = [await send_within(port, r, ANSWER_BOUND) for r in mix.baseline()]
     answered = [1000 * o.seconds for o in outcomes if 200 <= o.status < 300]
+    checks, verified = verified_checks(outcomes, mix.sent)
+    if verified < checks or checks < len(mix.sent):
+        # One at a time on an idle server every check must be answered and verify.
+        _say(f"baseline: {checks} of {len(mix.sent)} checks answered, {verified} verified")
     with probing(port) as samples:
         await asyncio.sleep(1.5)
     health = 1000 * percentile([s[1] for s in samples if s[2] == 200], 99)
@@ -587,7 +723,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     print(
         f"refcheck-server serve --workers {args.workers} on 127.0.0.1, demo network, default "
         f"overload settings; bursts of {', '.join(map(str, bursts))} concurrent requests "
-        "(40 % GET /v1/me, 30 % listings, 10 % GET /v1/audit/export, 20 % sign-ins), each on "
+        "(30 % GET /v1/me, 20 % POST /v1/checks, 20 % listings, 10 % GET /v1/audit/export, "
+        "20 % sign-ins), each on "
         "its own connection; baseline: the same kinds one at a time, /healthz on an idle server"
     )
     print(
