@@ -12,7 +12,10 @@ from server.auth.permissions import Permission
 from server.auth.tokens import Caller
 from server.cases.models import Case, CaseStatus
 from server.registry.models import Organisation
+from server.stats.answer_times import AnswerTime, answer_times
 from server.stats.schemas import (
+    AnswerTimesMonth,
+    AnswerTimesOut,
     MonthFigures,
     OrgRetention,
     OrgStats,
@@ -109,4 +112,27 @@ def read_retention(
         live_cases=sum(network.values()),
         months=[RetentionMonth(month=m, live_cases=c) for m, c in sorted(network.items())],
         organisations=organisations,
+    )
+
+
+@router.get("/answer-times", response_model=AnswerTimesOut)
+def read_answer_times(
+    ctx: Ctx,
+    session: Db,
+    _caller: Annotated[Caller, Depends(require_any(Permission.STATS_NETWORK))],
+    year: Annotated[int | None, Query(ge=2000, le=9999)] = None,
+) -> AnswerTimesOut:
+    """Disclosure requests by how early or late they were answered against their deadline, per
+    month they fell due, network-wide; counts only (`server.stats.answer_times`)."""
+    now = ctx.now()
+    year = year if year is not None else now.year
+    months = answer_times(session, year, now)
+    totals = {b.value: sum(counts[b.value] for counts in months.values()) for b in AnswerTime}
+    return AnswerTimesOut(
+        year=year,
+        as_of=now.date(),
+        buckets=[b.value for b in AnswerTime],
+        totals=totals,
+        months=[AnswerTimesMonth(month=m, counts=c) for m, c in sorted(months.items())],
+        record_retention_days=ctx.policy.disclosure_record_retention_days,
     )

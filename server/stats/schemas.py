@@ -67,3 +67,23 @@ class RetentionOut(BaseModel):
     live_cases: int
     months: list[RetentionMonth]
     organisations: list[OrgRetention]
+
+
+class AnswerTimesMonth(BaseModel):
+    #: YYYY-MM the requests fell due (UTC).
+    month: str
+    counts: dict[str, int]
+
+
+class AnswerTimesOut(BaseModel):
+    """Network-wide counts of disclosure requests by how early or late they were answered
+    against their deadline, per month they fell due: counts only, no request or organisation.
+    Read from the requests the server still holds: those ended more than
+    `record_retention_days` ago are deleted and no longer counted."""
+
+    year: int
+    as_of: date
+    buckets: list[str]
+    totals: dict[str, int]
+    months: list[AnswerTimesMonth]
+    record_retention_days: int

@@ -14,6 +14,7 @@ import server.bootstrap
 from server.errors import DomainError
 from server.policy.schema import NetworkPolicy
 from server.problems import _HTTP_SLUGS
+from server.stats.answer_times import AnswerTime
 from server.stats.services import Counter
 
 API_DOC = Path(__file__).resolve().parents[2] / "docs" / "api.md"
@@ -58,6 +59,11 @@ def test_every_policy_member_is_documented(name: str) -> None:
 @pytest.mark.parametrize("name", sorted(c.value for c in Counter))
 def test_every_statistics_counter_is_documented(name: str) -> None:
     assert name in CODE_SPANS, f"counter {name!r} is not in docs/api.md"
+
+
+@pytest.mark.parametrize("name", sorted(b.value for b in AnswerTime))
+def test_every_answer_time_bucket_is_documented(name: str) -> None:
+    assert name in CODE_SPANS, f"answer-time bucket {name!r} is not in docs/api.md"
 
 
 def test_the_slug_walk_finds_the_new_ones() -> None:

@@ -141,6 +141,7 @@ MATRIX: dict[str, Row] = {
     # statistics: network-wide for the secretariat, own organisation for members
     "GET /v1/stats": allow(*ALL),
     "GET /v1/stats/retention": allow(ADMIN, AUDITOR),
+    "GET /v1/stats/answer-times": allow(ADMIN, AUDITOR),
     # blind-match protocol
     "GET /v1/registry/filter": allow(FOCAL, HR),
     "GET /v1/registry/fillers": allow(ADMIN, AUDITOR),
