@@ -32,7 +32,7 @@ from protocol.hazmat.hash_to_curve import hash_to_scalar
 from protocol.hazmat.ristretto255 import scalar_mult, scalar_mult_base
 from protocol.identity.keys import Strength
 from protocol.sealed_keys import RegisteredKey, encode, metadata_sha256
-from protocol.signed import cosign, sign
+from protocol.signed import cosign, sign, sign_signing_key
 
 __all__ = ["render"]
 
@@ -276,6 +276,33 @@ def _sealed_keys_block(out: list[str]) -> None:
     ]
 
 
+def _signing_key_block(out: list[str]) -> None:
+    old = Ed25519PrivateKey.from_private_bytes(_seed(b"network signing key"))
+    new = Ed25519PrivateKey.from_private_bytes(_seed(b"next network signing key"))
+    obj = sign_signing_key(
+        old, new, network_id="example", key_seq=2, issued_at="2025-04-01T00:00:00Z"
+    )
+    block = _Block()
+    block.hex("old public", _raw(old))
+    block.hex("new seed", _seed(b"next network signing key"))
+    block.hex("new public", _raw(new))
+    block.text("header (ASCII)", obj.header.decode("ascii"))
+    block.hex("signature", obj.signature)
+    block.hex("cosignature", obj.cosignatures[0][1])
+    block.hex("framed", obj.framed())
+    out += [
+        "### A `signing-key` rotation",
+        "",
+        "The first example's signing key (its seed is shown there) replaced by a new one: the",
+        'signature by the old key over `b"refcheck/v2/signing-key\\x00" || header`, the',
+        'cosignature by the new key over `b"refcheck/v2/cosign/signing-key\\x00" || header`.',
+        "`key_id` is the first 16 hex digits of the SHA-256 of the raw key. A client trusting",
+        "the old key verifies it against that key, with the new key as the witness.",
+        "",
+        block.render(),
+    ]
+
+
 def render() -> str:
     """The `## Worked examples` section, exactly as docs/protocol.md holds it."""
     out = [
@@ -290,6 +317,7 @@ def render() -> str:
     _, p = _pseudonym_block(out)
     _claim_block(out, p)
     _sealed_keys_block(out)
+    _signing_key_block(out)
     return "\n".join(out).rstrip("\n") + "\n"
 
 

@@ -9,6 +9,11 @@ or escape differently can never disagree about what was signed.
 Framing: `I2OSP(len(header), 2) || header || signature (64) || count (1) || count × (witness
 public key (32) || cosignature (64))`.
 
+The `signing-key` type (a rotation of the network signing key) is defined here too, since
+verifying it is only a signature check and a chain walk: `sign_signing_key` makes one (signed by
+the old key, cosigned by the new), `verify_signing_key` checks one step and
+`follow_signing_keys` walks a history from a trusted key to the newest.
+
 Errors: `DeserializeError` for bytes that are not a well-formed signed object, `VerifyError` for a
 well-formed one that is not what the caller trusts, `InvalidInputError` for a caller's mistake.
 """
@@ -16,6 +21,7 @@ well-formed one that is not what the caller trusts, `InvalidInputError` for a ca
 from __future__ import annotations
 
 import datetime as dt
+import hashlib
 import json
 import re
 from collections.abc import Mapping, Sequence
@@ -37,15 +43,21 @@ __all__ = [
     "PUBLIC_KEY_SIZE",
     "SIGNATURE_PREFIX",
     "SIGNATURE_SIZE",
+    "SIGNING_KEY_TYPE",
     "TYPES",
     "SignedObject",
+    "SigningKeyRotation",
     "cosign",
     "encode_header",
+    "follow_signing_keys",
     "format_time",
     "parse",
     "parse_framed",
     "parse_time",
     "sign",
+    "sign_signing_key",
+    "signing_key_id",
+    "verify_signing_key",
 ]
 
 MAX_HEADER_SIZE = 4096
@@ -57,7 +69,8 @@ COSIGNATURE_PREFIX = b"refcheck/v2/cosign/"
 
 #: The types the contract names; `sign` refuses any other, so a typo cannot produce an object
 #: that no verifier will ever ask for.
-TYPES = frozenset({"oprf-key", "filter", "filter-delta", "tree-head"})
+SIGNING_KEY_TYPE = "signing-key"
+TYPES = frozenset({"oprf-key", "filter", "filter-delta", "tree-head", SIGNING_KEY_TYPE})
 
 _REQUIRED = ("type", "network_id", "issued_at")
 # A type is a short lower-case word: it is put in the signed message before a NUL, so it must not
@@ -358,3 +371,145 @@ def parse(data: bytes) -> SignedObject:
     if end != len(data):
         raise DeserializeError("trailing bytes after the signed object")
     return obj
+
+
+# --- rotations of the network signing key (`signing-key`) -------------------------------------
+
+
+def signing_key_id(public_key: bytes) -> str:
+    """The `key_id` of a network signing key: the first 16 hex digits of the SHA-256 of its raw
+    32 bytes (what `GET /v1/network/keys` shows as `signing_key.key_id`)."""
+    _public_key(public_key)
+    return hashlib.sha256(public_key).hexdigest()[:16]
+
+
+@dataclass(frozen=True)
+class SigningKeyRotation:
+    """One verified `signing-key` object: the network's signing key `prev_public_key` was
+    replaced by `public_key`, the `key_seq`-th key of the network (the first key is 1)."""
+
+    network_id: str
+    key_seq: int
+    public_key: bytes
+    prev_public_key: bytes
+    signed: SignedObject
+
+    @property
+    def key_id(self) -> str:
+        return signing_key_id(self.public_key)
+
+    @property
+    def prev_key_id(self) -> str:
+        return signing_key_id(self.prev_public_key)
+
+    @property
+    def issued_at(self) -> str:
+        return str(self.signed.fields["issued_at"])
+
+
+def sign_signing_key(
+    old: Ed25519PrivateKey,
+    new: Ed25519PrivateKey,
+    *,
+    network_id: str,
+    key_seq: int,
+    issued_at: str,
+) -> SignedObject:
+    """The `signing-key` object of one rotation: the header `{type, network_id, issued_at,
+    key_seq, key_id, public_key, prev_key_id, prev_public_key}`, signed by the old key (the one
+    a client trusts already) and cosigned by the new (proof that its holder made the rotation).
+    `key_seq` is the new key's number: 2 for the network's first rotation."""
+    if isinstance(key_seq, bool) or not isinstance(key_seq, int) or key_seq < 2:
+        raise InvalidInputError("a rotated signing key's key_seq is an integer of at least 2")
+    old_public, new_public = _raw_public_key(old), _raw_public_key(new)
+    if old_public == new_public:
+        raise InvalidInputError("a rotation needs a new key")
+    fields = {
+        "type": SIGNING_KEY_TYPE,
+        "network_id": network_id,
+        "issued_at": issued_at,
+        "key_seq": key_seq,
+        "key_id": signing_key_id(new_public),
+        "public_key": new_public.hex(),
+        "prev_key_id": signing_key_id(old_public),
+        "prev_public_key": old_public.hex(),
+    }
+    return cosign(new, sign(old, fields))
+
+
+def _key_field(fields: Mapping[str, Any], name: str) -> bytes:
+    value = fields.get(name)
+    try:
+        raw = bytes.fromhex(value) if isinstance(value, str) else b""
+    except ValueError:
+        raw = b""
+    if len(raw) != PUBLIC_KEY_SIZE or raw.hex() != value:
+        raise DeserializeError(f"{name} is not {PUBLIC_KEY_SIZE} bytes of lower-case hex")
+    return raw
+
+
+def _rotation_fields(obj: SignedObject) -> tuple[int, bytes, bytes]:
+    """`(key_seq, public_key, prev_public_key)` of a `signing-key` header, checked for form."""
+    if obj.type != SIGNING_KEY_TYPE:
+        raise VerifyError("signed object has the wrong type")
+    fields = obj.fields
+    seq = fields.get("key_seq")
+    if isinstance(seq, bool) or not isinstance(seq, int) or seq < 2:
+        raise DeserializeError("key_seq of a rotated signing key is an integer of at least 2")
+    public, prev = _key_field(fields, "public_key"), _key_field(fields, "prev_public_key")
+    if public == prev:
+        raise DeserializeError("a signing key rotation names the same key twice")
+    if fields.get("key_id") != signing_key_id(public) or fields.get(
+        "prev_key_id"
+    ) != signing_key_id(prev):
+        raise DeserializeError("key_id or prev_key_id is not that of its key")
+    return seq, public, prev
+
+
+def verify_signing_key(
+    obj: SignedObject | bytes, *, prev_public_key: bytes, network_id: str
+) -> SigningKeyRotation:
+    """Verify one `signing-key` object (framed bytes or parsed) as a rotation away from
+    `prev_public_key`, a key the caller trusts: of this network, naming that key as the one
+    replaced, signed by it and cosigned by the key it names. `VerifyError` otherwise
+    (`DeserializeError` for a malformed one)."""
+    signed = parse(obj) if isinstance(obj, bytes) else obj
+    _public_key(prev_public_key)
+    seq, public, prev = _rotation_fields(signed)
+    if prev != prev_public_key:
+        raise VerifyError("the rotation replaces another key than the one trusted")
+    signed.verify(prev_public_key, network_id=network_id, type=SIGNING_KEY_TYPE, witnesses=[public])
+    return SigningKeyRotation(network_id, seq, public, prev, signed)
+
+
+def follow_signing_keys(
+    history: Sequence[SignedObject | bytes], *, trusted: bytes, network_id: str
+) -> list[SigningKeyRotation]:
+    """Walk a signing key history (oldest first, as `GET /v1/network/keys` serves it) from the
+    `trusted` key to its newest key: the rotations after `trusted`, each verified against the
+    key before it (the first against `trusted`), each `key_seq` one more than the one before,
+    no key twice. Rotations before `trusted` are only parsed. `[]` when no rotation replaces
+    `trusted` (it is the newest the history knows, or the history does not name it: the
+    caller compares where the walk ended with the key it is offered).
+
+    `VerifyError` when a step does not verify or the history breaks after `trusted` (a gap, a
+    key rotated twice, a key coming back); `DeserializeError` when an object is malformed."""
+    _public_key(trusted)
+    objects = [parse(h) if isinstance(h, bytes) else h for h in history]
+    starts = [i for i, o in enumerate(objects) if _rotation_fields(o)[2] == trusted]
+    if not starts:
+        return []
+    if len(starts) > 1:
+        raise VerifyError("the history rotates the trusted key more than once")
+    steps: list[SigningKeyRotation] = []
+    current, seen = trusted, {trusted}
+    for obj in objects[starts[0] :]:
+        step = verify_signing_key(obj, prev_public_key=current, network_id=network_id)
+        if steps and step.key_seq != steps[-1].key_seq + 1:
+            raise VerifyError("the history's key_seq does not go up by one")
+        if step.public_key in seen:
+            raise VerifyError("the history returns to a key it rotated away from")
+        steps.append(step)
+        current = step.public_key
+        seen.add(current)
+    return steps

@@ -31,7 +31,6 @@ from pathlib import Path
 from typing import Annotated, Any
 
 import typer
-from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from server.cli_common import (
@@ -600,45 +599,11 @@ def keys_rotate_signing(
     (served with GET /v1/network/keys), the OPRF key announcements are signed again, a filter
     revision and a tree head are signed with the new key. Prints the new fingerprint: credentials
     files issued from now on, and the MoU annex, name it."""
-    from protocol.signed import format_time, parse, sign
-    from server.audit.services import record
-    from server.filter.services import publish
-    from server.keys import rotate_signing_key
-    from server.oprf.models import OprfKeyAnnouncement
-    from server.transparency.sealer import seal
-    from server.transparency.services import log_signed_object
+    from server.signing_rotation import rotate_network_signing_key
 
     settings = settings_for(data_dir, database_url=database_url)
     ctx = open_context(None, settings=settings)
-    with session_scope(ctx) as session:
-        rotation, framed = rotate_signing_key(
-            settings.server_key_dir, issued_at=format_time(ctx.now().replace(microsecond=0))
-        )
-        state = ctx.keys.signing_ring.reload()
-        obj = parse(framed)
-        record(
-            session,
-            ctx,
-            None,
-            "key.rotate",
-            object_type="signing_key",
-            object_id=rotation.new_key_id,
-            details={
-                "key": "network-signing",
-                "prev_key_id": rotation.old_key_id,
-                "key_seq": obj.fields["key_seq"],
-                "signed": framed.hex(),
-            },
-        )
-        # Every announcement again under the new key: the same header bytes (so witnesses'
-        # cosignatures still apply), a new signature, logged like the first.
-        for row in session.scalars(select(OprfKeyAnnouncement)):
-            again = sign(state.key, dict(parse(bytes(row.announcement)).fields))
-            row.announcement = again.framed()
-            log_signed_object(session, ctx, again, object_id=row.key_id)
-        session.flush()
-        publish(session, ctx)
-        seal(session, ctx)
+    rotation, _framed = rotate_network_signing_key(ctx)
     typer.echo(
         f"network signing key rotated: {rotation.new_key_id} (was {rotation.old_key_id})\n"
         f"network_signing_key_sha256: {ctx.keys.signing_key_sha256}"

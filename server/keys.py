@@ -53,7 +53,6 @@ REGISTRATION_KEY_FILE = "registration.key"
 TOKEN_KEY_FILE = "token-signing.key"
 TOKEN_PREVIOUS_KEY_FILE = "token-signing.previous.key"
 SIGNING_HISTORY_FILE = "network-signing-history"
-SIGNING_KEY_TYPE = "signing-key"
 #: How often a worker looks whether a rotated key file replaced the one it holds.
 RECHECK_SECONDS = 1.0
 AUDIT_KEY_FILE = "audit-checkpoint.key"
@@ -583,6 +582,7 @@ def read_signing_history(key_dir: Path) -> list[bytes]:
     """The framed `signing-key` objects, oldest first, each checked: signed by the key before
     it and cosigned by the key it names, in an unbroken chain of `key_seq` 2, 3, ..."""
     from protocol.errors import ProtocolError
+    from protocol.signed import verify_signing_key
 
     path = key_dir / SIGNING_HISTORY_FILE
     if not path.exists():
@@ -594,18 +594,16 @@ def read_signing_history(key_dir: Path) -> list[bytes]:
         try:
             framed = bytes.fromhex(line)
             obj = _parse_signed(framed)
-            fields = obj.fields
-            prev_public = bytes.fromhex(str(fields["prev_public_key"]))
-            new_public = bytes.fromhex(str(fields["public_key"]))
-            if fields["key_seq"] != number or (previous is not None and prev_public != previous):
+            # The first line's old key is the network's first key, trusted as the file says;
+            # every later line must replace the key the line before it named.
+            prev_public = previous or bytes.fromhex(str(obj.fields["prev_public_key"]))
+            step = verify_signing_key(obj, prev_public_key=prev_public, network_id=network_id)
+            if step.key_seq != number:
                 raise ValueError("the history is not one chain")
-            obj.verify(
-                prev_public, network_id=network_id, type=SIGNING_KEY_TYPE, witnesses=[new_public]
-            )
         except (ProtocolError, ValueError, KeyError, TypeError) as exc:
             raise KeyFileError(f"{path} line {number - 1} is not a valid key rotation") from exc
         history.append(framed)
-        previous = new_public
+        previous = step.public_key
     return history
 
 
@@ -617,34 +615,12 @@ def signing_rotation_object(
     key_seq: int,
     issued_at: str,
 ) -> SignedObject:
-    """The `signing-key` object of one rotation (signed by the old key, cosigned by the new,
-    in `network-signing-history`), with the header `{type, network_id, issued_at, key_seq,
-    key_id, public_key, prev_key_id, prev_public_key}`, signed by the old key as every signed
-    object is (docs/protocol.md, "Signed objects"), and cosigned by the new key, which proves
-    the new key's holder made it. A client pinned to the old key follows it to the new one."""
-    from protocol.signed import COSIGNATURE_PREFIX, SIGNATURE_PREFIX, SignedObject, encode_header
+    """The `signing-key` object of one rotation (`protocol.signed.sign_signing_key`: signed by
+    the old key, cosigned by the new), as `network-signing-history` keeps it. A client pinned
+    to the old key follows it to the new one."""
+    from protocol.signed import sign_signing_key
 
-    old_public = _raw_public(old.public_key())
-    new_public = _raw_public(new.public_key())
-    fields = {
-        "type": SIGNING_KEY_TYPE,
-        "network_id": network_id,
-        "issued_at": issued_at,
-        "key_seq": key_seq,
-        "key_id": key_id_for(new_public),
-        "public_key": new_public.hex(),
-        "prev_key_id": key_id_for(old_public),
-        "prev_public_key": old_public.hex(),
-    }
-    header = encode_header(fields)
-    tag = SIGNING_KEY_TYPE.encode("ascii") + b"\x00" + header
-    return SignedObject(
-        SIGNING_KEY_TYPE,
-        header,
-        fields,
-        old.sign(SIGNATURE_PREFIX + tag),
-        ((new_public, new.sign(COSIGNATURE_PREFIX + tag)),),
-    )
+    return sign_signing_key(old, new, network_id=network_id, key_seq=key_seq, issued_at=issued_at)
 
 
 def rotate_signing_key(key_dir: Path, *, issued_at: str) -> tuple[KeyRotation, bytes]:

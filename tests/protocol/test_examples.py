@@ -12,7 +12,7 @@ from protocol.entry import open_handle, prefix, tag
 from protocol.examples import render
 from protocol.filter import decode_set, parse_full
 from protocol.sealed_keys import decode
-from protocol.signed import parse
+from protocol.signed import parse, signing_key_id, verify_signing_key
 
 DOC = Path(__file__).resolve().parents[2] / "docs" / "protocol.md"
 HEADING = "## Worked examples\n"
@@ -65,7 +65,7 @@ def test_module_prints_the_section() -> None:
 
 
 def test_every_example_section_is_present() -> None:
-    assert len(EXAMPLES) == 6
+    assert len(EXAMPLES) == 7
     assert all(EXAMPLES.values())
 
 
@@ -118,3 +118,14 @@ def test_sealed_keys_example_decodes() -> None:
     digest, keys = decode(h(s, "plaintext"), int(EXAMPLES[s]["keys_per_check"]))
     assert digest == h(s, "metadata sha256")
     assert [k.kind for k in keys] == ["email", "name_dob"]
+
+
+def test_signing_key_example_verifies_against_the_first_examples_key() -> None:
+    s = "A `signing-key` rotation"
+    assert h(s, "old public") == h("A signed `filter` header", "signing public")
+    obj = parse(h(s, "framed"))
+    assert obj.header.decode("ascii") == EXAMPLES[s]["header (ASCII)"]
+    assert obj.signature == h(s, "signature") and obj.cosignatures[0][1] == h(s, "cosignature")
+    step = verify_signing_key(obj, prev_public_key=h(s, "old public"), network_id="example")
+    assert step.public_key == h(s, "new public") and step.key_seq == 2
+    assert obj.fields["key_id"] == signing_key_id(h(s, "new public"))
