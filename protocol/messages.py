@@ -209,10 +209,15 @@ class FilterValues(_Response):
 
 
 class CaseRegistered(_Response):
-    """The answer to `POST /v1/cases`: the case and its filter values."""
+    """The answer to `POST /v1/cases`: the case, its filter values, and the sequence number of
+    its `case.register` entry in the transparency log."""
 
     case: CaseOut
     filter_values: FilterValues
+    #: The `case.register` log entry's `seq`: its leaf index is given when the sealer places it
+    #: (within `audit_seal_interval_seconds`), so the holder asks for its inclusion proof by
+    #: this number (`GET /v1/transparency/inclusion?seq=`). None only from older servers.
+    log_seq: int | None = None
 
 
 class CaseList(_Response):

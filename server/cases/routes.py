@@ -38,9 +38,12 @@ def register(
     idempotency_key: Annotated[str | None, Header(alias="Idempotency-Key", max_length=128)] = None,
 ) -> CaseRegistered:
     """Register a case from its metadata and sealed keys; the answer gives the case's filter
-    values and pad proofs, which the focal point keeps for `verify-live`."""
+    values and pad proofs, which the focal point keeps for `verify-live`, and the sequence
+    number of its log entry (`log_seq`), to prove it is in the transparency log."""
     result = services.register_case(session, ctx, caller, body, idempotency_key=idempotency_key)
-    return CaseRegistered(case=case_out(result.case), filter_values=result.filter_values)
+    return CaseRegistered(
+        case=case_out(result.case), filter_values=result.filter_values, log_seq=result.log_seq
+    )
 
 
 @router.get("", response_model=CaseList)

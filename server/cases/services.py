@@ -36,6 +36,7 @@ from protocol.entry import (
     tag,
 )
 from protocol.errors import DeserializeError, InvalidInputError
+from server.audit.models import AuditEntry
 from server.audit.services import record
 from server.auth.tokens import Caller
 from server.cases.errors import IdempotencyConflict, SealedKeysInvalid
@@ -219,6 +220,8 @@ class Registration:
     case: Case
     created: bool
     filter_values: FilterValues
+    #: The `seq` of the case's `case.register` log entry.
+    log_seq: int | None
 
 
 def _replayed(session: Session, org_id: str, key: str, digest: str) -> Case | None:
@@ -237,7 +240,12 @@ def _replayed(session: Session, org_id: str, key: str, digest: str) -> Case | No
 
 
 def _replay(session: Session, ctx: AppContext, case: Case) -> Registration:
-    return Registration(case, False, stored_filter_values(session, ctx, case.id))
+    log_seq = session.scalar(
+        select(AuditEntry.seq).where(
+            AuditEntry.action == "case.register", AuditEntry.object_id == case.id
+        )
+    )
+    return Registration(case, False, stored_filter_values(session, ctx, case.id), log_seq)
 
 
 def store_entries(
@@ -342,7 +350,7 @@ def register_case(
         )
     # The retention date lets a witness count live cases from the log alone (the filter must
     # hold keys_per_check values for each); it is case metadata, nothing about the person.
-    record(
+    logged = record(
         session,
         ctx,
         caller,
@@ -358,6 +366,7 @@ def register_case(
         {Counter.CASES_REGISTERED: 1, Counter.REGISTRATION_EVALUATIONS: policy.keys_per_check},
     )
     session.flush()
+    log_seq = logged.seq  # handed out at the flush; read before the commit expires it
     publish_if_immediate(session, ctx)
     try:
         session.commit()
@@ -370,7 +379,7 @@ def register_case(
         if replayed is None:
             raise
         return _replay(session, ctx, replayed)
-    return Registration(case, True, values)
+    return Registration(case, True, values, log_seq)
 
 
 def own_case(session: Session, caller: Caller, case_id: str, *, lock: bool = False) -> Case:

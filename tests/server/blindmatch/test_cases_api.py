@@ -443,6 +443,12 @@ async def test_idempotency_key_makes_a_retry_land_once(
     assert _count(session, Case) == 1
     assert _count(session, Pseudonym) == KPC
     assert _count(session, IdempotencyRecord) == 1
+    # Both answers name the case's one `case.register` log entry.
+    log_seq = first.json()["log_seq"]
+    assert second.json()["log_seq"] == log_seq
+    entry = session.get(AuditEntry, log_seq)
+    assert entry is not None
+    assert (entry.action, entry.object_id) == ("case.register", first.json()["case"]["id"])
 
 
 async def test_idempotency_key_reused_with_another_body_is_refused(
