@@ -279,7 +279,11 @@ class Core:
         `keys_per_check` and the witnesses; then every announcement is verified.
         """
         state = self.pin.state
-        if not refresh and state is not None and state.keys_per_check is not None:
+        # A signing key the keys call followed to (a rotation) is taken only through `accept`.
+        rotated = self._offered is not None and (
+            state is None or self._offered.signing_key.public_key != state.signing_key.hex()
+        )
+        if not refresh and not rotated and state is not None and state.keys_per_check is not None:
             self.filters.load(state)
             return state
         keys, self._offered = self._offered, None
@@ -293,19 +297,26 @@ class Core:
             [bytes.fromhex(a) for a in keys.oprf_keys],
             keys_per_check=_keys_per_check(policy),
             witnesses=_witnesses(policy),
+            signing_key_history=[bytes.fromhex(h) for h in keys.signing_key_history],
         )
         self.filters.load(state)
         return state
 
     def offered_keys(self) -> Op[wire.NetworkKeys]:
         """`GET /v1/network/keys`, sent without a token, and refused (`KeyChanged`) unless the
-        server is the credentials' network with the signing key their fingerprint names.
+        server is the credentials' network with the signing key their fingerprint names, or one
+        its signed `signing_key_history` leads to from the key trusted (a rotation, pinned by the
+        `network` call that follows).
 
         Clients run it before their first token request, so that an impostor is refused before
         it is sent anything, a signed token assertion included."""
         response = yield ApiRequest("GET", "/v1/network/keys", auth=False)
         keys = parse(wire.NetworkKeys, response)
-        self.pin.check_offered(keys.network_id, bytes.fromhex(keys.signing_key.public_key))
+        self.pin.check_offered(
+            keys.network_id,
+            bytes.fromhex(keys.signing_key.public_key),
+            [bytes.fromhex(h) for h in keys.signing_key_history],
+        )
         self._offered, self.keys_checked = keys, True
         return keys
 

@@ -14,6 +14,11 @@ Two kinds of key reach the SDK through the server, and both are pinned:
   OPRF key announcements (each checked against the signing key; `key_seq` never goes back, and
   a rotation's new key is followed once announced) and the policy's `keys_per_check`, so that
   a client with a warm pin file checks a person with no request other than the check itself.
+  When the secretariat rotates the signing key, the server shows a new one with its
+  `signing_key_history` (docs/protocol.md, "Key rotation"): the SDK follows it only along a chain
+  of `signing-key` objects from the key it trusts, each signed by the key before it, and pins the
+  new key with the chain, so the credentials' fingerprint stays the anchor and a server cannot
+  take the client back to an older key (`NetworkPin.check_offered`).
 * **The organisations' public keys** (X25519 to seal to them, Ed25519 to verify what they sign),
   from `GET /v1/directory`. A server that swapped a holder's keys there could read the applicant
   details sealed to it and forge its answer, and the signature check would pass against the
@@ -24,6 +29,7 @@ Pin file (JSON, 0600, one file may serve several servers, keyed by base URL)::
 
     {"network": {"<base_url>": {"network_id": "demo",
                                 "signing_key": "<hex>",
+                                "signing_key_history": ["<framed signing-key object, hex>"],
                                 "oprf_keys": ["<framed signed oprf-key announcement, hex>"],
                                 "keys_per_check": 32}},
      "org_keys": {"<base_url>": {"<org id>": {"short_name": "org-a",
@@ -32,6 +38,9 @@ Pin file (JSON, 0600, one file may serve several servers, keyed by base URL)::
 
 `short_name` is informational (for a person reading the file); only the keys are compared.
 The announcements are kept exactly as signed and verified again when the file is read.
+`signing_key_history` holds the rotations the SDK followed, from the key the credentials name to
+`signing_key` (empty when that is the credentials' key); it is verified again when the file is
+read, and an entry that does not lead from the credentials' key is ignored.
 Several clients and processes may share one pin file (the CLI keeps one beside the
 credentials), so every write is a locked read-modify-write: a pin written by one is never
 dropped by another.
@@ -44,7 +53,7 @@ import os
 import threading
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -56,6 +65,9 @@ from client_sdk.errors import (
     SignatureInvalid,
 )
 from client_sdk.secretfile import load_json_secret, write_json_secret
+from protocol.errors import DeserializeError, InvalidInputError, VerifyError
+from protocol.signed import SignedObject, SigningKeyRotation, follow_signing_keys
+from protocol.signed import parse as parse_signed
 
 try:  # POSIX: serialise writers across processes too.
     import fcntl
@@ -242,6 +254,9 @@ class NetworkState:
     keys: tuple[OprfKey, ...]
     keys_per_check: int | None = None
     witnesses: tuple[bytes, ...] = ()
+    #: The `signing-key` objects (framed) of the rotations followed from the key the credentials
+    #: name to `signing_key`, oldest first; empty when `signing_key` is the credentials' key.
+    rotations: tuple[bytes, ...] = ()
 
     @property
     def current(self) -> OprfKey:
@@ -252,6 +267,18 @@ class NetworkState:
     def fingerprint(self) -> str:
         return signing_key_sha256(self.signing_key)
 
+    @property
+    def signing_keys(self) -> tuple[bytes, ...]:
+        """Every network signing key from the one the credentials name to `signing_key`, oldest
+        first: what an object signed before a rotation (a saved tree head) verifies under."""
+        if not self.rotations:
+            return (self.signing_key,)
+        fields = [parse_signed(r).fields for r in self.rotations]
+        return (
+            bytes.fromhex(str(fields[0]["prev_public_key"])),
+            *(bytes.fromhex(str(f["public_key"])) for f in fields),
+        )
+
     def key(self, key_id: str) -> OprfKey | None:
         return next((k for k in self.keys if k.key_id == key_id), None)
 
@@ -259,6 +286,7 @@ class NetworkState:
         return {
             "network_id": self.network_id,
             "signing_key": self.signing_key.hex(),
+            "signing_key_history": [r.hex() for r in self.rotations],
             "oprf_keys": [k.announcement.hex() for k in self.keys],
             "keys_per_check": self.keys_per_check,
             "witnesses": [w.hex() for w in self.witnesses],
@@ -295,13 +323,22 @@ def _merge_keys(
     return tuple(merged[-KEPT_ANNOUNCEMENTS:])
 
 
+#: What a member does about a signing key that cannot be followed.
+_ASK_SECRETARIAT = (
+    "nothing else was sent. Contact the network secretariat: if they rotated the network "
+    "signing key, they give you its new fingerprint (new credentials file); otherwise this "
+    "server is not your network's or is impersonated"
+)
+
+
 class NetworkPin:
     """The pinned network signing key of one server, its verified OPRF key announcements and
     the policy values a check needs, in memory and optionally in the pin file.
 
     `network_id` and `signing_key_sha256` come from the credentials file the secretariat
-    issued, and decide: the server's key must be that one (`check_offered`), and a pin file
-    entry that disagrees with them is ignored. There is no trust on first use.
+    issued, and decide: the server's key must be that one, or one the network rotated to from
+    it along its signed history (`check_offered`), and a pin file entry that does not lead from
+    it is ignored. There is no trust on first use.
     """
 
     def __init__(
@@ -323,9 +360,7 @@ class NetworkPin:
         self._lock = threading.Lock()
         self._state: NetworkState | None = None
         if path is not None and path.exists():
-            stored = self._from_document(_read_document(path))
-            if stored is not None and self._agrees(stored):
-                self._state = stored
+            self._state = self._anchored(self._from_document(_read_document(path)))
 
     @classmethod
     def for_credentials(
@@ -343,11 +378,25 @@ class NetworkPin:
     def state(self) -> NetworkState | None:
         return self._state
 
-    def _agrees(self, state: NetworkState) -> bool:
-        return (
-            state.network_id == self.expected_network_id
-            and state.fingerprint == self.expected_fingerprint
-        )
+    def _anchored(self, state: NetworkState | None) -> NetworkState | None:
+        """`state` (its rotations cut to start at the credentials' key) when it is the
+        credentials' network and its signing key is theirs or one followed from theirs; None
+        when it does not lead from the credentials (written under other credentials)."""
+        if state is None or state.network_id != self.expected_network_id:
+            return None
+        if state.fingerprint == self.expected_fingerprint:
+            return replace(state, rotations=())
+        try:
+            objects = [parse_signed(r) for r in state.rotations]
+            anchor = _rotated_from(objects, self.expected_fingerprint)
+            if anchor is None:
+                return None
+            steps = follow_signing_keys(objects, trusted=anchor, network_id=state.network_id)
+        except (DeserializeError, InvalidInputError, VerifyError):
+            raise CredentialsError(f"{self.path} has a malformed network pin") from None
+        if not steps or steps[-1].public_key != state.signing_key:
+            return None
+        return replace(state, rotations=tuple(s.signed.framed() for s in steps))
 
     def _from_document(self, document: Mapping[str, Any]) -> NetworkState | None:
         entry = document["network"].get(self.server)
@@ -357,6 +406,7 @@ class NetworkPin:
             network_id = entry["network_id"]
             signing_key = bytes.fromhex(entry["signing_key"])
             witnesses = tuple(bytes.fromhex(w) for w in entry.get("witnesses") or ())
+            rotations = tuple(bytes.fromhex(r) for r in entry.get("signing_key_history") or ())
             keys = tuple(
                 OprfKey.from_announcement(
                     bytes.fromhex(a), signing_key=signing_key, network_id=network_id
@@ -371,11 +421,21 @@ class NetworkPin:
         except (AttributeError, KeyError, TypeError, ValueError, InvalidResponse, SignatureInvalid):
             raise CredentialsError(f"{self.path} has a malformed network pin") from None
         keys = tuple(sorted(keys, key=lambda k: k.key_seq))
-        return NetworkState(network_id, signing_key, keys, kpc, witnesses)
+        return NetworkState(network_id, signing_key, keys, kpc, witnesses, rotations)
 
-    def check_offered(self, network_id: str, signing_key: bytes) -> None:
-        """Refuse (`KeyChanged`) a server that is not the credentials' network or shows another
-        signing key than the one they name."""
+    def check_offered(
+        self, network_id: str, signing_key: bytes, history: Sequence[bytes] = ()
+    ) -> tuple[SigningKeyRotation, ...]:
+        """Refuse (`KeyChanged`) a server that is not the credentials' network, or shows another
+        signing key than the one trusted (the credentials', or the one followed last) without a
+        signed way to it from that key.
+
+        `history` is the server's `signing_key_history` (framed `signing-key` objects, oldest
+        first). A key other than the trusted one is taken only when the history leads to it from
+        the trusted key (`protocol.signed.follow_signing_keys`: each rotation signed by the key
+        before it and cosigned by the next, for this network, to the history's newest key);
+        returns those rotations (empty when the key is the trusted one). A key older than the
+        trusted one is refused as a rollback. Nothing is pinned here: `accept` does that."""
         offered = signing_key_sha256(signing_key)
         if network_id != self.expected_network_id:
             raise KeyChanged(
@@ -385,14 +445,49 @@ class NetworkPin:
                 pinned_key_id=self.expected_network_id,
                 server_key_id=network_id,
             )
-        if offered != self.expected_fingerprint:
-            raise KeyChanged(
-                f"the server's network signing key (SHA-256 {offered}) is not the one your "
-                f"credentials file names ({self.expected_fingerprint}): the server is not "
-                "your network's or is impersonated; nothing else was sent",
-                pinned_key_id=self.expected_fingerprint,
+        state = self._state
+        trusted = state.fingerprint if state is not None else self.expected_fingerprint
+        if offered == trusted:
+            return ()
+
+        where = (
+            "the one your credentials file names"
+            if trusted == self.expected_fingerprint
+            else "the one this client followed to from the key your credentials file names"
+        )
+
+        def refuse(why: str) -> KeyChanged:
+            return KeyChanged(
+                f"the server's network signing key (SHA-256 {offered}) is not {where} "
+                f"({trusted}), and {why}; {_ASK_SECRETARIAT}",
+                pinned_key_id=trusted,
                 server_key_id=offered,
             )
+
+        if state is not None and signing_key in state.signing_keys:
+            raise refuse("it is a key the network rotated away from (a rollback to an older key)")
+        try:
+            objects = [parse_signed(h) for h in history]
+        except (DeserializeError, InvalidInputError):
+            raise refuse("its signing key history is malformed") from None
+        if not objects:
+            raise refuse("the server shows no signing key history that leads to it")
+        if any(_names(o, "prev_public_key") == signing_key.hex() for o in objects):
+            raise refuse(
+                "the server's own history says that key was replaced (a rollback to an older key)"
+            )
+        start = state.signing_key if state is not None else _rotated_from(objects, trusted)
+        if start is None:
+            raise refuse("its signing key history does not start from the key you trust")
+        try:
+            steps = follow_signing_keys(objects, trusted=start, network_id=network_id)
+        except (DeserializeError, InvalidInputError, VerifyError) as exc:
+            raise refuse(f"a step of its signing key history does not verify ({exc})") from None
+        if not steps:
+            raise refuse("its signing key history does not start from the key you trust")
+        if steps[-1].public_key != signing_key:
+            raise refuse("its signing key history does not lead to it")
+        return tuple(steps)
 
     def accept(
         self,
@@ -402,25 +497,36 @@ class NetworkPin:
         *,
         keys_per_check: int | None,
         witnesses: Sequence[bytes] = (),
+        signing_key_history: Sequence[bytes] = (),
     ) -> NetworkState:
-        """Check the server's signing key against the credentials' fingerprint, verify every
-        announcement with it, refuse a `key_seq` going back, and pin the result."""
-        self.check_offered(network_id, signing_key)
-        offered = sorted(
-            (
-                OprfKey.from_announcement(
-                    a, signing_key=signing_key, network_id=network_id, witnesses=witnesses
-                )
-                for a in announcements
-            ),
-            key=lambda k: k.key_seq,
-        )
-        if not offered:
-            raise InvalidResponse("the server announces no OPRF key")
+        """Check the server's signing key against the trusted one (following a rotation along
+        `signing_key_history`, see `check_offered`), verify every announcement with it, refuse a
+        `key_seq` going back, and pin the result (with the rotations followed)."""
         with self._lock:
-            held = self._state.keys if self._state is not None else ()
-            keys = _merge_keys(held, offered, what="the server")
-            state = NetworkState(network_id, signing_key, keys, keys_per_check, tuple(witnesses))
+            steps = self.check_offered(network_id, signing_key, signing_key_history)
+            offered = sorted(
+                (
+                    OprfKey.from_announcement(
+                        a, signing_key=signing_key, network_id=network_id, witnesses=witnesses
+                    )
+                    for a in announcements
+                ),
+                key=lambda k: k.key_seq,
+            )
+            if not offered:
+                raise InvalidResponse("the server announces no OPRF key")
+            held = self._state
+            keys = _merge_keys(held.keys if held is not None else (), offered, what="the server")
+            rotations = held.rotations if held is not None else ()
+            if steps:
+                # Under the new key only what it signed: the server signs every announcement
+                # again at a rotation; one it no longer shows was signed by the old key only.
+                signed_now = {k.announcement for k in offered}
+                keys = tuple(k for k in keys if k.announcement in signed_now)
+                rotations += tuple(s.signed.framed() for s in steps)
+            state = NetworkState(
+                network_id, signing_key, keys, keys_per_check, tuple(witnesses), rotations
+            )
             self._state = self._store(state)
         return self._state
 
@@ -432,20 +538,46 @@ class NetworkPin:
 
         def change(document: dict[str, Any]) -> None:
             merged = state
-            other = self._from_document(document)
+            other = self._anchored(self._from_document(document))
+            if (
+                other is not None
+                and other.signing_key != state.signing_key
+                and state.signing_key in other.signing_keys
+            ):
+                # Another client of the file has followed the signing key further already:
+                # its entry stays, so that the file never goes back to an older key.
+                kept.append(state)
+                return
             # Another client sharing the file may have seen newer announcements meanwhile:
             # what it saw counts as seen here too (a server cannot show one client an older key
             # than another), and the file keeps the union.
             if other is not None and other.signing_key == state.signing_key:
                 keys = _merge_keys(other.keys, state.keys, what="the server")
-                merged = NetworkState(
-                    state.network_id, state.signing_key, keys, state.keys_per_check, state.witnesses
-                )
+                merged = replace(state, keys=keys)
             document["network"][self.server] = merged.to_dict()
             kept.append(merged)
 
         _update_document(self.path, change)
         return kept[0]
+
+
+def _names(obj: SignedObject, field_name: str) -> str | None:
+    value = obj.fields.get(field_name)
+    return value if isinstance(value, str) else None
+
+
+def _rotated_from(objects: Sequence[SignedObject], fingerprint: str) -> bytes | None:
+    """The key with SHA-256 `fingerprint` if some rotation in `objects` replaces it (only a
+    credentials fingerprint is known before the first keys call)."""
+    for obj in objects:
+        prev = _names(obj, "prev_public_key")
+        try:
+            raw = bytes.fromhex(prev) if prev is not None else b""
+        except ValueError:
+            continue
+        if len(raw) == 32 and signing_key_sha256(raw) == fingerprint:
+            return raw
+    return None
 
 
 def _unhex(value: Any, size: int, what: str) -> bytes:
