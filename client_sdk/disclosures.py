@@ -57,9 +57,9 @@ from protocol.disclosure_messages import (
     DisclosureList,
     DisclosureOut,
     DisclosureOutcomeIn,
-    Outcome,
 )
 from protocol.errors import DeserializeError, InvalidInputError, VerifyError
+from protocol.vocabulary import Outcome
 
 __all__ = [
     "ApplicantDetails",
@@ -607,7 +607,7 @@ class DisclosureMethods:
         """After reading the answer: the server deletes its ciphertext."""
         return self._run(self._disclosures.close_disclosure(request_id))
 
-    def report_outcome(self, request_id: str, outcome: Outcome) -> Disclosure:
+    def report_outcome(self, request_id: str, outcome: Outcome | str) -> Disclosure:
         """The applicant's hiring outcome: `hired`, `not_hired_disclosure`, `not_hired_other`."""
         return self._run(self._disclosures.report_outcome(request_id, outcome))
 
@@ -718,7 +718,7 @@ class AsyncDisclosureMethods:
     async def close_disclosure(self, request_id: str) -> Disclosure:
         return await self._run(self._disclosures.close_disclosure(request_id))
 
-    async def report_outcome(self, request_id: str, outcome: Outcome) -> Disclosure:
+    async def report_outcome(self, request_id: str, outcome: Outcome | str) -> Disclosure:
         return await self._run(self._disclosures.report_outcome(request_id, outcome))
 
     async def consent_lookup(self, code: str) -> ConsentLookup:

@@ -8,9 +8,10 @@ checks it), so a key can never be registered under a kind the server cannot read
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from types import MappingProxyType
 
-from protocol.identity.keys import Strength
+from protocol.identity.keys import Kind, Strength
 
 __all__ = [
     "KIND_CODES",
@@ -27,20 +28,23 @@ UNUSED_CODE = 0
 #: The kind a pad entry's handle names; it has no code because no client ever sends one.
 PADDING_KIND = "padding"
 
-KIND_CODES = MappingProxyType(
+#: Keyed by `Kind`; a plain code string looks up the same entry.
+KIND_CODES: Mapping[str, int] = MappingProxyType(
     {
-        "national_id": 0x01,
-        "passport": 0x02,
-        "email": 0x03,
-        "phone": 0x04,
-        "name_dob": 0x05,
-        "name_dob_variant": 0x06,
-        "name_dob_first_last": 0x07,
-        "name_dob_abbrev": 0x08,
-        "name_dob_swap": 0x09,
+        Kind.NATIONAL_ID: 0x01,
+        Kind.PASSPORT: 0x02,
+        Kind.EMAIL: 0x03,
+        Kind.PHONE: 0x04,
+        Kind.NAME_DOB: 0x05,
+        Kind.NAME_DOB_VARIANT: 0x06,
+        Kind.NAME_DOB_FIRST_LAST: 0x07,
+        Kind.NAME_DOB_ABBREV: 0x08,
+        Kind.NAME_DOB_SWAP: 0x09,
     }
 )
-KINDS_BY_CODE = MappingProxyType({code: kind for kind, code in KIND_CODES.items()})
+KINDS_BY_CODE: Mapping[int, str] = MappingProxyType(
+    {code: kind for kind, code in KIND_CODES.items()}
+)
 
 STRENGTH_CODES = MappingProxyType(
     {Strength.STRONG: 0x01, Strength.EXACT: 0x02, Strength.VARIANT: 0x03}

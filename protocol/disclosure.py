@@ -39,6 +39,7 @@ import nacl.signing
 
 from protocol.errors import DeserializeError, InvalidInputError, VerifyError
 from protocol.identity import PERSON_FIELDS
+from protocol.vocabulary import Category, Sanction
 
 __all__ = [
     "ANSWER_PADDED_SIZE",
@@ -64,8 +65,8 @@ FORMAT_VERSION = 1
 #: What the holder says about the person the requester asks about.
 SAME_PERSON = ("confirmed", "not_same_person", "declined")
 #: The network's categories and sanctions (domain.md); the server's policy uses the same words.
-CATEGORIES = ("sexual_exploitation", "sexual_abuse", "sexual_harassment")
-SANCTIONS = ("dismissal", "contract_termination", "other_disciplinary")
+CATEGORIES: tuple[Category, ...] = tuple(Category)
+SANCTIONS: tuple[Sanction, ...] = tuple(Sanction)
 #: Fields a requester may put in the applicant's details (those of `protocol.identity.Person`,
 #: plus other names the applicant declared and a short note).
 APPLICANT_FIELDS = (*PERSON_FIELDS, "other_names", "note")

@@ -9,11 +9,12 @@ would let a buggy client leak the verdict through the length of its answer.
 from __future__ import annotations
 
 import datetime as dt
-from typing import Annotated, Literal, get_args
+from typing import Annotated, Literal
 
 from pydantic import AwareDatetime, BaseModel, ConfigDict, StringConstraints
 
 from protocol.disclosure import SEALED_ANSWER_SIZE, SEALED_DETAILS_SIZE
+from protocol.vocabulary import DisclosureState, Outcome
 
 __all__ = [
     "CLOSE_REASONS",
@@ -29,9 +30,8 @@ __all__ = [
     "DisclosureOutcomeIn",
 ]
 
-State = Literal["requested", "acknowledged", "answered", "closed", "withdrawn", "expired"]
 #: `requested → acknowledged → answered → closed`, plus `withdrawn` and `expired`.
-STATES: tuple[State, ...] = get_args(State)
+STATES: tuple[DisclosureState, ...] = tuple(DisclosureState)
 #: Why a request left the open states.
 CLOSE_REASONS = (
     "read",  # the requester read the answer and closed it
@@ -41,9 +41,8 @@ CLOSE_REASONS = (
     "consent_withdrawn",  # the applicant withdrew the consent the request rests on
     "deadline_passed",  # unanswered long after the response deadline
 )
-Outcome = Literal["hired", "not_hired_disclosure", "not_hired_other"]
-#: The hiring outcome the requester reports (the MDS yearly figures).
-OUTCOMES: tuple[Outcome, ...] = get_args(Outcome)
+#: The hiring outcomes the requester may report (the MDS yearly figures).
+OUTCOMES: tuple[Outcome, ...] = tuple(Outcome)
 
 Role = Literal["holder", "requester", "oversight"]
 
@@ -114,7 +113,7 @@ class DisclosureOut(_Response):
     requester_org: str
     holder_org_id: Uuid
     holder_org: str
-    state: State
+    state: DisclosureState
     created_at: AwareDatetime
     due_at: AwareDatetime
     overdue: bool
@@ -143,7 +142,7 @@ class ConsentLookupRequest(_Response):
 
     holder_org: str
     requested_at: AwareDatetime
-    state: State
+    state: DisclosureState
 
 
 class ConsentLookupCheck(_Response):

@@ -76,6 +76,7 @@ from protocol.identity.tables import Tables, load_tables
 __all__ = [
     "KEY_PREFIX",
     "KINDS",
+    "Kind",
     "MAX_KEYS_PER_PERSON",
     "MIN_LENGTH_FOR_DELETION",
     "MIN_SKELETON_LETTERS",
@@ -96,18 +97,24 @@ MIN_SKELETON_LETTERS = 3
 
 KEY_PREFIX = b"refcheck/v1/"
 
+
+class Kind(StrEnum):
+    """Every kind of key `derive_keys` can emit, in the order of the module's table (each has a
+    code in `protocol.codes`)."""
+
+    NATIONAL_ID = "national_id"
+    PASSPORT = "passport"
+    EMAIL = "email"
+    PHONE = "phone"
+    NAME_DOB = "name_dob"
+    NAME_DOB_VARIANT = "name_dob_variant"
+    NAME_DOB_FIRST_LAST = "name_dob_first_last"
+    NAME_DOB_ABBREV = "name_dob_abbrev"
+    NAME_DOB_SWAP = "name_dob_swap"
+
+
 #: Every kind `derive_keys` can emit, in the order of the module's table.
-KINDS = (
-    "national_id",
-    "passport",
-    "email",
-    "phone",
-    "name_dob",
-    "name_dob_variant",
-    "name_dob_first_last",
-    "name_dob_abbrev",
-    "name_dob_swap",
-)
+KINDS: tuple[Kind, ...] = tuple(Kind)
 
 
 class Strength(StrEnum):
@@ -145,8 +152,8 @@ class Key:
         )
 
 
-def _key(kind: str, strength: Strength, *parts: str) -> Key:
-    return Key(kind, strength, KEY_PREFIX + "/".join((kind, *parts)).encode("utf-8"))
+def _key(kind: Kind, strength: Strength, *parts: str) -> Key:
+    return Key(kind.value, strength, KEY_PREFIX + "/".join((kind.value, *parts)).encode("utf-8"))
 
 
 def _document_keys(person: Person) -> list[Key]:
@@ -154,7 +161,7 @@ def _document_keys(person: Person) -> list[Key]:
     if person.national_id is not None:
         keys.append(
             _key(
-                "national_id",
+                Kind.NATIONAL_ID,
                 Strength.STRONG,
                 person.issuing_country("national_id"),
                 document_number(person.national_id, "national_id"),
@@ -163,16 +170,16 @@ def _document_keys(person: Person) -> list[Key]:
     if person.passport is not None:
         keys.append(
             _key(
-                "passport",
+                Kind.PASSPORT,
                 Strength.STRONG,
                 person.issuing_country("passport"),
                 document_number(person.passport, "passport"),
             )
         )
     if person.email is not None:
-        keys.append(_key("email", Strength.STRONG, email_address(person.email)))
+        keys.append(_key(Kind.EMAIL, Strength.STRONG, email_address(person.email)))
     if person.phone is not None:
-        keys.append(_key("phone", Strength.STRONG, phone_e164(person.phone, person.region())))
+        keys.append(_key(Kind.PHONE, Strength.STRONG, phone_e164(person.phone, person.region())))
     return keys
 
 
@@ -246,9 +253,9 @@ def _name_keys(person: Person, tables: Tables) -> list[Key]:
     version = f"t{tables.version}"
 
     def variant(form: str, words: Iterable[str]) -> Key:
-        return _key("name_dob_variant", Strength.VARIANT, version, form, dob, " ".join(words))
+        return _key(Kind.NAME_DOB_VARIANT, Strength.VARIANT, version, form, dob, " ".join(words))
 
-    keys = [_key("name_dob", Strength.EXACT, version, dob, " ".join(sorted(folded)))]
+    keys = [_key(Kind.NAME_DOB, Strength.EXACT, version, dob, " ".join(sorted(folded)))]
     skeletons = sorted(skeleton(t) for t in folded)
     # A skeleton of one or two letters ("Dewi" is "d", "Nur" is "nr") is shared by too many
     # short one-word names to be worth a key; such names keep their `del` keys.
@@ -258,16 +265,18 @@ def _name_keys(person: Person, tables: Tables) -> list[Key]:
     # Emitted for one-word names too: "Nurhayati" must meet the "join" of "Nur Hayati".
     keys.append(variant("join", (tables.fold_spelling("".join(tokens)),)))
     first_last = " ".join(_first_last(folded))
-    keys.append(_key("name_dob_first_last", Strength.VARIANT, version, dob, first_last))
+    keys.append(_key(Kind.NAME_DOB_FIRST_LAST, Strength.VARIANT, version, dob, first_last))
     abbreviated = _abbreviated(tokens, folded, tables)
     if abbreviated is not None:
-        keys.append(_key("name_dob_abbrev", Strength.VARIANT, version, dob, " ".join(abbreviated)))
+        keys.append(
+            _key(Kind.NAME_DOB_ABBREV, Strength.VARIANT, version, dob, " ".join(abbreviated))
+        )
     swapped = _swapped(person.date_of_birth)
     if swapped is not None:
         first, second = sorted((person.date_of_birth, swapped))
         keys.append(
             _key(
-                "name_dob_swap",
+                Kind.NAME_DOB_SWAP,
                 Strength.VARIANT,
                 version,
                 first.isoformat(),

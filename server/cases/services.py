@@ -36,6 +36,7 @@ from protocol.entry import (
     tag,
 )
 from protocol.errors import DeserializeError, InvalidInputError
+from protocol.vocabulary import Category, Finding
 from server.audit.models import AuditEntry
 from server.audit.services import record
 from server.auth.tokens import Caller
@@ -55,7 +56,7 @@ from server.errors import InvalidRequest, NotFound, PolicyViolation
 from server.filter.services import publish_if_immediate
 from server.oprf.services import current_key, evaluate, require_current_key, unwrap, wrap
 from server.paging import OffsetPage, offset_page
-from server.policy.schema import Category, NetworkPolicy
+from server.policy.schema import NetworkPolicy
 from server.quotas.services import take_daily
 from server.registry.models import Organisation
 from server.registry.services import require_mou
@@ -64,9 +65,6 @@ from server.stats.services import Counter, increment, increment_many
 #: A registration withdrawn this soon is counted for the secretariat (docs/protocol.md,
 #: "Threats": registering someone to learn whether they were registered already).
 EARLY_WITHDRAWAL = timedelta(days=30)
-
-FINDING_SUBSTANTIATED = "substantiated"
-FINDING_UNDER_INVESTIGATION = "under_investigation"
 
 # Visible ASCII only: the key is echoed nowhere, but it is stored and compared.
 _IDEMPOTENCY_KEY = re.compile(r"[\x21-\x7e]{1,128}")
@@ -111,9 +109,9 @@ def check_case_policy(policy: NetworkPolicy, req: CaseCreate, today: date) -> No
     """Refuse what the network policy does not allow, naming the rule."""
     if req.category not in policy.categories:
         raise PolicyViolation("the category is not one the policy knows", rule="category")
-    allowed_findings = {FINDING_SUBSTANTIATED}
+    allowed_findings = {Finding.SUBSTANTIATED}
     if policy.allow_under_investigation:
-        allowed_findings.add(FINDING_UNDER_INVESTIGATION)
+        allowed_findings.add(Finding.UNDER_INVESTIGATION)
     if req.finding not in allowed_findings:
         raise PolicyViolation(
             f"only these findings may be registered: {', '.join(sorted(allowed_findings))}",

@@ -15,17 +15,8 @@ from datetime import datetime
 from sqlalchemy import ForeignKey, Index, LargeBinary, String
 from sqlalchemy.orm import Mapped, mapped_column
 
+from protocol.vocabulary import DisclosureState
 from server.db import UUIDPK, Base, CreatedAt
-
-
-class DisclosureState:
-    REQUESTED = "requested"
-    ACKNOWLEDGED = "acknowledged"
-    ANSWERED = "answered"
-    CLOSED = "closed"
-    WITHDRAWN = "withdrawn"
-    EXPIRED = "expired"
-
 
 #: States in which a request still waits for the holder.
 UNANSWERED = (DisclosureState.REQUESTED, DisclosureState.ACKNOWLEDGED)

@@ -9,7 +9,7 @@ from typing import Annotated, Literal
 
 from fastapi import APIRouter, Depends, Path, Response, status
 
-from protocol.disclosure_messages import State
+from protocol.vocabulary import DisclosureState
 from server.auth.deps import Ctx, Db, require, require_any
 from server.auth.permissions import Permission
 from server.auth.tokens import Caller
@@ -74,7 +74,7 @@ def list_requests(
         Depends(require_any(Permission.DISCLOSURE_READ, Permission.DISCLOSURE_OVERSIGHT)),
     ],
     role: Literal["holder", "requester"] | None = None,
-    state: State | None = None,
+    state: DisclosureState | None = None,
     overdue: bool | None = None,
     limit: Limit = DEFAULT_LIMIT,
     offset: Offset = 0,

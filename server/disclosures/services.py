@@ -32,6 +32,7 @@ from sqlalchemy import ColumnElement, and_, or_, select
 from sqlalchemy.orm import Session
 
 from protocol.disclosure_messages import DisclosureCreate
+from protocol.vocabulary import DisclosureState, Outcome
 from server.audit.services import record
 from server.auth.permissions import Permission
 from server.auth.tokens import Caller
@@ -43,7 +44,7 @@ from server.consents.services import consent_by_code, consent_status, own_consen
 from server.context import AppContext
 from server.db import new_id
 from server.disclosures.errors import HolderCannotAnswer, InvalidTransition, UnclaimedEntry
-from server.disclosures.models import OPEN, UNANSWERED, DisclosureRequest, DisclosureState
+from server.disclosures.models import OPEN, UNANSWERED, DisclosureRequest
 from server.errors import InvalidRequest, MouInactive, NotFound, PermissionDenied
 from server.notifications.services import Event, notify
 from server.paging import offset_page
@@ -53,9 +54,9 @@ from server.stats.services import Counter, increment
 
 Side = Literal["holder", "requester"]
 OUTCOME_COUNTERS = {
-    "hired": Counter.APPLICANTS_HIRED,
-    "not_hired_disclosure": Counter.APPLICANTS_REJECTED,
-    "not_hired_other": Counter.APPLICANTS_NOT_HIRED_OTHER,
+    Outcome.HIRED: Counter.APPLICANTS_HIRED,
+    Outcome.NOT_HIRED_DISCLOSURE: Counter.APPLICANTS_REJECTED,
+    Outcome.NOT_HIRED_OTHER: Counter.APPLICANTS_NOT_HIRED_OTHER,
 }
 # Requests whose answer the requester can no longer have read: the record went away first.
 _RECORD_GONE = ("record_withdrawn", "record_purged")
@@ -437,7 +438,7 @@ def _received_an_answer(req: DisclosureRequest) -> bool:
 
 
 def report_outcome(
-    session: Session, ctx: AppContext, caller: Caller, request_id: str, outcome: str
+    session: Session, ctx: AppContext, caller: Caller, request_id: str, outcome: Outcome
 ) -> DisclosureRequest:
     """Record the applicant's hiring outcome.
 
@@ -471,7 +472,9 @@ def report_outcome(
             f"(request {req.state})",
             state=req.state,
         )
-    if outcome == "not_hired_disclosure" and not any(_received_an_answer(s) for s in siblings):
+    if outcome == Outcome.NOT_HIRED_DISCLOSURE and not any(
+        _received_an_answer(s) for s in siblings
+    ):
         raise InvalidTransition(
             "not_hired_disclosure needs an answer received under this consent "
             f"(request {req.state})",

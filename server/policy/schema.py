@@ -13,17 +13,7 @@ from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
-
-class Category(StrEnum):
-    SEXUAL_EXPLOITATION = "sexual_exploitation"
-    SEXUAL_ABUSE = "sexual_abuse"
-    SEXUAL_HARASSMENT = "sexual_harassment"
-
-
-class Sanction(StrEnum):
-    DISMISSAL = "dismissal"
-    CONTRACT_TERMINATION = "contract_termination"
-    OTHER_DISCIPLINARY = "other_disciplinary"
+from protocol.vocabulary import Category, Sanction
 
 
 class LegalBasis(StrEnum):
