@@ -389,3 +389,30 @@ def test_a_shared_pin_file_never_goes_back_to_an_older_key(tmp_path: Path) -> No
     accept(pin_naming(K1, path), K3, [step(K1, K2, 2), step(K2, K3, 3)])
     accept(slow, K1, [])  # a process that has not followed yet writes after one that has
     assert pin_naming(K1, path).state.signing_key == K3.public  # type: ignore[union-attr]
+
+
+@pytest.mark.anyio
+async def test_a_tree_head_saved_under_the_old_key_still_verifies_and_the_log_extends_it(
+    app: FastAPI, sdk_for: SdkFactory, network: Network, clock: Any, ctx: Any, tmp_path: Path
+) -> None:
+    """A head the client verified and saved before the rotation was signed by the old key:
+    compared under that key (from the chain followed), and the new head, signed by the new key,
+    must extend it."""
+    from client_sdk.transparency import TreeHeadStore, averify_log
+    from server.db import transaction
+    from server.transparency.sealer import seal
+
+    await sdk_for(network.a_focal).register_case(REGISTERED, **case_fields(clock.today()))
+    with transaction(ctx.sessions) as session:
+        seal(session, ctx)
+    old_public, old_fingerprint = ctx.keys.audit_public, ctx.keys.signing_key_sha256
+    store = TreeHeadStore(tmp_path / "heads.json")
+    async with client_naming(app, network, clock, network.b_hr, old_fingerprint) as before:
+        saved = await averify_log(before, store)
+    saved.signed.verify(old_public, network_id=ctx.keys.network_id, type="tree-head")
+
+    rotate_network_signing_key(ctx)
+    async with client_naming(app, network, clock, network.b_hr, old_fingerprint) as after:
+        head = await averify_log(after, store)
+    assert head.size > saved.size
+    head.signed.verify(ctx.keys.audit_public, network_id=ctx.keys.network_id, type="tree-head")
