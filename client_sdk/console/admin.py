@@ -1,5 +1,6 @@
 """The secretariat's pages beside the MoU registry: the retention overview (live cases by the
-month their retention ends, per member) and replacing a member's public keys.
+month their retention ends, per member), the statistics page's answer times (`answer_times_view`)
+and replacing a member's public keys.
 
 Replacing keys works as `refcheck admin org update ORG --keys KEYSTORE`: only public keys are
 read (pasted, or from the member's keystore or `refcheck keys show --json` output), the new
@@ -21,17 +22,69 @@ from starlette.routing import Route
 
 from client_sdk._client import Client
 from client_sdk.cli._http import call_json
-from client_sdk.console.charts import bar_chart
+from client_sdk.console.charts import bar_chart, histogram
 from client_sdk.console.i18n import gettext_ as _
 from client_sdk.pinning import normalise_fingerprint, org_key_fingerprint
 
-__all__ = ["OrgKeyInput", "read_org_keys", "retention_table", "routes"]
+__all__ = ["OrgKeyInput", "answer_times_view", "read_org_keys", "retention_table", "routes"]
 
 #: Names of the two organisation keys, as the registry API and the keystore name them.
 KEY_FIELDS = ("x25519_public_key", "ed25519_public_key")
 #: A public-key file is a few hundred bytes; anything much larger is not one.
 MAX_KEY_FILE = 64 * 1024
 _HEX = frozenset("0123456789abcdef")
+
+
+# -- answer times (statistics page) ------------------------------------------------------------
+
+
+def answer_time_labels() -> dict[str, tuple[str, str]]:
+    """Each bucket of `GET /v1/stats/answer-times` in plain words (in the page's language) and
+    its kind: answered in time, answered late, or not answered."""
+    return {
+        "early_7_plus": (_("Answered 7 or more days before the deadline"), "good"),
+        "early_3_to_6": (_("Answered 3 to 6 days before the deadline"), "good"),
+        "early_0_to_2": (_("Answered 0 to 2 days before the deadline"), "good"),
+        "late_1_to_3": (_("Answered 1 to 3 days late"), "late"),
+        "late_4_plus": (_("Answered 4 or more days late"), "late"),
+        "open_overdue": (_("Not answered yet, past the deadline"), "missing"),
+        "expired": (_("Expired without an answer"), "missing"),
+    }
+
+
+def answer_times_view(data: Mapping[str, Any]) -> dict[str, Any]:
+    """`GET /v1/stats/answer-times` as a histogram of the year (one bar per bucket, in the
+    server's order) and its table: one row per month with any request (oldest first), a count
+    per bucket and the month's total, the year's totals last. No chart when nothing is counted.
+    A bucket this console does not know is shown under its own name."""
+    known = answer_time_labels()
+    buckets = [str(b) for b in data.get("buckets") or []]
+    columns = [
+        {"bucket": b, "label": known.get(b, (b, ""))[0], "kind": known.get(b, (b, ""))[1]}
+        for b in buckets
+    ]
+    rows = []
+    for month in data.get("months") or []:
+        counts = [int((month.get("counts") or {}).get(b, 0)) for b in buckets]
+        if sum(counts):
+            rows.append(
+                {"month": str(month.get("month", "")), "counts": counts, "total": sum(counts)}
+            )
+    totals = [int((data.get("totals") or {}).get(b, 0)) for b in buckets]
+    chart = None
+    if sum(totals):
+        chart = histogram(
+            _("Disclosure answer times against the deadline"),
+            [(c["label"], n, c["kind"]) for c, n in zip(columns, totals, strict=True)],
+        )
+    return {
+        "columns": columns,
+        "rows": rows,
+        "totals": totals,
+        "total": sum(totals),
+        "chart": chart,
+        "retention_days": data.get("record_retention_days"),
+    }
 
 
 # -- retention overview ----------------------------------------------------------------------

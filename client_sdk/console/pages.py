@@ -663,7 +663,7 @@ def routes(kit: Kit) -> list[Route]:
             "charts": [
                 bar_chart(_("Checks per month"), labels, [(_("Checks"), series("checks_run"))]),
                 bar_chart(
-                    _("Disclosure answers against the deadline"),
+                    _("Disclosure answers, overdue and expired requests per month"),
                     labels,
                     [
                         (_("Answers given"), series("disclosure_responses_given")),
@@ -685,17 +685,23 @@ def routes(kit: Kit) -> list[Route]:
 
     @page("network_admin", "auditor")
     async def stats(request: Request, client: Client, form: FormData | None) -> Response:
+        from client_sdk.cli._http import call_json
         from client_sdk.cli.disclosures import MDS_COLUMNS, mds_rows
+        from client_sdk.console.admin import answer_times_view
 
         year_text = request.query_params.get("year", "")
         year = int(year_text) if year_text.isdigit() else None
         figures = await call(client.stats, year)
+        # The same year as the counters (the server's current year when none was asked for).
+        params = {"year": str(figures["year"])}
+        answers = await call(call_json, client, "GET", "/v1/stats/answer-times", params=params)
         return render(
             request,
             "stats.html",
             figures=figures,
             mds=mds_rows(figures),
             columns=MDS_COLUMNS,
+            answer_times=answer_times_view(answers),
             **figures_of(figures),
         )
 

@@ -132,9 +132,93 @@ def links(html: str, prefix: str) -> list[str]:
     return re.findall(rf'href="({re.escape(prefix)}[^"]+)"', html)
 
 
+@dataclass(frozen=True)
+class TimedRequest:
+    """A disclosure request made in `answered_requests`: its answer-time bucket and the month
+    (YYYY-MM, UTC) it fell due."""
+
+    bucket: str
+    due_month: str
+
+
+def answered_requests(network: LiveServer, person: dict[str, str]) -> list[TimedRequest]:
+    """Three requests of org-b to org-a about `person`'s record, through the SDK: one answered
+    at once (7 or more days before its deadline), one answered 36 hours after its deadline and
+    one left unanswered 12 hours after it. The live server's clock cannot move, so the last two
+    have their deadline moved into the past in its database before the answer."""
+    import datetime as dt
+
+    from sqlalchemy import update
+
+    from client_sdk import Client
+    from server.db import make_engine
+    from server.disclosures.models import DisclosureRequest
+
+    today = dt.date.today()
+    with Client.from_credentials_file(network.credentials("org-a-focal")) as focal:
+        focal.register_case(
+            person,
+            category="sexual_exploitation",
+            finding_date=(today - dt.timedelta(days=30)).isoformat(),
+            sanction="dismissal",
+            legal_basis="legitimate_interests",
+            retention_until=(today + dt.timedelta(days=3 * 365)).isoformat(),
+            mou_reference="MoU-2026-01",
+            subject_notified_on=today.isoformat(),
+        )
+    with Client.from_credentials_file(network.credentials("org-b-hr")) as hr:
+        ids = []
+        for n in range(3):  # one request per consent: a consent's second one is the first
+            consent_id = hr.record_consent(
+                applicant_ref=f"APP-ANSWER-TIMES-{n}",
+                purpose="recruitment",
+                position_ref="POS-9",
+                form_sha256="ab" * 32,
+                self_declared_finding=False,
+            )
+            (match,) = hr.check_applicant(person, consent_id).by_case()
+            ids.append(hr.request_disclosure(match, consent_id, person))
+        assert len(set(ids)) == 3
+    now = dt.datetime.now(dt.UTC)
+    moved = {ids[1]: now - dt.timedelta(hours=36), ids[2]: now - dt.timedelta(hours=12)}
+    engine = make_engine(f"sqlite:///{network.data_dir / 'refcheck.db'}")
+    try:
+        with engine.begin() as connection:
+            for request_id, due in moved.items():
+                connection.execute(
+                    update(DisclosureRequest)
+                    .where(DisclosureRequest.id == request_id)
+                    .values(due_at=due, created_at=due - dt.timedelta(days=10))
+                )
+    finally:
+        engine.dispose()
+    with Client.from_credentials_file(network.credentials("org-a-focal")) as focal:
+        due_at = {i: focal.get_disclosure(i).due_at for i in ids}
+        for request_id in ids[:2]:
+            focal.answer_disclosure(request_id, same_person="not_same_person")
+    buckets = ("early_7_plus", "late_1_to_3", "open_overdue")
+    return [TimedRequest(bucket, _month(due_at[i])) for bucket, i in zip(buckets, ids, strict=True)]
+
+
+def _month(value: object) -> str:
+    import datetime as dt
+
+    when = value if isinstance(value, dt.datetime) else dt.datetime.fromisoformat(str(value))
+    return when.astimezone(dt.UTC).strftime("%Y-%m")
+
+
 def chromium_path() -> str | None:
     return shutil.which("chromium")
 
 
-__all__ = ["Console", "ConsoleFactory", "chromium_path", "hidden", "links", "serve_console"]
+__all__ = [
+    "Console",
+    "ConsoleFactory",
+    "TimedRequest",
+    "answered_requests",
+    "chromium_path",
+    "hidden",
+    "links",
+    "serve_console",
+]
 _ = Path

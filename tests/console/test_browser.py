@@ -19,7 +19,7 @@ from urllib.parse import urlsplit
 import pytest
 
 from client_sdk import Client
-from tests.console.conftest import Console, ConsoleFactory
+from tests.console.conftest import Console, ConsoleFactory, answered_requests
 from tests.sdk.live import LiveServer
 
 pytestmark = pytest.mark.browser
@@ -233,7 +233,9 @@ def test_admin_pages_flag_an_expiring_mou(
     assert "EXPIRES SOON" not in org_a.inner_text()
     tab.shot("admin-mou-registry")
     tab.go("/admin/stats")
-    assert tab.page.locator("svg.chart").count() == 4
+    # The four counter charts, and the answer times' once a request fell due this year.
+    answer_times = tab.page.locator("#answer-times").count()
+    assert tab.page.locator("svg.chart").count() == 4 + answer_times
     tab.shot("admin-statistics")
     tab.go("/admin/audit")
     tab.shot("admin-audit")
@@ -325,6 +327,56 @@ def test_the_retention_overview_in_indonesian(
     assert tab.page.locator("svg.chart").count() == 1
     tab.shot("admin-retention")
     assert tab.hosts() == {"127.0.0.1"}
+
+
+def test_the_admin_reads_answer_times_against_the_deadline(
+    browser, tabs: list[Tab], console_for: ConsoleFactory, network: LiveServer
+):
+    person = {"full_name": "Rahmat Hidayat", "date_of_birth": "1983-11-11", "nationality": "ID"}
+    made = answered_requests(network, person)
+    year = made[1].due_month[:4]  # answered late, due 36 hours ago
+    with Client.from_credentials_file(network.credentials("admin")) as admin:
+        data = admin.request("GET", "/v1/stats/answer-times", params={"year": year}).json()
+    assert data["totals"]["late_1_to_3"] >= 1 and data["totals"]["open_overdue"] >= 1
+
+    tab = open_tab(tabs, browser, console_for("admin", unlock=False))
+    tab.unlock()
+    tab.page.click("nav a[href='/admin/stats']")
+    tab.page.wait_for_url("**/admin/stats")
+    tab.go(f"/admin/stats?year={year}")
+    section = tab.page.locator("section[aria-labelledby='answer-times-title']")
+    assert section.locator("h2").inner_text() == "Disclosure answer times against the deadline"
+    assert "Counts only" in section.locator("p").first.inner_text()
+    chart = section.locator("svg[aria-label='Disclosure answer times against the deadline']")
+    # One bar per bucket, each titled with its words and the server's figure for the year.
+    bars = chart.locator("rect > title").all_text_contents()
+    labels = {
+        "early_7_plus": "Answered 7 or more days before the deadline",
+        "early_3_to_6": "Answered 3 to 6 days before the deadline",
+        "early_0_to_2": "Answered 0 to 2 days before the deadline",
+        "late_1_to_3": "Answered 1 to 3 days late",
+        "late_4_plus": "Answered 4 or more days late",
+        "open_overdue": "Not answered yet, past the deadline",
+        "expired": "Expired without an answer",
+    }
+    assert data["buckets"] == list(labels) and len(bars) == 7
+    for bucket, words in labels.items():
+        assert f"{words}: {data['totals'][bucket]}" in bars
+    # The table says the same by month: the month the late answer fell due.
+    headers = section.locator("#answer-times thead th").all_inner_texts()
+    month = next(m for m in data["months"] if m["month"] == made[1].due_month)
+    row = section.locator("#answer-times tbody tr", has_text=i18n_month_of(made[1].due_month))
+    cells = [int(c) for c in row.locator("td").all_inner_texts()]
+    assert cells == [*(month["counts"][b] for b in data["buckets"]), sum(month["counts"].values())]
+    assert headers == ["Month due", *labels.values(), "All requests"]
+    SHOTS.mkdir(parents=True, exist_ok=True)
+    section.screenshot(path=str(SHOTS / "admin-answer-times.png"))
+    assert "Rahmat" not in tab.page.content()
+    assert tab.hosts() == {"127.0.0.1"}
+
+
+def i18n_month_of(month: str) -> str:
+    return i18n_month(dt.date.fromisoformat(f"{month}-01"), "en")
 
 
 def i18n_month(day: dt.date, lang: str) -> str:

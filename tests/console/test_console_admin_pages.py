@@ -6,14 +6,16 @@ from __future__ import annotations
 import datetime as dt
 import json
 import re
+from collections import Counter
 from pathlib import Path
+from typing import Any
 
 import httpx
 
 from client_sdk import Client
 from client_sdk.keystore import Keystore
 from client_sdk.pinning import org_key_fingerprint
-from tests.console.conftest import Console, ConsoleFactory, hidden, links
+from tests.console.conftest import Console, ConsoleFactory, answered_requests, hidden, links
 from tests.sdk.live import LiveServer
 
 TODAY = dt.date.today()
@@ -176,3 +178,74 @@ def test_the_admin_replaces_a_members_keys_after_the_fingerprint_is_read_out(
     again = console.post(link, {"step": "preview", **{k: public[k] for k in confirm if "key" in k}})
     assert again.status_code == 422 and 'id="e-x25519_public_key"' in again.text
     assert "sudah kunci yang tercatat" in again.text  # the console's default language
+
+
+# -- answer times on the statistics page -------------------------------------------------------
+
+
+def answer_times(network: LiveServer, year: str) -> dict[str, Any]:
+    with Client.from_credentials_file(network.credentials("admin")) as admin:
+        response = admin.request("GET", "/v1/stats/answer-times", params={"year": year})
+        assert response.status_code == 200, response.text
+        body: dict[str, Any] = response.json()
+        return body
+
+
+def table_of(html: str) -> dict[str, list[int]]:
+    """The answer-times table's rows: the month's words -> its counts, the total last."""
+    table = html[html.index('<table id="answer-times">') :].split("</table>")[0]
+    body = table.split("<tbody>")[1].split("</tbody>")[0]
+    return {
+        re.findall(r'<th scope="row">([^<]+)</th>', row)[0]: [
+            int(n) for n in re.findall(r"<td>(?:<strong>)?(\d+)", row)
+        ]
+        for row in body.split("</tr>")
+        if "<th" in row
+    }
+
+
+def test_the_statistics_page_shows_answer_times_against_the_deadline(
+    console_for: ConsoleFactory, network: LiveServer
+):
+    person = {"full_name": "Dewi Lestari", "date_of_birth": "1990-07-07", "nationality": "ID"}
+    year = (dt.datetime.now(dt.UTC) - dt.timedelta(hours=36)).strftime("%Y")
+    before = answer_times(network, year)
+    made = answered_requests(network, person)
+    after = answer_times(network, year)
+    # What the server counts went up by exactly the three requests (those due in `year`).
+    for month_before, month_after in zip(before["months"], after["months"], strict=True):
+        added = Counter(r.bucket for r in made if r.due_month == month_after["month"])
+        for bucket in after["buckets"]:
+            assert month_after["counts"][bucket] - month_before["counts"][bucket] == added[bucket]
+    assert sum(1 for r in made if r.due_month.startswith(year)) >= 2
+
+    admin = console_for("admin")
+    page = admin.get(f"/admin/stats?year={year}", headers={"Accept-Language": "en"})
+    assert page.status_code == 200
+    assert "Disclosure answer times against the deadline" in page.text
+    assert "Answered 1 to 3 days late" in page.text
+    expected = {
+        dt.date.fromisoformat(m["month"] + "-01").strftime("%b %Y"): [
+            *(m["counts"][b] for b in after["buckets"]),
+            sum(m["counts"].values()),
+        ]
+        for m in after["months"]
+        if sum(m["counts"].values())
+    }
+    assert table_of(page.text) == expected
+    footer = page.text[page.text.index('<table id="answer-times">') :].split("<tfoot>")[1]
+    totals = [int(n) for n in re.findall(r"<td>(?:<strong>)?(\d+)", footer.split("</tfoot>")[0])]
+    everything = after["totals"]
+    assert totals == [*(everything[b] for b in after["buckets"]), sum(everything.values())]
+    chart = page.text.split('aria-label="Disclosure answer times against the deadline"')[1]
+    assert "Answered 1 to 3 days late: " + str(after["totals"]["late_1_to_3"]) in chart
+    assert "Dewi" not in page.text
+    # In Indonesian.
+    indonesian = admin.get(f"/admin/stats?year={year}", headers={"Accept-Language": "id"})
+    assert "Waktu jawaban pengungkapan dibandingkan tenggat" in indonesian.text
+    assert "Dijawab terlambat 1 sampai 3 hari" in indonesian.text
+    # The auditor reads it too; an HR officer does not, nor the server's answer times.
+    assert console_for("auditor").get(f"/admin/stats?year={year}").status_code == 200
+    assert console_for("org-b-hr").get("/admin/stats").status_code == 403
+    with Client.from_credentials_file(network.credentials("org-b-hr")) as hr:
+        assert hr.request("GET", "/v1/stats/answer-times").status_code == 403

@@ -1,6 +1,7 @@
 """The console's pure helpers for the secretariat's and the re-screening pages: the retention
-table, reading a member's public keys, the re-screening form's consent choices, shared form
-hashes and month names. Each rule shown accepting the good case and refusing the bad one."""
+table, the answer-times table and histogram, reading a member's public keys, the re-screening
+form's consent choices, shared form hashes and month names. Each rule shown accepting the good
+case and refusing the bad one."""
 
 from __future__ import annotations
 
@@ -14,7 +15,12 @@ pytest.importorskip("starlette")
 
 from client_sdk.cli.rescreen import Row  # noqa: E402
 from client_sdk.console import i18n  # noqa: E402
-from client_sdk.console.admin import read_org_keys, retention_table  # noqa: E402
+from client_sdk.console.admin import (  # noqa: E402
+    answer_times_view,
+    read_org_keys,
+    retention_table,
+)
+from client_sdk.console.charts import histogram  # noqa: E402
 from client_sdk.console.rescreen import MemoryCodes, RescreenForm, shared_form_lines  # noqa: E402
 from client_sdk.keystore import Keystore  # noqa: E402
 from client_sdk.pinning import org_key_fingerprint  # noqa: E402
@@ -81,6 +87,83 @@ def test_months_are_named_in_the_chosen_language():
     i18n.use_language("en")
     assert i18n.fmt_month("2031-05") == "May 2031"
     assert i18n.fmt_month("2031-13") == "2031-13"  # not a month: shown as it is
+
+
+# -- answer times ----------------------------------------------------------------------------
+
+BUCKETS = [
+    "early_7_plus",
+    "early_3_to_6",
+    "early_0_to_2",
+    "late_1_to_3",
+    "late_4_plus",
+    "open_overdue",
+    "expired",
+]
+
+
+def answer_times(months: dict[str, dict[str, int]]) -> dict[str, object]:
+    """A `GET /v1/stats/answer-times` answer for 2026 with `months`' counts, the rest 0."""
+    every = [f"2026-{m:02d}" for m in range(1, 13)]
+    counts = {m: {b: months.get(m, {}).get(b, 0) for b in BUCKETS} for m in every}
+    return {
+        "year": 2026,
+        "as_of": "2026-12-07",
+        "buckets": BUCKETS,
+        "totals": {b: sum(c[b] for c in counts.values()) for b in BUCKETS},
+        "months": [{"month": m, "counts": counts[m]} for m in every],
+        "record_retention_days": 730,
+    }
+
+
+def test_the_answer_times_table_has_a_row_per_month_with_requests_and_the_years_totals():
+    view = answer_times_view(
+        answer_times(
+            {
+                "2026-03": {"early_7_plus": 4, "late_1_to_3": 1},
+                "2026-07": {"expired": 2, "open_overdue": 1},
+            }
+        )
+    )
+    assert [c["bucket"] for c in view["columns"]] == BUCKETS
+    assert view["columns"][3]["label"] == "Answered 1 to 3 days late"
+    assert view["rows"] == [
+        {"month": "2026-03", "counts": [4, 0, 0, 1, 0, 0, 0], "total": 5},
+        {"month": "2026-07", "counts": [0, 0, 0, 0, 0, 1, 2], "total": 3},
+    ]
+    assert view["totals"] == [4, 0, 0, 1, 0, 1, 2] and view["total"] == 8
+    assert view["retention_days"] == 730
+    chart = str(view["chart"])
+    assert 'aria-label="Disclosure answer times against the deadline"' in chart
+    assert "<title>Answered 7 or more days before the deadline: 4</title>" in chart
+    assert "<title>Expired without an answer: 2</title>" in chart
+
+
+def test_no_request_due_is_no_chart_and_no_rows():
+    view = answer_times_view(answer_times({}))
+    assert view["rows"] == [] and view["chart"] is None and view["total"] == 0
+
+
+def test_answer_time_buckets_are_named_in_indonesian_and_an_unknown_one_by_its_name():
+    i18n.use_language("id")
+    data = answer_times({"2026-01": {"late_4_plus": 1}})
+    data["buckets"] = [*BUCKETS, "late_30_plus"]
+    view = answer_times_view(data)
+    labels = [c["label"] for c in view["columns"]]
+    assert labels[4] == "Dijawab terlambat 4 hari atau lebih"
+    assert labels[-1] == "late_30_plus"
+    assert view["rows"][0]["counts"][-1] == 0
+
+
+def test_the_histogram_writes_each_figure_and_wraps_long_labels():
+    bars = [("Answered 4 or more days late", 3, "late"), ("x<y", 0, "?")] + [("b", 1, "good")] * 5
+    svg = str(histogram("Times", bars))
+    assert svg.startswith("<svg") and 'role="img"' in svg
+    # Seven bars: the long label goes on several lines under its bar, the short ones on one.
+    assert svg.count("<tspan") == 7 + 1
+    assert '>Answered 4 or more</tspan><tspan x="' in svg
+    assert ">3</text>" in svg and ">0</text>" in svg
+    assert "x&lt;y" in svg and "x<y" not in svg  # escaped
 
 
 # -- a member's public keys ------------------------------------------------------------------
