@@ -15,15 +15,21 @@ the burst succeeds at once. Timings are asserted only with generous bounds.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import inspect
 import json
 import os
+import socket
+import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
+import uvicorn
+import uvloop
 from fastapi.routing import APIRoute
 from sqlalchemy import func, select
 
@@ -40,6 +46,8 @@ from server.health.routes import router as health_router
 from server.policy.schema import load_policy
 from server.problems import api_routes
 from server.settings import Settings
+from server.tcp_nodelay import IMPORT_PATH as NODELAY_PROTOCOL
+from server.tcp_nodelay import NoDelayHttpToolsProtocol
 from tests.databases import TEST_DATABASE_ENV
 from tests.factories import AppClient, OrgKeys
 from tests.server.live import LiveDatabase, app_for, client, live_database, live_server
@@ -566,3 +574,67 @@ async def test_the_export_streams_the_whole_trail_while_writers_write(backend_db
     assert [e["seq"] for e in entries] == sorted(e["seq"] for e in entries)
     assert all(w.status_code == 200 for w in written), [w.text for w in written]
     assert took < ANSWER_BOUND
+
+
+@contextlib.contextmanager
+def _served_as_serve_serves(app: Any) -> Iterator[tuple[str, uvicorn.Server]]:
+    """`app` on uvicorn configured as `refcheck-server serve --workers N` configures each
+    worker: httptools with TCP_NODELAY (`server.tcp_nodelay.IMPORT_PATH`), the event loop
+    `auto` (uvloop, in the server extra)."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    config = uvicorn.Config(
+        app,
+        host="127.0.0.1",
+        port=port,
+        http=NODELAY_PROTOCOL,
+        loop="auto",
+        log_level="warning",
+        lifespan="on",
+    )
+    server = uvicorn.Server(config)
+    thread = threading.Thread(target=server.run, name="uvicorn-as-serve", daemon=True)
+    thread.start()
+    try:
+        deadline = time.monotonic() + 20
+        while not server.started:
+            assert thread.is_alive() and time.monotonic() < deadline, "uvicorn did not start"
+            time.sleep(0.05)
+        yield f"http://127.0.0.1:{port}", server
+    finally:
+        server.should_exit = True
+        thread.join(timeout=20)
+        app.state.ctx.sessions.kw["bind"].dispose()
+
+
+async def test_under_serves_httptools_and_uvloop_healthz_answers_while_the_gate_is_full(
+    tmp_path: Path, key_dir: Path
+):
+    """The protocol and event loop `serve` runs (issue 15's burst figures were measured with
+    them): while every place is taken and the queue is full, a request is shed with 503 `busy`
+    as problem+json with `Retry-After`, `/healthz` answers 200, and once the gate empties the
+    same request succeeds."""
+    with live_database(tmp_path, key_dir) as db:
+        app = app_for(db)
+        with _served_as_serve_serves(app) as (base_url, server):
+            assert server.config.http_protocol_class is NoDelayHttpToolsProtocol
+            assert isinstance(server.servers[0].get_loop(), uvloop.Loop)
+            admission = app.state.admission
+            headers = db.members["a_hr"].headers
+            async with client(base_url) as http:
+                assert (await http.get("/v1/me", headers=headers)).status_code == 200
+                _fill(admission)
+                try:
+                    shed = await http.get("/v1/me", headers=headers)
+                    health = [(await http.get("/healthz")).status_code for _ in range(5)]
+                finally:
+                    admission._waiters.clear()
+                    admission.running = 0
+                again = await http.get("/v1/me", headers=headers)
+    assert shed.status_code == 503
+    assert shed.headers["content-type"] == PROBLEM
+    assert shed.json()["type"] == "urn:refcheck:problem:busy"
+    assert int(shed.headers["retry-after"]) >= 1
+    assert health == [200] * 5
+    assert again.status_code == 200
