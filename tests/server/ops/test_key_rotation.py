@@ -135,8 +135,9 @@ def test_signing_key_rotation_on_a_running_server_keeps_the_log_verifiable(
 ) -> None:
     """The server side of following a rotation: the new key signs the filter, the announcements
     and new tree heads at once (no restart), the history the old key signed is served, the old
-    heads still verify, and the rotation is audited. An SDK pinned to the old key has to follow
-    `signing_key_history` (not done by the SDK yet); new credentials name the new key."""
+    heads still verify, and the rotation is audited. An SDK whose credentials and pin file name
+    the old key follows `signing_key_history` to the new one (and pins it); new credentials name
+    the new key."""
     with deployment(tmp_path, "net", "sqlite") as net:
         net.init()
         pins = tmp_path / "pins.json"
@@ -150,6 +151,12 @@ def test_signing_key_rotation_on_a_running_server_keeps_the_log_verifiable(
             new_fingerprint = rotated.stdout.split("network_signing_key_sha256: ")[1].strip()
             assert new_fingerprint != old_fingerprint
 
+            with Client.from_credentials_file(net.credentials("org-b-hr"), pin_file=pins) as old:
+                assert check_status(old, person(5)) == CheckStatus.MATCH
+            (pinned,) = json.loads(pins.read_text())["network"].values()
+            assert hashlib.sha256(bytes.fromhex(pinned["signing_key"])).hexdigest() == (
+                new_fingerprint
+            )
             document = json.loads(net.credentials("org-b-hr").read_text())
             document["network_signing_key_sha256"] = new_fingerprint
             renewed = Credentials.from_dict(document)
