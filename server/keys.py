@@ -84,9 +84,9 @@ class OprfKey:
 
     @functools.cached_property
     def public(self) -> bytes:
-        from protocol.hazmat.ristretto255 import scalar_mult_base
+        from protocol.keyops import public_key
 
-        return scalar_mult_base(self.secret)
+        return public_key(self.secret)
 
     @functools.cached_property
     def key_id(self) -> str:
@@ -95,9 +95,9 @@ class OprfKey:
     @functools.cached_property
     def unwrap(self) -> bytes:
         """`w⁻¹`, to turn a stored `P̂` back into `P` in memory."""
-        from protocol.hazmat.ristretto255 import scalar_invert
+        from protocol.keyops import invert
 
-        return scalar_invert(self.wrap)
+        return invert(self.wrap)
 
 
 class OprfRing:
@@ -441,7 +441,7 @@ def create_keys(key_dir: Path, *, network_id: str | None = None) -> None:
     """
     from nacl.public import PrivateKey
 
-    from protocol.hazmat.ristretto255 import random_scalar
+    from protocol.keyops import new_scalar
     from protocol.oprf import MODE_VOPRF, generate_key_pair
 
     legacy = key_dir / OPRF_KEY_FILE
@@ -449,12 +449,12 @@ def create_keys(key_dir: Path, *, network_id: str | None = None) -> None:
         # Version 1 (skS only) or an early version 2 (skS and w): becomes oprf-<key_id>.key,
         # written crash-safely before the old file goes, so a crash leaves one of the two.
         current = _read_secret(legacy, (32, 64))
-        pair = current if len(current) == 64 else current + random_scalar()
+        pair = current if len(current) == 64 else current + new_scalar()
         write_oprf_key(key_dir, OprfKey(pair[:32], pair[32:]))
         legacy.unlink()
     elif not list(key_dir.glob(OPRF_KEY_GLOB)):
         secret, _public = generate_key_pair(MODE_VOPRF)
-        write_oprf_key(key_dir, OprfKey(secret, random_scalar()))
+        write_oprf_key(key_dir, OprfKey(secret, new_scalar()))
     if not (key_dir / REGISTRATION_KEY_FILE).exists():
         _write_secret(key_dir / REGISTRATION_KEY_FILE, bytes(PrivateKey.generate()))
     for name in (TOKEN_KEY_FILE, AUDIT_KEY_FILE):

@@ -295,3 +295,33 @@ def test_an_import_from_a_domain_below_is_named() -> None:
 def test_domains_below_disclosures_never_import_it(domain: str) -> None:
     """A withdrawn consent or case ends its disclosure requests through `server.cascades`."""
     assert not imports_into(project_graph(), domain, "server.disclosures")
+
+
+# --- protocol.hazmat is protocol's own ------------------------------------------------------
+
+
+def test_an_import_of_hazmat_inside_a_function_is_named(tmp_path: Path) -> None:
+    (tmp_path / "server" / "oprf").mkdir(parents=True)
+    (tmp_path / "protocol" / "hazmat").mkdir(parents=True)
+    for package in ("server", "server/oprf", "protocol", "protocol/hazmat"):
+        (tmp_path / package / "__init__.py").write_text("", encoding="utf-8")
+    (tmp_path / "protocol" / "hazmat" / "ristretto255.py").write_text("", encoding="utf-8")
+    (tmp_path / "protocol" / "keyops.py").write_text(
+        "from protocol.hazmat import ristretto255\n", encoding="utf-8"
+    )
+    (tmp_path / "server" / "oprf" / "services.py").write_text(
+        "from protocol import keyops\n\n\ndef f():\n"
+        "    from protocol.hazmat.ristretto255 import scalar_mult\n",
+        encoding="utf-8",
+    )
+    graph = import_graph(tmp_path, ("server", "protocol"))
+    assert imports_into(graph, "server", "protocol.hazmat") == [
+        "server.oprf.services -> protocol.hazmat.ristretto255"
+    ]
+
+
+@pytest.mark.parametrize("package", ["server", "client_sdk"])
+def test_only_protocol_imports_hazmat(package: str) -> None:
+    """The raw group operations trust their caller; the server and the SDK use the safe API
+    (`protocol.keyops`, `protocol.oprf`, `protocol.entry`, ...). Migrations count too."""
+    assert not imports_into(project_graph(), package, "protocol.hazmat")

@@ -24,7 +24,7 @@ from sqlalchemy.orm import Session
 
 from protocol.claim import verify_claim
 from protocol.errors import DeserializeError, InvalidInputError, VerifyError
-from protocol.hazmat.ristretto255 import ELEMENT_SIZE
+from protocol.keyops import ELEMENT_SIZE
 from server.audit.services import record, refusal_details
 from server.auth.tokens import Caller
 from server.cases.models import Case, CaseStatus, Pseudonym

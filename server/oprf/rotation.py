@@ -32,7 +32,7 @@ from sqlalchemy.orm import Session
 
 from protocol.entry import open_handle, seal_handle, tag
 from protocol.errors import DeserializeError
-from protocol.hazmat.ristretto255 import random_scalar, scalar_mul, scalar_mult
+from protocol.keyops import multiply, new_scalar, scalar_product
 from server.audit.services import record
 from server.cases.models import Pseudonym
 from server.context import AppContext
@@ -131,20 +131,20 @@ def _rekey_entries(session: Session, old: OprfKey, delta: bytes, old_seq: int) -
         if not rows:
             return done
         for entry_id, p_hat, sealed in rows:
-            p_old = scalar_mult(old.unwrap, bytes(p_hat))
+            p_old = multiply(old.unwrap, bytes(p_hat))
             try:
                 handle = open_handle(p_old, bytes(sealed))
             except DeserializeError:
                 handle = None
             if handle is None:
                 raise RotationAborted("an entry's handle does not open with its key: aborting")
-            p_new = scalar_mult(delta, p_old)
+            p_new = multiply(delta, p_old)
             session.execute(
                 update(Pseudonym)
                 .where(Pseudonym.id == entry_id)
                 .values(
                     key_seq=old_seq + 1,
-                    p_hat=scalar_mult(delta, bytes(p_hat)),
+                    p_hat=multiply(delta, bytes(p_hat)),
                     tag=tag(p_new),
                     sealed_handle=seal_handle(p_new, handle),
                 )
@@ -168,8 +168,8 @@ def rotate(
     with transaction(ctx.sessions) as session:
         old = current_key(session, ctx)
         old_seq = ctx.keys.oprf_key_seq
-    delta = random_scalar()
-    new = OprfKey(scalar_mul(delta, old.secret), old.wrap)
+    delta = new_scalar()
+    new = OprfKey(scalar_product(delta, old.secret), old.wrap)
     write_key_file(key_dir, new, crash_at=crash_at, hook=hook)
 
     with transaction(ctx.sessions) as session:

@@ -17,9 +17,8 @@ from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from protocol import signed
+from protocol import keyops, signed
 from protocol.errors import DeserializeError
-from protocol.hazmat.ristretto255 import deserialize_element, scalar_mult
 from protocol.oprf import VOPRFServer
 from server.context import AppContext
 from server.keys import OprfKey
@@ -35,7 +34,7 @@ def decode_element(value: str, *, index: int) -> bytes:
     if _ELEMENT_HEX.fullmatch(value) is None:
         raise InvalidElement("the element is not 32 bytes of lower-case hex", index=index)
     try:
-        return deserialize_element(bytes.fromhex(value))
+        return keyops.decode_element(bytes.fromhex(value))
     except DeserializeError:
         raise InvalidElement(
             "the element is not a valid non-identity ristretto255 element", index=index
@@ -65,17 +64,17 @@ def require_current_key(ctx: AppContext, key_id: str) -> None:
 
 def evaluate(ctx: AppContext, elements: Sequence[bytes]) -> list[bytes]:
     """`P = skS·element` for decoded registration elements (already `HashToGroup(value)`)."""
-    return [scalar_mult(ctx.keys.oprf_secret, e) for e in elements]
+    return [keyops.multiply(ctx.keys.oprf_secret, e) for e in elements]
 
 
 def wrap(ctx: AppContext, p: bytes) -> bytes:
     """`P̂ = w·P`, the only form of a pseudonym the database holds."""
-    return scalar_mult(ctx.keys.oprf_wrap, p)
+    return keyops.multiply(ctx.keys.oprf_wrap, p)
 
 
 def unwrap(ctx: AppContext, p_hat: bytes) -> bytes:
     """`P = w⁻¹·P̂`, in memory only (to verify a claim)."""
-    return scalar_mult(ctx.keys.oprf_unwrap, p_hat)
+    return keyops.multiply(ctx.keys.oprf_unwrap, p_hat)
 
 
 KeyLock = Literal["share", "update"] | None

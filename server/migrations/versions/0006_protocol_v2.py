@@ -57,7 +57,7 @@ def _convert_pseudonyms(bind: sa.Connection) -> list[dict[str, Any]]:
         return []
     from protocol.codes import PADDING_KIND
     from protocol.entry import Handle, evaluate_inputs, pad_input, seal_handle, tag
-    from protocol.hazmat.ristretto255 import scalar_mult
+    from protocol.keyops import multiply
     from server.keys import read_oprf_keys
 
     config = op.get_context().config
@@ -101,7 +101,7 @@ def _convert_pseudonyms(bind: sa.Connection) -> list[dict[str, Any]]:
                     "id": entry_id,
                     "case_id": case_id,
                     "key_seq": 1,
-                    "p_hat": scalar_mult(wrap, p),
+                    "p_hat": multiply(wrap, p),
                     "tag": tag(p),
                     "sealed_handle": seal_handle(p, handle),
                 }
