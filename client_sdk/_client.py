@@ -9,6 +9,7 @@ sync and async clients cannot disagree about what a valid answer is.
 from __future__ import annotations
 
 import asyncio
+import contextvars
 import ipaddress
 import logging
 import ssl
@@ -40,6 +41,7 @@ from client_sdk.errors import (
 from client_sdk.filter_cache import FilterCache, FilterSnapshot
 from client_sdk.models import Case, CheckResult, Consent, LiveCheck, Registration
 from client_sdk.pinning import NetworkPin, NetworkState, OprfKey, OrgKeyPins
+from client_sdk.transparency import TreeHead, TreeHeadStore, session_log_op, tree_head_file
 
 __all__ = ["AsyncClient", "Client", "RecordedConsent"]
 
@@ -50,6 +52,12 @@ T = TypeVar("T")
 _NEVER_SENT = (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout)
 
 USER_AGENT = "refcheck-sdk/1"
+
+#: Set while this thread (or task) checks the log at the start of a session: the check's own
+#: requests need the token, and must not start the check again.
+_CHECKING_LOG: contextvars.ContextVar[bool] = contextvars.ContextVar(
+    "refcheck_checking_log", default=False
+)
 
 
 def tls_verify(ca_file: str | Path | None) -> ssl.SSLContext | bool:
@@ -153,6 +161,15 @@ class _Base:
         # The organisations' public keys reach us through the server too: pinned in the same
         # file, under the same server URL (client_sdk.pinning).
         self._org_pins = OrgKeyPins(self.base_url, path=pin_path)
+        # With a pin file, the newest verified tree head is kept beside it, and each session
+        # starts by proving the log only grew since (client_sdk.transparency).
+        self._tree_heads: TreeHeadStore | None = (
+            None if pin_path is None else TreeHeadStore(tree_head_file(pin_path))
+        )
+        self._log_checked = self._tree_heads is None
+        #: The tree head this session verified at its first signed-in request (None without
+        #: a pin file, or while the network's log has no signed head yet).
+        self.tree_head: TreeHead | None = None
 
     # -- request building and answer classification (no I/O) ------------------------------
 
@@ -276,6 +293,7 @@ class Client(_Base, DisclosureMethods):
         )
         self._sleep = sleep
         self._token_lock = threading.Lock()
+        self._log_lock = threading.Lock()
         self.max_concurrency = max(1, max_concurrency)
 
     @classmethod
@@ -305,17 +323,35 @@ class Client(_Base, DisclosureMethods):
 
     def _token(self) -> str:
         token = self._tokens.current()
-        if token is not None:
-            return token
-        # One renewal at a time: a batch of threads finding the token stale together would
-        # otherwise each sign an assertion and fetch a token.
-        with self._token_lock:
-            token = self._tokens.current()
-            if token is None:
-                if not self._core.keys_checked:
-                    self._run(self._core.offered_keys())
-                token = self._tokens.store(json_body(self._send(self._token_request())))
-            return token
+        if token is None:
+            # One renewal at a time: a batch of threads finding the token stale together would
+            # otherwise each sign an assertion and fetch a token.
+            with self._token_lock:
+                token = self._tokens.current()
+                if token is None:
+                    if not self._core.keys_checked:
+                        self._run(self._core.offered_keys())
+                    token = self._tokens.store(json_body(self._send(self._token_request())))
+        if not self._log_checked and not _CHECKING_LOG.get():
+            self._check_log()
+        return token
+
+    def _check_log(self) -> None:
+        """Once per session, before the first signed-in request is sent: the log's current
+        head extends the one kept beside the pin file (`LogInconsistent` otherwise, and again
+        at every later request: a client that caught the log rewritten does not go on)."""
+        with self._log_lock:
+            if self._log_checked:
+                return
+            assert self._tree_heads is not None
+            checking = _CHECKING_LOG.set(True)
+            try:
+                self.tree_head = self._run(
+                    session_log_op(self._core, self._tree_heads, self.base_url)
+                )
+            finally:
+                _CHECKING_LOG.reset(checking)
+            self._log_checked = True
 
     def _send(self, req: ApiRequest) -> httpx.Response:
         attempt, renewed = 0, False
@@ -677,6 +713,7 @@ class AsyncClient(_Base, AsyncDisclosureMethods):
         )
         self._sleep = sleep
         self._token_lock = asyncio.Lock()
+        self._log_lock = asyncio.Lock()
         self.max_concurrency = max(1, max_concurrency)
 
     @classmethod
@@ -702,16 +739,32 @@ class AsyncClient(_Base, AsyncDisclosureMethods):
 
     async def _token(self) -> str:
         token = self._tokens.current()
-        if token is not None:
-            return token
-        async with self._token_lock:
-            token = self._tokens.current()
-            if token is None:
-                if not self._core.keys_checked:
-                    await self._run(self._core.offered_keys())
-                response = await self._send(self._token_request())
-                token = self._tokens.store(json_body(response))
-            return token
+        if token is None:
+            async with self._token_lock:
+                token = self._tokens.current()
+                if token is None:
+                    if not self._core.keys_checked:
+                        await self._run(self._core.offered_keys())
+                    response = await self._send(self._token_request())
+                    token = self._tokens.store(json_body(response))
+        if not self._log_checked and not _CHECKING_LOG.get():
+            await self._check_log()
+        return token
+
+    async def _check_log(self) -> None:
+        """As `Client._check_log`."""
+        async with self._log_lock:
+            if self._log_checked:
+                return
+            assert self._tree_heads is not None
+            checking = _CHECKING_LOG.set(True)
+            try:
+                self.tree_head = await self._run(
+                    session_log_op(self._core, self._tree_heads, self.base_url)
+                )
+            finally:
+                _CHECKING_LOG.reset(checking)
+            self._log_checked = True
 
     async def _send(self, req: ApiRequest) -> httpx.Response:
         attempt, renewed = 0, False

@@ -849,6 +849,7 @@ def _registration(
         key_id=key.key_id,
         key_seq=key.key_seq,
         filter_values=tuple(values.filter_values),
+        log_seq=answer.log_seq,
     )
 
 
@@ -869,6 +870,7 @@ def _reissued(registration: Registration, values: wire.FilterValues, key: OprfKe
         key_id=key.key_id,
         key_seq=key.key_seq,
         filter_values=tuple(values.filter_values),
+        log_seq=registration.log_seq,
     )
 
 

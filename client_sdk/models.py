@@ -162,12 +162,18 @@ class Registration:
     published filter while the case is live; one missing means the server dropped or displaced
     an entry). The pads among them were verified with their DLEQ proof; nothing here says which
     values are pads or how many keys the person had.
+
+    `log_seq` is the sequence number of the case's `case.register` entry in the network's
+    transparency log (None for a re-key, or from an older server): once a signed tree head
+    covers it, `client_sdk.transparency.verify_registration_logged` proves the entry is in the
+    log.
     """
 
     case: Case
     key_id: str
     key_seq: int
     filter_values: tuple[int, ...]
+    log_seq: int | None = None
 
     @property
     def case_id(self) -> str:
@@ -179,6 +185,7 @@ class Registration:
             "key_id": self.key_id,
             "key_seq": self.key_seq,
             "filter_values": list(self.filter_values),
+            "log_seq": self.log_seq,
         }
 
 

@@ -14,9 +14,15 @@ Usage, at the start of a session::
     with Client.from_credentials_file("org-b-hr.json", pin_file="org-b-hr.pins.json") as rc:
         head = verify_log(rc, TreeHeadStore("org-b-hr.treehead.json"))
 
+A client built with a `pin_file` does this by itself, once per session, at its first signed-in
+request (`session_log_op`), keeping the head in `<name>.treehead.json` beside the pin file
+(`tree_head_file`), the file `refcheck transparency verify` keeps too; `client.tree_head` is
+then the head it verified.
+
 `verify_signed_object_logged` checks that a filter header or key announcement the client
-holds is itself a leaf of the verified tree. The calls are written once, as operations
-(`verify_log_op`, ...), and driven by `Client` or `AsyncClient`.
+holds is itself a leaf of the verified tree, and `verify_registration_logged` that a case's
+`case.register` entry is (by the `log_seq` its registration answered). The calls are written
+once, as operations (`verify_log_op`, ...), and driven by `Client` or `AsyncClient`.
 """
 
 from __future__ import annotations
@@ -28,8 +34,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+import httpx
+
 from client_sdk._core import ApiRequest, Core, Op, json_body
 from client_sdk.errors import (
+    InvalidInput,
     InvalidResponse,
     LogInconsistent,
     SignatureInvalid,
@@ -42,19 +51,28 @@ from protocol.signed import SignedObject, parse
 
 if TYPE_CHECKING:
     from client_sdk._client import AsyncClient, Client
+    from client_sdk.models import Registration
 
 __all__ = [
     "TreeHead",
     "TreeHeadStore",
     "averify_log",
+    "averify_registration_logged",
     "averify_signed_object_logged",
     "check_extends",
     "consistency_op",
+    "registration_logged_op",
+    "session_log_op",
+    "tree_head_file",
     "verify_log",
     "verify_log_op",
+    "verify_registration_logged",
     "verify_signed_object_logged",
     "verify_tree_head",
 ]
+
+#: The problem slug of `GET /v1/transparency/sth` before the sealer signed a first head.
+LOG_NOT_STARTED = "log-not-started"
 
 
 @dataclass(frozen=True)
@@ -129,6 +147,13 @@ def check_extends(old: TreeHead, new: TreeHead, proof: list[bytes]) -> None:
         ) from None
 
 
+def tree_head_file(pin_file: str | Path) -> Path:
+    """Where the newest verified tree head is kept beside a pin file: `org-b-hr.pins.json` →
+    `org-b-hr.treehead.json` (the CLI's files beside the pin file are named alike)."""
+    pin = Path(pin_file)
+    return pin.with_name(pin.name.removesuffix(".json").removesuffix(".pins") + ".treehead.json")
+
+
 class TreeHeadStore:
     """The newest verified tree head per server, in a 0600 JSON file (or in memory only when
     `path` is None). Written only after a head verified, so it never goes back."""
@@ -172,12 +197,61 @@ def consistency_op(first: int, second: int) -> Op[list[bytes]]:
         raise InvalidResponse("the consistency proof is not a list of hashes") from None
 
 
+def _problem_slug(response: httpx.Response) -> str:
+    try:
+        problem = response.json()
+    except ValueError:
+        return ""
+    kind = problem.get("type") if isinstance(problem, dict) else None
+    return kind.rsplit(":", 1)[-1] if isinstance(kind, str) else ""
+
+
+def _raise_for(response: httpx.Response) -> None:
+    try:
+        problem = response.json()
+    except ValueError:
+        problem = None
+    raise error_from_response(response.status_code, problem)
+
+
+def session_log_op(core: Core, store: TreeHeadStore, server: str) -> Op[TreeHead | None]:
+    """The check a client makes once per session: `verify_log_op`, except that a server whose
+    log has no signed head yet (a network just set up, before its first seal) answers None,
+    unless this client verified a head there before: a log that has vanished is then
+    `LogInconsistent` (the stored size against 0)."""
+    return (yield from _verify_log(core, store, server, unstarted_ok=True))
+
+
 def verify_log_op(core: Core, store: TreeHeadStore, server: str) -> Op[TreeHead]:
     """Fetch the current signed tree head, verify it, prove it extends the stored one, and
     store it. The first head a client sees is trusted on its signature (and the witnesses'
     cosignatures) alone; every later one only with a consistency proof."""
+    head = yield from _verify_log(core, store, server, unstarted_ok=False)
+    assert head is not None
+    return head
+
+
+def _verify_log(
+    core: Core, store: TreeHeadStore, server: str, *, unstarted_ok: bool
+) -> Op[TreeHead | None]:
     state = yield from core.network()
-    response = yield ApiRequest("GET", "/v1/transparency/sth")
+    response = yield ApiRequest("GET", "/v1/transparency/sth", raise_errors=False)
+    if not response.is_success:
+        if response.status_code == 503 and _problem_slug(response) == LOG_NOT_STARTED:
+            stored = store.load(server)
+            if stored is not None:
+                old = verify_tree_head(
+                    stored, signing_key=state.signing_key, network_id=state.network_id
+                )
+                raise LogInconsistent(
+                    "the server says its log has no signed tree head, but this client "
+                    "verified one there before: the log was removed",
+                    first_size=old.size,
+                    second_size=0,
+                )
+            if unstarted_ok:
+                return None
+        _raise_for(response)
     body = json_body(response)
     try:
         framed = bytes.fromhex(body["signed"])
@@ -225,11 +299,7 @@ def signed_object_logged_op(head: TreeHead, obj: SignedObject) -> Op[int]:
     if response.status_code == 404:
         raise missing
     if not response.is_success:
-        try:
-            problem = response.json()
-        except ValueError:
-            problem = None
-        raise error_from_response(response.status_code, problem)
+        _raise_for(response)
     body = json_body(response)
     try:
         index, entry = int(body["index"]), str(body["entry"]).encode("ascii")
@@ -244,6 +314,47 @@ def signed_object_logged_op(head: TreeHead, obj: SignedObject) -> Op[int]:
         merkle.verify_inclusion(index, head.size, merkle.leaf_hash(entry), proof, head.root)
     except (VerifyError, ProtocolError):
         raise missing from None
+    return index
+
+
+def registration_logged_op(head: TreeHead, registration: Registration) -> Op[int]:
+    """Prove that the case's `case.register` entry (the `log_seq` its registration answered)
+    is a leaf of the verified tree `head`. Returns the leaf index.
+
+    Raises `LogInconsistent` when the entry the server proves is not this case's registration
+    or its proof does not lead to `head`'s root; an entry the sealer has not placed in a tree of
+    `head`'s size yet is the server's refusal (`NotFound`, or 422 `tree-size-unavailable`):
+    ask again after the next tree head (within the policy's `audit_seal_interval_seconds`)."""
+    if registration.log_seq is None:
+        raise InvalidInput("this registration carries no log_seq (a re-key, or an older server)")
+    response = yield ApiRequest(
+        "GET",
+        "/v1/transparency/inclusion",
+        params={"seq": str(registration.log_seq), "tree_size": str(head.size)},
+    )
+    body = json_body(response)
+    try:
+        index, entry = int(body["index"]), str(body["entry"]).encode("ascii")
+        proof = [bytes.fromhex(h) for h in body["proof"]]
+        logged: Any = json.loads(entry)
+        action, object_id = logged["action"], logged["object_id"]
+    except (KeyError, TypeError, ValueError):
+        raise InvalidResponse("the inclusion answer is not a log entry") from None
+    if (action, object_id) != ("case.register", registration.case_id):
+        raise LogInconsistent(
+            f"log entry {registration.log_seq} is not the registration of case "
+            f"{registration.case_id}",
+            first_size=head.size,
+            second_size=head.size,
+        )
+    try:
+        merkle.verify_inclusion(index, head.size, merkle.leaf_hash(entry), proof, head.root)
+    except (VerifyError, ProtocolError):
+        raise LogInconsistent(
+            f"the registration of case {registration.case_id} is not in the signed log",
+            first_size=head.size,
+            second_size=head.size,
+        ) from None
     return index
 
 
@@ -270,6 +381,17 @@ async def averify_signed_object_logged(
     client: AsyncClient, head: TreeHead, obj: SignedObject
 ) -> int:
     return await client._run(signed_object_logged_op(head, obj))
+
+
+def verify_registration_logged(client: Client, head: TreeHead, registration: Registration) -> int:
+    """`registration_logged_op` with a `Client`: the leaf index of the case's registration."""
+    return client._run(registration_logged_op(head, registration))
+
+
+async def averify_registration_logged(
+    client: AsyncClient, head: TreeHead, registration: Registration
+) -> int:
+    return await client._run(registration_logged_op(head, registration))
 
 
 def _memory_store(client: Any) -> TreeHeadStore:

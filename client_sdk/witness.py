@@ -29,7 +29,7 @@ import typer
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from client_sdk._client import Client
-from client_sdk._core import ApiRequest, json_body
+from client_sdk._core import ApiRequest, _keys_per_check, json_body
 from client_sdk.credentials import Credentials
 from client_sdk.errors import InvalidResponse, LogInconsistent, ProtocolViolation, RefcheckError
 from client_sdk.secretfile import load_json_secret, write_json_secret
@@ -77,6 +77,12 @@ class WitnessState:
         )
 
 
+@dataclass(frozen=True)
+class _Network:
+    network_id: str
+    signing_key: bytes
+
+
 @dataclass
 class WitnessReport:
     tree_size: int = 0
@@ -104,8 +110,13 @@ def _post(client: Client, obj: SignedObject) -> None:
 def witness_once(client: Client, key: Ed25519PrivateKey, state: WitnessState) -> WitnessReport:
     """One witness run; updates `state` in place (save it afterwards). Raises
     `LogInconsistent` when the log does not extend the last head this witness kept."""
-    network = client._run(client._core.network())
-    kpc = client.keys_per_check()
+    # Not `client._core.network()`: with this witness named in the policy, that refuses every
+    # key announcement the witness has not cosigned yet, so a witness could never start. The
+    # keys are only compared with the credentials' signing key fingerprint here; each signed
+    # object is verified against that key below, before it is cosigned.
+    keys = client._run(client._core.offered_keys())
+    network = _Network(keys.network_id, bytes.fromhex(keys.signing_key.public_key))
+    kpc = _keys_per_check(client._run(client._core.get_json("/v1/policy")))
 
     def fetch_head() -> Any:
         return json_body((yield ApiRequest("GET", "/v1/transparency/sth")))

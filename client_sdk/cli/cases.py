@@ -90,6 +90,7 @@ def keep_registration(path: Path, client: Client, registration: Registration) ->
             "key_id": registration.key_id,
             "key_seq": registration.key_seq,
             "filter_values": list(registration.filter_values),
+            "log_seq": registration.log_seq,
             "kept_at": datetime.now(UTC).isoformat(timespec="seconds"),
         }
         write_json_secret(path, document, overwrite=True)
@@ -106,7 +107,14 @@ def kept_registrations(path: Path, client: Client) -> dict[str, dict[str, Any]]:
 def _registration(case: Case, kept: dict[str, Any], path: Path) -> Registration:
     try:
         values = tuple(int(v) for v in kept["filter_values"])
-        return Registration(case, str(kept["key_id"]), int(kept["key_seq"]), values)
+        log_seq = kept.get("log_seq")
+        return Registration(
+            case,
+            str(kept["key_id"]),
+            int(kept["key_seq"]),
+            values,
+            None if log_seq is None else int(log_seq),
+        )
     except (KeyError, TypeError, ValueError):
         raise CredentialsError(_("{path} has a malformed registration").format(path=path)) from None
 
@@ -161,15 +169,31 @@ def register(
     )
     keep_registration(path, client, registration)
     case_id = registration.case_id
-    emit(
-        st,
-        {"case_id": case_id, "key_id": registration.key_id, "registrations_file": str(path)},
-        lambda: st.console.print(
+
+    def human() -> None:
+        st.console.print(
             _(
                 "Registered case {case}; its filter values are kept in {path} for "
                 "`refcheck case verify-live`"
             ).format(case=case_id, path=path)
-        ),
+        )
+        if registration.log_seq is not None:
+            st.console.print(
+                _(
+                    "Its registration is entry {seq} of the network's transparency log "
+                    "(sealed into a signed tree head within seconds)"
+                ).format(seq=registration.log_seq)
+            )
+
+    emit(
+        st,
+        {
+            "case_id": case_id,
+            "key_id": registration.key_id,
+            "log_seq": registration.log_seq,
+            "registrations_file": str(path),
+        },
+        human,
     )
 
 

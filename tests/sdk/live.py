@@ -16,7 +16,7 @@ import socket
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -52,7 +52,11 @@ def _server_command() -> list[str]:
 
 
 @contextmanager
-def running_server(data_dir: Path) -> Iterator[LiveServer]:
+def running_server(
+    data_dir: Path, *, prepare: Callable[[Path], None] | None = None
+) -> Iterator[LiveServer]:
+    """`prepare(data_dir)` runs between `init` and `serve` (to change the network's policy file,
+    `data_dir / "network.toml"`, say)."""
     port = free_port()
     base_url = f"http://127.0.0.1:{port}"
     env = {
@@ -72,6 +76,8 @@ def running_server(data_dir: Path) -> Iterator[LiveServer]:
     assert init.returncode == 0, init.stderr
     admin = data_dir / "demo" / "admin.json"
     assert admin.exists(), init.stdout
+    if prepare is not None:
+        prepare(data_dir)
     log = (data_dir / "server.log").open("w")
     proc = subprocess.Popen(
         [*_server_command(), "serve", "--data-dir", str(data_dir), "--port", str(port)],

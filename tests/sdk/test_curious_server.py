@@ -1,8 +1,9 @@
-"""What a curious server operator sees of a check of someone who is not registered: every
-request a new client with a warm pin file sends, recorded at the transport. Only the token call,
-at most one filter fetch, one `POST /v1/checks` with the consent id, the key id and exactly
-`keys_per_check` elements, and at most one more filter fetch; people with 8 and with 30 keys send
-requests that are alike in every count and length."""
+"""What a curious server operator sees of a check of someone who is not registered: every request a
+new client with a warm pin file sends, recorded at the transport. Only the token call, the
+session's look at the transparency log (the signed tree head, and a consistency proof when the log
+grew: two tree sizes, nothing of the applicant), at most one filter fetch, one `POST /v1/checks`
+with the consent id, the key id and exactly `keys_per_check` elements, and at most one more filter
+fetch; people with 8 and with 30 keys send requests that are alike in every count and length."""
 
 from __future__ import annotations
 
@@ -13,9 +14,11 @@ from typing import Any
 import httpx
 import pytest
 from fastapi import FastAPI
+from sqlalchemy.orm import Session
 
 from client_sdk import CheckStatus
 from protocol.identity import derive_keys
+from server.transparency.sealer import latest_head, seal
 from tests.factories import Network
 from tests.sdk.conftest import Recording, SdkFactory
 from tests.sdk.test_client_app import case_fields, consent
@@ -43,6 +46,21 @@ KEYS = ("GET", "/v1/network/keys")
 TOKEN = ("POST", "/v1/oauth/token")
 CHECK = ("POST", "/v1/checks")
 FILTER = ("GET", "/v1/registry/filter")
+#: A client with a pin file then proves, once per session, that the transparency log only grew
+#: since its last session (client_sdk.transparency.session_log_op): the signed tree head, and
+#: one consistency proof between two tree sizes when the log grew since. Both are the same for
+#: every session of every client; neither carries anything of the applicant.
+STH = ("GET", "/v1/transparency/sth")
+CONSISTENCY = ("GET", "/v1/transparency/consistency")
+
+
+def sealed(session: Session, ctx: Any) -> int:
+    """Sign a tree head over what was logged so far (the server's sealer does it every
+    second); its size."""
+    head = seal(session, ctx) or latest_head(session)
+    session.commit()
+    assert head is not None
+    return head.tree_size
 
 
 async def recorded_check(
@@ -58,11 +76,16 @@ async def recorded_check(
 
 def assert_only_the_check(requests: list[httpx.Request], keys_per_check: int) -> httpx.Request:
     seen = [(r.method, r.url.path) for r in requests]
-    assert seen[:2] == [KEYS, TOKEN]
+    assert seen[:3] == [KEYS, TOKEN, STH]
     assert "Authorization" not in requests[0].headers and not requests[0].url.params
+    assert not requests[2].url.params
+    start = 3
+    if seen[3] == CONSISTENCY:
+        assert set(requests[3].url.params) == {"first", "second"} and not requests[3].content
+        start = 4
     checks = [i for i, call in enumerate(seen) if call == CHECK]
     assert len(checks) == 1, seen
-    before, after = seen[2 : checks[0]], seen[checks[0] + 1 :]
+    before, after = seen[start : checks[0]], seen[checks[0] + 1 :]
     assert before in ([], [FILTER]) and after in ([], [FILTER]), seen
     for r in requests:
         if (r.method, r.url.path) == FILTER:
@@ -77,24 +100,35 @@ def assert_only_the_check(requests: list[httpx.Request], keys_per_check: int) ->
 
 
 async def test_a_non_registered_person_costs_one_check_and_at_most_the_filter(
-    app: FastAPI, sdk_for: SdkFactory, network: Network, clock: Any, ctx: Any, tmp_path: Path
+    app: FastAPI,
+    sdk_for: SdkFactory,
+    network: Network,
+    clock: Any,
+    ctx: Any,
+    session: Session,
+    tmp_path: Path,
 ) -> None:
     await sdk_for(network.a_focal).register_case(REGISTERED, **case_fields(clock.today()))
+    sealed(session, ctx)
     pins = tmp_path / "pins.json"
     warm = sdk_for(network.b_hr, pin_file=pins)
-    await warm.oprf_key()  # keys and policy now in the pin file
+    await warm.oprf_key()  # keys, policy and the tree head now beside the pin file
     kpc = ctx.policy.keys_per_check
     assert len(derive_keys(FEW)) <= 8 and len(derive_keys(MANY)) >= 28
 
-    few = await recorded_check(app, sdk_for, network, pins, FEW, await consent(warm))
-    many = await recorded_check(
-        app, sdk_for, network, pins, MANY, await consent(warm, applicant_ref="APP-2")
-    )
+    first, second = await consent(warm), await consent(warm, applicant_ref="APP-2")
+    sealed(session, ctx)  # the consents grew the log: the first session below proves it grew
+    few = await recorded_check(app, sdk_for, network, pins, FEW, first)
+    many = await recorded_check(app, sdk_for, network, pins, MANY, second)
     few_check = assert_only_the_check(few, kpc)
     many_check = assert_only_the_check(many, kpc)
+    assert CONSISTENCY in [(r.method, r.url.path) for r in few]
     # Same shape to the byte: same field lengths, same count, same length of every element.
     assert len(few_check.content) == len(many_check.content)
-    assert [(r.method, r.url.path) for r in few] == [(r.method, r.url.path) for r in many]
+    # The log did not grow between the two sessions: the second only reads the head.
+    assert [(r.method, r.url.path) for r in few if (r.method, r.url.path) != CONSISTENCY] == [
+        (r.method, r.url.path) for r in many
+    ]
 
 
 async def test_a_client_holding_the_current_filter_sends_only_the_check(
@@ -110,7 +144,7 @@ async def test_a_client_holding_the_current_filter_sends_only_the_check(
     hr = sdk_for(network.b_hr, pin_file=pins, filter_file=filter_file, transport=recording)
     result = await hr.check_applicant(MANY, await consent(warm, applicant_ref="APP-3"))
     assert result.status is CheckStatus.NO_MATCH
-    assert recording.seen() == [KEYS, TOKEN, CHECK]
+    assert recording.seen() == [KEYS, TOKEN, STH, CHECK]
     assert_only_the_check(recording.requests, ctx.policy.keys_per_check)
 
 
