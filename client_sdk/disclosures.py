@@ -50,7 +50,8 @@ from client_sdk.errors import (
 from client_sdk.models import Match
 from client_sdk.pinning import OrgKeyPins, OrgPublicKeys, normalise_fingerprint
 from protocol import disclosure as crypto
-from protocol.disclosure_messages import (
+from protocol.errors import DeserializeError, InvalidInputError, VerifyError
+from protocol.messages import (
     ConsentLookupOut,
     DisclosureAnswerIn,
     DisclosureCreate,
@@ -58,7 +59,6 @@ from protocol.disclosure_messages import (
     DisclosureOut,
     DisclosureOutcomeIn,
 )
-from protocol.errors import DeserializeError, InvalidInputError, VerifyError
 from protocol.vocabulary import Outcome
 
 __all__ = [

@@ -1,5 +1,6 @@
-"""Wire messages of the blind-match endpoints (docs/api.md, docs/protocol.md version 2), shared
-by the server and the SDK.
+"""The wire messages of the API (docs/api.md, docs/protocol.md version 2), shared by the server
+and the SDK, all in this one module: network keys, cases, consents, checks and entries, the
+disclosure workflow and the applicant's consent lookup.
 
 One definition for both ends, so a field renamed or retyped on one side cannot silently stop
 matching: the server's schemas re-export these models and the SDK builds and parses with them.
@@ -25,12 +26,18 @@ from typing import Annotated, Literal
 
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, StringConstraints
 
+from protocol.disclosure import SEALED_ANSWER_SIZE, SEALED_DETAILS_SIZE
+from protocol.vocabulary import DisclosureState, Outcome
+
 __all__ = [
     "CASE_STATUSES",
+    "CLOSE_REASONS",
     "CONSENT_STATUSES",
     "MAX_BATCH",
     "OPRF_MODE",
     "OPRF_SUITE",
+    "OUTCOMES",
+    "STATES",
     "WITHDRAWAL_REASONS",
     "CaseCreate",
     "CaseList",
@@ -44,7 +51,15 @@ __all__ = [
     "CheckResponse",
     "Claim",
     "ConsentCreate",
+    "ConsentLookupCheck",
+    "ConsentLookupOut",
+    "ConsentLookupRequest",
     "ConsentOut",
+    "DisclosureAnswerIn",
+    "DisclosureCreate",
+    "DisclosureList",
+    "DisclosureOut",
+    "DisclosureOutcomeIn",
     "ElementHex",
     "ElementText",
     "EntriesRequest",
@@ -61,13 +76,30 @@ __all__ = [
 OPRF_SUITE = "ristretto255-SHA512"
 OPRF_MODE = "voprf"
 
-#: Hard cap on elements in one request, whatever the policy says (the policy's own cap,
-#: `max_keys_per_check`, is at most 256): bounds the work one request can ask for.
+#: Hard cap on elements in one request, whatever the policy says (the policy's
+#: `keys_per_check` is at most 255): bounds the work one request can ask for.
 MAX_BATCH = 256
 
 CASE_STATUSES = ("active", "withdrawn")
 CONSENT_STATUSES = ("active", "withdrawn", "expired")
 WITHDRAWAL_REASONS = ("appeal_upheld", "rectification", "registered_in_error", "other")
+
+# The disclosure workflow (docs/api.md, "Disclosure workflow").
+#: `requested → acknowledged → answered → closed`, plus `withdrawn` and `expired`.
+STATES: tuple[DisclosureState, ...] = tuple(DisclosureState)
+#: Why a request left the open states.
+CLOSE_REASONS = (
+    "read",  # the requester read the answer and closed it
+    "record_withdrawn",  # the holder withdrew the case (appeal upheld, rectification, ...)
+    "record_purged",  # the case reached its retention date and was deleted
+    "requester_withdrew",  # the requester no longer needs an answer
+    "consent_withdrawn",  # the applicant withdrew the consent the request rests on
+    "deadline_passed",  # unanswered long after the response deadline
+)
+#: The hiring outcomes the requester may report (the MDS yearly figures).
+OUTCOMES: tuple[Outcome, ...] = tuple(Outcome)
+
+Role = Literal["holder", "requester", "oversight"]
 
 
 ElementHex = Annotated[str, StringConstraints(pattern=r"^[0-9a-f]{64}$")]
@@ -98,6 +130,15 @@ Uuid = Annotated[str, StringConstraints(pattern=_UUID_PATTERN)]
 Code = Annotated[str, StringConstraints(pattern=r"^[a-z][a-z0-9_]{0,39}$")]
 KeyKind = Annotated[str, StringConstraints(pattern=r"^[a-z][a-z0-9_]{0,39}$")]
 MouRef = Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9._:/ -]{1,64}$")]
+# Sealed blobs of the disclosure workflow are hex of exactly the fixed sizes of
+# `protocol.disclosure`: a server that accepted other sizes would let a buggy client leak the
+# verdict through the length of its answer.
+SealedAnswerHex = Annotated[
+    str, StringConstraints(pattern=rf"^[0-9a-f]{{{2 * SEALED_ANSWER_SIZE}}}$")
+]
+SealedDetailsHex = Annotated[
+    str, StringConstraints(pattern=rf"^[0-9a-f]{{{2 * SEALED_DETAILS_SIZE}}}$")
+]
 
 
 class _Request(BaseModel):
@@ -343,3 +384,107 @@ class Fillers(_Response):
     live_cases: Annotated[int, Field(ge=0)]
     items: list[Filler]
     proof: ProofHex | None = None
+
+
+# --- disclosure workflow and the applicant's consent lookup --------------------------------
+
+
+class DisclosureCreate(_Request):
+    """`POST /v1/disclosure-requests`: ask the holder of a matched record for its answer.
+
+    `check_id` and `entry_id` must be a verified claim of that check (`POST
+    /v1/checks/{id}/entries`), made by the caller's organisation: only a check run under the
+    applicant's consent can lead to a request, and the request is under that check's consent.
+    The applicant's declared details are always sealed to the holder, so the holder confirms or
+    denies that the applicant is the registered person.
+    """
+
+    check_id: Uuid
+    entry_id: Uuid
+    sealed_applicant_details: SealedDetailsHex
+
+
+class DisclosureAnswerIn(_Request):
+    """`POST /v1/disclosure-requests/{id}/answer`: the holder's signed answer, sealed to the
+    requester (`protocol.disclosure.seal_answer`).
+
+    `not_same_person` is the one part of an answer the server reads: the holder compared the
+    applicant's sealed details and found another person. It is counted per requesting member
+    for the secretariat, because a member's software could put other people's keys into a
+    check's padding, and only the holders can notice (docs/protocol.md, "Check", step 6).
+    """
+
+    sealed_answer: SealedAnswerHex
+    not_same_person: bool = False
+
+
+class DisclosureOutcomeIn(_Request):
+    """`POST /v1/disclosure-requests/{id}/outcome`: the applicant's hiring outcome."""
+
+    outcome: Outcome
+
+
+class DisclosureOut(_Response):
+    """One request as the caller may see it.
+
+    `role` says from which side: the holder sees the sealed applicant details, the requester
+    the sealed answer and the outcome; the secretariat (`oversight`, overdue requests only) sees
+    neither ids of records or consents nor any ciphertext.
+    """
+
+    id: Uuid
+    role: Role
+    requester_org_id: Uuid
+    requester_org: str
+    holder_org_id: Uuid
+    holder_org: str
+    state: DisclosureState
+    created_at: AwareDatetime
+    due_at: AwareDatetime
+    overdue: bool
+    case_id: Uuid | None = None
+    entry_id: Uuid | None = None
+    consent_id: Uuid | None = None
+    acknowledged_at: AwareDatetime | None = None
+    answered_at: AwareDatetime | None = None
+    closed_at: AwareDatetime | None = None
+    close_reason: str | None = None
+    outcome: Outcome | None = None
+    outcome_at: AwareDatetime | None = None
+    sealed_applicant_details: SealedDetailsHex | None = None
+    sealed_answer: SealedAnswerHex | None = None
+
+
+class DisclosureList(_Response):
+    items: list[DisclosureOut]
+    #: Offset of the next page, when there is one.
+    next_offset: int | None = None
+
+
+class ConsentLookupRequest(_Response):
+    """A disclosure request made under the consent: to which organisation, when, and where it
+    stands (the applicant's right to know who received their details)."""
+
+    holder_org: str
+    requested_at: AwareDatetime
+    state: DisclosureState
+
+
+class ConsentLookupCheck(_Response):
+    org: str
+    at: AwareDatetime
+
+
+class ConsentLookupOut(_Response):
+    """`GET /v1/consent-lookup/{code}`: what the applicant may know about the use of their
+    consent. No applicant or position reference: the code holder sees the use, not HR's notes."""
+
+    consent_id: Uuid
+    org: str
+    purpose: str
+    status: Literal["active", "withdrawn", "expired"]
+    consented_at: AwareDatetime
+    expires_on: dt.date
+    withdrawn_at: AwareDatetime | None = None
+    checks: list[ConsentLookupCheck]
+    disclosure_requests: list[ConsentLookupRequest]

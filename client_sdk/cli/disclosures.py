@@ -36,7 +36,7 @@ from client_sdk.cli.check import (
 from client_sdk.cli.i18n import _
 from client_sdk.disclosures import ApplicantDetails, ConsentLookup, Disclosure, VerifiedAnswer
 from client_sdk.errors import InvalidInput
-from protocol.disclosure_messages import OUTCOMES
+from protocol.messages import OUTCOMES
 
 app = typer.Typer(
     help="Disclosure requests: ask the holder of a matched record, answer as the holder.",

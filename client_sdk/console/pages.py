@@ -27,7 +27,7 @@ from client_sdk.console.labels import MAX_LABEL, LabelStore
 from client_sdk.console.vault import Held, Vault, sha256_upload, today
 from client_sdk.errors import ApiError, InvalidInput, RefcheckError
 from client_sdk.models import Registration
-from protocol.disclosure_messages import OUTCOMES
+from protocol.messages import OUTCOMES
 
 Handler = Callable[[Request, Client, FormData | None], Awaitable[Response]]
 MOU_WARNING_DAYS = 30

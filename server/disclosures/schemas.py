@@ -1,4 +1,4 @@
-"""Wire shapes of the disclosure endpoints (`protocol.disclosure_messages`, shared with the SDK)
+"""Wire shapes of the disclosure endpoints (`protocol.messages`, shared with the SDK)
 and the mapping from rows to them, which decides what each side may see."""
 
 from __future__ import annotations
@@ -6,7 +6,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Literal
 
-from protocol.disclosure_messages import (
+from protocol.messages import (
     ConsentLookupCheck,
     ConsentLookupOut,
     ConsentLookupRequest,

@@ -31,7 +31,7 @@ from typing import Literal
 from sqlalchemy import ColumnElement, and_, or_, select
 from sqlalchemy.orm import Session
 
-from protocol.disclosure_messages import DisclosureCreate
+from protocol.messages import DisclosureCreate
 from protocol.vocabulary import DisclosureState, Outcome
 from server.audit.services import record
 from server.auth.permissions import Permission
