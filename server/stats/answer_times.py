@@ -69,12 +69,15 @@ def _zeroes() -> dict[str, int]:
 def answer_times(session: Session, year: int, now: datetime) -> dict[str, dict[str, int]]:
     """Every month of `year` (by due date, UTC) with every bucket's count, 0 when none."""
     start = datetime(year, 1, 1, tzinfo=UTC)
-    end = datetime(year + 1, 1, 1, tzinfo=UTC)
+    in_year = DisclosureRequest.due_at >= start
+    # The year after 9999 has no datetime: that year runs to the end of time.
+    if year < datetime.max.year:
+        in_year = and_(in_year, DisclosureRequest.due_at < datetime(year + 1, 1, 1, tzinfo=UTC))
     months = {m: _zeroes() for m in months_of_year(year)}
     rows = session.execute(
         select(
             DisclosureRequest.due_at, DisclosureRequest.answered_at, DisclosureRequest.state
-        ).where(and_(DisclosureRequest.due_at >= start, DisclosureRequest.due_at < end))
+        ).where(in_year)
     )
     for due_at, answered_at, state in rows:
         bucket = answer_time(due_at, answered_at, state, now)
