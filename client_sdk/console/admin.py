@@ -11,7 +11,7 @@ the admin confirms that they match is the registry changed.
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -249,17 +249,9 @@ def current_fingerprint(org: Mapping[str, Any]) -> str | None:
 # -- pages -----------------------------------------------------------------------------------
 
 
-def routes(kit: Any, handles: Any) -> list[Route]:
+def routes(kit: Any, handles: Any, not_found: Callable[[Request], Response]) -> list[Route]:
+    """The admin's pages; `handles` and `not_found` are the other pages' (`pages.routes`)."""
     page, render, call, text = kit.page, kit.render, kit.call, kit.text
-
-    def not_found(request: Request) -> Response:
-        return render(
-            request,
-            "message.html",
-            status=404,
-            title=_("Not found"),
-            message=_("This link is no longer valid: the console was locked since. Start again."),
-        )
 
     @page("network_admin", "auditor")
     async def retention(request: Request, client: Client, form: FormData | None) -> Response:

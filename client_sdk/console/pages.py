@@ -741,7 +741,7 @@ def routes(kit: Kit) -> list[Route]:
 
     return [
         *rescreen.routes(kit),
-        *admin.routes(kit, handles),
+        *admin.routes(kit, handles, not_found),
         Route("/cases/new", case_new, methods=["GET", "POST"]),
         Route("/cases", cases),
         Route("/cases/verify-live", cases_verify, methods=["POST"]),

@@ -4,6 +4,7 @@ in a thread, driven over HTTP (httpx here, Chromium in the browser tests)."""
 
 from __future__ import annotations
 
+import datetime as dt
 import re
 import shutil
 import threading
@@ -139,6 +140,28 @@ class TimedRequest:
 
     bucket: str
     due_month: str
+
+
+def register_live_case(network: LiveServer, name: str, *, years: int, day: int) -> dt.date:
+    """org-a's focal point registers `name`'s case, found 20 days ago, its retention ending on
+    `day` of that month `years` later (returned: the month the overview counts it in)."""
+    from client_sdk import Client
+
+    today = dt.date.today()
+    finding = today - dt.timedelta(days=20)
+    until = finding.replace(year=finding.year + years, day=day)
+    with Client.from_credentials_file(network.credentials("org-a-focal")) as focal:
+        focal.register_case(
+            {"full_name": name, "date_of_birth": "1988-03-03", "nationality": "ID"},
+            category="sexual_exploitation",
+            finding_date=finding.isoformat(),
+            sanction="dismissal",
+            legal_basis="legitimate_interests",
+            retention_until=until.isoformat(),
+            mou_reference="MoU-2026-01",
+            subject_notified_on=today.isoformat(),
+        )
+    return until
 
 
 def answered_requests(network: LiveServer, person: dict[str, str]) -> list[TimedRequest]:

@@ -19,7 +19,12 @@ from urllib.parse import urlsplit
 import pytest
 
 from client_sdk import Client
-from tests.console.conftest import Console, ConsoleFactory, answered_requests
+from tests.console.conftest import (
+    Console,
+    ConsoleFactory,
+    answered_requests,
+    register_live_case,
+)
 from tests.sdk.live import LiveServer
 
 pytestmark = pytest.mark.browser
@@ -300,19 +305,7 @@ def test_the_language_switch(browser, tabs: list[Tab], console_for: ConsoleFacto
 def test_the_retention_overview_in_indonesian(
     browser, tabs: list[Tab], console_for: ConsoleFactory, network: LiveServer
 ):
-    finding = TODAY - dt.timedelta(days=15)
-    until = finding.replace(year=finding.year + 4, day=10)
-    with Client.from_credentials_file(network.credentials("org-a-focal")) as focal:
-        focal.register_case(
-            {"full_name": "Wulan Sari", "date_of_birth": "1987-02-02", "nationality": "ID"},
-            category="sexual_harassment",
-            finding_date=finding.isoformat(),
-            sanction="dismissal",
-            legal_basis="legitimate_interests",
-            retention_until=until.isoformat(),
-            mou_reference="MoU-2026-01",
-            subject_notified_on=TODAY.isoformat(),
-        )
+    until = register_live_case(network, "Wulan Sari", years=4, day=10)
     tab = open_tab(tabs, browser, console_for("admin", unlock=False), locale="id-ID")
     tab.unlock()
     tab.page.click("nav a[href='/admin/retention']")

@@ -15,10 +15,15 @@ import httpx
 from client_sdk import Client
 from client_sdk.keystore import Keystore
 from client_sdk.pinning import org_key_fingerprint
-from tests.console.conftest import Console, ConsoleFactory, answered_requests, hidden, links
+from tests.console.conftest import (
+    Console,
+    ConsoleFactory,
+    answered_requests,
+    hidden,
+    links,
+    register_live_case,
+)
 from tests.sdk.live import LiveServer
-
-TODAY = dt.date.today()
 
 
 def new_member(network: LiveServer, short_name: str) -> dict[str, str]:
@@ -59,19 +64,7 @@ def post_file(
 def test_the_retention_overview_counts_live_cases_by_month_and_member(
     console_for: ConsoleFactory, network: LiveServer
 ):
-    finding = TODAY - dt.timedelta(days=20)
-    until = finding.replace(year=finding.year + 6, day=15)
-    with Client.from_credentials_file(network.credentials("org-a-focal")) as focal:
-        focal.register_case(
-            {"full_name": "Rina Kusuma", "date_of_birth": "1988-03-03", "nationality": "ID"},
-            category="sexual_exploitation",
-            finding_date=finding.isoformat(),
-            sanction="dismissal",
-            legal_basis="legitimate_interests",
-            retention_until=until.isoformat(),
-            mou_reference="MoU-2026-01",
-            subject_notified_on=TODAY.isoformat(),
-        )
+    until = register_live_case(network, "Rina Kusuma", years=6, day=15)
     admin = console_for("admin")
     page = admin.get("/admin/retention", headers={"Accept-Language": "en"})
     assert page.status_code == 200
