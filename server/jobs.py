@@ -47,7 +47,7 @@ def _retention_sweep(session: Session, ctx: AppContext) -> None:
 
 
 def _disclosure_deadlines(session: Session, ctx: AppContext) -> None:
-    from server.disclosures.services import deadline_job
+    from server.disclosures.deadlines import deadline_job
 
     deadline_job(session, ctx)
 

@@ -1,13 +1,15 @@
-"""The disclosure workflow: opening a request on a proven match, the holder's acknowledgement and
-sealed answer, the requester's withdrawal, closing and outcome, deadlines, and the applicant's
-consent lookup.
+"""The disclosure workflow's state machine: opening a request on a proven match, the holder's
+acknowledgement and sealed answer, the requester's withdrawal, closing and outcome, the ends
+other domains cause (`close_for_case`, `withdraw_for_consent`), and the applicant's consent
+lookup. The deadlines (overdue, expiry, reminders) are `server.disclosures.deadlines`, a
+periodic job that moves requests with this module's `finish`, `flag_overdue` and `audit`.
 
 States (docs/api.md, "Disclosure workflow")::
 
     requested ──acknowledge──▶ acknowledged ──answer──▶ answered ──close──▶ closed (read)
         │  └───────────────answer──────────────────────▲
         ├─ withdraw (requester) / consent withdrawn ──▶ withdrawn
-        ├─ unanswered, policy's expiry days after due ▶ expired
+        ├─ unanswered, policy's expiry days after due ▶ expired (deadlines)
         └─ (any open state) case withdrawn / purged ───▶ closed (record_withdrawn / _purged)
 
 Ended requests (closed, withdrawn, expired) are deleted by the retention sweeper the policy's
@@ -67,11 +69,11 @@ def is_overdue(req: DisclosureRequest, now: datetime) -> bool:
     return req.state in UNANSWERED and now > req.due_at
 
 
-def _overdue_clause(now: datetime) -> ColumnElement[bool]:
+def overdue_clause(now: datetime) -> ColumnElement[bool]:
     return and_(DisclosureRequest.state.in_(UNANSWERED), DisclosureRequest.due_at < now)
 
 
-def _audit(
+def audit(
     session: Session,
     ctx: AppContext,
     caller: Caller | None,
@@ -97,14 +99,14 @@ def _drop_ciphertexts(req: DisclosureRequest) -> None:
     req.sealed_answer = None
 
 
-def _finish(req: DisclosureRequest, state: str, reason: str, now: datetime) -> None:
+def finish(req: DisclosureRequest, state: str, reason: str, now: datetime) -> None:
     req.state = state
     req.close_reason = reason
     req.closed_at = now
     _drop_ciphertexts(req)
 
 
-def _flag_overdue(session: Session, req: DisclosureRequest, now: datetime) -> bool:
+def flag_overdue(session: Session, req: DisclosureRequest, now: datetime) -> bool:
     """Count the request as overdue once (for the holder, in the month it fell due)."""
     if req.overdue_flagged_at is not None:
         return False
@@ -211,7 +213,7 @@ def create_request(
         due_at=now + timedelta(days=ctx.policy.disclosure_response_deadline_days),
     )
     session.add(disclosure)
-    _audit(
+    audit(
         session,
         ctx,
         caller,
@@ -302,7 +304,7 @@ def list_requests(
             raise InvalidRequest(
                 "the secretariat lists overdue requests only (overdue=true, no role)"
             )
-        stmt = stmt.where(_overdue_clause(now))
+        stmt = stmt.where(overdue_clause(now))
         chosen: tuple[Side, ...] = ()
     else:
         allowed = sides_of(caller)
@@ -316,9 +318,9 @@ def list_requests(
             clauses.append(DisclosureRequest.requester_org_id == caller.org_id)
         stmt = stmt.where(or_(*clauses))
         if overdue is True:
-            stmt = stmt.where(_overdue_clause(now))
+            stmt = stmt.where(overdue_clause(now))
         elif overdue is False:
-            stmt = stmt.where(~_overdue_clause(now))
+            stmt = stmt.where(~overdue_clause(now))
     if state is not None:
         stmt = stmt.where(DisclosureRequest.state == state)
     stmt = stmt.order_by(DisclosureRequest.created_at.desc(), DisclosureRequest.id)
@@ -350,7 +352,7 @@ def acknowledge(
         )
     req.state = DisclosureState.ACKNOWLEDGED
     req.acknowledged_at = ctx.now()
-    _audit(session, ctx, caller, "acknowledge", req)
+    audit(session, ctx, caller, "acknowledge", req)
     session.commit()
     return req
 
@@ -379,7 +381,7 @@ def answer(
         raise MouInactive(refusal or "the organisation is not in the registry")
     late = now > req.due_at
     if late:
-        _flag_overdue(session, req, now)
+        flag_overdue(session, req, now)
     req.state = DisclosureState.ANSWERED
     req.sealed_answer = sealed_answer
     req.answered_at = now
@@ -387,7 +389,7 @@ def answer(
         req.acknowledged_at = now
     # The details were for the holder to compare; it has answered, so they have served.
     req.sealed_applicant_details = None
-    _audit(session, ctx, caller, "answer", req, late=late)
+    audit(session, ctx, caller, "answer", req, late=late)
     increment(session, req.holder_org_id, now, Counter.DISCLOSURE_RESPONSES_GIVEN)
     increment(session, req.requester_org_id, now, Counter.DISCLOSURE_RESPONSES_RECEIVED)
     if not_same_person:
@@ -411,8 +413,8 @@ def withdraw(
         raise InvalidTransition(
             f"a request in state {req.state} cannot be withdrawn", state=req.state
         )
-    _finish(req, DisclosureState.WITHDRAWN, "requester_withdrew", ctx.now())
-    _audit(session, ctx, caller, "withdraw", req, reason=req.close_reason)
+    finish(req, DisclosureState.WITHDRAWN, "requester_withdrew", ctx.now())
+    audit(session, ctx, caller, "withdraw", req, reason=req.close_reason)
     notify(session, ctx, Event.DISCLOSURE_WITHDRAWN, request=req)
     session.commit()
     return req
@@ -427,8 +429,8 @@ def close(session: Session, ctx: AppContext, caller: Caller, request_id: str) ->
         raise InvalidTransition(
             f"only an answered request can be closed; this one is {req.state}", state=req.state
         )
-    _finish(req, DisclosureState.CLOSED, "read", ctx.now())
-    _audit(session, ctx, caller, "close", req, reason=req.close_reason)
+    finish(req, DisclosureState.CLOSED, "read", ctx.now())
+    audit(session, ctx, caller, "close", req, reason=req.close_reason)
     session.commit()
     return req
 
@@ -482,7 +484,7 @@ def report_outcome(
         )
     for sibling in siblings:
         sibling.outcome, sibling.outcome_at = outcome, now
-    _audit(session, ctx, caller, "outcome", req, outcome=outcome, requests=len(siblings))
+    audit(session, ctx, caller, "outcome", req, outcome=outcome, requests=len(siblings))
     increment(session, req.requester_org_id, now, OUTCOME_COUNTERS[outcome])
     session.commit()
     return req
@@ -507,8 +509,8 @@ def close_for_case(
         )
     )
     for req in open_requests:
-        _finish(req, DisclosureState.CLOSED, reason, now)
-        _audit(session, ctx, caller, "close", req, reason=reason)
+        finish(req, DisclosureState.CLOSED, reason, now)
+        audit(session, ctx, caller, "close", req, reason=reason)
     return len(open_requests)
 
 
@@ -531,85 +533,10 @@ def withdraw_for_consent(
         )
     )
     for req in waiting:
-        _finish(req, DisclosureState.WITHDRAWN, "consent_withdrawn", now)
-        _audit(session, ctx, caller, "withdraw", req, reason="consent_withdrawn")
+        finish(req, DisclosureState.WITHDRAWN, "consent_withdrawn", now)
+        audit(session, ctx, caller, "withdraw", req, reason="consent_withdrawn")
         notify(session, ctx, Event.DISCLOSURE_WITHDRAWN, request=req)
     return len(waiting)
-
-
-# --- deadlines (periodic job) -----------------------------------------------------------------
-
-
-@dataclass
-class DeadlineReport:
-    flagged_overdue: int = 0
-    expired: int = 0
-
-
-def run_deadlines(session: Session, ctx: AppContext) -> DeadlineReport:
-    """Flag (and count once) requests past their due date, and expire those still unanswered
-    the policy's `disclosure_expiry_days_after_due` days later: until then a late answer is
-    still accepted (and counted overdue); after it the requester has decided without one, and
-    an answer would only move a finding to an organisation that no longer needs it.
-
-    In the caller's transaction; safe to repeat: each row is re-checked under its lock, and
-    what is done is recorded so it is never done twice."""
-    now = ctx.now()
-    report = DeadlineReport()
-    late_ids = list(
-        session.scalars(
-            select(DisclosureRequest.id)
-            .where(_overdue_clause(now), DisclosureRequest.overdue_flagged_at.is_(None))
-            .order_by(DisclosureRequest.id)
-        )
-    )
-    for request_id in late_ids:
-        req = _locked_if(session, request_id, _overdue_clause(now))
-        if req is not None and _flag_overdue(session, req, now):
-            _audit(session, ctx, None, "overdue", req, due_at=req.due_at.isoformat())
-            notify(session, ctx, Event.DISCLOSURE_OVERDUE, request=req)
-            report.flagged_overdue += 1
-    cutoff = now - timedelta(days=ctx.policy.disclosure_expiry_days_after_due)
-    stale = and_(DisclosureRequest.state.in_(UNANSWERED), DisclosureRequest.due_at < cutoff)
-    stale_ids = list(
-        session.scalars(select(DisclosureRequest.id).where(stale).order_by(DisclosureRequest.id))
-    )
-    for request_id in stale_ids:
-        req = _locked_if(session, request_id, stale)
-        if req is None:
-            continue
-        _flag_overdue(session, req, now)
-        _finish(req, DisclosureState.EXPIRED, "deadline_passed", now)
-        _audit(session, ctx, None, "expire", req, reason="deadline_passed")
-        increment(session, req.holder_org_id, now, Counter.DISCLOSURE_REQUESTS_EXPIRED)
-        notify(session, ctx, Event.DISCLOSURE_EXPIRED, request=req)
-        report.expired += 1
-    # Reminders of requests falling due soon (each once: `notify` records an event once).
-    soon = and_(
-        DisclosureRequest.state.in_(UNANSWERED),
-        DisclosureRequest.due_at >= now,
-        DisclosureRequest.due_at <= now + timedelta(days=ctx.policy.notification_due_soon_days),
-    )
-    for req in session.scalars(
-        select(DisclosureRequest).where(soon).order_by(DisclosureRequest.id)
-    ):
-        notify(session, ctx, Event.DISCLOSURE_DUE_SOON, request=req)
-    return report
-
-
-def _locked_if(
-    session: Session, request_id: str, condition: ColumnElement[bool]
-) -> DisclosureRequest | None:
-    return session.scalars(
-        select(DisclosureRequest)
-        .where(DisclosureRequest.id == request_id, condition)
-        .with_for_update()
-    ).first()
-
-
-def deadline_job(session: Session, ctx: AppContext) -> None:
-    """`server.jobs` entry point (the runner commits and logs failures)."""
-    run_deadlines(session, ctx)
 
 
 # --- the applicant's consent lookup -----------------------------------------------------------

@@ -9,7 +9,7 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from server.db import transaction
-from server.disclosures.services import run_deadlines
+from server.disclosures.deadlines import run_deadlines
 from server.stats.answer_times import AnswerTime, answer_time
 from tests.conftest import MutableClock
 from tests.factories import AppClient, Network

@@ -11,7 +11,7 @@ from sqlalchemy import select
 from server.audit.models import AuditEntry
 from server.context import AppContext
 from server.db import transaction
-from server.disclosures.services import DeadlineReport, run_deadlines
+from server.disclosures.deadlines import DeadlineReport, run_deadlines
 from server.stats.services import Counter, figures
 from tests.factories import AppClient, Network
 from tests.server.disclosures.conftest import Matched, answer_request, ok, open_request

@@ -13,8 +13,8 @@ from sqlalchemy.orm import Session
 from server.audit.models import AuditEntry
 from server.context import AppContext
 from server.db import transaction
+from server.disclosures.deadlines import DeadlineReport, run_deadlines
 from server.disclosures.models import DisclosureRequest
-from server.disclosures.services import DeadlineReport, run_deadlines
 from server.retention.services import run_sweep
 from server.stats.services import figures
 from tests.conftest import MutableClock

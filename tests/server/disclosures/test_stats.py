@@ -7,7 +7,7 @@ from datetime import UTC, datetime
 import pytest
 
 from server.db import transaction
-from server.disclosures.services import run_deadlines
+from server.disclosures.deadlines import run_deadlines
 from tests.blindflow import record_consent, register_person
 from tests.conftest import MutableClock
 from tests.factories import AppClient, Network

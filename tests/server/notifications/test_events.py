@@ -11,7 +11,7 @@ from sqlalchemy import func, select
 
 from client_sdk import WebhookReplayGuard, verify_webhook
 from server.context import AppContext
-from server.disclosures.services import run_deadlines
+from server.disclosures.deadlines import run_deadlines
 from server.notifications.models import NotificationDelivery
 from server.notifications.services import Event, mou_expiry_job, notify
 from server.stats.models import StatCounter
