@@ -61,6 +61,7 @@ __all__ = [
     "averify_signed_object_logged",
     "check_extends",
     "consistency_op",
+    "read_kept_head",
     "registration_logged_op",
     "session_log_op",
     "tree_head_file",
@@ -102,6 +103,10 @@ def verify_tree_head(
         obj.verify(signing_key, network_id=network_id, type="tree-head", witnesses=witnesses)
     except ProtocolError as exc:
         raise SignatureInvalid(f"the tree head does not verify: {exc}") from None
+    return _head_of(obj)
+
+
+def _head_of(obj: SignedObject) -> TreeHead:
     size, root = obj.fields.get("tree_size"), obj.fields.get("root_hash")
     if isinstance(size, bool) or not isinstance(size, int) or size < 0:
         raise InvalidResponse("the tree head has no valid tree_size")
@@ -112,6 +117,20 @@ def verify_tree_head(
     if len(root_bytes) != merkle.HASH_SIZE:
         raise InvalidResponse("the tree head has no valid root_hash")
     return TreeHead(size, root_bytes, obj)
+
+
+def read_kept_head(framed: bytes, *, network_id: str) -> TreeHead:
+    """A tree head read back from a file only ever written after it verified (a witness's own
+    state): parsed and checked to be this network's `tree-head`, its signature not checked
+    again, since the key that signed it may have been rotated away from since (whoever could
+    edit the file could as well edit the rest of the state kept with it)."""
+    try:
+        obj = parse(framed)
+    except ProtocolError:
+        raise InvalidResponse("the kept tree head does not parse") from None
+    if obj.type != "tree-head" or obj.fields.get("network_id") != network_id:
+        raise InvalidResponse("the kept tree head is not this network's")
+    return _head_of(obj)
 
 
 def _verify_stored(stored: bytes, *, signing_keys: tuple[bytes, ...], network_id: str) -> TreeHead:
@@ -240,8 +259,8 @@ def _verify_log(
         if response.status_code == 503 and _problem_slug(response) == LOG_NOT_STARTED:
             stored = store.load(server)
             if stored is not None:
-                old = verify_tree_head(
-                    stored, signing_key=state.signing_key, network_id=state.network_id
+                old = _verify_stored(
+                    stored, signing_keys=state.signing_keys, network_id=state.network_id
                 )
                 raise LogInconsistent(
                     "the server says its log has no signed tree head, but this client "

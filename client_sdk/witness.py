@@ -33,7 +33,13 @@ from client_sdk._core import ApiRequest, _keys_per_check, json_body
 from client_sdk.credentials import Credentials
 from client_sdk.errors import InvalidResponse, LogInconsistent, ProtocolViolation, RefcheckError
 from client_sdk.secretfile import load_json_secret, write_json_secret
-from client_sdk.transparency import TreeHead, check_extends, consistency_op, verify_tree_head
+from client_sdk.transparency import (
+    TreeHead,
+    check_extends,
+    consistency_op,
+    read_kept_head,
+    verify_tree_head,
+)
 from protocol import merkle
 from protocol.errors import ProtocolError
 from protocol.signed import SignedObject, cosign, parse
@@ -129,9 +135,8 @@ def witness_once(client: Client, key: Ed25519PrivateKey, state: WitnessState) ->
     new = verify_tree_head(framed, signing_key=network.signing_key, network_id=network.network_id)
     old: TreeHead | None = None
     if state.head is not None:
-        old = verify_tree_head(
-            state.head, signing_key=network.signing_key, network_id=network.network_id
-        )
+        # Verified before it was kept, perhaps under a signing key rotated away from since.
+        old = read_kept_head(state.head, network_id=network.network_id)
         proof = []
         if old.size not in (0, new.size) and new.size >= old.size:
             proof = client._run(consistency_op(old.size, new.size))

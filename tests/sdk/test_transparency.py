@@ -280,12 +280,14 @@ class _SyncOverApp(httpx.BaseTransport):
         return anyio.from_thread.run(send)
 
 
-async def _witness_run(app, credentials: Credentials, key: Ed25519PrivateKey) -> WitnessReport:
+async def _witness_run(
+    app, credentials: Credentials, key: Ed25519PrivateKey, state: WitnessState | None = None
+) -> WitnessReport:
     """`refcheck-witness`'s run (the sync client) against the same app."""
 
     def run() -> WitnessReport:
         with Client(credentials, transport=_SyncOverApp(app)) as client:
-            return witness_once(client, key, WitnessState())
+            return witness_once(client, key, WitnessState() if state is None else state)
 
     return await anyio.to_thread.run_sync(run)
 
