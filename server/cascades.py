@@ -4,7 +4,7 @@ it (their unread answers deleted).
 
 `server.consents` and `server.cases` record their own change and never import
 `server.disclosures` (the domains below never import a domain above, style.md); the routes call
-these functions, which add the disclosure side in the same transaction and commit once, so the
+these functions, which add the disclosure side in the request's one transaction, so the
 withdrawal and its consequences are stored together or not at all. The retention sweeper, itself
 above every domain, calls `server.disclosures.services.close_for_case` directly when it purges.
 """
@@ -27,7 +27,6 @@ def withdraw_consent(session: Session, ctx: AppContext, caller: Caller, consent_
     the consent stop. Repeating it changes nothing (no request is left waiting under it)."""
     consent = consents.withdraw_consent(session, ctx, caller, consent_id)
     withdraw_for_consent(session, ctx, caller, consent.id)
-    session.commit()
     return consent
 
 
@@ -39,5 +38,4 @@ def withdraw_case(
     afterwards. Repeating it changes nothing."""
     case = cases.withdraw_case(session, ctx, caller, case_id, reason, note)
     close_for_case(session, ctx, caller, case.id, "record_withdrawn")
-    session.commit()
     return case

@@ -2,6 +2,25 @@
 
 SQLite (embedded, for `make run` and the default test run) and PostgreSQL (production, CI) must
 behave the same, so timestamps are stored timezone-aware on both and ids are UUIDs generated here.
+
+Who commits (issue 21), in one place:
+
+- A request's session (`server.auth.deps.Db`) is the request's one transaction: it commits
+  when the route returns, before the response is sent, and rolls back when anything raises.
+  Routes and services only `flush` (to get ids, sequence numbers, constraint errors), so a
+  domain error raised half-way, after a flush, leaves the database as it was.
+- Where the OPRF key's work leaves the server or begins in transactions of its own, the service
+  commits first with `commit_for_key_work`, which says why (checks, entry claims, registrations
+  and re-keys, the first key announcement, the rotation job).
+- A refused check is recorded after its transaction is rolled back, in a transaction of its
+  own (`server.checks.services.record_refused_check`): the refusal's rollback must not undo it.
+- Background work owns its sessions and commits them through `transaction`: the periodic
+  jobs (`server.jobs` commits each job's session: retention, deadlines, notices, rotation),
+  the transparency sealer (a seal per transaction), the notification worker (a delivery per
+  transaction), the rotation itself (`server.oprf.rotation.rotate`), the CLI
+  (`server.cli_common.session_scope`) and start-up.
+- The audit export streams after its route has returned, from a session of its own
+  (`server.audit.services.export_session`), read-only.
 """
 
 from __future__ import annotations
@@ -257,13 +276,30 @@ def read_step(session: Session) -> Iterator[Session]:
 
 def make_session_factory(bind: Engine | Connection) -> sessionmaker[Session]:
     """Sessions for the app. Bound to a `Connection` (tests), each session works in a SAVEPOINT
-    of the connection's outer transaction, so a route's `commit()` is real for the code under
+    of the connection's outer transaction, so a request's commit is real for the code under
     test yet the test's rollback still undoes everything."""
     if isinstance(bind, Connection):
         return sessionmaker(
             bind=bind, expire_on_commit=False, join_transaction_mode="create_savepoint"
         )
     return sessionmaker(bind=bind, expire_on_commit=False)
+
+
+def commit_for_key_work(session: Session) -> None:
+    """Commit now, inside a service, because the OPRF key's work is about to leave the server
+    or to begin in transactions of its own; everywhere else the request commits (module doc).
+
+    - An answer that carries the key's work (a check's evaluations, the handles of claimed
+      entries, a registration's filter values, a signed key announcement) is built only after
+      what accounts for that work is durable: the quota and consent budget spent, the check or
+      case with its audit entry, the claim, the announcement in the log. Then no evaluation
+      exists that the records do not count, and a failed commit refuses the work instead of
+      handing it out uncounted. It holds whoever calls the service (a route, the in-process
+      load test, a script), not only behind `Db`.
+    - A rotation writes in transactions of its own: on SQLite a write still open in the job's
+      session would lock them out.
+    """
+    session.commit()
 
 
 @contextmanager

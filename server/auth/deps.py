@@ -46,7 +46,13 @@ def begin_for(request: Request) -> Begin:
 
 
 def get_db(ctx: Annotated[AppContext, Depends(get_context)], request: Request) -> Iterator[Session]:
-    """A session per request. Routes commit explicitly; anything not committed is rolled back.
+    """A session per request, the request's one transaction: committed when the route returns,
+    rolled back when anything raises (a domain error after a flush included), so a refusal
+    half-way leaves the database as it was. Services only flush (`server.db`, "Who commits").
+
+    `Db` runs this with FastAPI's `scope="function"`: the commit happens after the route returns
+    and *before* the response is sent, so a client never reads an answer whose writes then fail
+    to commit, and a failed commit is answered as the error it is.
 
     A read request's transaction takes no lock on SQLite and all its reads see one snapshot;
     any request's statements are bounded by the statement timeout (`server.db.bind_for`).
@@ -59,12 +65,15 @@ def get_db(ctx: Annotated[AppContext, Depends(get_context)], request: Request) -
     session = ctx.sessions(bind=bind)
     try:
         yield session
-    finally:
+        session.commit()
+    except BaseException:
         session.rollback()
+        raise
+    finally:
         session.close()
 
 
-Db = Annotated[Session, Depends(get_db)]
+Db = Annotated[Session, Depends(get_db, scope="function")]
 Ctx = Annotated[AppContext, Depends(get_context)]
 
 

@@ -41,8 +41,8 @@ def token(
         raise InvalidClientAssertion("client authentication failed")
     principal = authenticate_client(session, ctx, client_assertion)
     access_token, ttl = issue_token_for(ctx, principal)
-    # Commit the `jti`: a replay of this assertion must find it even after a server restart.
-    session.commit()
+    # The request commits the `jti` before this answer is sent: a replay of the assertion
+    # finds it even after a server restart.
     body = TokenResponse(access_token=access_token, expires_in=ttl)
     return JSONResponse(body.model_dump(), headers=_NO_STORE)
 

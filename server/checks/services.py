@@ -41,7 +41,7 @@ from server.consents.errors import ConsentExhausted
 from server.consents.models import Consent
 from server.consents.services import ensure_unexpired, ensure_usable, own_consent
 from server.context import AppContext
-from server.db import new_id
+from server.db import commit_for_key_work, new_id
 from server.errors import DomainError, NotFound
 from server.filter.services import current_filter_header
 from server.oprf.services import (
@@ -101,7 +101,8 @@ def record_refused_check(
     session: Session, ctx: AppContext, caller: Caller, req: CheckRequest, refusal: DomainError
 ) -> None:
     """Audit a refused check (`check.refused`) and count it (`checks_refused`), in a transaction
-    of its own after the refused one is rolled back.
+    of its own after the refused one is rolled back, committed here: the request rolls back on
+    the refusal it raises next, which must not undo this record (`server.db`, "Who commits").
 
     Refusals are what fishing looks like (an expired or foreign consent tried, a quota hit, a
     wrong element count), so the network admin must see them although nothing was done.
@@ -208,7 +209,7 @@ def _run_check(
     increment(session, caller.org_id, now, Counter.CHECKS_RUN)
     record(session, ctx, caller, "check.run", object_type="consent", object_id=consent.id)
     header = current_filter_header(session, ctx)
-    session.commit()
+    commit_for_key_work(session)  # the evaluations leave in the answer below
     return CheckResponse(
         check_id=check_id,
         key_id=req.key_id,
@@ -312,5 +313,5 @@ def claim_entries(
     session.add_all(CheckClaim(check_id=check.id, entry_id=e) for e in fresh)
     if fresh:
         record(session, ctx, caller, "check.claimed", object_type="check", object_id=check.id)
-    session.commit()
+    commit_for_key_work(session)  # the unwrapped entries' handles leave in the answer below
     return EntriesResponse(entries=answer)

@@ -93,7 +93,7 @@ def ensure_usable(consent: Consent, today: date) -> None:
 def record_consent(
     session: Session, ctx: AppContext, caller: Caller, req: ConsentCreate
 ) -> tuple[Consent, str]:
-    """Store a consent receipt and commit; returns it with its lookup code (shown only now)."""
+    """Store a consent receipt; returns it with its lookup code (shown only now)."""
     now = ctx.now()
     today = now.date()
     require_mou(session, caller.org_id, "check", today)
@@ -150,7 +150,7 @@ def record_consent(
     purpose_counter = _PURPOSE_COUNTERS.get(req.purpose)
     if purpose_counter is not None:
         increment(session, caller.org_id, now, purpose_counter)
-    session.commit()
+    session.flush()
     return consent, code
 
 
@@ -194,8 +194,9 @@ def consent_by_code(session: Session, caller: Caller, code: str, *, lock: bool =
 
 def withdraw_consent(session: Session, ctx: AppContext, caller: Caller, consent_id: str) -> Consent:
     """Record the applicant's withdrawal; no later check may use the consent. Repeating it
-    changes nothing. No MoU check: ending processing must always be possible. Not committed:
-    `server.cascades.withdraw_consent` stops the disclosure requests under it and commits."""
+    changes nothing. No MoU check: ending processing must always be possible.
+    `server.cascades.withdraw_consent` stops the disclosure requests under it in the same
+    transaction."""
     now = ctx.now()
     consent = own_consent(session, caller, consent_id, lock=True)
     if consent.withdrawn_at is not None:

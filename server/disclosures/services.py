@@ -227,7 +227,7 @@ def create_request(
     increment(session, caller.org_id, now, Counter.DISCLOSURE_REQUESTS_MADE)
     increment(session, case.org_id, now, Counter.DISCLOSURE_REQUESTS_RECEIVED)
     notify(session, ctx, Event.DISCLOSURE_REQUESTED, request=disclosure)
-    session.commit()
+    session.flush()
     return Opened(disclosure, created=True)
 
 
@@ -353,7 +353,7 @@ def acknowledge(
     req.state = DisclosureState.ACKNOWLEDGED
     req.acknowledged_at = ctx.now()
     audit(session, ctx, caller, "acknowledge", req)
-    session.commit()
+    session.flush()
     return req
 
 
@@ -395,7 +395,7 @@ def answer(
     if not_same_person:
         increment(session, req.requester_org_id, now, Counter.NOT_SAME_PERSON_ANSWERS)
     notify(session, ctx, Event.DISCLOSURE_ANSWERED, request=req)
-    session.commit()
+    session.flush()
     return req
 
 
@@ -416,7 +416,7 @@ def withdraw(
     finish(req, DisclosureState.WITHDRAWN, "requester_withdrew", ctx.now())
     audit(session, ctx, caller, "withdraw", req, reason=req.close_reason)
     notify(session, ctx, Event.DISCLOSURE_WITHDRAWN, request=req)
-    session.commit()
+    session.flush()
     return req
 
 
@@ -431,7 +431,7 @@ def close(session: Session, ctx: AppContext, caller: Caller, request_id: str) ->
         )
     finish(req, DisclosureState.CLOSED, "read", ctx.now())
     audit(session, ctx, caller, "close", req, reason=req.close_reason)
-    session.commit()
+    session.flush()
     return req
 
 
@@ -467,7 +467,7 @@ def report_outcome(
             for sibling in siblings:
                 if sibling.outcome is None:
                     sibling.outcome, sibling.outcome_at = outcome, now
-            session.commit()
+            session.flush()
             return req
         raise InvalidTransition(
             f"the outcome for this applicant was already reported as {sorted(reported)[0]} "
@@ -486,7 +486,7 @@ def report_outcome(
         sibling.outcome, sibling.outcome_at = outcome, now
     audit(session, ctx, caller, "outcome", req, outcome=outcome, requests=len(siblings))
     increment(session, req.requester_org_id, now, OUTCOME_COUNTERS[outcome])
-    session.commit()
+    session.flush()
     return req
 
 
@@ -586,7 +586,7 @@ def consent_lookup(session: Session, ctx: AppContext, caller: Caller, code: str)
     consent = consent_by_code(session, caller, code)
     view = _lookup_view(session, consent)
     record(session, ctx, caller, "consent.lookup", object_type="consent", object_id=consent.id)
-    session.commit()
+    session.flush()
     return view
 
 
@@ -610,5 +610,5 @@ def consent_lookup_withdraw(session: Session, ctx: AppContext, caller: Caller, c
         )
         increment(session, consent.org_id, now, Counter.CONSENTS_WITHDRAWN)
     view = _lookup_view(session, consent)
-    session.commit()
+    session.flush()
     return view

@@ -36,7 +36,7 @@ from protocol.keyops import multiply, new_scalar, scalar_product
 from server.audit.services import record
 from server.cases.models import Pseudonym
 from server.context import AppContext
-from server.db import transaction
+from server.db import commit_for_key_work, transaction
 from server.keys import KeyFileError, OprfKey, oprf_key_file, read_oprf_key
 from server.notifications.services import Event, notify
 from server.oprf.models import CurrentOprfKey, OprfKeyAnnouncement
@@ -276,7 +276,7 @@ def rotation_job(session: Session, ctx: AppContext) -> None:
     due = rotation_due(session, ctx)
     # End the job's transaction first: the rotation writes in transactions of its own, and on
     # SQLite a write still open here (the first key's announcement) would lock them out.
-    session.commit()
+    commit_for_key_work(session)
     if due:
         try:
             rotate(ctx)

@@ -5,6 +5,7 @@ from __future__ import annotations
 from fastapi import APIRouter
 
 from server.auth.deps import Ctx, Db
+from server.db import commit_for_key_work
 from server.oprf.schemas import NetworkKeys, SigningKey
 from server.oprf.services import announcements, current_key
 
@@ -20,7 +21,7 @@ def get_keys(ctx: Ctx, session: Db) -> NetworkKeys:
     impostor before it signs a token assertion for it."""
     # The first call after `init` or the version-2 migration announces the key in force.
     current_key(session, ctx)
-    session.commit()
+    commit_for_key_work(session)  # a new announcement is in the log before anyone reads it
     return NetworkKeys(
         network_id=ctx.keys.network_id,
         signing_key=SigningKey(

@@ -45,7 +45,6 @@ def create_org(
         # Created once, by `refcheck-server init`; never through the API.
         raise RoleNotAllowed("the network secretariat exists already")
     org = services.create_org(session, ctx, caller, body.column_values())
-    session.commit()
     return OrgOut.model_validate(org)
 
 
@@ -77,7 +76,6 @@ def update_org(
     caller: Annotated[Caller, Depends(require(Permission.ORG_UPDATE))],
 ) -> OrgOut:
     org = services.update_org(session, ctx, caller, org_id, body.changes())
-    session.commit()
     return OrgOut.model_validate(org)
 
 
@@ -99,7 +97,6 @@ def update_notification_addresses(
         emails=None if body.emails is None else [e.model_dump() for e in body.emails],
         webhooks=None if body.webhooks is None else [w.model_dump() for w in body.webhooks],
     )
-    session.commit()
     return NotificationAddresses(
         org_id=org.id,
         short_name=org.short_name,
@@ -130,7 +127,6 @@ def create_principal(
         roles=body.roles,
         auth_public_key=body.auth_public_key,
     )
-    session.commit()
     return PrincipalOut.model_validate(principal)
 
 
@@ -152,7 +148,6 @@ def deactivate_principal(
     caller: Annotated[Caller, Depends(require(Permission.PRINCIPAL_MANAGE))],
 ) -> PrincipalOut:
     principal = services.deactivate_principal(session, ctx, caller, principal_id)
-    session.commit()
     return PrincipalOut.model_validate(principal)
 
 

@@ -100,5 +100,4 @@ def post_cosignature(
     """A witness hands in its cosignature on a tree head, filter header or key announcement
     (the framed object carrying it); it is served in the object's framing from then on."""
     object_type, digest, witnesses = services.add_cosignatures(session, ctx, body.signed)
-    session.commit()
     return CosignatureOut(object_type=object_type, object_sha256=digest, witnesses=witnesses)
