@@ -8,10 +8,12 @@ first on a keep-alive connection waits about 40 ms for the client's delayed ACK 
 does not.)
 
 `refcheck-server serve --workers N` (N > 1) and the load tests run uvicorn with
-`NoDelayHttpToolsProtocol` (`IMPORT_PATH`): the C parser (httptools) costs a burst's connections
-about half of what h11, in pure Python, costs a worker's event loop, so `/healthz` answers sooner
-in a burst of a thousand new connections (issue 15, `make stress`). `NoDelayH11Protocol` is the
-same for uvicorn's pure-Python parser, for an install without httptools.
+`NoDelayHttpToolsProtocol` (`IMPORT_PATH`), on uvloop where it is installed: with the C parser
+(httptools) and libuv's loop a burst's connections cost a worker a third to a half less CPU than
+with h11, in pure Python, on asyncio's loop, so `/healthz` answers sooner in a burst of a
+thousand new connections (issue 15, `make stress`; loadtests/README.md has the figures).
+`NoDelayH11Protocol` is the same for uvicorn's pure-Python parser, for an install without
+httptools.
 """
 
 from __future__ import annotations
