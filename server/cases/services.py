@@ -51,7 +51,7 @@ from server.cases.schemas import (
     case_out,
 )
 from server.context import AppContext
-from server.db import new_id
+from server.db import commit_for_key_work, new_id
 from server.errors import InvalidRequest, NotFound, PolicyViolation
 from server.filter.services import publish_if_immediate
 from server.oprf.services import current_key, evaluate, require_current_key, unwrap, wrap
@@ -367,7 +367,8 @@ def register_case(
     log_seq = logged.seq  # handed out at the flush; read before the commit expires it
     publish_if_immediate(session, ctx)
     try:
-        session.commit()
+        # The filter values below are the key's work: committed before they leave.
+        commit_for_key_work(session)
     except IntegrityError:
         # Two concurrent requests with one Idempotency-Key: the other one committed first.
         session.rollback()
@@ -425,7 +426,7 @@ def change_retention(
         object_id=case.id,
         details={"retention_until": until.isoformat()},
     )
-    session.commit()
+    session.flush()
     return case
 
 
@@ -436,8 +437,9 @@ def withdraw_case(
     the moment the answer is sent (after an upheld appeal, the person must not wait for a sweep).
 
     Withdrawing again changes nothing and answers with the case as it is: a retried request is
-    safe. No MoU check: removing data must always be possible. Not committed:
-    `server.cascades.withdraw_case` closes the disclosure requests about it and commits.
+    safe. No MoU check: removing data must always be possible.
+    `server.cascades.withdraw_case` closes the disclosure requests about it in the same
+    transaction.
     """
     now = ctx.now()
     case = own_case(session, caller, case_id, lock=True)
@@ -500,5 +502,5 @@ def rekey_case(
     )
     session.flush()
     publish_if_immediate(session, ctx)
-    session.commit()
+    commit_for_key_work(session)  # the new filter values leave in the answer
     return values
