@@ -8,6 +8,7 @@ in between. Nothing here asserts a duration: timings are whatever this machine g
 from __future__ import annotations
 
 import math
+import re
 from pathlib import Path
 from typing import Any
 
@@ -426,6 +427,24 @@ def test_make_bench_quick_prints_every_figure_with_its_target(
         assert any(line.startswith(start) and target in line for line in out), start
     assert out[-1].endswith("targets met")
     assert "not a result" in "\n".join(out)
+
+
+@pytest.mark.slow
+def test_http_throughput_prints_checks_per_second_against_the_crypto_bound(
+    capsys: pytest.CaptureFixture[str], bench_pg_url: str | None
+) -> None:
+    from loadtests import http_throughput
+
+    backends = "sqlite,postgresql" if bench_pg_url else "sqlite"
+    argv = ["--seconds", "1", "--warmup", "0.5", "--rate", "30", "--backends", backends]
+    assert http_throughput.main(argv) == 0
+    lines = [line for line in capsys.readouterr().out.splitlines() if "checks/s over HTTP" in line]
+    assert len(lines) == len(backends.split(","))
+    for line, backend in zip(lines, backends.split(","), strict=True):
+        assert f"uvicorn 2 workers, {backend} / crypto-only bound" in line
+        assert " 0 failed" in line and "target >= 0.5" in line
+        # Answers were verified (proof, filter signature) and the sealer signed heads meanwhile.
+        assert re.search(r"; [1-9]\d* answers verified after the window; [1-9]\d* tree heads", line)
 
 
 def test_protocol_bench_quick_runs_the_v2_check_batch(capsys: pytest.CaptureFixture[str]) -> None:
