@@ -26,9 +26,10 @@ import httpx
 
 from client_sdk import _auth
 from client_sdk._core import ApiRequest, Core, DateLike, Op, is_fatal, json_body, pair_up, seg
+from client_sdk._operation import AsyncDriver, SyncDriver, operation
 from client_sdk.config import DEFAULT_TIMEOUT, RetryPolicy
 from client_sdk.credentials import Credentials
-from client_sdk.disclosures import AsyncDisclosureMethods, DisclosureMethods
+from client_sdk.disclosures import DisclosureMethods
 from client_sdk.errors import (
     ApiError,
     CredentialsError,
@@ -171,6 +172,14 @@ class _Base:
         #: a pin file, or while the network's log has no signed head yet).
         self.tree_head: TreeHead | None = None
 
+    @classmethod
+    def from_credentials_file(
+        cls, path: str | Path, *, passphrase: str | None = None, **kwargs: Any
+    ) -> Self:
+        """Load a credentials file (see docs/api.md) and build a client; keyword arguments are
+        those of the client's constructor (`base_url` overrides the file's)."""
+        return cls(Credentials.load(path, passphrase=passphrase), **kwargs)
+
     # -- request building and answer classification (no I/O) ------------------------------
 
     def _token_request(self) -> ApiRequest:
@@ -234,8 +243,243 @@ class _Base:
         announcements, keys_per_check); None until first use, unless the pin file has it."""
         return self._core.pin.state
 
+    # -- the calls, defined once for both clients (client_sdk._operation) ----------------
 
-class Client(_Base, DisclosureMethods):
+    @operation
+    def request(
+        self,
+        method: str,
+        path: str,
+        json: Any = None,
+        *,
+        params: Mapping[str, str] | None = None,
+        headers: Mapping[str, str] | None = None,
+    ) -> Op[httpx.Response]:
+        """An authenticated call to any endpoint; error answers are returned, not raised
+        (transport failures still raise `TransportError` after the retries)."""
+        return (
+            yield ApiRequest(
+                method.upper(),
+                path,
+                json=json,
+                params=params,
+                headers=dict(headers or {}),
+                raise_errors=False,
+            )
+        )
+
+    @operation
+    def oprf_key(self) -> Op[OprfKey]:
+        """The network's newest OPRF key, from its announcement signed by the network signing
+        key the credentials name."""
+        return self._core.oprf_key()
+
+    @operation
+    def keys_per_check(self) -> Op[int]:
+        """The policy's element count of every check and every case."""
+        return self._core.keys_per_check()
+
+    @operation
+    def registry_filter(self) -> Op[FilterSnapshot]:
+        """The current registry filter, verified (signature, freshness, key, never backwards);
+        a delta when this client already holds one."""
+        return self._core.registry_filter()
+
+    @operation
+    def verify_live(self, registrations: Iterable[Registration]) -> Op[list[LiveCheck]]:
+        """Focal point: whether every filter value of each registration (as `register_case`
+        returned it, with the case as `get_case` shows it now) is in the current filter."""
+        return self._core.verify_live(list(registrations))
+
+    @operation
+    def register_case(
+        self,
+        person: Any,
+        *,
+        category: str,
+        finding_date: DateLike,
+        sanction: str,
+        legal_basis: str,
+        retention_until: DateLike,
+        mou_reference: str,
+        subject_notified_on: DateLike,
+        child_victim: bool = False,
+        finding: str = "substantiated",
+        idempotency_key: str | None = None,
+    ) -> Op[Registration]:
+        """Register a concluded, substantiated case (focal point).
+
+        The person's keys are hashed to the group here and sealed to the network's
+        registration key with the metadata's hash; the server opens them in memory only.
+        Returns the `Registration`: the case and its `keys_per_check` filter values (the pads
+        among them verified by their DLEQ proof), to keep for `verify_live`.
+        """
+        return self._core.register_case(
+            person,
+            category=category,
+            finding_date=finding_date,
+            sanction=sanction,
+            legal_basis=legal_basis,
+            retention_until=retention_until,
+            mou_reference=mou_reference,
+            subject_notified_on=subject_notified_on,
+            child_victim=child_victim,
+            finding=finding,
+            idempotency_key=idempotency_key,
+        )
+
+    @operation
+    def rekey_case(self, case_id: str, person: Any) -> Op[Registration]:
+        """Replace a live case's entries with `person`'s keys derived again on this machine
+        (after the identity tables changed); returns the case's new filter values, verified
+        as at registration, to keep for `verify_live`."""
+        return self._core.rekey_case(case_id, person)
+
+    @operation
+    def list_cases(self, status: Literal["active", "withdrawn"] | None = None) -> Op[list[Case]]:
+        return self._core.list_cases(status)
+
+    @operation
+    def get_case(self, case_id: str) -> Op[Case]:
+        return self._core.get_case(case_id)
+
+    @operation
+    def withdraw_case(self, case_id: str, reason: str, *, note: str | None = None) -> Op[Case]:
+        """Withdraw a case (appeal upheld, rectification, …): it stops matching at once."""
+        return self._core.withdraw_case(case_id, reason, note)
+
+    @operation
+    def record_consent(
+        self,
+        *,
+        applicant_ref: str,
+        purpose: str,
+        position_ref: str,
+        form_sha256: str,
+        self_declared_finding: bool,
+        expires_on: DateLike | None = None,
+        max_checks: int = 1,
+        consented_at: datetime | str | None = None,
+    ) -> Op[RecordedConsent]:
+        """Record the applicant's signed consent receipt; returns the consent id, whose
+        `.lookup_code` is the applicant's one-time lookup code (hand it to them: the server
+        cannot show it again).
+
+        `applicant_ref` and `position_ref` are your own opaque references, never a name or an
+        e-mail address. `form_sha256` is the SHA-256 of the signed declaration form
+        (`refcheck form hash FILE`). These two references, the form's hash and
+        `self_declared_finding` are sealed to your organisation's X25519 key and signed with its
+        Ed25519 key (the credentials' `org_keys`) before they leave: the server stores them
+        only as an opaque blob, and `get_consent` opens them again.
+        """
+        receipt = yield from self._core.record_consent(
+            org_keys=self.credentials.org_keys,
+            applicant_ref=applicant_ref,
+            purpose=purpose,
+            position_ref=position_ref,
+            form_sha256=form_sha256,
+            self_declared_finding=self_declared_finding,
+            expires_on=expires_on,
+            max_checks=max_checks,
+            consented_at=consented_at,
+        )
+        return RecordedConsent(receipt.id, receipt.lookup_code)
+
+    @operation
+    def record_consent_receipt(self, **fields: Any) -> Op[Consent]:
+        """As `record_consent`, returning the whole receipt (with its one-time `lookup_code`
+        for the applicant)."""
+        return self._core.record_consent(org_keys=self.credentials.org_keys, **fields)
+
+    @operation
+    def get_consent(self, consent_id: str) -> Op[Consent]:
+        """A consent of your organisation, its sealed details opened (`Consent.details` says
+        whether they were signed by your organisation, or could not be opened)."""
+        return self._core.get_consent(consent_id, org_keys=self.credentials.org_keys)
+
+    @operation
+    def withdraw_consent(self, consent_id: str) -> Op[Consent]:
+        return self._core.withdraw_consent(consent_id, org_keys=self.credentials.org_keys)
+
+    @operation
+    def check_applicant(self, person: Any, consent_id: str) -> Op[CheckResult]:
+        """Check one applicant under one live consent.
+
+        `person` is a `protocol.identity.Person` or a dict of its fields. The server receives
+        exactly `keys_per_check` blinded elements (the person's keys padded and shuffled);
+        the answer's DLEQ proof is verified against the announced key and its filter header
+        against the network signing key, and the keys are looked up in the local filter. Only
+        a hit sends anything more: one Schnorr claim per hit, for the sealed entries. Any
+        failed check raises a `ProtocolViolation` and nothing is returned.
+        """
+        return self._core.check_applicant(person, consent_id)
+
+    @operation
+    def _prime(self) -> Op[None]:
+        """Read the keys, the policy and the filter once, before a batch fans out (otherwise
+        every worker would fetch them at the same moment)."""
+        return self._core.prime()
+
+    # -- registry, directory, statistics --------------------------------------------------
+
+    @operation
+    def me(self) -> Op[dict[str, Any]]:
+        return self._core.get_json("/v1/me")
+
+    @operation
+    def policy(self) -> Op[dict[str, Any]]:
+        return self._core.get_json("/v1/policy")
+
+    @operation
+    def directory(self) -> Op[list[dict[str, Any]]]:
+        return (yield from self._core.get_json("/v1/directory"))["items"]
+
+    @operation
+    def stats(self, year: int | None = None) -> Op[dict[str, Any]]:
+        params = None if year is None else {"year": str(year)}
+        return self._core.get_json("/v1/stats", params)
+
+    @operation
+    def list_orgs(self) -> Op[list[dict[str, Any]]]:
+        return (yield from self._core.get_json("/v1/orgs"))["items"]
+
+    @operation
+    def create_org(self, **fields: Any) -> Op[dict[str, Any]]:
+        """Network admin: add a member organisation (fields as in docs/api.md, Registry)."""
+        return self._core.send_json("POST", "/v1/orgs", fields)
+
+    @operation
+    def update_org(self, org_id: str, **fields: Any) -> Op[dict[str, Any]]:
+        """Network admin: change status, MoU fields, permitted actions or public keys."""
+        path = f"/v1/orgs/{seg(org_id)}"
+        return self._core.send_json("PATCH", path, fields, idempotent=True)
+
+    @operation
+    def add_principal(
+        self, org_id: str, *, name: str, kind: str, roles: Sequence[str], auth_public_key: str
+    ) -> Op[dict[str, Any]]:
+        """Network admin: register a person or service account by its public auth key."""
+        body = {
+            "name": name,
+            "kind": kind,
+            "roles": list(roles),
+            "auth_public_key": auth_public_key,
+        }
+        path = f"/v1/orgs/{seg(org_id)}/principals"
+        return self._core.send_json("POST", path, body)
+
+    @operation
+    def list_principals(self, org_id: str) -> Op[list[dict[str, Any]]]:
+        path = f"/v1/orgs/{seg(org_id)}/principals"
+        return (yield from self._core.get_json(path))["items"]
+
+    @operation
+    def deactivate_principal(self, principal_id: str) -> Op[dict[str, Any]]:
+        path = f"/v1/principals/{seg(principal_id)}/deactivate"
+        return self._core.send_json("POST", path, None, idempotent=True)
+
+
+class Client(_Base, DisclosureMethods, SyncDriver):
     """Synchronous client (httpx.Client underneath).
 
     Usage::
@@ -295,14 +539,6 @@ class Client(_Base, DisclosureMethods):
         self._token_lock = threading.Lock()
         self._log_lock = threading.Lock()
         self.max_concurrency = max(1, max_concurrency)
-
-    @classmethod
-    def from_credentials_file(
-        cls, path: str | Path, *, passphrase: str | None = None, **kwargs: Any
-    ) -> Self:
-        """Load a credentials file (see docs/api.md) and build a client; keyword arguments are
-        those of `Client()` (`base_url` overrides the file's)."""
-        return cls(Credentials.load(path, passphrase=passphrase), **kwargs)
 
     def close(self) -> None:
         if self._owns_http:
@@ -394,172 +630,6 @@ class Client(_Base, DisclosureMethods):
         except StopIteration as done:
             return done.value
 
-    # -- raw access -----------------------------------------------------------------------
-
-    def request(
-        self,
-        method: str,
-        path: str,
-        json: Any = None,
-        *,
-        params: Mapping[str, str] | None = None,
-        headers: Mapping[str, str] | None = None,
-    ) -> httpx.Response:
-        """An authenticated call to any endpoint; error answers are returned, not raised
-        (transport failures still raise `TransportError` after the retries)."""
-        return self._send(
-            ApiRequest(
-                method.upper(),
-                path,
-                json=json,
-                params=params,
-                headers=dict(headers or {}),
-                raise_errors=False,
-            )
-        )
-
-    # -- protocol -------------------------------------------------------------------------
-
-    def oprf_key(self) -> OprfKey:
-        """The network's newest OPRF key, from its announcement signed by the network signing
-        key the credentials name."""
-        return self._run(self._core.oprf_key())
-
-    def keys_per_check(self) -> int:
-        """The policy's element count of every check and every case."""
-        return self._run(self._core.keys_per_check())
-
-    def registry_filter(self) -> FilterSnapshot:
-        """The current registry filter, verified (signature, freshness, key, never backwards);
-        a delta when this client already holds one."""
-        return self._run(self._core.registry_filter())
-
-    def verify_live(self, registrations: Iterable[Registration]) -> list[LiveCheck]:
-        """Focal point: whether every filter value of each registration (as `register_case`
-        returned it, with the case as `get_case` shows it now) is in the current filter."""
-        return self._run(self._core.verify_live(list(registrations)))
-
-    def register_case(
-        self,
-        person: Any,
-        *,
-        category: str,
-        finding_date: DateLike,
-        sanction: str,
-        legal_basis: str,
-        retention_until: DateLike,
-        mou_reference: str,
-        subject_notified_on: DateLike,
-        child_victim: bool = False,
-        finding: str = "substantiated",
-        idempotency_key: str | None = None,
-    ) -> Registration:
-        """Register a concluded, substantiated case (focal point).
-
-        The person's keys are hashed to the group here and sealed to the network's
-        registration key with the metadata's hash; the server opens them in memory only.
-        Returns the `Registration`: the case and its `keys_per_check` filter values (the pads
-        among them verified by their DLEQ proof), to keep for `verify_live`.
-        """
-        return self._run(
-            self._core.register_case(
-                person,
-                category=category,
-                finding_date=finding_date,
-                sanction=sanction,
-                legal_basis=legal_basis,
-                retention_until=retention_until,
-                mou_reference=mou_reference,
-                subject_notified_on=subject_notified_on,
-                child_victim=child_victim,
-                finding=finding,
-                idempotency_key=idempotency_key,
-            )
-        )
-
-    def rekey_case(self, case_id: str, person: Any) -> Registration:
-        """Replace a live case's entries with `person`'s keys derived again on this machine
-        (after the identity tables changed); returns the case's new filter values, verified
-        as at registration, to keep for `verify_live`."""
-        return self._run(self._core.rekey_case(case_id, person))
-
-    def list_cases(self, status: Literal["active", "withdrawn"] | None = None) -> list[Case]:
-        return self._run(self._core.list_cases(status))
-
-    def get_case(self, case_id: str) -> Case:
-        return self._run(self._core.get_case(case_id))
-
-    def withdraw_case(self, case_id: str, reason: str, *, note: str | None = None) -> Case:
-        """Withdraw a case (appeal upheld, rectification, …): it stops matching at once."""
-        return self._run(self._core.withdraw_case(case_id, reason, note))
-
-    def record_consent(
-        self,
-        *,
-        applicant_ref: str,
-        purpose: str,
-        position_ref: str,
-        form_sha256: str,
-        self_declared_finding: bool,
-        expires_on: DateLike | None = None,
-        max_checks: int = 1,
-        consented_at: datetime | str | None = None,
-    ) -> RecordedConsent:
-        """Record the applicant's signed consent receipt; returns the consent id, whose
-        `.lookup_code` is the applicant's one-time lookup code (hand it to them: the server
-        cannot show it again).
-
-        `applicant_ref` and `position_ref` are your own opaque references, never a name or an
-        e-mail address. `form_sha256` is the SHA-256 of the signed declaration form
-        (`refcheck form hash FILE`). These two references, the form's hash and
-        `self_declared_finding` are sealed to your organisation's X25519 key and signed with its
-        Ed25519 key (the credentials' `org_keys`) before they leave: the server stores them
-        only as an opaque blob, and `get_consent` opens them again.
-        """
-        receipt = self.record_consent_receipt(
-            applicant_ref=applicant_ref,
-            purpose=purpose,
-            position_ref=position_ref,
-            form_sha256=form_sha256,
-            self_declared_finding=self_declared_finding,
-            expires_on=expires_on,
-            max_checks=max_checks,
-            consented_at=consented_at,
-        )
-        return RecordedConsent(receipt.id, receipt.lookup_code)
-
-    def record_consent_receipt(self, **fields: Any) -> Consent:
-        """As `record_consent`, returning the whole receipt (with its one-time `lookup_code`
-        for the applicant)."""
-        return self._run(self._core.record_consent(org_keys=self.credentials.org_keys, **fields))
-
-    def get_consent(self, consent_id: str) -> Consent:
-        """A consent of your organisation, its sealed details opened (`Consent.details` says
-        whether they were signed by your organisation, or could not be opened)."""
-        return self._run(self._core.get_consent(consent_id, org_keys=self.credentials.org_keys))
-
-    def withdraw_consent(self, consent_id: str) -> Consent:
-        return self._run(
-            self._core.withdraw_consent(consent_id, org_keys=self.credentials.org_keys)
-        )
-
-    def check_applicant(self, person: Any, consent_id: str) -> CheckResult:
-        """Check one applicant under one live consent.
-
-        `person` is a `protocol.identity.Person` or a dict of its fields. The server receives
-        exactly `keys_per_check` blinded elements (the person's keys padded and shuffled);
-        the answer's DLEQ proof is verified against the announced key and its filter header
-        against the network signing key, and the keys are looked up in the local filter. Only
-        a hit sends anything more: one Schnorr claim per hit, for the sealed entries. Any
-        failed check raises a `ProtocolViolation` and nothing is returned.
-        """
-        return self._run(self._core.check_applicant(person, consent_id))
-
-    def _prime(self) -> None:
-        """Read the keys, the policy and the filter once, before a batch fans out (otherwise
-        every worker would fetch them at the same moment)."""
-        self._run(self._core.prime())
-
     @overload
     def check_many(
         self,
@@ -617,56 +687,8 @@ class Client(_Base, DisclosureMethods):
             raise failures[0]
         return [o for o in outcomes if o is not None]
 
-    # -- registry, directory, statistics --------------------------------------------------
 
-    def me(self) -> dict[str, Any]:
-        return self._run(self._core.get_json("/v1/me"))
-
-    def policy(self) -> dict[str, Any]:
-        return self._run(self._core.get_json("/v1/policy"))
-
-    def directory(self) -> list[dict[str, Any]]:
-        return self._run(self._core.get_json("/v1/directory"))["items"]
-
-    def stats(self, year: int | None = None) -> dict[str, Any]:
-        params = None if year is None else {"year": str(year)}
-        return self._run(self._core.get_json("/v1/stats", params))
-
-    def list_orgs(self) -> list[dict[str, Any]]:
-        return self._run(self._core.get_json("/v1/orgs"))["items"]
-
-    def create_org(self, **fields: Any) -> dict[str, Any]:
-        """Network admin: add a member organisation (fields as in docs/api.md, Registry)."""
-        return self._run(self._core.send_json("POST", "/v1/orgs", fields))
-
-    def update_org(self, org_id: str, **fields: Any) -> dict[str, Any]:
-        """Network admin: change status, MoU fields, permitted actions or public keys."""
-        path = f"/v1/orgs/{seg(org_id)}"
-        return self._run(self._core.send_json("PATCH", path, fields, idempotent=True))
-
-    def add_principal(
-        self, org_id: str, *, name: str, kind: str, roles: Sequence[str], auth_public_key: str
-    ) -> dict[str, Any]:
-        """Network admin: register a person or service account by its public auth key."""
-        body = {
-            "name": name,
-            "kind": kind,
-            "roles": list(roles),
-            "auth_public_key": auth_public_key,
-        }
-        path = f"/v1/orgs/{seg(org_id)}/principals"
-        return self._run(self._core.send_json("POST", path, body))
-
-    def list_principals(self, org_id: str) -> list[dict[str, Any]]:
-        path = f"/v1/orgs/{seg(org_id)}/principals"
-        return self._run(self._core.get_json(path))["items"]
-
-    def deactivate_principal(self, principal_id: str) -> dict[str, Any]:
-        path = f"/v1/principals/{seg(principal_id)}/deactivate"
-        return self._run(self._core.send_json("POST", path, None, idempotent=True))
-
-
-class AsyncClient(_Base, AsyncDisclosureMethods):
+class AsyncClient(_Base, DisclosureMethods, AsyncDriver):
     """Asynchronous client (httpx.AsyncClient underneath); the same calls as `Client`, awaited.
 
     Usage::
@@ -715,12 +737,6 @@ class AsyncClient(_Base, AsyncDisclosureMethods):
         self._token_lock = asyncio.Lock()
         self._log_lock = asyncio.Lock()
         self.max_concurrency = max(1, max_concurrency)
-
-    @classmethod
-    def from_credentials_file(
-        cls, path: str | Path, *, passphrase: str | None = None, **kwargs: Any
-    ) -> Self:
-        return cls(Credentials.load(path, passphrase=passphrase), **kwargs)
 
     async def aclose(self) -> None:
         if self._owns_http:
@@ -806,131 +822,6 @@ class AsyncClient(_Base, AsyncDisclosureMethods):
         except StopIteration as done:
             return done.value
 
-    async def request(
-        self,
-        method: str,
-        path: str,
-        json: Any = None,
-        *,
-        params: Mapping[str, str] | None = None,
-        headers: Mapping[str, str] | None = None,
-    ) -> httpx.Response:
-        """An authenticated call to any endpoint; error answers are returned, not raised."""
-        return await self._send(
-            ApiRequest(
-                method.upper(),
-                path,
-                json=json,
-                params=params,
-                headers=dict(headers or {}),
-                raise_errors=False,
-            )
-        )
-
-    async def oprf_key(self) -> OprfKey:
-        return await self._run(self._core.oprf_key())
-
-    async def keys_per_check(self) -> int:
-        return await self._run(self._core.keys_per_check())
-
-    async def registry_filter(self) -> FilterSnapshot:
-        return await self._run(self._core.registry_filter())
-
-    async def verify_live(self, registrations: Iterable[Registration]) -> list[LiveCheck]:
-        return await self._run(self._core.verify_live(list(registrations)))
-
-    async def register_case(
-        self,
-        person: Any,
-        *,
-        category: str,
-        finding_date: DateLike,
-        sanction: str,
-        legal_basis: str,
-        retention_until: DateLike,
-        mou_reference: str,
-        subject_notified_on: DateLike,
-        child_victim: bool = False,
-        finding: str = "substantiated",
-        idempotency_key: str | None = None,
-    ) -> Registration:
-        return await self._run(
-            self._core.register_case(
-                person,
-                category=category,
-                finding_date=finding_date,
-                sanction=sanction,
-                legal_basis=legal_basis,
-                retention_until=retention_until,
-                mou_reference=mou_reference,
-                subject_notified_on=subject_notified_on,
-                child_victim=child_victim,
-                finding=finding,
-                idempotency_key=idempotency_key,
-            )
-        )
-
-    async def rekey_case(self, case_id: str, person: Any) -> Registration:
-        """Replace a live case's entries with `person`'s keys derived again on this machine
-        (after the identity tables changed); returns the case's new filter values, verified
-        as at registration, to keep for `verify_live`."""
-        return await self._run(self._core.rekey_case(case_id, person))
-
-    async def list_cases(self, status: Literal["active", "withdrawn"] | None = None) -> list[Case]:
-        return await self._run(self._core.list_cases(status))
-
-    async def get_case(self, case_id: str) -> Case:
-        return await self._run(self._core.get_case(case_id))
-
-    async def withdraw_case(self, case_id: str, reason: str, *, note: str | None = None) -> Case:
-        return await self._run(self._core.withdraw_case(case_id, reason, note))
-
-    async def record_consent(
-        self,
-        *,
-        applicant_ref: str,
-        purpose: str,
-        position_ref: str,
-        form_sha256: str,
-        self_declared_finding: bool,
-        expires_on: DateLike | None = None,
-        max_checks: int = 1,
-        consented_at: datetime | str | None = None,
-    ) -> RecordedConsent:
-        receipt = await self.record_consent_receipt(
-            applicant_ref=applicant_ref,
-            purpose=purpose,
-            position_ref=position_ref,
-            form_sha256=form_sha256,
-            self_declared_finding=self_declared_finding,
-            expires_on=expires_on,
-            max_checks=max_checks,
-            consented_at=consented_at,
-        )
-        return RecordedConsent(receipt.id, receipt.lookup_code)
-
-    async def record_consent_receipt(self, **fields: Any) -> Consent:
-        return await self._run(
-            self._core.record_consent(org_keys=self.credentials.org_keys, **fields)
-        )
-
-    async def get_consent(self, consent_id: str) -> Consent:
-        return await self._run(
-            self._core.get_consent(consent_id, org_keys=self.credentials.org_keys)
-        )
-
-    async def withdraw_consent(self, consent_id: str) -> Consent:
-        return await self._run(
-            self._core.withdraw_consent(consent_id, org_keys=self.credentials.org_keys)
-        )
-
-    async def check_applicant(self, person: Any, consent_id: str) -> CheckResult:
-        return await self._run(self._core.check_applicant(person, consent_id))
-
-    async def _prime(self) -> None:
-        """Read the keys, the policy and the filter once, before a batch fans out."""
-        await self._run(self._core.prime())
-
     @overload
     async def check_many(
         self,
@@ -956,7 +847,13 @@ class AsyncClient(_Base, AsyncDisclosureMethods):
         *,
         return_exceptions: bool = False,
     ) -> Sequence[CheckResult | RefcheckError]:
-        """As `Client.check_many`, with up to `max_concurrency` checks in flight."""
+        """Check many applicants, each under its own consent, `max_concurrency` at a time.
+
+        With `return_exceptions=True` a refused row (expired consent, malformed record)
+        yields its exception in place of a result and the rest go on. A `ProtocolViolation`
+        (bad proof, key change) always stops the whole batch: a server caught misbehaving
+        is not asked again.
+        """
         pairs = pair_up(people, consent_ids)
         if pairs:
             await self._prime()
@@ -979,48 +876,3 @@ class AsyncClient(_Base, AsyncDisclosureMethods):
         if failures:
             raise failures[0]
         return [o for o in outcomes if o is not None]
-
-    async def me(self) -> dict[str, Any]:
-        return await self._run(self._core.get_json("/v1/me"))
-
-    async def policy(self) -> dict[str, Any]:
-        return await self._run(self._core.get_json("/v1/policy"))
-
-    async def directory(self) -> list[dict[str, Any]]:
-        body = await self._run(self._core.get_json("/v1/directory"))
-        return body["items"]
-
-    async def stats(self, year: int | None = None) -> dict[str, Any]:
-        params = None if year is None else {"year": str(year)}
-        return await self._run(self._core.get_json("/v1/stats", params))
-
-    async def list_orgs(self) -> list[dict[str, Any]]:
-        body = await self._run(self._core.get_json("/v1/orgs"))
-        return body["items"]
-
-    async def create_org(self, **fields: Any) -> dict[str, Any]:
-        return await self._run(self._core.send_json("POST", "/v1/orgs", fields))
-
-    async def update_org(self, org_id: str, **fields: Any) -> dict[str, Any]:
-        path = f"/v1/orgs/{seg(org_id)}"
-        return await self._run(self._core.send_json("PATCH", path, fields, idempotent=True))
-
-    async def add_principal(
-        self, org_id: str, *, name: str, kind: str, roles: Sequence[str], auth_public_key: str
-    ) -> dict[str, Any]:
-        body = {
-            "name": name,
-            "kind": kind,
-            "roles": list(roles),
-            "auth_public_key": auth_public_key,
-        }
-        path = f"/v1/orgs/{seg(org_id)}/principals"
-        return await self._run(self._core.send_json("POST", path, body))
-
-    async def list_principals(self, org_id: str) -> list[dict[str, Any]]:
-        body = await self._run(self._core.get_json(f"/v1/orgs/{seg(org_id)}/principals"))
-        return body["items"]
-
-    async def deactivate_principal(self, principal_id: str) -> dict[str, Any]:
-        path = f"/v1/principals/{seg(principal_id)}/deactivate"
-        return await self._run(self._core.send_json("POST", path, None, idempotent=True))

@@ -9,8 +9,8 @@ answer with its Ed25519 key and seals it to the requester's X25519 key; the requ
 and verifies the holder's signature and that it answers *this* request. The server stores and
 relays only ciphertext of a fixed size (`protocol.disclosure`).
 
-The operations are I/O-free generators (like `client_sdk._core`); `DisclosureMethods` and
-`AsyncDisclosureMethods` give `Client` and `AsyncClient` their methods::
+The operations are I/O-free generators (like `client_sdk._core`); `DisclosureMethods` gives
+`Client` and `AsyncClient` their methods, each defined once (`client_sdk._operation`)::
 
     with Client.from_credentials_file("org-b-hr.json") as rc:
         result = rc.check_applicant(person, consent_id)
@@ -36,9 +36,10 @@ from __future__ import annotations
 import datetime as dt
 from collections.abc import Mapping
 from dataclasses import asdict, dataclass
-from typing import TYPE_CHECKING, Any, Literal, TypeVar
+from typing import Any, Literal, TypeVar
 
 from client_sdk._core import ApiRequest, DateLike, Op, build, iso_date, json_body, parse, seg
+from client_sdk._operation import operation
 from client_sdk.credentials import Credentials, OrgKeys
 from client_sdk.errors import (
     CredentialsError,
@@ -63,7 +64,6 @@ from protocol.vocabulary import Outcome
 
 __all__ = [
     "ApplicantDetails",
-    "AsyncDisclosureMethods",
     "ConsentLookup",
     "Disclosure",
     "DisclosureMethods",
@@ -485,41 +485,42 @@ class DisclosureOps:
 
 
 class DisclosureMethods:
-    """Disclosure calls of `Client` (a mixin: `Client` provides `credentials` and `_run`)."""
+    """Disclosure calls of `Client` and `AsyncClient`, each defined once
+    (`client_sdk._operation`; the client provides `credentials`, `_org_pins` and `_run`)."""
 
     credentials: Credentials
     _org_pins: OrgKeyPins
-
-    if TYPE_CHECKING:  # provided by `Client`; declared here only so the mixin type-checks
-
-        def _run(self, op: Op[T]) -> T: ...
 
     @property
     def _disclosures(self) -> DisclosureOps:
         return DisclosureOps(self.credentials, self._org_pins)
 
-    def org_keys(self, org: str) -> OrgPublicKeys:
+    @operation
+    def org_keys(self, org: str) -> Op[OrgPublicKeys]:
         """An organisation's public keys (by id or short name) from the directory, checked
         against the pin and pinned on first use; raises `OrgKeyChanged` when they changed."""
-        return self._run(self._disclosures.org_keys(org))
+        return self._disclosures.org_keys(org)
 
-    def trust_org_keys(self, org: str, *, fingerprint: str | None = None) -> OrgPublicKeys:
+    @operation
+    def trust_org_keys(self, org: str, *, fingerprint: str | None = None) -> Op[OrgPublicKeys]:
         """Accept an organisation's new public keys after confirming them out of band.
 
         Pins what the directory says now, replacing the earlier pin. Pass the `fingerprint`
         the organisation gave you (`refcheck keys show` prints it on its side): the keys must
         match it, or `OrgKeyChanged` is raised and nothing is pinned.
         """
-        return self._run(self._disclosures.trust_org_keys(org, fingerprint))
+        return self._disclosures.trust_org_keys(org, fingerprint)
 
-    def verify_directory(self) -> list[OrgPublicKeys]:
+    @operation
+    def verify_directory(self) -> Op[list[OrgPublicKeys]]:
         """Check every pinned organisation against the directory; raises `OrgKeyChanged` for
         a changed one. Pins nothing new."""
-        return self._run(self._disclosures.verify_directory())
+        return self._disclosures.verify_directory()
 
+    @operation
     def request_disclosure(
         self, match: Match, consent_id: str | None = None, applicant: Any = None
-    ) -> str:
+    ) -> Op[str]:
         """Ask the holder of a matched record for its answer; returns the request id.
 
         `match` is one of `CheckResult.matches` (use `CheckResult.by_case()`: one per case): it
@@ -528,8 +529,10 @@ class DisclosureMethods:
         the holder and signed by your organisation, so the holder can tell whether it is the
         same person. Asking again for the same check and entry returns the open request.
         """
-        return self._run(self._disclosures.request_disclosure(match, consent_id, applicant)).id
+        ops = self._disclosures
+        return (yield from ops.request_disclosure(match, consent_id, applicant)).id
 
+    @operation
     def list_disclosures(
         self,
         role: Role | None = None,
@@ -538,27 +541,30 @@ class DisclosureMethods:
         *,
         limit: int | None = None,
         offset: int | None = None,
-    ) -> list[Disclosure]:
+    ) -> Op[list[Disclosure]]:
         """Requests of your organisation (holder side for focal points, requester side for HR);
         for the secretariat, overdue requests network-wide (metadata only)."""
-        page = self._run(self._disclosures.list_disclosures(role, state, overdue, limit, offset))
+        ops = self._disclosures
+        page = yield from ops.list_disclosures(role, state, overdue, limit, offset)
         return list(page.items)
 
-    def get_disclosure(self, request_id: str) -> Disclosure:
-        return self._run(self._disclosures.get_disclosure(request_id))
+    @operation
+    def get_disclosure(self, request_id: str) -> Op[Disclosure]:
+        return self._disclosures.get_disclosure(request_id)
 
-    def acknowledge_disclosure(self, request_id: str) -> Disclosure:
-        return self._run(self._disclosures.acknowledge_disclosure(request_id))
+    @operation
+    def acknowledge_disclosure(self, request_id: str) -> Op[Disclosure]:
+        return self._disclosures.acknowledge_disclosure(request_id)
 
+    @operation
     def read_applicant_details(
         self, request_id: str, *, require_signature: bool = True
-    ) -> ApplicantDetails | None:
-        return self._run(
-            self._disclosures.read_applicant_details(
-                request_id, require_signature=require_signature
-            )
+    ) -> Op[ApplicantDetails | None]:
+        return self._disclosures.read_applicant_details(
+            request_id, require_signature=require_signature
         )
 
+    @operation
     def answer_disclosure(
         self,
         request_id: str,
@@ -571,158 +577,51 @@ class DisclosureMethods:
         text: str | None = None,
         contact: str | None = None,
         decline_reason: str | None = None,
-    ) -> Disclosure:
+    ) -> Op[Disclosure]:
         """Answer a request about one of your records (focal point): signed, sealed to the
         requester; the server never reads it. A confirmation needs category, finding_date and
         sanction; `declined` needs decline_reason."""
-        return self._run(
-            self._disclosures.answer_disclosure(
-                request_id,
-                same_person=same_person,
-                category=category,
-                child_victim=child_victim,
-                finding_date=finding_date,
-                sanction=sanction,
-                text=text,
-                contact=contact,
-                decline_reason=decline_reason,
-            )
+        return self._disclosures.answer_disclosure(
+            request_id,
+            same_person=same_person,
+            category=category,
+            child_victim=child_victim,
+            finding_date=finding_date,
+            sanction=sanction,
+            text=text,
+            contact=contact,
+            decline_reason=decline_reason,
         )
 
+    @operation
     def read_disclosure_answer(
         self, request_id: str, *, holder_ed25519_public: bytes | None = None
-    ) -> VerifiedAnswer:
+    ) -> Op[VerifiedAnswer]:
         """Open and verify the holder's answer; raises `DisclosureNotAuthentic` when it is not
         signed by the holder (forged) or was made for another request."""
-        return self._run(
-            self._disclosures.read_disclosure_answer(
-                request_id, holder_ed25519_public=holder_ed25519_public
-            )
+        return self._disclosures.read_disclosure_answer(
+            request_id, holder_ed25519_public=holder_ed25519_public
         )
 
-    def withdraw_disclosure(self, request_id: str) -> Disclosure:
-        return self._run(self._disclosures.withdraw_disclosure(request_id))
+    @operation
+    def withdraw_disclosure(self, request_id: str) -> Op[Disclosure]:
+        return self._disclosures.withdraw_disclosure(request_id)
 
-    def close_disclosure(self, request_id: str) -> Disclosure:
+    @operation
+    def close_disclosure(self, request_id: str) -> Op[Disclosure]:
         """After reading the answer: the server deletes its ciphertext."""
-        return self._run(self._disclosures.close_disclosure(request_id))
+        return self._disclosures.close_disclosure(request_id)
 
-    def report_outcome(self, request_id: str, outcome: Outcome | str) -> Disclosure:
+    @operation
+    def report_outcome(self, request_id: str, outcome: Outcome | str) -> Op[Disclosure]:
         """The applicant's hiring outcome: `hired`, `not_hired_disclosure`, `not_hired_other`."""
-        return self._run(self._disclosures.report_outcome(request_id, outcome))
+        return self._disclosures.report_outcome(request_id, outcome)
 
-    def consent_lookup(self, code: str) -> ConsentLookup:
+    @operation
+    def consent_lookup(self, code: str) -> Op[ConsentLookup]:
         """What the applicant with this lookup code may know: who checked and who was asked."""
-        return self._run(self._disclosures.consent_lookup(code))
+        return self._disclosures.consent_lookup(code)
 
-    def consent_lookup_withdraw(self, code: str) -> ConsentLookup:
-        return self._run(self._disclosures.consent_lookup_withdraw(code))
-
-
-class AsyncDisclosureMethods:
-    """The same calls for `AsyncClient`, awaited."""
-
-    credentials: Credentials
-    _org_pins: OrgKeyPins
-
-    if TYPE_CHECKING:  # provided by `AsyncClient`; declared here only so the mixin type-checks
-
-        async def _run(self, op: Op[T]) -> T: ...
-
-    @property
-    def _disclosures(self) -> DisclosureOps:
-        return DisclosureOps(self.credentials, self._org_pins)
-
-    async def org_keys(self, org: str) -> OrgPublicKeys:
-        return await self._run(self._disclosures.org_keys(org))
-
-    async def trust_org_keys(self, org: str, *, fingerprint: str | None = None) -> OrgPublicKeys:
-        return await self._run(self._disclosures.trust_org_keys(org, fingerprint))
-
-    async def verify_directory(self) -> list[OrgPublicKeys]:
-        return await self._run(self._disclosures.verify_directory())
-
-    async def request_disclosure(
-        self, match: Match, consent_id: str | None = None, applicant: Any = None
-    ) -> str:
-        ops = self._disclosures
-        return (await self._run(ops.request_disclosure(match, consent_id, applicant))).id
-
-    async def list_disclosures(
-        self,
-        role: Role | None = None,
-        state: str | None = None,
-        overdue: bool | None = None,
-        *,
-        limit: int | None = None,
-        offset: int | None = None,
-    ) -> list[Disclosure]:
-        ops = self._disclosures
-        page = await self._run(ops.list_disclosures(role, state, overdue, limit, offset))
-        return list(page.items)
-
-    async def get_disclosure(self, request_id: str) -> Disclosure:
-        return await self._run(self._disclosures.get_disclosure(request_id))
-
-    async def acknowledge_disclosure(self, request_id: str) -> Disclosure:
-        return await self._run(self._disclosures.acknowledge_disclosure(request_id))
-
-    async def read_applicant_details(
-        self, request_id: str, *, require_signature: bool = True
-    ) -> ApplicantDetails | None:
-        return await self._run(
-            self._disclosures.read_applicant_details(
-                request_id, require_signature=require_signature
-            )
-        )
-
-    async def answer_disclosure(
-        self,
-        request_id: str,
-        *,
-        same_person: SamePerson,
-        category: str | None = None,
-        child_victim: bool | None = None,
-        finding_date: DateLike | None = None,
-        sanction: str | None = None,
-        text: str | None = None,
-        contact: str | None = None,
-        decline_reason: str | None = None,
-    ) -> Disclosure:
-        return await self._run(
-            self._disclosures.answer_disclosure(
-                request_id,
-                same_person=same_person,
-                category=category,
-                child_victim=child_victim,
-                finding_date=finding_date,
-                sanction=sanction,
-                text=text,
-                contact=contact,
-                decline_reason=decline_reason,
-            )
-        )
-
-    async def read_disclosure_answer(
-        self, request_id: str, *, holder_ed25519_public: bytes | None = None
-    ) -> VerifiedAnswer:
-        return await self._run(
-            self._disclosures.read_disclosure_answer(
-                request_id, holder_ed25519_public=holder_ed25519_public
-            )
-        )
-
-    async def withdraw_disclosure(self, request_id: str) -> Disclosure:
-        return await self._run(self._disclosures.withdraw_disclosure(request_id))
-
-    async def close_disclosure(self, request_id: str) -> Disclosure:
-        return await self._run(self._disclosures.close_disclosure(request_id))
-
-    async def report_outcome(self, request_id: str, outcome: Outcome | str) -> Disclosure:
-        return await self._run(self._disclosures.report_outcome(request_id, outcome))
-
-    async def consent_lookup(self, code: str) -> ConsentLookup:
-        return await self._run(self._disclosures.consent_lookup(code))
-
-    async def consent_lookup_withdraw(self, code: str) -> ConsentLookup:
-        return await self._run(self._disclosures.consent_lookup_withdraw(code))
+    @operation
+    def consent_lookup_withdraw(self, code: str) -> Op[ConsentLookup]:
+        return self._disclosures.consent_lookup_withdraw(code)

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import inspect
 from collections import Counter
+from typing import Any
 
 import pytest
 
@@ -14,29 +15,93 @@ from client_sdk._core import _blind_slots, _cut, _derive, _Key
 from protocol.identity import derive_keys
 from tests.sdk.signer import Signer
 
-# Sync-only or async-only by nature (context managers, closing).
-LIFECYCLE = {"close", "aclose", "from_credentials_file"}
+# Sync-only or async-only by nature (closing).
+LIFECYCLE = {"close", "aclose"}
+# Not awaited on either client: building one.
+CONSTRUCTORS = {"from_credentials_file"}
 
 
-def public_methods(cls: type) -> dict[str, inspect.Signature]:
+def public_methods(cls: type) -> dict[str, Any]:
     return {
-        name: inspect.signature(member)
+        name: member
         for name, member in inspect.getmembers(cls)
         if not name.startswith("_") and callable(member) and name not in LIFECYCLE
     }
 
 
-def test_client_and_async_client_offer_the_same_calls_with_the_same_parameters() -> None:
-    sync, asynchronous = public_methods(Client), public_methods(AsyncClient)
-    assert set(sync) == set(asynchronous)
-    for name, signature in sync.items():
-        other = asynchronous[name]
-        assert list(signature.parameters) == list(other.parameters), name
-        for param, spec in signature.parameters.items():
-            assert spec.kind == other.parameters[param].kind, (name, param)
-            assert spec.default == other.parameters[param].default, (name, param)
-        assert inspect.iscoroutinefunction(getattr(AsyncClient, name)), name
-        assert not inspect.iscoroutinefunction(getattr(Client, name)), name
+def differences(sync_cls: type, async_cls: type) -> list[str]:
+    """Where two clients part: a call only one offers, a parameter (name, kind, default,
+    annotation), a return annotation, a docstring, or a call of the async one not awaited (or
+    of the sync one awaited)."""
+    sync, asynchronous = public_methods(sync_cls), public_methods(async_cls)
+    found = [f"only one client has {name}" for name in sorted(set(sync) ^ set(asynchronous))]
+    for name in sorted(set(sync) & set(asynchronous)):
+        one, other = sync[name], asynchronous[name]
+        mine, theirs = inspect.signature(one), inspect.signature(other)
+        if [_param(p) for p in mine.parameters.values()] != [
+            _param(p) for p in theirs.parameters.values()
+        ]:
+            found.append(f"{name}: parameters")
+        if mine.return_annotation != theirs.return_annotation:
+            found.append(f"{name}: return annotation")
+        if inspect.getdoc(one) != inspect.getdoc(other):
+            found.append(f"{name}: docstring")
+        awaited = name not in CONSTRUCTORS
+        if inspect.iscoroutinefunction(one) or inspect.iscoroutinefunction(other) != awaited:
+            found.append(f"{name}: sync/async")
+    return found
+
+
+def _param(p: inspect.Parameter) -> tuple[object, ...]:
+    return (p.name, p.kind, p.default, p.annotation)
+
+
+def test_client_and_async_client_offer_the_same_calls_signatures_and_docstrings() -> None:
+    assert differences(Client, AsyncClient) == []
+
+
+def test_parity_check_reports_each_kind_of_difference() -> None:
+    class Sync:
+        def same(self, a: int) -> str:
+            """Doc."""
+            return ""
+
+        def params(self, a: int) -> str:
+            return ""
+
+        def returns(self) -> str:
+            return ""
+
+        def docs(self) -> None:
+            """One."""
+
+        def not_awaited(self) -> None: ...
+
+        def only_sync(self) -> None: ...
+
+    class Async:
+        async def same(self, a: int) -> str:
+            """Doc."""
+            return ""
+
+        async def params(self, a: int = 1) -> str:
+            return ""
+
+        async def returns(self) -> int:
+            return 0
+
+        async def docs(self) -> None:
+            """Two."""
+
+        def not_awaited(self) -> None: ...
+
+    assert differences(Sync, Async) == [
+        "only one client has only_sync",
+        "docs: docstring",
+        "not_awaited: sync/async",
+        "params: parameters",
+        "returns: return annotation",
+    ]
 
 
 def test_keys_are_cut_strong_then_exact_then_variant_in_derivation_order() -> None:
