@@ -31,9 +31,10 @@ Size = Annotated[int, Query(ge=0, le=2**62)]
 
 
 @router.get("/sth", response_model=SignedTreeHead)
-def read_sth(session: Db, _caller: Reader) -> SignedTreeHead:
-    """The newest signed tree head, with every witness cosignature in its framing."""
-    head = services.current_head(session)
+def read_sth(ctx: CtxDep, session: Db, caller: Reader) -> SignedTreeHead:
+    """The newest signed tree head (when the policy names witnesses, the newest they have all
+    cosigned, except to a witness), with every witness cosignature in its framing."""
+    head = services.current_head(session, ctx, caller)
     return SignedTreeHead(
         tree_size=head.tree_size,
         root_hash=head.root_hash,

@@ -107,10 +107,40 @@ class Head:
     signed: SignedObject
 
 
-def current_head(session: Session) -> Head:
-    head = latest_head(session)
-    if head is None:
-        raise LogNotStarted("the log has no signed tree head yet; try again in a moment")
+#: How many heads back a member's `GET /v1/transparency/sth` looks for one every witness
+#: cosigned (the sealer signs at most one a second; a witness further behind is not witnessing).
+WITNESS_LAG_HEADS = 10_000
+
+
+def current_head(session: Session, ctx: AppContext, caller: Caller) -> Head:
+    """The head a caller is served: the newest, to a witness (it cosigns what it is shown);
+    to everyone else, when the policy names witnesses, the newest that every one of them has
+    cosigned, since the SDK refuses any other (a fresh head would be refused from each seal
+    until the witness's next run)."""
+    witnesses = frozenset(ctx.policy.witnesses)
+    if not witnesses or caller.has(Permission.TRANSPARENCY_COSIGN):
+        head = latest_head(session)
+        if head is None:
+            raise LogNotStarted("the log has no signed tree head yet; try again in a moment")
+        return _head(session, head)
+    heads = session.scalars(select(TreeHead).order_by(TreeHead.id.desc()).limit(WITNESS_LAG_HEADS))
+    for head in heads:
+        obj = parse(head.signed)
+        cosigned = session.scalars(
+            select(Cosignature.witness_key).where(
+                Cosignature.object_sha256 == object_sha256(obj),
+                Cosignature.witness_key.in_(witnesses),
+            )
+        )
+        if witnesses <= set(cosigned):
+            return _head(session, head)
+    raise LogNotStarted(
+        "no signed tree head is cosigned by every witness the policy names yet; try again "
+        "after the witness's next run"
+    )
+
+
+def _head(session: Session, head: TreeHead) -> Head:
     obj = with_cosignatures(session, parse(head.signed))
     return Head(head.tree_size, head.root_hash, str(obj.fields["issued_at"]), obj)
 

@@ -296,6 +296,41 @@ async def test_a_witness_cosignature_is_served_in_the_head_from_then_on(
     )
 
 
+async def test_members_are_served_the_newest_head_every_witness_cosigned_and_the_witness_the_newest(
+    network, client, session, ctx
+):
+    """The SDK refuses a head a named witness has not cosigned: were members served the newest
+    head, every session would fail from each seal until the witness's next run."""
+    key, headers = await _witness(session, client, ctx)
+
+    async def served(who) -> int:
+        response = await client.get("/v1/transparency/sth", headers=who)
+        if response.status_code == 503:
+            assert response.json()["type"].endswith("log-not-started")
+            return -1
+        assert response.status_code == 200, response.text
+        return int(response.json()["tree_size"])
+
+    first = _seal(session, ctx)
+    assert await served(network.a_hr.headers) == -1  # nothing cosigned yet
+    assert await served(headers) == first.tree_size  # the witness sees what it must cosign
+    response = await client.post(
+        "/v1/transparency/cosignatures",
+        json={"signed": cosign(key, parse(first.signed)).framed().hex()},
+        headers=headers,
+    )
+    assert response.status_code == 201, response.text
+    _append(session, ctx, 3)
+    newer = _seal(session, ctx)
+    assert newer.tree_size > first.tree_size
+    assert await served(network.a_hr.headers) == first.tree_size
+    assert await served(network.auditor.headers) == first.tree_size
+    assert await served(headers) == newer.tree_size
+    # Without a witness named, everyone is served the newest head.
+    ctx.policy = ctx.policy.model_copy(update={"witnesses": []})
+    assert await served(network.a_hr.headers) == newer.tree_size
+
+
 async def test_cosignatures_are_refused_unless_valid_by_a_named_witness_on_a_logged_object(
     network, client, session, ctx
 ):
