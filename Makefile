@@ -50,10 +50,12 @@ pytest: install-dev
 test: lint typecheck pytest
 
 # Protocol v2 at 1,000,000 entries, SQLite then PostgreSQL (127.0.0.1:5432, or
-# REFCHECK_BENCH_PG_URL): loadtests/README.md. `python -m loadtests.bench --quick` is a smoke run.
+# REFCHECK_BENCH_PG_URL), then checks per second over HTTP against the crypto bound:
+# loadtests/README.md. `python -m loadtests.bench --quick` is a smoke run.
 bench: install-dev
 	$(BIN)/python -m protocol.bench
 	$(BIN)/python -m loadtests.bench
+	$(BIN)/python -m loadtests.http_throughput
 
 load: install-dev
 	$(BIN)/python -m loadtests.run
