@@ -3,6 +3,7 @@ focal points set where their organisation's notifications go (`org update --noti
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import date
 from pathlib import Path
 from typing import Annotated, Any
@@ -14,6 +15,7 @@ from rich.table import Table
 from client_sdk._client import Client
 from client_sdk.cli._common import emit, handled, state
 from client_sdk.cli._http import call_json
+from client_sdk.cli.i18n import _
 from client_sdk.errors import CredentialsError, InvalidInput, PermissionDenied
 from client_sdk.secretfile import load_json_secret
 
@@ -28,7 +30,7 @@ def public_keys_of(keystore: Path) -> dict[str, str]:
     """The public half of a keystore, read without its passphrase."""
     public = load_json_secret(keystore).get("public")
     if not isinstance(public, dict):
-        raise CredentialsError(f"{keystore} is not a refcheck keystore")
+        raise CredentialsError(_("{keystore} is not a refcheck keystore").format(keystore=keystore))
     return {str(k): str(v) for k, v in public.items()}
 
 
@@ -37,16 +39,17 @@ def resolve_org(client: Client, org: str) -> dict[str, Any]:
     for item in client.list_orgs():
         if org in (item.get("id"), item.get("short_name")):
             return item
-    raise InvalidInput("no organisation with that id or short name")
+    raise InvalidInput(_("no organisation with that id or short name"))
 
 
-def _show_org(ctx: typer.Context, org: dict[str, Any], verb: str) -> None:
+def _show_org(ctx: typer.Context, org: dict[str, Any], message: str) -> None:
+    """`org` as JSON, or `message` (translated, with {name}, {id} and {status}) for people."""
     st = state(ctx)
     emit(
         st,
         org,
         lambda: st.console.print(
-            f"{verb} {org.get('short_name')} ({org.get('id')}): status {org.get('status')}",
+            message.format(name=org.get("short_name"), id=org.get("id"), status=org.get("status")),
             highlight=False,
         ),
     )
@@ -105,17 +108,17 @@ def org_add(
     if keys is not None:
         public = public_keys_of(keys)
         if "x25519_public_key" not in public:
-            raise InvalidInput("that keystore has no organisation keys (made with --auth-only)")
+            raise InvalidInput(_("that keystore has no organisation keys (made with --auth-only)"))
         fields["x25519_public_key"] = public["x25519_public_key"]
         fields["ed25519_public_key"] = public["ed25519_public_key"]
     org = st.client().create_org(**{k: v for k, v in fields.items() if v is not None})
-    _show_org(ctx, org, "Added")
+    _show_org(ctx, org, _("Added {name} ({id}): status {status}"))
 
 
-def _set_status(ctx: typer.Context, org: str, status: str, verb: str) -> None:
+def _set_status(ctx: typer.Context, org: str, status: str, message: str) -> None:
     client = state(ctx).client()
     found = resolve_org(client, org)
-    _show_org(ctx, client.update_org(str(found["id"]), status=status), verb)
+    _show_org(ctx, client.update_org(str(found["id"]), status=status), message)
 
 
 @org_app.command("suspend")
@@ -124,7 +127,7 @@ def org_suspend(
     ctx: typer.Context, org: Annotated[str, typer.Argument(help="Id or short name.")]
 ) -> None:
     """Suspend a member: its principals can no longer register or check."""
-    _set_status(ctx, org, "suspended", "Suspended")
+    _set_status(ctx, org, "suspended", _("Suspended {name} ({id}): status {status}"))
 
 
 @org_app.command("activate")
@@ -133,7 +136,7 @@ def org_activate(
     ctx: typer.Context, org: Annotated[str, typer.Argument(help="Id or short name.")]
 ) -> None:
     """Activate a member (after its MoU and data-sharing agreement are on record)."""
-    _set_status(ctx, org, "active", "Activated")
+    _set_status(ctx, org, "active", _("Activated {name} ({id}): status {status}"))
 
 
 #: Roles an address may be for (`ROLE=ADDRESS`); with none, it gets all the organisation's.
@@ -159,7 +162,7 @@ def resolve_own_or_any(client: Client, org: str) -> dict[str, Any]:
         me = client.me()
         if org not in (me.get("org_id"), me.get("org_short_name")):
             raise InvalidInput(
-                "a focal point can update only its own organisation's addresses"
+                _("a focal point can update only its own organisation's addresses")
             ) from None
         return {"id": me.get("org_id"), "short_name": me.get("org_short_name")}
 
@@ -170,7 +173,7 @@ def _set_notification_addresses(
     path = f"/v1/orgs/{quote(org_id, safe='')}/notification-addresses"
     payload = call_json(client, "PATCH", path, body)
     if not isinstance(payload, dict):
-        raise InvalidInput("the server's answer was not the organisation's addresses")
+        raise InvalidInput(_("the server's answer was not the organisation's addresses"))
     return payload
 
 
@@ -213,9 +216,9 @@ def org_update(
     public keys."""
     st = state(ctx)
     if notify_email and clear_notify_emails:
-        raise InvalidInput("give --notify-email or --clear-notify-emails, not both")
+        raise InvalidInput(_("give --notify-email or --clear-notify-emails, not both"))
     if webhook and clear_webhooks:
-        raise InvalidInput("give --webhook or --clear-webhooks, not both")
+        raise InvalidInput(_("give --webhook or --clear-webhooks, not both"))
     addresses: dict[str, Any] = {}
     if notify_email or clear_notify_emails:
         addresses["emails"] = [parse_notify_target(v, "address") for v in notify_email or []]
@@ -235,11 +238,11 @@ def org_update(
     if keys is not None:
         public = public_keys_of(keys)
         if "x25519_public_key" not in public:
-            raise InvalidInput("that keystore has no organisation keys (made with --auth-only)")
+            raise InvalidInput(_("that keystore has no organisation keys (made with --auth-only)"))
         fields["x25519_public_key"] = public["x25519_public_key"]
         fields["ed25519_public_key"] = public["ed25519_public_key"]
     if not addresses and not fields:
-        raise InvalidInput("nothing to change: give at least one option")
+        raise InvalidInput(_("nothing to change: give at least one option"))
     client = st.client()
     found = resolve_own_or_any(client, org) if not fields else resolve_org(client, org)
     org_id = str(found["id"])
@@ -251,17 +254,30 @@ def org_update(
         result = {**result, "notify_emails": set_to["emails"], "webhooks": set_to["webhooks"]}
 
     def human() -> None:
-        st.console.print(f"Updated {result.get('short_name')} ({org_id})", highlight=False)
+        st.console.print(
+            _("Updated {name} ({id})").format(name=result.get("short_name"), id=org_id),
+            highlight=False,
+        )
         if addresses:
-            for label, items, key in (
-                ("e-mail", result.get("notify_emails") or [], "address"),
-                ("webhook", result.get("webhooks") or [], "url"),
+            for items, key, none, each in (
+                (
+                    result.get("notify_emails") or [],
+                    "address",
+                    _("  no e-mail notifications"),
+                    _("  e-mail: {target} ({role})"),
+                ),
+                (
+                    result.get("webhooks") or [],
+                    "url",
+                    _("  no webhook notifications"),
+                    _("  webhook: {target} ({role})"),
+                ),
             ):
                 if not items:
-                    st.console.print(f"  no {label} notifications", highlight=False)
+                    st.console.print(none, highlight=False)
                 for item in items:
-                    role = item.get("role") or "all notifications"
-                    st.console.print(f"  {label}: {item.get(key)} ({role})", highlight=False)
+                    role = item.get("role") or _("all notifications")
+                    st.console.print(each.format(target=item.get(key), role=role), highlight=False)
 
     emit(st, result, human)
 
@@ -276,6 +292,29 @@ def mou_state(org: dict[str, Any], today: date) -> str:
     return "none"
 
 
+def mou_warnings(orgs: list[dict[str, Any]], _: Callable[[str], str]) -> list[str]:
+    """Warnings of expired MoUs and of MoUs without an expiry date, through `_` (`str` for
+    English: the messages are the catalog's, extracted from the `_(...)` calls here)."""
+    expired = [str(o.get("short_name")) for o in orgs if o["mou_state"] == "expired"]
+    open_ended = [str(o.get("short_name")) for o in orgs if o["mou_state"] == "no_expiry"]
+    warnings = []
+    if expired:
+        warnings.append(
+            _(
+                "MoU expired: {orgs} (renew with `refcheck admin org update ORG "
+                "--mou-signed-on DATE --mou-expires-on DATE`)"
+            ).format(orgs=", ".join(expired))
+        )
+    if open_ended:
+        warnings.append(
+            _(
+                "MoU without an expiry date: {orgs} (set one with "
+                "`refcheck admin org update ORG --mou-expires-on DATE`)"
+            ).format(orgs=", ".join(open_ended))
+        )
+    return warnings
+
+
 @org_app.command("list")
 @handled
 def org_list(ctx: typer.Context) -> None:
@@ -284,29 +323,25 @@ def org_list(ctx: typer.Context) -> None:
     st = state(ctx)
     today = date.today()
     orgs = [{**o, "mou_state": mou_state(o, today)} for o in st.client().list_orgs()]
-    expired = [str(o.get("short_name")) for o in orgs if o["mou_state"] == "expired"]
-    open_ended = [str(o.get("short_name")) for o in orgs if o["mou_state"] == "no_expiry"]
-    warnings = []
-    if expired:
-        warnings.append(
-            f"MoU expired: {', '.join(expired)} (renew with `refcheck admin org update ORG "
-            "--mou-signed-on DATE --mou-expires-on DATE`)"
-        )
-    if open_ended:
-        warnings.append(
-            f"MoU without an expiry date: {', '.join(open_ended)} (set one with "
-            "`refcheck admin org update ORG --mou-expires-on DATE`)"
-        )
+    # In English for --json (what scripts read), in the chosen language for people.
+    warnings = mou_warnings(orgs, str)
 
     def shown_expiry(o: dict[str, Any]) -> str:
         if o["mou_state"] == "expired":
-            return f"[bold red]EXPIRED {o.get('mou_expires_on')}[/]"
+            return _("[bold red]EXPIRED {date}[/]").format(date=o.get("mou_expires_on"))
         if o["mou_state"] == "no_expiry":
-            return "[yellow]no expiry date[/]"
+            return _("[yellow]no expiry date[/]")
         return str(o.get("mou_expires_on") or "-")
 
     def human() -> None:
-        table = Table("short name", "legal name", "type", "status", "MoU expires", "register/check")
+        table = Table(
+            _("short name"),
+            _("legal name"),
+            _("type"),
+            _("status"),
+            _("MoU expires"),
+            _("register/check"),
+        )
         for o in orgs:
             table.add_row(
                 str(o.get("short_name")),
@@ -317,8 +352,10 @@ def org_list(ctx: typer.Context) -> None:
                 f"{'R' if o.get('may_register') else '-'}/{'C' if o.get('may_check') else '-'}",
             )
         st.console.print(table)
-        for warning in warnings:
-            st.errors.print(f"[bold yellow]warning:[/] {warning}", highlight=False)
+        for warning in mou_warnings(orgs, _):
+            st.errors.print(
+                _("[bold yellow]warning:[/] {warning}").format(warning=warning), highlight=False
+            )
 
     emit(st, {"items": orgs, "warnings": warnings}, human)
 
@@ -342,7 +379,7 @@ def principal_add(
     """Register a principal by its public auth key; prints the client id for `refcheck login`."""
     st = state(ctx)
     if (keys is None) == (auth_public_key is None):
-        raise InvalidInput("give exactly one of --keys and --auth-public-key")
+        raise InvalidInput(_("give exactly one of --keys and --auth-public-key"))
     key = public_keys_of(keys)["auth_public_key"] if keys is not None else auth_public_key or ""
     client = st.client()
     found = resolve_org(client, org)
@@ -369,11 +406,20 @@ def principal_add(
         st,
         enrolment,
         lambda: st.console.print(
-            f"Added principal {principal.get('name')} - client id: [bold]{principal.get('id')}[/]"
-            f"\nNetwork {own.network_id}, signing key fingerprint (SHA-256):"
-            f"\n  {own.network_signing_key_sha256}"
-            f"\nHand them the client id and this fingerprint (read it out or send it apart from "
-            f"the client id). Next, on their machine:\n  {login_command}",
+            _(
+                "Added principal {name} - client id: [bold]{id}[/]\n"
+                "Network {network}, signing key fingerprint (SHA-256):\n"
+                "  {fingerprint}\n"
+                "Hand them the client id and this fingerprint (read it out or send it apart from "
+                "the client id). Next, on their machine:\n"
+                "  {login_command}"
+            ).format(
+                name=principal.get("name"),
+                id=principal.get("id"),
+                network=own.network_id,
+                fingerprint=own.network_signing_key_sha256,
+                login_command=login_command,
+            ),
             highlight=False,
             soft_wrap=True,
         ),
@@ -391,7 +437,7 @@ def principal_list(
     items = client.list_principals(str(resolve_org(client, org)["id"]))
 
     def human() -> None:
-        table = Table("id", "name", "kind", "roles", "active")
+        table = Table(_("id"), _("name"), _("kind"), _("roles"), _("active"))
         for p in items:
             table.add_row(
                 str(p.get("id")),
@@ -419,7 +465,10 @@ def principal_deactivate(
         st,
         principal,
         lambda: st.console.print(
-            f"Deactivated {principal.get('name')} ({principal.get('id')})", highlight=False
+            _("Deactivated {name} ({id})").format(
+                name=principal.get("name"), id=principal.get("id")
+            ),
+            highlight=False,
         ),
     )
 
@@ -435,7 +484,7 @@ def retention_overview(ctx: typer.Context) -> None:
     def human() -> None:
         orgs = overview.get("organisations") or []
         months = [m["month"] for m in overview.get("months") or []]
-        table = Table("expires (month)", *[str(o.get("short_name")) for o in orgs], "all")
+        table = Table(_("expires (month)"), *[str(o.get("short_name")) for o in orgs], _("all"))
         for month in months:
             cells = []
             for o in orgs:
@@ -444,9 +493,11 @@ def retention_overview(ctx: typer.Context) -> None:
             total = next(m["live_cases"] for m in overview["months"] if m["month"] == month)
             table.add_row(month, *cells, str(total))
         table.add_row(
-            "all", *[str(o.get("live_cases")) for o in orgs], str(overview.get("live_cases"))
+            _("all"), *[str(o.get("live_cases")) for o in orgs], str(overview.get("live_cases"))
         )
         st.console.print(table)
-        st.console.print(f"Live cases as of {overview.get('as_of')}", highlight=False)
+        st.console.print(
+            _("Live cases as of {date}").format(date=overview.get("as_of")), highlight=False
+        )
 
     emit(st, overview, human)

@@ -19,6 +19,7 @@ from rich.table import Table
 from client_sdk._client import Client
 from client_sdk.cli._common import beside, emit, handled, state
 from client_sdk.cli._http import call_json
+from client_sdk.cli.i18n import _
 from client_sdk.errors import InvalidResponse, LogInconsistent
 from client_sdk.transparency import TreeHead, TreeHeadStore, verify_log
 from protocol import merkle
@@ -64,7 +65,7 @@ def list_entries(
     last = items[-1]["seq"] if items else None
 
     def human() -> None:
-        table = Table("seq", "at (UTC)", "action", "object", "actor org", "leaf")
+        table = Table(_("seq"), _("at (UTC)"), _("action"), _("object"), _("actor org"), _("leaf"))
         for e in items:
             table.add_row(
                 str(e.get("seq")),
@@ -76,7 +77,10 @@ def list_entries(
             )
         st.console.print(table)
         if last is not None:
-            st.console.print(f"Next page: refcheck audit list --after {last}", highlight=False)
+            st.console.print(
+                _("Next page: refcheck audit list --after {last}").format(last=last),
+                highlight=False,
+            )
 
     emit(st, {"items": items, "last_seq": last}, human)
 
@@ -94,10 +98,10 @@ def logged_entries(client: Client, head: TreeHead) -> list[bytes]:
         )
         for item in page.get("entries", []):
             if int(item["index"]) != len(entries):
-                raise InvalidResponse("the log's entries are not served in order")
+                raise InvalidResponse(_("the log's entries are not served in order"))
             entries.append(str(item["entry"]).encode("ascii"))
     if len(entries) != head.size:
-        raise InvalidResponse("the log served fewer entries than its tree head counts")
+        raise InvalidResponse(_("the log served fewer entries than its tree head counts"))
     return entries
 
 
@@ -143,7 +147,7 @@ def verify(
     tree = merkle.MemoryTree(entries)
     if tree.root() != head.root:
         raise LogInconsistent(
-            "the entries the server serves do not make the tree it signed",
+            _("the entries the server serves do not make the tree it signed"),
             first_size=head.size,
             second_size=head.size,
         )
@@ -155,7 +159,9 @@ def verify(
             continue
         if differs(entry, json.loads(entries[leaf])):
             raise LogInconsistent(
-                f"audit entry {entry.get('seq')} is not the entry logged at leaf {leaf}",
+                _("audit entry {seq} is not the entry logged at leaf {leaf}").format(
+                    seq=entry.get("seq"), leaf=leaf
+                ),
                 first_size=head.size,
                 second_size=head.size,
             )
@@ -171,9 +177,18 @@ def verify(
 
     def human() -> None:
         st.console.print(
-            f"audit trail OK: {head.size} log entries rebuild the signed root "
-            f"{head.root.hex()[:16]}… (signed {head.issued_at}); {sealed} of {len(trail)} trail "
-            f"entries checked against their leaf, {len(trail) - sealed} not sealed yet",
+            _(
+                "audit trail OK: {size} log entries rebuild the signed root {root}… (signed "
+                "{issued_at}); {verified} of {entries} trail entries checked against their leaf, "
+                "{unsealed} not sealed yet"
+            ).format(
+                size=head.size,
+                root=head.root.hex()[:16],
+                issued_at=head.issued_at,
+                verified=sealed,
+                entries=len(trail),
+                unsealed=len(trail) - sealed,
+            ),
             highlight=False,
         )
 

@@ -91,6 +91,16 @@ def test_an_error_is_printed_in_the_chosen_language(tmp_path: Path):
     assert "error: the person file is not readable JSON" in english.stderr
 
 
+def test_a_secretariat_message_is_printed_in_the_chosen_language():
+    """`admin` and `audit` speak the chosen language too (refused before any request)."""
+    indonesian = refcheck("--lang", "id", "admin", "org", "update", "org-a")
+    assert indonesian.exit_code == 2, indonesian.output
+    assert "galat: tidak ada yang diubah: berikan setidaknya satu opsi" in indonesian.stderr
+    english = refcheck("admin", "org", "update", "org-a")
+    assert english.exit_code == 2, english.output
+    assert "error: nothing to change: give at least one option" in english.stderr
+
+
 def test_the_language_comes_from_the_locale_without_lang(tmp_path: Path):
     result = refcheck(*unreadable_person(tmp_path), LANG="id_ID.UTF-8")
     assert "berkas data orang bukan JSON yang dapat dibaca" in result.stderr
