@@ -153,9 +153,11 @@ from client_sdk.filter_cache import FilterSnapshot
 from client_sdk.keystore import Keystore
 from client_sdk.models import (
     Case,
+    CaseRegistration,
     CheckResult,
     CheckStatus,
     Consent,
+    DisclosureAnswer,
     LiveCheck,
     Match,
     Registration,
@@ -179,6 +181,7 @@ __all__ = [
     "AuthenticationError",
     "BadRequest",
     "Case",
+    "CaseRegistration",
     "CheckResult",
     "CheckStatus",
     "ClaimInvalid",
@@ -193,6 +196,7 @@ __all__ = [
     "Credentials",
     "CredentialsError",
     "Disclosure",
+    "DisclosureAnswer",
     "DisclosureNotAuthentic",
     "EntryNotClaimed",
     "EntryWindowClosed",

@@ -25,7 +25,7 @@ from typing import Any, Literal, Self, TypeVar, overload
 import httpx
 
 from client_sdk import _auth
-from client_sdk._core import ApiRequest, Core, DateLike, Op, is_fatal, json_body, pair_up, seg
+from client_sdk._core import ApiRequest, Core, Op, is_fatal, json_body, pair_up, seg
 from client_sdk._operation import AsyncDriver, SyncDriver, operation
 from client_sdk.config import DEFAULT_TIMEOUT, RetryPolicy
 from client_sdk.credentials import Credentials
@@ -40,7 +40,15 @@ from client_sdk.errors import (
     error_from_response,
 )
 from client_sdk.filter_cache import FilterCache, FilterSnapshot
-from client_sdk.models import Case, CheckResult, Consent, LiveCheck, Registration
+from client_sdk.models import (
+    Case,
+    CaseRegistration,
+    CheckResult,
+    Consent,
+    DateLike,
+    LiveCheck,
+    Registration,
+)
 from client_sdk.pinning import NetworkPin, NetworkState, OprfKey, OrgKeyPins
 from client_sdk.transparency import TreeHead, TreeHeadStore, session_log_op, tree_head_file
 
@@ -293,40 +301,17 @@ class _Base:
 
     @operation
     def register_case(
-        self,
-        person: Any,
-        *,
-        category: str,
-        finding_date: DateLike,
-        sanction: str,
-        legal_basis: str,
-        retention_until: DateLike,
-        mou_reference: str,
-        subject_notified_on: DateLike,
-        child_victim: bool = False,
-        finding: str = "substantiated",
-        idempotency_key: str | None = None,
+        self, person: Any, case: CaseRegistration, *, idempotency_key: str | None = None
     ) -> Op[Registration]:
         """Register a concluded, substantiated case (focal point).
 
         The person's keys are hashed to the group here and sealed to the network's
-        registration key with the metadata's hash; the server opens them in memory only.
-        Returns the `Registration`: the case and its `keys_per_check` filter values (the pads
-        among them verified by their DLEQ proof), to keep for `verify_live`.
+        registration key with the metadata's hash (`case`); the server opens them in memory
+        only. Returns the `Registration`: the case and its `keys_per_check` filter values (the
+        pads among them verified by their DLEQ proof), to keep for `verify_live`. A retry with
+        the same `idempotency_key` is answered with the first registration.
         """
-        return self._core.register_case(
-            person,
-            category=category,
-            finding_date=finding_date,
-            sanction=sanction,
-            legal_basis=legal_basis,
-            retention_until=retention_until,
-            mou_reference=mou_reference,
-            subject_notified_on=subject_notified_on,
-            child_victim=child_victim,
-            finding=finding,
-            idempotency_key=idempotency_key,
-        )
+        return self._core.register_case(person, case, idempotency_key=idempotency_key)
 
     @operation
     def rekey_case(self, case_id: str, person: Any) -> Op[Registration]:

@@ -19,7 +19,7 @@ import secrets
 import time
 import uuid
 from collections.abc import Callable, Generator, Iterable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from datetime import UTC, date, datetime
 from typing import Any, TypeVar
 from urllib.parse import quote
@@ -45,8 +45,10 @@ from client_sdk.errors import (
 from client_sdk.filter_cache import FILTER_PATH, FilterCache, FilterHeader, FilterSnapshot
 from client_sdk.models import (
     Case,
+    CaseRegistration,
     CheckResult,
     Consent,
+    DateLike,
     LiveCheck,
     LiveStatus,
     Match,
@@ -73,8 +75,6 @@ M = TypeVar("M", bound=pydantic.BaseModel)
 T = TypeVar("T")
 #: A call: yields requests, is sent the response to each, returns the result.
 Op = Generator["ApiRequest", httpx.Response, T]
-
-DateLike = date | str
 
 
 @dataclass(frozen=True)
@@ -419,31 +419,17 @@ class Core:
     # -- registration (focal point) -------------------------------------------------------
 
     def register_case(
-        self,
-        person: Any,
-        *,
-        category: str,
-        finding_date: DateLike,
-        sanction: str,
-        legal_basis: str,
-        retention_until: DateLike,
-        mou_reference: str,
-        subject_notified_on: DateLike,
-        child_victim: bool = False,
-        finding: str = "substantiated",
-        idempotency_key: str | None = None,
+        self, person: Any, case: CaseRegistration, *, idempotency_key: str | None = None
     ) -> Op[Registration]:
         metadata = build(
             wire.CaseMetadata,
-            category=category,
-            child_victim=bool(child_victim),
-            finding=finding,
-            sanction=sanction,
-            finding_date=iso_date(finding_date, "finding_date"),
-            legal_basis=legal_basis,
-            retention_until=iso_date(retention_until, "retention_until"),
-            mou_reference=mou_reference,
-            subject_notified_on=iso_date(subject_notified_on, "subject_notified_on"),
+            **{
+                **asdict(case),
+                "child_victim": bool(case.child_victim),
+                "finding_date": iso_date(case.finding_date, "finding_date"),
+                "retention_until": iso_date(case.retention_until, "retention_until"),
+                "subject_notified_on": iso_date(case.subject_notified_on, "subject_notified_on"),
+            },
         )
         if len(idempotency_key or "") > 128:
             raise InvalidInput("an idempotency key has at most 128 characters")

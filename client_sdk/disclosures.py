@@ -38,7 +38,7 @@ from collections.abc import Mapping
 from dataclasses import asdict, dataclass
 from typing import Any, Literal, TypeVar
 
-from client_sdk._core import ApiRequest, DateLike, Op, build, iso_date, json_body, parse, seg
+from client_sdk._core import ApiRequest, Op, build, iso_date, json_body, parse, seg
 from client_sdk._operation import operation
 from client_sdk.credentials import Credentials, OrgKeys
 from client_sdk.errors import (
@@ -48,7 +48,7 @@ from client_sdk.errors import (
     InvalidResponse,
     OrgKeyChanged,
 )
-from client_sdk.models import Match
+from client_sdk.models import DisclosureAnswer, Match
 from client_sdk.pinning import OrgKeyPins, OrgPublicKeys, normalise_fingerprint
 from protocol import disclosure as crypto
 from protocol.errors import DeserializeError, InvalidInputError, VerifyError
@@ -79,7 +79,6 @@ Disclosure = DisclosureOut
 ConsentLookup = ConsentLookupOut
 
 Role = Literal["holder", "requester"]
-SamePerson = Literal["confirmed", "not_same_person", "declined"]
 
 
 @dataclass(frozen=True)
@@ -412,45 +411,29 @@ class DisclosureOps:
             signed=opened.signature_verified,
         )
 
-    def answer_disclosure(
-        self,
-        request_id: str,
-        *,
-        same_person: str,
-        category: str | None = None,
-        child_victim: bool | None = None,
-        finding_date: DateLike | None = None,
-        sanction: str | None = None,
-        text: str | None = None,
-        contact: str | None = None,
-        decline_reason: str | None = None,
-    ) -> Op[Disclosure]:
+    def answer_disclosure(self, request_id: str, answer: DisclosureAnswer) -> Op[Disclosure]:
         """Sign the answer with this organisation's Ed25519 key, seal it to the requester's
         X25519 key (from the directory) and send it (holder side)."""
         keys = _org_keys(self.credentials)
-        found = iso_date(finding_date, "finding_date")
+        found = iso_date(answer.finding_date, "finding_date")
         request = yield from self.get_disclosure(request_id)
         if request.role != "holder":
             raise InvalidInput("only the holder organisation can answer a request")
         try:
-            answer = crypto.Answer(
+            signed = crypto.Answer(
+                **{
+                    **asdict(answer),
+                    "finding_date": None if found is None else dt.date.fromisoformat(found),
+                },
                 request_id=request.id,
                 holder_org_id=request.holder_org_id,
                 requester_org_id=request.requester_org_id,
-                same_person=same_person,
-                category=category,
-                child_victim=child_victim,
-                finding_date=None if found is None else dt.date.fromisoformat(found),
-                sanction=sanction,
-                text=text,
-                contact=contact,
-                decline_reason=decline_reason,
             )
         except InvalidInputError as exc:
             raise InvalidInput(str(exc)) from None
         requester = yield from self._pinned_keys(request.requester_org_id)
         try:
-            sealed = crypto.seal_answer(answer, keys.ed25519_private, requester.x25519)
+            sealed = crypto.seal_answer(signed, keys.ed25519_private, requester.x25519)
         except InvalidInputError as exc:
             raise InvalidInput(str(exc)) from None
         # The one part of the answer the server reads: "not the same person" answers are
@@ -459,7 +442,7 @@ class DisclosureOps:
         body = build(
             DisclosureAnswerIn,
             sealed_answer=sealed.hex(),
-            not_same_person=answer.same_person == "not_same_person",
+            not_same_person=signed.same_person == "not_same_person",
         )
         # Not idempotent: a retried answer after a lost reply is refused as a second answer
         # (409 invalid-transition, state answered), which says it arrived.
@@ -565,33 +548,11 @@ class DisclosureMethods:
         )
 
     @operation
-    def answer_disclosure(
-        self,
-        request_id: str,
-        *,
-        same_person: SamePerson,
-        category: str | None = None,
-        child_victim: bool | None = None,
-        finding_date: DateLike | None = None,
-        sanction: str | None = None,
-        text: str | None = None,
-        contact: str | None = None,
-        decline_reason: str | None = None,
-    ) -> Op[Disclosure]:
+    def answer_disclosure(self, request_id: str, answer: DisclosureAnswer) -> Op[Disclosure]:
         """Answer a request about one of your records (focal point): signed, sealed to the
         requester; the server never reads it. A confirmation needs category, finding_date and
         sanction; `declined` needs decline_reason."""
-        return self._disclosures.answer_disclosure(
-            request_id,
-            same_person=same_person,
-            category=category,
-            child_victim=child_victim,
-            finding_date=finding_date,
-            sanction=sanction,
-            text=text,
-            contact=contact,
-            decline_reason=decline_reason,
-        )
+        return self._disclosures.answer_disclosure(request_id, answer)
 
     @operation
     def read_disclosure_answer(

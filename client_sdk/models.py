@@ -22,7 +22,53 @@ from pydantic import AwareDatetime, BaseModel, ConfigDict
 from protocol.identity.keys import Strength
 from protocol.messages import CaseOut as Case
 
-__all__ = ["Case", "CheckResult", "CheckStatus", "Consent", "Match"]
+__all__ = [
+    "Case",
+    "CaseRegistration",
+    "CheckResult",
+    "CheckStatus",
+    "Consent",
+    "DisclosureAnswer",
+    "Match",
+]
+
+#: A date as a `datetime.date` or an ISO string (YYYY-MM-DD).
+DateLike = dt.date | str
+#: The holder's answer to "is the applicant the registered person?".
+SamePerson = Literal["confirmed", "not_same_person", "declined"]
+
+
+@dataclass(frozen=True)
+class CaseRegistration:
+    """What `register_case` registers about a concluded, substantiated case (focal point):
+    the metadata the server stores in the clear (docs/api.md, Cases). The person's keys are
+    not in it: they are passed beside it, and only their seal leaves this machine."""
+
+    category: str
+    finding_date: DateLike
+    sanction: str
+    legal_basis: str
+    retention_until: DateLike
+    mou_reference: str
+    subject_notified_on: DateLike
+    child_victim: bool = False
+    finding: str = "substantiated"
+
+
+@dataclass(frozen=True)
+class DisclosureAnswer:
+    """The holder's answer to a disclosure request (`answer_disclosure`), signed and sealed to
+    the requester before it leaves. A confirmation needs `category`, `finding_date` and
+    `sanction`; `declined` needs `decline_reason`."""
+
+    same_person: SamePerson
+    category: str | None = None
+    child_victim: bool | None = None
+    finding_date: DateLike | None = None
+    sanction: str | None = None
+    text: str | None = None
+    contact: str | None = None
+    decline_reason: str | None = None
 
 
 #: Whether a consent's sealed details were opened, and who sealed them.

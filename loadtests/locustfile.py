@@ -42,7 +42,7 @@ from typing import Any
 import httpx
 from locust import User, between, events, task
 
-from client_sdk import Client, RetryPolicy
+from client_sdk import CaseRegistration, Client, DisclosureAnswer, RetryPolicy
 from loadtests.people import POPULATION, person
 from loadtests.report import endpoint_name
 
@@ -206,13 +206,15 @@ class FocalPoint(_SdkUser):
         try:
             self.rc.register_case(
                 person(random.randrange(POPULATION)),
-                category="sexual_abuse",
-                finding_date=finding,
-                sanction="dismissal",
-                legal_basis="legitimate_interests",
-                retention_until=finding.replace(year=finding.year + 5),
-                mou_reference="MoU-2026-01",
-                subject_notified_on=finding + timedelta(days=7),
+                CaseRegistration(
+                    category="sexual_abuse",
+                    finding_date=finding,
+                    sanction="dismissal",
+                    legal_basis="legitimate_interests",
+                    retention_until=finding.replace(year=finding.year + 5),
+                    mou_reference="MoU-2026-01",
+                    subject_notified_on=finding + timedelta(days=7),
+                ),
             )
         except Exception as exc:  # noqa: BLE001 - every failure must reach the report
             _failure(self.environment, "register_case (SDK)", exc)
@@ -230,10 +232,12 @@ class FocalPoint(_SdkUser):
             for item in waiting[:2]:
                 self.rc.answer_disclosure(
                     item.id,
-                    same_person="confirmed",
-                    category="sexual_abuse",
-                    finding_date=datetime.now(UTC).date() - timedelta(days=90),
-                    sanction="dismissal",
+                    DisclosureAnswer(
+                        same_person="confirmed",
+                        category="sexual_abuse",
+                        finding_date=datetime.now(UTC).date() - timedelta(days=90),
+                        sanction="dismissal",
+                    ),
                 )
         except Exception as exc:  # noqa: BLE001 - every failure must reach the report
             _failure(self.environment, "answer_disclosure (SDK)", exc)

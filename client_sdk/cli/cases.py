@@ -36,7 +36,7 @@ from client_sdk.cli.check import (
 )
 from client_sdk.cli.i18n import _
 from client_sdk.errors import CredentialsError, InvalidInput, ProtocolViolation, RefcheckError
-from client_sdk.models import Case, LiveCheck, Registration
+from client_sdk.models import Case, CaseRegistration, LiveCheck, Registration
 from client_sdk.pinning import _locked
 from client_sdk.secretfile import load_json_secret, write_json_secret
 from protocol.identity import PERSON_FIELDS
@@ -158,14 +158,16 @@ def register(
     path = registrations_file(st)
     registration = client.register_case(
         record,
-        category=category,
-        finding_date=finding_date,
-        sanction=sanction,
-        legal_basis=legal_basis,
-        retention_until=retention_until,
-        mou_reference=mou_reference,
-        subject_notified_on=subject_notified_on,
-        child_victim=child_victim,
+        CaseRegistration(
+            category=category,
+            finding_date=finding_date,
+            sanction=sanction,
+            legal_basis=legal_basis,
+            retention_until=retention_until,
+            mou_reference=mou_reference,
+            subject_notified_on=subject_notified_on,
+            child_victim=child_victim,
+        ),
     )
     keep_registration(path, client, registration)
     case_id = registration.case_id

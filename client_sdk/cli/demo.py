@@ -31,7 +31,7 @@ from client_sdk.cli._common import handled, state
 from client_sdk.credentials import Credentials
 from client_sdk.errors import CredentialsError
 from client_sdk.forms import render_form
-from client_sdk.models import CheckResult, Match
+from client_sdk.models import CaseRegistration, CheckResult, DisclosureAnswer, Match
 from protocol.disclosure import SEALED_ANSWER_SIZE
 
 # Invented people: no real person has these names and numbers.
@@ -105,14 +105,16 @@ def step_register(story: Story) -> None:
     story.finding_date = date.today() - timedelta(days=60)
     registration = story.focal_a.register_case(
         REGISTERED_PERSON,
-        category="sexual_abuse",
-        finding="substantiated",
-        finding_date=story.finding_date,
-        sanction="dismissal",
-        legal_basis="legitimate_interests",
-        retention_until=date.today() + timedelta(days=5 * 365),
-        mou_reference="MoU-2026-01",
-        subject_notified_on=date.today() - timedelta(days=50),
+        CaseRegistration(
+            category="sexual_abuse",
+            finding="substantiated",
+            finding_date=story.finding_date,
+            sanction="dismissal",
+            legal_basis="legitimate_interests",
+            retention_until=date.today() + timedelta(days=5 * 365),
+            mou_reference="MoU-2026-01",
+            subject_notified_on=date.today() - timedelta(days=50),
+        ),
     )
     story.case_id = registration.case_id
     count = len(registration.filter_values)
@@ -334,12 +336,14 @@ def step_holder_answers(story: Story) -> None:
     assert story.request_id is not None and story.finding_date is not None
     answered = story.focal_a.answer_disclosure(
         story.request_id,
-        same_person="confirmed",
-        category="sexual_abuse",
-        finding_date=story.finding_date,
-        sanction="dismissal",
-        text="Dismissed after a substantiated investigation; the finding was not appealed.",
-        contact="pseah-focal@org-a.example (demo)",
+        DisclosureAnswer(
+            same_person="confirmed",
+            category="sexual_abuse",
+            finding_date=story.finding_date,
+            sanction="dismissal",
+            text="Dismissed after a substantiated investigation; the finding was not appealed.",
+            contact="pseah-focal@org-a.example (demo)",
+        ),
     )
     requester_keys = story.focal_a.org_keys(answered.requester_org_id)
     story.console.print(

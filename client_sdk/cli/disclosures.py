@@ -36,6 +36,7 @@ from client_sdk.cli.check import (
 from client_sdk.cli.i18n import _
 from client_sdk.disclosures import ApplicantDetails, ConsentLookup, Disclosure, VerifiedAnswer
 from client_sdk.errors import InvalidInput
+from client_sdk.models import DisclosureAnswer
 from protocol.messages import OUTCOMES
 
 app = typer.Typer(
@@ -344,14 +345,16 @@ def answer(
     st = state(ctx)
     sent = st.client().answer_disclosure(
         request_id,
-        same_person=same_person,  # type: ignore[arg-type]  # validated by the SDK
-        category=category,
-        child_victim=child_victim,
-        finding_date=finding_date,
-        sanction=sanction,
-        text=text,
-        contact=contact,
-        decline_reason=decline_reason,
+        DisclosureAnswer(
+            same_person=same_person,  # type: ignore[arg-type]  # validated by the SDK
+            category=category,
+            child_victim=child_victim,
+            finding_date=finding_date,
+            sanction=sanction,
+            text=text,
+            contact=contact,
+            decline_reason=decline_reason,
+        ),
     )
     _print_request(st, sent)
 

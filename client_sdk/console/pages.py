@@ -26,7 +26,7 @@ from client_sdk.console.i18n import gettext_ as _
 from client_sdk.console.labels import MAX_LABEL, LabelStore
 from client_sdk.console.vault import Held, Vault, sha256_upload, today
 from client_sdk.errors import ApiError, InvalidInput, RefcheckError
-from client_sdk.models import Registration
+from client_sdk.models import CaseRegistration, DisclosureAnswer, Registration
 from protocol.messages import OUTCOMES
 
 Handler = Callable[[Request, Client, FormData | None], Awaitable[Response]]
@@ -160,14 +160,16 @@ def routes(kit: Kit) -> list[Route]:
                     registration = await call(
                         client.register_case,
                         kit.person_of(form),
-                        category=text(form, "category"),
-                        finding_date=text(form, "finding_date"),
-                        sanction=text(form, "sanction"),
-                        legal_basis=text(form, "legal_basis"),
-                        retention_until=text(form, "retention_until"),
-                        mou_reference=text(form, "mou_reference"),
-                        subject_notified_on=text(form, "subject_notified_on"),
-                        child_victim=bool(text(form, "child_victim")),
+                        CaseRegistration(
+                            category=text(form, "category"),
+                            finding_date=text(form, "finding_date"),
+                            sanction=text(form, "sanction"),
+                            legal_basis=text(form, "legal_basis"),
+                            retention_until=text(form, "retention_until"),
+                            mou_reference=text(form, "mou_reference"),
+                            subject_notified_on=text(form, "subject_notified_on"),
+                            child_victim=bool(text(form, "child_victim")),
+                        ),
                     )
                 except (InvalidInput, ApiError) as exc:
                     general = str(exc)
@@ -337,14 +339,18 @@ def routes(kit: Kit) -> list[Route]:
             await call(
                 client.answer_disclosure,
                 request_id,
-                same_person=same,
-                category=text(form, "category") or None if same == "confirmed" else None,
-                child_victim=bool(text(form, "child_victim")) if same == "confirmed" else None,
-                finding_date=text(form, "finding_date") or None if same == "confirmed" else None,
-                sanction=text(form, "sanction") or None if same == "confirmed" else None,
-                text=text(form, "text") or None,
-                contact=text(form, "contact") or None,
-                decline_reason=text(form, "decline_reason") or None,
+                DisclosureAnswer(
+                    same_person=same,  # type: ignore[arg-type]  # one of the three, checked above
+                    category=text(form, "category") or None if same == "confirmed" else None,
+                    child_victim=bool(text(form, "child_victim")) if same == "confirmed" else None,
+                    finding_date=text(form, "finding_date") or None
+                    if same == "confirmed"
+                    else None,
+                    sanction=text(form, "sanction") or None if same == "confirmed" else None,
+                    text=text(form, "text") or None,
+                    contact=text(form, "contact") or None,
+                    decline_reason=text(form, "decline_reason") or None,
+                ),
             )
             return _redirect("/inbox?sent=1")
         d = await call(client.get_disclosure, request_id)

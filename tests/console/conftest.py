@@ -22,6 +22,7 @@ from tests.sdk.live import LiveServer, free_port, running_server
 uvicorn = pytest.importorskip("uvicorn")
 pytest.importorskip("starlette")
 
+from client_sdk import CaseRegistration, DisclosureAnswer  # noqa: E402
 from client_sdk.console.app import ConsoleSettings, create_app  # noqa: E402
 
 
@@ -153,13 +154,15 @@ def register_live_case(network: LiveServer, name: str, *, years: int, day: int) 
     with Client.from_credentials_file(network.credentials("org-a-focal")) as focal:
         focal.register_case(
             {"full_name": name, "date_of_birth": "1988-03-03", "nationality": "ID"},
-            category="sexual_exploitation",
-            finding_date=finding.isoformat(),
-            sanction="dismissal",
-            legal_basis="legitimate_interests",
-            retention_until=until.isoformat(),
-            mou_reference="MoU-2026-01",
-            subject_notified_on=today.isoformat(),
+            CaseRegistration(
+                category="sexual_exploitation",
+                finding_date=finding.isoformat(),
+                sanction="dismissal",
+                legal_basis="legitimate_interests",
+                retention_until=until.isoformat(),
+                mou_reference="MoU-2026-01",
+                subject_notified_on=today.isoformat(),
+            ),
         )
     return until
 
@@ -181,13 +184,15 @@ def answered_requests(network: LiveServer, person: dict[str, str]) -> list[Timed
     with Client.from_credentials_file(network.credentials("org-a-focal")) as focal:
         focal.register_case(
             person,
-            category="sexual_exploitation",
-            finding_date=(today - dt.timedelta(days=30)).isoformat(),
-            sanction="dismissal",
-            legal_basis="legitimate_interests",
-            retention_until=(today + dt.timedelta(days=3 * 365)).isoformat(),
-            mou_reference="MoU-2026-01",
-            subject_notified_on=today.isoformat(),
+            CaseRegistration(
+                category="sexual_exploitation",
+                finding_date=(today - dt.timedelta(days=30)).isoformat(),
+                sanction="dismissal",
+                legal_basis="legitimate_interests",
+                retention_until=(today + dt.timedelta(days=3 * 365)).isoformat(),
+                mou_reference="MoU-2026-01",
+                subject_notified_on=today.isoformat(),
+            ),
         )
     with Client.from_credentials_file(network.credentials("org-b-hr")) as hr:
         ids = []
@@ -218,7 +223,7 @@ def answered_requests(network: LiveServer, person: dict[str, str]) -> list[Timed
     with Client.from_credentials_file(network.credentials("org-a-focal")) as focal:
         due_at = {i: focal.get_disclosure(i).due_at for i in ids}
         for request_id in ids[:2]:
-            focal.answer_disclosure(request_id, same_person="not_same_person")
+            focal.answer_disclosure(request_id, DisclosureAnswer(same_person="not_same_person"))
     buckets = ("early_7_plus", "late_1_to_3", "open_overdue")
     return [TimedRequest(bucket, _month(due_at[i])) for bucket, i in zip(buckets, ids, strict=True)]
 

@@ -16,6 +16,7 @@ from fastapi import FastAPI
 
 from client_sdk import (
     AsyncClient,
+    CaseRegistration,
     CheckResult,
     CheckStatus,
     ConsentExpired,
@@ -53,16 +54,16 @@ pytestmark = pytest.mark.anyio
 FORM = "ab" * 32
 
 
-def case_fields(today: Any) -> dict[str, Any]:
-    return {
-        "category": "sexual_abuse",
-        "finding_date": today - timedelta(days=60),
-        "sanction": "dismissal",
-        "legal_basis": "legitimate_interests",
-        "retention_until": (today + timedelta(days=5 * 365)).isoformat(),
-        "mou_reference": "MoU-2026-01",
-        "subject_notified_on": (today - timedelta(days=50)).isoformat(),
-    }
+def case_fields(today: Any) -> CaseRegistration:
+    return CaseRegistration(
+        category="sexual_abuse",
+        finding_date=today - timedelta(days=60),
+        sanction="dismissal",
+        legal_basis="legitimate_interests",
+        retention_until=(today + timedelta(days=5 * 365)).isoformat(),
+        mou_reference="MoU-2026-01",
+        subject_notified_on=(today - timedelta(days=50)).isoformat(),
+    )
 
 
 async def consent(sdk: Any, **overrides: Any) -> str:
@@ -82,7 +83,7 @@ async def test_registered_person_is_found_under_another_spelling(
     sdk_for: SdkFactory, network: Network, clock: Any
 ) -> None:
     focal, hr = sdk_for(network.a_focal), sdk_for(network.b_hr)
-    registration = await focal.register_case(REGISTERED, **case_fields(clock.today()))
+    registration = await focal.register_case(REGISTERED, case_fields(clock.today()))
     assert isinstance(registration, Registration)
     case_id = registration.case_id
 
@@ -107,7 +108,7 @@ async def test_name_only_variant_is_a_possible_match_for_a_human_to_confirm(
     sdk_for: SdkFactory, network: Network, clock: Any
 ) -> None:
     focal, hr = sdk_for(network.a_focal), sdk_for(network.b_hr)
-    await focal.register_case(REGISTERED, **case_fields(clock.today()))
+    await focal.register_case(REGISTERED, case_fields(clock.today()))
     results = await hr.check_many(
         SPELLING_VARIANTS[:3], [await consent(hr, applicant_ref=f"A{i}") for i in range(3)]
     )
@@ -121,7 +122,7 @@ async def test_name_only_variant_is_a_possible_match_for_a_human_to_confirm(
 async def test_a_different_person_is_no_match(
     sdk_for: SdkFactory, network: Network, clock: Any
 ) -> None:
-    await sdk_for(network.a_focal).register_case(REGISTERED, **case_fields(clock.today()))
+    await sdk_for(network.a_focal).register_case(REGISTERED, case_fields(clock.today()))
     hr = sdk_for(network.b_hr)
     result = await hr.check_applicant(OTHER, await consent(hr))
     assert result.status is CheckStatus.NO_MATCH and result.matches == ()
@@ -132,7 +133,7 @@ async def test_withdrawn_case_no_longer_matches(
     sdk_for: SdkFactory, network: Network, clock: Any
 ) -> None:
     focal, hr = sdk_for(network.a_focal), sdk_for(network.b_hr)
-    case_id = (await focal.register_case(REGISTERED, **case_fields(clock.today()))).case_id
+    case_id = (await focal.register_case(REGISTERED, case_fields(clock.today()))).case_id
     withdrawn = await focal.withdraw_case(case_id, "appeal_upheld")
     assert withdrawn.status == "withdrawn"
     assert [c.id for c in await focal.list_cases("withdrawn")] == [case_id]
@@ -150,7 +151,7 @@ async def test_list_cases_follows_every_page(
         (
             await focal.register_case(
                 {"full_name": "Budi Santoso", "date_of_birth": f"1980-01-0{day}"},
-                **case_fields(clock.today()),
+                case_fields(clock.today()),
             )
         ).case_id
         for day in range(1, 6)
@@ -162,7 +163,7 @@ async def test_list_cases_follows_every_page(
 async def test_tampered_check_proof_is_detected(
     app: FastAPI, sdk_for: SdkFactory, network: Network, clock: Any
 ) -> None:
-    await sdk_for(network.a_focal).register_case(REGISTERED, **case_fields(clock.today()))
+    await sdk_for(network.a_focal).register_case(REGISTERED, case_fields(clock.today()))
 
     def edit(body: dict[str, Any]) -> None:
         body["proof"] = flip_bit(body["proof"], bit=77)
@@ -369,7 +370,7 @@ async def test_foreign_consent_is_not_found(sdk_for: SdkFactory, network: Networ
 async def test_check_many_keeps_going_past_a_refused_row(
     sdk_for: SdkFactory, network: Network, clock: Any
 ) -> None:
-    await sdk_for(network.a_focal).register_case(REGISTERED, **case_fields(clock.today()))
+    await sdk_for(network.a_focal).register_case(REGISTERED, case_fields(clock.today()))
     hr = sdk_for(network.b_hr)
     ids = [await consent(hr, applicant_ref=f"S{i}") for i in range(3)]
     await hr.withdraw_consent(ids[1])

@@ -25,7 +25,14 @@ import anyio
 import httpx
 import pytest
 
-from client_sdk import AsyncClient, CheckStatus, CredentialsError, InvalidInput, InvalidResponse
+from client_sdk import (
+    AsyncClient,
+    CaseRegistration,
+    CheckStatus,
+    CredentialsError,
+    InvalidInput,
+    InvalidResponse,
+)
 from client_sdk.consents import open_receipt
 from client_sdk.credentials import OrgKeys
 from protocol import messages as wire
@@ -63,16 +70,16 @@ DETAILS: dict[str, Any] = {
 }
 
 
-def case_fields(today: Any) -> dict[str, Any]:
-    return {
-        "category": "sexual_abuse",
-        "finding_date": today - timedelta(days=60),
-        "sanction": "dismissal",
-        "legal_basis": "legitimate_interests",
-        "retention_until": today + timedelta(days=5 * 365),
-        "mou_reference": "MoU-2026-01",
-        "subject_notified_on": today - timedelta(days=50),
-    }
+def case_fields(today: Any) -> CaseRegistration:
+    return CaseRegistration(
+        category="sexual_abuse",
+        finding_date=today - timedelta(days=60),
+        sanction="dismissal",
+        legal_basis="legitimate_interests",
+        retention_until=today + timedelta(days=5 * 365),
+        mou_reference="MoU-2026-01",
+        subject_notified_on=today - timedelta(days=50),
+    )
 
 
 def _org_keys(network: Network, which: str) -> OrgKeys:
@@ -362,7 +369,7 @@ async def _build(path: Path, key_dir: Path, applicants: list[Applicant]) -> Netw
                 )
 
             async with sdk(network.a_focal) as focal, sdk(network.b_hr) as hr:
-                await focal.register_case(REGISTERED, **case_fields(clock.today()))
+                await focal.register_case(REGISTERED, case_fields(clock.today()))
                 for applicant in applicants:
                     consent_id = await hr.record_consent(
                         applicant_ref=applicant.ref,

@@ -108,7 +108,7 @@ async def test_a_non_registered_person_costs_one_check_and_at_most_the_filter(
     session: Session,
     tmp_path: Path,
 ) -> None:
-    await sdk_for(network.a_focal).register_case(REGISTERED, **case_fields(clock.today()))
+    await sdk_for(network.a_focal).register_case(REGISTERED, case_fields(clock.today()))
     sealed(session, ctx)
     pins = tmp_path / "pins.json"
     warm = sdk_for(network.b_hr, pin_file=pins)
@@ -134,7 +134,7 @@ async def test_a_non_registered_person_costs_one_check_and_at_most_the_filter(
 async def test_a_client_holding_the_current_filter_sends_only_the_check(
     app: FastAPI, sdk_for: SdkFactory, network: Network, clock: Any, ctx: Any, tmp_path: Path
 ) -> None:
-    await sdk_for(network.a_focal).register_case(REGISTERED, **case_fields(clock.today()))
+    await sdk_for(network.a_focal).register_case(REGISTERED, case_fields(clock.today()))
     pins, filter_file = tmp_path / "pins.json", tmp_path / "org-b.filter"
     warm = sdk_for(network.b_hr, pin_file=pins, filter_file=filter_file)
     await warm.check_applicant(FEW, await consent(warm))  # keys, policy and the filter kept
@@ -151,7 +151,7 @@ async def test_a_client_holding_the_current_filter_sends_only_the_check(
 async def test_check_many_shares_one_filter_between_its_checks(
     app: FastAPI, sdk_for: SdkFactory, network: Network, clock: Any
 ) -> None:
-    await sdk_for(network.a_focal).register_case(REGISTERED, **case_fields(clock.today()))
+    await sdk_for(network.a_focal).register_case(REGISTERED, case_fields(clock.today()))
     recording = Recording(httpx.ASGITransport(app=app))
     hr = sdk_for(network.b_hr, transport=recording)
     people = [FEW, MANY, REGISTERED]

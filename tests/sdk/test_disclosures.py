@@ -17,8 +17,10 @@ from fastapi import FastAPI
 
 from client_sdk import (
     AsyncClient,
+    CaseRegistration,
     CheckStatus,
     CredentialsError,
+    DisclosureAnswer,
     DisclosureNotAuthentic,
     EntryNotClaimed,
     InvalidInput,
@@ -50,13 +52,15 @@ async def matched_request(
     today = clock.today()
     await focal.register_case(
         REGISTERED,
-        category="sexual_abuse",
-        finding_date=today - timedelta(days=60),
-        sanction="dismissal",
-        legal_basis="legitimate_interests",
-        retention_until=today + timedelta(days=5 * 365),
-        mou_reference="MoU-2026-01",
-        subject_notified_on=today - timedelta(days=50),
+        CaseRegistration(
+            category="sexual_abuse",
+            finding_date=today - timedelta(days=60),
+            sanction="dismissal",
+            legal_basis="legitimate_interests",
+            retention_until=today + timedelta(days=5 * 365),
+            mou_reference="MoU-2026-01",
+            subject_notified_on=today - timedelta(days=50),
+        ),
     )
     consent_id = await hr.record_consent(
         applicant_ref="APP-7",
@@ -88,12 +92,14 @@ async def test_request_answer_and_verified_reading_end_to_end(
     assert acked.state == "acknowledged"
     answered = await focal.answer_disclosure(
         request_id,
-        same_person="confirmed",
-        category="sexual_abuse",
-        finding_date=clock.today() - timedelta(days=60),
-        sanction="dismissal",
-        text="Dismissed after a substantiated investigation.",
-        contact="pseah@org-a.example",
+        DisclosureAnswer(
+            same_person="confirmed",
+            category="sexual_abuse",
+            finding_date=clock.today() - timedelta(days=60),
+            sanction="dismissal",
+            text="Dismissed after a substantiated investigation.",
+            contact="pseah@org-a.example",
+        ),
     )
     assert answered.state == "answered"
 
@@ -126,7 +132,7 @@ async def test_answer_signed_by_anyone_but_the_holder_is_rejected(
         retry=FAST_RETRY,
         clock=lambda: clock().timestamp(),
     ) as forger:
-        await forger.answer_disclosure(request_id, same_person="not_same_person")
+        await forger.answer_disclosure(request_id, DisclosureAnswer(same_person="not_same_person"))
 
     with pytest.raises(DisclosureNotAuthentic):
         await hr.read_disclosure_answer(request_id)
@@ -136,7 +142,7 @@ async def test_answer_made_for_another_request_is_rejected(
     sdk_for: SdkFactory, network: Network, clock: Any, app: FastAPI
 ) -> None:
     focal, _hr, request_id = await matched_request(sdk_for, network, clock)
-    await focal.answer_disclosure(request_id, same_person="not_same_person")
+    await focal.answer_disclosure(request_id, DisclosureAnswer(same_person="not_same_person"))
     # A genuine holder answer, made for another request, swapped in on the way (a replay).
     other = Answer(
         request_id="00000000-0000-4000-8000-000000000000",
@@ -167,7 +173,7 @@ async def test_directory_that_lies_about_the_holders_key_is_caught(
     sdk_for: SdkFactory, network: Network, clock: Any, app: FastAPI
 ) -> None:
     focal, _hr, request_id = await matched_request(sdk_for, network, clock)
-    await focal.answer_disclosure(request_id, same_person="not_same_person")
+    await focal.answer_disclosure(request_id, DisclosureAnswer(same_person="not_same_person"))
 
     def rekey(body: dict[str, Any]) -> None:
         for entry in body["items"]:
@@ -215,7 +221,7 @@ async def test_refusals_map_to_their_exceptions(
         await hr.request_disclosure(match)
     # Answers are validated before anything is sealed or sent.
     with pytest.raises(InvalidInput):
-        await focal.answer_disclosure(request_id, same_person="confirmed")
+        await focal.answer_disclosure(request_id, DisclosureAnswer(same_person="confirmed"))
     with pytest.raises(InvalidInput):
         await hr.read_disclosure_answer(request_id)  # nothing to read yet
 
@@ -300,7 +306,7 @@ async def test_swapped_holder_keys_are_refused_for_reading_and_sealing_until_re_
 ) -> None:
     # org-b's HR pins org-a's keys when it seals the details; org-a answers with its real key.
     focal, hr, request_id = await matched_request(sdk_for, network, clock, applicant=REGISTERED)
-    await focal.answer_disclosure(request_id, same_person="not_same_person")
+    await focal.answer_disclosure(request_id, DisclosureAnswer(same_person="not_same_person"))
     assert (await hr.org_keys("org-a")).ed25519.hex() == network.org_a_keys.ed25519_public_hex
 
     new = await swap_org_keys(sdk_for, network, network.org_a.id)
@@ -348,7 +354,7 @@ async def test_swapped_holder_keys_are_refused_for_reading_and_sealing_until_re_
     ) as rekeyed:
         details = await rekeyed.read_applicant_details(second)
         assert details is not None and details.signed
-        await rekeyed.answer_disclosure(second, same_person="not_same_person")
+        await rekeyed.answer_disclosure(second, DisclosureAnswer(same_person="not_same_person"))
     answer = await hr.read_disclosure_answer(second)
     assert answer.same_person == "not_same_person" and answer.holder_org == "org-a"
     # Trust is in keys, not in history: the first answer was signed with the old key.
@@ -368,7 +374,7 @@ async def test_swapped_requester_keys_are_refused_by_the_holder(
     with pytest.raises(OrgKeyChanged):
         await focal.read_applicant_details(request_id)
     with pytest.raises(OrgKeyChanged):
-        await focal.answer_disclosure(request_id, same_person="not_same_person")
+        await focal.answer_disclosure(request_id, DisclosureAnswer(same_person="not_same_person"))
     assert (await hr.get_disclosure(request_id)).state == "requested"
 
 

@@ -11,7 +11,14 @@ from pathlib import Path
 
 import pytest
 
-from client_sdk import CheckStatus, Client, ConsentExhausted, Credentials, KeyChanged
+from client_sdk import (
+    CaseRegistration,
+    CheckStatus,
+    Client,
+    ConsentExhausted,
+    Credentials,
+    KeyChanged,
+)
 from tests.sdk.live import LiveServer, running_server
 from tests.server.blindmatch.people import OTHER, REGISTERED, SPELLING_VARIANTS
 
@@ -32,14 +39,16 @@ def test_sync_client_runs_the_whole_path_against_a_real_server(
     with Client.from_credentials_file(live.credentials("org-a-focal"), pin_file=pins) as focal:
         registration = focal.register_case(
             REGISTERED,
-            category="sexual_exploitation",
-            finding_date=today - timedelta(days=30),
-            sanction="contract_termination",
-            legal_basis="legitimate_interests",
-            retention_until=today + timedelta(days=6 * 365),
-            mou_reference="MoU-2026-01",
-            subject_notified_on=today - timedelta(days=20),
-            child_victim=True,
+            CaseRegistration(
+                category="sexual_exploitation",
+                finding_date=today - timedelta(days=30),
+                sanction="contract_termination",
+                legal_basis="legitimate_interests",
+                retention_until=today + timedelta(days=6 * 365),
+                mou_reference="MoU-2026-01",
+                subject_notified_on=today - timedelta(days=20),
+                child_victim=True,
+            ),
         )
         case_id = registration.case_id
         assert focal.get_case(case_id).child_victim is True

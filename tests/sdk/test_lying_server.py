@@ -112,7 +112,7 @@ async def test_a_filter_header_for_another_key_is_refused(
 async def test_a_filter_that_is_not_the_one_the_check_named_is_refused(
     app: FastAPI, sdk_for: SdkFactory, network: Network, ctx: Any, clock: Any
 ) -> None:
-    await sdk_for(network.a_focal).register_case(REGISTERED, **case_fields(clock.today()))
+    await sdk_for(network.a_focal).register_case(REGISTERED, case_fields(clock.today()))
 
     def drop_a_value(body: bytes) -> bytes:
         # The same revision, re-signed, without one value: as if an entry were left out.
@@ -135,7 +135,7 @@ async def test_a_filter_that_is_not_the_one_the_check_named_is_refused(
 async def test_filter_values_that_do_not_hash_to_their_header_are_refused(
     app: FastAPI, sdk_for: SdkFactory, network: Network, clock: Any
 ) -> None:
-    await sdk_for(network.a_focal).register_case(REGISTERED, **case_fields(clock.today()))
+    await sdk_for(network.a_focal).register_case(REGISTERED, case_fields(clock.today()))
 
     def swap_values(body: bytes) -> bytes:
         header, values = parse_full(body)
@@ -172,7 +172,7 @@ async def test_a_pad_proof_that_does_not_verify_is_refused(
 
     focal = sdk_for(network.a_focal, transport=lying_registrations(app, corrupt))
     with pytest.raises(ProofInvalid, match="pad proof"):
-        await focal.register_case(REGISTERED, **case_fields(clock.today()))
+        await focal.register_case(REGISTERED, case_fields(clock.today()))
 
 
 async def test_a_planted_pad_is_refused(
@@ -184,7 +184,7 @@ async def test_a_planted_pad_is_refused(
 
     focal = sdk_for(network.a_focal, transport=lying_registrations(app, plant))
     with pytest.raises(ProofInvalid):
-        await focal.register_case(REGISTERED, **case_fields(clock.today()))
+        await focal.register_case(REGISTERED, case_fields(clock.today()))
 
 
 async def test_pads_that_are_not_the_unused_slots_are_refused(
@@ -195,7 +195,7 @@ async def test_pads_that_are_not_the_unused_slots_are_refused(
 
     focal = sdk_for(network.a_focal, transport=lying_registrations(app, drop))
     with pytest.raises(InvalidResponse, match="unused slots"):
-        await focal.register_case(REGISTERED, **case_fields(clock.today()))
+        await focal.register_case(REGISTERED, case_fields(clock.today()))
 
 
 # -- entries -------------------------------------------------------------------------------
@@ -213,7 +213,7 @@ def lying_entries(app: FastAPI, edit: Any) -> Tamper:
 async def test_an_entry_with_our_tag_that_does_not_open_is_refused(
     app: FastAPI, sdk_for: SdkFactory, network: Network, clock: Any
 ) -> None:
-    await sdk_for(network.a_focal).register_case(REGISTERED, **case_fields(clock.today()))
+    await sdk_for(network.a_focal).register_case(REGISTERED, case_fields(clock.today()))
 
     def corrupt(body: dict[str, Any]) -> None:
         entry = body["entries"][0]
@@ -227,7 +227,7 @@ async def test_an_entry_with_our_tag_that_does_not_open_is_refused(
 async def test_a_padding_entry_under_our_tag_is_refused(
     app: FastAPI, sdk_for: SdkFactory, network: Network, clock: Any, ctx: Any
 ) -> None:
-    await sdk_for(network.a_focal).register_case(REGISTERED, **case_fields(clock.today()))
+    await sdk_for(network.a_focal).register_case(REGISTERED, case_fields(clock.today()))
     from protocol.hazmat.ristretto255 import scalar_mult
 
     # The server knows skS: it can seal a handle under any registered person's P.
@@ -256,7 +256,7 @@ async def test_a_padding_entry_under_our_tag_is_refused(
 async def test_an_entry_for_a_tag_that_was_not_claimed_is_refused(
     app: FastAPI, sdk_for: SdkFactory, network: Network, clock: Any
 ) -> None:
-    await sdk_for(network.a_focal).register_case(REGISTERED, **case_fields(clock.today()))
+    await sdk_for(network.a_focal).register_case(REGISTERED, case_fields(clock.today()))
 
     def other_tag(body: dict[str, Any]) -> None:
         body["entries"][0]["tag"] = "00" * 16

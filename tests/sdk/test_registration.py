@@ -27,7 +27,7 @@ async def test_a_registration_keeps_exactly_keys_per_check_values_which_are_publ
     sdk_for: SdkFactory, network: Network, clock: Any, ctx: Any
 ) -> None:
     focal = sdk_for(network.a_focal)
-    registration = await focal.register_case(REGISTERED, **case_fields(clock.today()))
+    registration = await focal.register_case(REGISTERED, case_fields(clock.today()))
     assert isinstance(registration, Registration)
     kpc = ctx.policy.keys_per_check
     assert len(registration.filter_values) == kpc > len(derive_keys(REGISTERED))
@@ -44,10 +44,10 @@ async def test_registering_someone_already_registered_adds_keys_per_check_values
     kpc = ctx.policy.keys_per_check
     focal_a, focal_b = sdk_for(network.a_focal), sdk_for(network.b_focal)
     before = len(await focal_a.registry_filter())
-    first = await focal_a.register_case(REGISTERED, **case_fields(clock.today()))
+    first = await focal_a.register_case(REGISTERED, case_fields(clock.today()))
     after_first = len(await focal_a.registry_filter())
     # Another member registers the same person: no error, and the filter grows by the same.
-    second = await focal_b.register_case(REGISTERED, **case_fields(clock.today()))
+    second = await focal_b.register_case(REGISTERED, case_fields(clock.today()))
     after_second = len(await focal_a.registry_filter())
     assert after_first - before == kpc and after_second - after_first == kpc
     # Both cases' own values are published (the shared ones once, with fillers beside them).
@@ -76,7 +76,7 @@ async def test_a_registration_retried_after_a_lost_answer_lands_once(
 
     transport = LoseFirstAnswer(httpx.ASGITransport(app=app))
     focal = sdk_for(network.a_focal, transport=transport)
-    registration = await focal.register_case(REGISTERED, **case_fields(clock.today()))
+    registration = await focal.register_case(REGISTERED, case_fields(clock.today()))
     assert [c.id for c in await focal.list_cases()] == [registration.case_id]
     # The retry sent the very same bytes (the seal is randomised: a new one would conflict).
     assert len(transport.bodies) == 2 and transport.bodies[0] == transport.bodies[1]
@@ -94,7 +94,7 @@ async def test_a_key_mismatch_at_registration_rereads_the_keys_and_surfaces_if_u
     from client_sdk import KeyMismatch
 
     with pytest.raises(KeyMismatch):
-        await focal.register_case(REGISTERED, **case_fields(clock.today()))
+        await focal.register_case(REGISTERED, case_fields(clock.today()))
     assert stale.calls[("GET", "/v1/network/keys")] == 2
 
 
@@ -102,8 +102,8 @@ async def test_verify_live_reports_a_value_the_server_left_out(
     app: FastAPI, sdk_for: SdkFactory, network: Network, clock: Any, ctx: Any
 ) -> None:
     focal = sdk_for(network.a_focal)
-    registration = await focal.register_case(REGISTERED, **case_fields(clock.today()))
-    other = await focal.register_case(OTHER, **case_fields(clock.today()))
+    registration = await focal.register_case(REGISTERED, case_fields(clock.today()))
+    other = await focal.register_case(OTHER, case_fields(clock.today()))
     await focal.withdraw_case(other.case_id, "registered_in_error")
     dropped = registration.filter_values[3]
 

@@ -44,7 +44,7 @@ def key_dir(tmp_path: Path) -> Path:
 async def test_a_warm_client_follows_a_rotation_once_and_matches_under_the_new_key(
     app: FastAPI, sdk_for: SdkFactory, network: Network, clock: Any, ctx: Any, tmp_path: Path
 ) -> None:
-    await sdk_for(network.a_focal).register_case(REGISTERED, **case_fields(clock.today()))
+    await sdk_for(network.a_focal).register_case(REGISTERED, case_fields(clock.today()))
     pins, filter_file = tmp_path / "pins.json", tmp_path / "org-b.filter"
     before = sdk_for(network.b_hr, pin_file=pins, filter_file=filter_file)
     first = await before.check_applicant(REGISTERED, await consent(before))
@@ -101,7 +101,7 @@ async def test_a_check_caught_by_a_rotation_is_rerun_once_under_the_new_key_spen
     """With the old key's filter held, the hit is claimed and gets 409 `key-rotated`; without
     it, the server serves only the new key's filter. Either way: one re-run, a match."""
     registered = await sdk_for(network.a_focal).register_case(
-        REGISTERED, **case_fields(clock.today())
+        REGISTERED, case_fields(clock.today())
     )
     hooked = RotateAfterCheck(httpx.ASGITransport(app=app), ctx)
     hr = sdk_for(network.b_hr, transport=hooked)
@@ -137,7 +137,7 @@ async def test_a_check_caught_by_a_rotation_is_rerun_once_under_the_new_key_spen
 async def test_a_second_rotation_during_the_rerun_surfaces(
     app: FastAPI, sdk_for: SdkFactory, network: Network, clock: Any, ctx: Any
 ) -> None:
-    await sdk_for(network.a_focal).register_case(REGISTERED, **case_fields(clock.today()))
+    await sdk_for(network.a_focal).register_case(REGISTERED, case_fields(clock.today()))
     hooked = RotateAfterCheck(httpx.ASGITransport(app=app), ctx, times=2)
     hr = sdk_for(network.b_hr, transport=hooked)
     await hr.registry_filter()
@@ -154,7 +154,7 @@ async def test_key_rotated_without_a_newer_key_announced_is_not_rerun(
 ) -> None:
     """A 409 `key-rotated` while the signed announcements name no newer key: nothing to re-run
     under, so the refusal stands (a re-run under the same key would gain nothing)."""
-    await sdk_for(network.a_focal).register_case(REGISTERED, **case_fields(clock.today()))
+    await sdk_for(network.a_focal).register_case(REGISTERED, case_fields(clock.today()))
 
     class KeyRotatedAtEntries(Counting):
         """The real app, except that every entries call is answered 409 `key-rotated`."""
@@ -204,7 +204,7 @@ async def test_after_a_rotation_an_announcement_signed_by_another_key_is_refused
 async def test_after_a_rotation_a_filter_signed_by_another_key_is_refused(
     app: FastAPI, sdk_for: SdkFactory, network: Network, clock: Any, ctx: Any
 ) -> None:
-    await sdk_for(network.a_focal).register_case(REGISTERED, **case_fields(clock.today()))
+    await sdk_for(network.a_focal).register_case(REGISTERED, case_fields(clock.today()))
     rotate(ctx)
 
     def forge(body: bytes) -> bytes:
@@ -229,7 +229,7 @@ async def test_verify_live_after_a_rotation_compares_the_reissued_values_verifie
     under the new key makes it read the signed announcements again and follow them."""
     counting = Counting(httpx.ASGITransport(app=app))
     focal = sdk_for(network.a_focal, transport=counting)
-    registration = await focal.register_case(REGISTERED, **case_fields(clock.today()))
+    registration = await focal.register_case(REGISTERED, case_fields(clock.today()))
     rotate(ctx)
 
     (live,) = await focal.verify_live([registration])
@@ -274,7 +274,7 @@ async def test_reissued_values_that_do_not_hold_are_refused(
     from tests.sdk.conftest import flip_bit
 
     focal_plain = sdk_for(network.a_focal)
-    registration = await focal_plain.register_case(REGISTERED, **case_fields(clock.today()))
+    registration = await focal_plain.register_case(REGISTERED, case_fields(clock.today()))
     old = await focal_plain.oprf_key()
     rotate(ctx)
 
@@ -304,7 +304,7 @@ async def test_a_withdrawn_case_is_not_reissued_after_a_rotation(
     app: FastAPI, sdk_for: SdkFactory, network: Network, clock: Any, ctx: Any
 ) -> None:
     focal_plain = sdk_for(network.a_focal)
-    registration = await focal_plain.register_case(REGISTERED, **case_fields(clock.today()))
+    registration = await focal_plain.register_case(REGISTERED, case_fields(clock.today()))
     withdrawn = await focal_plain.withdraw_case(registration.case_id, "registered_in_error")
     rotate(ctx)
     counting = Counting(httpx.ASGITransport(app=app))

@@ -76,7 +76,7 @@ def pinned_entry(path: Path) -> dict[str, Any]:
 async def test_a_client_naming_the_old_key_follows_a_rotation_checks_registers_and_pins_it(
     app: FastAPI, sdk_for: SdkFactory, network: Network, clock: Any, ctx: Any, tmp_path: Path
 ) -> None:
-    await sdk_for(network.a_focal).register_case(REGISTERED, **case_fields(clock.today()))
+    await sdk_for(network.a_focal).register_case(REGISTERED, case_fields(clock.today()))
     old_public, old_fingerprint = ctx.keys.audit_public, ctx.keys.signing_key_sha256
 
     rotate_network_signing_key(ctx)
@@ -97,7 +97,7 @@ async def test_a_client_naming_the_old_key_follows_a_rotation_checks_registers_a
 
     focal = client_naming(app, network, clock, network.a_focal, old_fingerprint)
     async with focal:
-        registered = await focal.register_case(OTHER_PERSON, **case_fields(clock.today()))
+        registered = await focal.register_case(OTHER_PERSON, case_fields(clock.today()))
         assert registered.case.id
 
     # The next process with the same (old) credentials and the pin file: the new key at once,
@@ -117,7 +117,7 @@ async def test_a_client_naming_the_old_key_follows_a_rotation_checks_registers_a
 async def test_a_warm_pin_file_follows_two_rotations_and_new_credentials_work_directly(
     app: FastAPI, sdk_for: SdkFactory, network: Network, clock: Any, ctx: Any, tmp_path: Path
 ) -> None:
-    await sdk_for(network.a_focal).register_case(REGISTERED, **case_fields(clock.today()))
+    await sdk_for(network.a_focal).register_case(REGISTERED, case_fields(clock.today()))
     first_public, first_fingerprint = ctx.keys.audit_public, ctx.keys.signing_key_sha256
     pins = tmp_path / "pins.json"
     async with client_naming(
@@ -402,7 +402,7 @@ async def test_a_tree_head_saved_under_the_old_key_still_verifies_and_the_log_ex
     from server.db import transaction
     from server.transparency.sealer import seal
 
-    await sdk_for(network.a_focal).register_case(REGISTERED, **case_fields(clock.today()))
+    await sdk_for(network.a_focal).register_case(REGISTERED, case_fields(clock.today()))
     with transaction(ctx.sessions) as session:
         seal(session, ctx)
     old_public, old_fingerprint = ctx.keys.audit_public, ctx.keys.signing_key_sha256

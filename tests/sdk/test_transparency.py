@@ -211,7 +211,7 @@ async def test_a_registration_answers_its_log_entry_and_its_inclusion_is_proven(
     sdk_for, network, session, ctx, clock
 ):
     focal = sdk_for(network.a_focal)
-    registration = await focal.register_case(REGISTERED, **case_fields(clock.today()))
+    registration = await focal.register_case(REGISTERED, case_fields(clock.today()))
     assert registration.log_seq is not None
     logged = session.get(AuditEntry, registration.log_seq)
     assert logged is not None
@@ -227,9 +227,9 @@ async def test_a_server_proving_another_entry_for_a_registration_is_caught(
     app, sdk_for, network, session, ctx, clock
 ):
     focal = sdk_for(network.a_focal)
-    registration = await focal.register_case(REGISTERED, **case_fields(clock.today()))
+    registration = await focal.register_case(REGISTERED, case_fields(clock.today()))
     other = await focal.register_case(
-        {**REGISTERED, "national_id": "3201234567890999"}, **case_fields(clock.today())
+        {**REGISTERED, "national_id": "3201234567890999"}, case_fields(clock.today())
     )
     _grow(session, ctx, 1)
     head = await averify_log(focal, TreeHeadStore())
@@ -351,7 +351,7 @@ async def test_a_split_view_signed_with_the_network_key_is_refused_without_the_w
     app, sdk_for, network, session, ctx, clock, tmp_path
 ):
     registration = await sdk_for(network.a_focal).register_case(
-        REGISTERED, **case_fields(clock.today())
+        REGISTERED, case_fields(clock.today())
     )
     key, witness = _named_witness(session, ctx, network)
     head = _grow(session, ctx, 1)
@@ -403,7 +403,7 @@ async def test_a_split_view_signed_with_the_network_key_is_refused_without_the_w
 async def test_the_witness_refuses_a_filter_whose_count_is_not_keys_per_check_per_live_case(
     app, sdk_for, network, session, ctx, clock
 ):
-    await sdk_for(network.a_focal).register_case(REGISTERED, **case_fields(clock.today()))
+    await sdk_for(network.a_focal).register_case(REGISTERED, case_fields(clock.today()))
     key, witness = _named_witness(session, ctx, network)
     short = _signed_filter(ctx, revision=99)  # count 0 with one live case in the log
     log_signed_object(session, ctx, short, object_id="99")

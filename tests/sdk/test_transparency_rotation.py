@@ -32,7 +32,7 @@ def key_dir(tmp_path: Path) -> Path:
 
 
 async def _kept_before_rotation(app, sdk_for, network, session, ctx, clock, pins: Path) -> Any:
-    await sdk_for(network.a_focal).register_case(REGISTERED, **case_fields(clock.today()))
+    await sdk_for(network.a_focal).register_case(REGISTERED, case_fields(clock.today()))
     _grow(session, ctx, 1)
     old_fingerprint = ctx.keys.signing_key_sha256
     async with client_naming(
@@ -75,7 +75,7 @@ async def test_a_log_gone_after_a_rotation_is_caught_against_the_head_kept_under
 async def test_the_witness_goes_on_across_a_rotation_and_cosigns_under_the_new_key(
     app, sdk_for, network, session, ctx, clock
 ):
-    await sdk_for(network.a_focal).register_case(REGISTERED, **case_fields(clock.today()))
+    await sdk_for(network.a_focal).register_case(REGISTERED, case_fields(clock.today()))
     key, witness = _named_witness(session, ctx, network)  # its credentials name the old key
     before = _grow(session, ctx, 1)
     state = WitnessState()

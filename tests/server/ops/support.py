@@ -22,7 +22,7 @@ from typing import Any
 import httpx
 import pytest
 
-from client_sdk import CheckStatus, Client
+from client_sdk import CaseRegistration, CheckStatus, Client
 from tests.databases import create_postgres_database, drop_postgres_database, postgres_server_url
 from tests.sdk.live import free_port
 
@@ -182,13 +182,15 @@ def register(focal: Client, who: dict[str, object]) -> str:
     today = date.today()
     registration = focal.register_case(
         who,
-        category="sexual_exploitation",
-        finding_date=today - timedelta(days=30),
-        sanction="contract_termination",
-        legal_basis="legitimate_interests",
-        retention_until=today + timedelta(days=6 * 365),
-        mou_reference="MoU-2026-01",
-        subject_notified_on=today - timedelta(days=20),
+        CaseRegistration(
+            category="sexual_exploitation",
+            finding_date=today - timedelta(days=30),
+            sanction="contract_termination",
+            legal_basis="legitimate_interests",
+            retention_until=today + timedelta(days=6 * 365),
+            mou_reference="MoU-2026-01",
+            subject_notified_on=today - timedelta(days=20),
+        ),
     )
     return registration.case_id
 
