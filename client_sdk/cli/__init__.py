@@ -265,9 +265,11 @@ def _network_named_by(server: str, *, ca_file: str | Path | None, allow_insecure
         response = httpx.get(url, verify=tls_verify(ca_file), timeout=30)
         named = response.json().get("network_id") if response.is_success else None
     except (httpx.HTTPError, ValueError) as exc:
-        raise CredentialsError(f"could not read the network's keys at {url}: {exc}") from exc
+        raise CredentialsError(
+            _("could not read the network's keys at {url}: {problem}").format(url=url, problem=exc)
+        ) from exc
     if not isinstance(named, str) or not named:
-        raise CredentialsError(f"the server does not name its network ({url})")
+        raise CredentialsError(_("the server does not name its network ({url})").format(url=url))
     return named
 
 
@@ -275,17 +277,25 @@ def _fingerprint_option(value: str | None) -> str:
     """The `--network-fingerprint` as 64 lower-case hex digits (read out with spaces, colons or
     dashes, it is the same fingerprint)."""
     from client_sdk.errors import CredentialsError
-    from client_sdk.pinning import NO_NETWORK_PIN, normalise_fingerprint
+    from client_sdk.pinning import normalise_fingerprint
 
     if not value:
+        # The advice of client_sdk.pinning.NO_NETWORK_PIN, whole, so that it can be translated.
         raise CredentialsError(
-            "--network-fingerprint is required: " + NO_NETWORK_PIN.split("; nothing was sent. ")[1]
+            _(
+                "--network-fingerprint is required: Ask the network secretariat for the network "
+                "signing key's fingerprint (printed by `refcheck admin principal add` and in the "
+                "MoU annex) and sign in again: refcheck login ... --network-fingerprint "
+                "FINGERPRINT"
+            )
         )
     digits = normalise_fingerprint(value)
     if len(digits) != 64 or len(value.strip()) > 2 * 64:
         raise CredentialsError(
-            "--network-fingerprint must be the 64 hex digits of the network signing key's "
-            "SHA-256, as the secretariat gave them"
+            _(
+                "--network-fingerprint must be the 64 hex digits of the network signing key's "
+                "SHA-256, as the secretariat gave them"
+            )
         )
     return digits
 

@@ -24,7 +24,7 @@ __all__ = ["template", "update_catalogs"]
 
 def template() -> Any:
     """The catalog of every message: the help of every command and option, typer's words
-    around it, and each `_("...")` in client_sdk/cli."""
+    around it, and each `_("...")` and `N_("...")` in client_sdk/cli."""
     import typer
     from babel.messages.catalog import Catalog
     from babel.messages.extract import extract_from_dir
@@ -38,7 +38,9 @@ def template() -> Any:
         catalog.add(text, locations=[("typer", 0)])
     here = Path(__file__).parent
     for filename, lineno, message, _comments, _context in extract_from_dir(
-        str(here), method_map=[("**.py", "python")], keywords={"_": None, "ngettext": (1, 2)}
+        str(here),
+        method_map=[("**.py", "python")],
+        keywords={"_": None, "N_": None, "ngettext": (1, 2)},
     ):
         location = (f"client_sdk/cli/{filename}", lineno)
         existing = catalog.get(message[0] if isinstance(message, tuple) else message)

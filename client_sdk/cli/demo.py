@@ -28,6 +28,7 @@ from rich.table import Table
 
 from client_sdk._client import Client
 from client_sdk.cli._common import handled, state
+from client_sdk.cli.i18n import N_, _
 from client_sdk.credentials import Credentials
 from client_sdk.errors import CredentialsError
 from client_sdk.forms import render_form
@@ -75,8 +76,8 @@ class Story:
 
     def saw(self, party: str, saw: list[str], did_not: list[str]) -> None:
         table = Table(show_header=True, header_style="bold", expand=True)
-        table.add_column(f"{party} saw")
-        table.add_column(f"{party} did not see")
+        table.add_column(_("{party} saw").format(party=party))
+        table.add_column(_("{party} did not see").format(party=party))
         for i in range(max(len(saw), len(did_not))):
             table.add_row(saw[i] if i < len(saw) else "", did_not[i] if i < len(did_not) else "")
         self.console.print(table)
@@ -89,12 +90,19 @@ def step_key(story: Story) -> None:
     assert network is not None
     story.keys_per_check = network.keys_per_check or 0
     story.console.print(
-        f"The network [bold]{network.network_id}[/] announces its OPRF key [bold]{key.key_id}[/] "
-        f"(seq {key.key_seq}), signed with its network signing key (SHA-256 "
-        f"{network.fingerprint[:16]}...). Both organisations' credentials name that "
-        "fingerprint, so a server showing another key is refused before anything is sent; "
-        "every evaluation must carry a proof for the announced key, and every check and case "
-        f"holds exactly {story.keys_per_check} elements."
+        _(
+            "The network [bold]{network}[/] announces its OPRF key [bold]{key}[/] (seq {seq}), "
+            "signed with its network signing key (SHA-256 {fingerprint}...). Both "
+            "organisations' credentials name that fingerprint, so a server showing another key "
+            "is refused before anything is sent; every evaluation must carry a proof for the "
+            "announced key, and every check and case holds exactly {elements} elements."
+        ).format(
+            network=network.network_id,
+            key=key.key_id,
+            seq=key.key_seq,
+            fingerprint=network.fingerprint[:16],
+            elements=story.keys_per_check,
+        )
     )
 
 
@@ -119,27 +127,38 @@ def step_register(story: Story) -> None:
     story.case_id = registration.case_id
     count = len(registration.filter_values)
     story.console.print(
-        f"{story.focal_a_org}'s focal point registered a concluded, substantiated case "
-        f"([bold]{story.case_id}[/]) for a dismissed staff member. On org-a's machine the "
-        f"record became {len(keys)} identifier keys, hashed to the group and sealed to the "
-        "network's registration key with the hash of the case's metadata. The answer gave "
-        f"org-a its case's {count} filter values; {count - len(keys)} of them are padding, "
-        "each proven by the server (DLEQ) to be derived from the case id, so none was planted. "
-        "org-a keeps them to check later that the server still publishes them "
-        "(`refcheck case verify-live`)."
+        _(
+            "{org}'s focal point registered a concluded, substantiated case ([bold]{case}[/]) "
+            "for a dismissed staff member. On org-a's machine the record became {keys} "
+            "identifier keys, hashed to the group and sealed to the network's registration key "
+            "with the hash of the case's metadata. The answer gave org-a its case's {count} "
+            "filter values; {padding} of them are padding, each proven by the server (DLEQ) to "
+            "be derived from the case id, so none was planted. org-a keeps them to check later "
+            "that the server still publishes them (`refcheck case verify-live`)."
+        ).format(
+            org=story.focal_a_org,
+            case=story.case_id,
+            keys=len(keys),
+            count=count,
+            padding=count - len(keys),
+        )
     )
     story.saw(
-        "the server",
+        _("the server"),
         [
-            "in memory only, while registering: the keys' hashes to the group (one-way) with "
-            "their kinds",
-            f"stored: exactly {count} opaque entries, like every case, in random order",
-            "category, sanction, dates, legal basis, MoU reference",
+            _(
+                "in memory only, while registering: the keys' hashes to the group (one-way) "
+                "with their kinds"
+            ),
+            _("stored: exactly {count} opaque entries, like every case, in random order").format(
+                count=count
+            ),
+            _("category, sanction, dates, legal basis, MoU reference"),
         ],
         [
-            "the name, date of birth, NIK or e-mail",
-            "anything that can be reversed to them",
-            "a stored count of the person's keys (there is none)",
+            _("the name, date of birth, NIK or e-mail"),
+            _("anything that can be reversed to them"),
+            _("a stored count of the person's keys (there is none)"),
         ],
     )
 
@@ -156,14 +175,19 @@ def step_consent(story: Story) -> None:
     )
     story.consent_id = receipt.id
     story.console.print(
-        f"An applicant signed the declaration (answering 'no' to every question) and consented. "
-        f"{story.hr_b_org}'s HR system recorded the receipt [bold]{receipt.id}[/]: one "
-        f"recruitment check allowed, valid until {receipt.expires_on.isoformat()}."
+        _(
+            "An applicant signed the declaration (answering 'no' to every question) and "
+            "consented. {org}'s HR system recorded the receipt [bold]{receipt}[/]: one "
+            "recruitment check allowed, valid until {until}."
+        ).format(org=story.hr_b_org, receipt=receipt.id, until=receipt.expires_on.isoformat())
     )
     story.saw(
-        "the server",
-        ["org-b's own applicant reference and position reference", "the signed form's SHA-256"],
-        ["the applicant's name or any identifier"],
+        _("the server"),
+        [
+            _("org-b's own applicant reference and position reference"),
+            _("the signed form's SHA-256"),
+        ],
+        [_("the applicant's name or any identifier")],
     )
 
 
@@ -172,46 +196,64 @@ def step_check(story: Story) -> None:
     result = story.hr_b.check_applicant(APPLICANT_AS_ORG_B_HAS_HER, story.consent_id)
     story.result = result
     story.console.print(
-        f"{story.hr_b_org}'s HR checked the applicant as its own file has her: "
-        f"'{APPLICANT_AS_ORG_B_HAS_HER['full_name']}', NIK written with dashes. "
-        f"Result: [bold]{result.status.value}[/] ({result.keys_checked} keys checked)."
+        _(
+            "{org}'s HR checked the applicant as its own file has her: '{name}', NIK written "
+            "with dashes. Result: [bold]{status}[/] ({keys} keys checked)."
+        ).format(
+            org=story.hr_b_org,
+            name=APPLICANT_AS_ORG_B_HAS_HER["full_name"],
+            status=result.status.value,
+            keys=result.keys_checked,
+        )
     )
     if result.matches:
-        table = Table("holder", "strongest matching key", "strength", "record reference")
+        table = Table(
+            _("holder"), _("strongest matching key"), _("strength"), _("record reference")
+        )
         for m in result.by_case():
             table.add_row(m.holder_org, m.kind, m.strength, m.entry_id)
         story.console.print(table)
         kinds = sorted({m.kind for m in result.matches})
         story.console.print(
-            f"{len(result.matches)} of the applicant's keys matched records of this case "
-            f"({', '.join(kinds)}): her name as org-b spells it still led to org-a's record."
+            _(
+                "{matched} of the applicant's keys matched records of this case ({kinds}): her "
+                "name as org-b spells it still led to org-a's record."
+            ).format(matched=len(result.matches), kinds=", ".join(kinds))
         )
     story.saw(
-        "the server",
+        _("the server"),
         [
-            f"a check by {story.hr_b_org} under consent {story.consent_id}: exactly "
-            f"{story.keys_per_check} blinded elements (the applicant's {result.keys_checked} "
-            "keys, padded with random ones and shuffled)",
-            "then, because some keys were in the filter, a claim (Schnorr proof) for each of "
-            "those, and which entries they matched",
+            _(
+                "a check by {org} under consent {consent}: exactly {elements} blinded elements "
+                "(the applicant's {keys} keys, padded with random ones and shuffled)"
+            ).format(
+                org=story.hr_b_org,
+                consent=story.consent_id,
+                elements=story.keys_per_check,
+                keys=result.keys_checked,
+            ),
+            _(
+                "then, because some keys were in the filter, a claim (Schnorr proof) for each "
+                "of those, and which entries they matched"
+            ),
         ],
         [
-            "the applicant's identifiers",
-            "how many keys the applicant has, or which elements were padding",
+            _("the applicant's identifiers"),
+            _("how many keys the applicant has, or which elements were padding"),
         ],
     )
     story.saw(
         story.hr_b_org,
         [
-            "the signed registry filter, in which it looked its applicant's keys up locally",
-            "that its applicant matches a record, which member holds it, and how strongly",
+            _("the signed registry filter, in which it looked its applicant's keys up locally"),
+            _("that its applicant matches a record, which member holds it, and how strongly"),
         ],
-        ["the category, finding or sanction (only the holder can disclose them)"],
+        [_("the category, finding or sanction (only the holder can disclose them)")],
     )
     story.saw(
         story.focal_a_org,
-        ["nothing yet: it learns of the match only from a disclosure request"],
-        ["that org-b checked anyone at all"],
+        [_("nothing yet: it learns of the match only from a disclosure request")],
+        [_("that org-b checked anyone at all")],
     )
 
 
@@ -225,10 +267,12 @@ def step_no_match(story: Story) -> None:
     )
     result = story.hr_b.check_applicant(UNRELATED_APPLICANT, consent)
     story.console.print(
-        f"Another applicant, checked the same way: [bold]{result.status.value}[/]. The check "
-        f"sent the same {story.keys_per_check} elements and got an answer of the same shape; "
-        "none of the applicant's keys was in the filter, so nothing more was sent: the "
-        "server heard nothing about this applicant beyond the consented check itself."
+        _(
+            "Another applicant, checked the same way: [bold]{status}[/]. The check sent the "
+            "same {elements} elements and got an answer of the same shape; none of the "
+            "applicant's keys was in the filter, so nothing more was sent: the server heard "
+            "nothing about this applicant beyond the consented check itself."
+        ).format(status=result.status.value, elements=story.keys_per_check)
     )
 
 
@@ -255,34 +299,50 @@ def step_request(story: Story) -> None:
     consent = story.hr_b.get_consent(story.consent_id)
     holder_keys = story.hr_b.org_keys(match.holder_org_id)  # pinned while sealing
     story.console.print(
-        f"{story.hr_b_org}'s HR asked {match.holder_org} for its answer about record "
-        f"{match.entry_id}: request [bold]{story.request_id}[/], state {request.state}, answer "
-        f"due {request.due_at.date().isoformat()}. It attached the applicant's details as its "
-        f"own file has them, signed with {story.hr_b_org}'s Ed25519 key and sealed to "
-        f"{match.holder_org}'s X25519 key, which it pinned on first use (fingerprint "
-        f"{holder_keys.fingerprint}): a key swapped in the directory would stop it here. "
-        f"Consent checks used: {consent.checks_used} of {consent.max_checks} (the request "
-        "came from the check's own match, not from a second check).",
+        _(
+            "{org}'s HR asked {holder} for its answer about record {entry}: request "
+            "[bold]{request}[/], state {state}, answer due {due}. It attached the applicant's "
+            "details as its own file has them, signed with {org}'s Ed25519 key and sealed to "
+            "{holder}'s X25519 key, which it pinned on first use (fingerprint {fingerprint}): a "
+            "key swapped in the directory would stop it here. Consent checks used: {used} of "
+            "{allowed} (the request came from the check's own match, not from a second check)."
+        ).format(
+            org=story.hr_b_org,
+            holder=match.holder_org,
+            entry=match.entry_id,
+            request=story.request_id,
+            state=request.state,
+            due=request.due_at.date().isoformat(),
+            fingerprint=holder_keys.fingerprint,
+            used=consent.checks_used,
+            allowed=consent.max_checks,
+        ),
         highlight=False,
     )
     story.saw(
-        "the server",
+        _("the server"),
         [
-            f"a request from {story.hr_b_org} to {match.holder_org} about record "
-            f"{match.entry_id}, naming check {match.check_id}",
-            f"that this check, under consent {story.consent_id}, had claimed that record with "
-            f"a verified proof: {story.hr_b_org} really matched it",
-            "a sealed blob for the holder (its size in the next step); state: requested",
+            _("a request from {org} to {holder} about record {entry}, naming check {check}").format(
+                org=story.hr_b_org,
+                holder=match.holder_org,
+                entry=match.entry_id,
+                check=match.check_id,
+            ),
+            _(
+                "that this check, under consent {consent}, had claimed that record with a "
+                "verified proof: {org} really matched it"
+            ).format(consent=story.consent_id, org=story.hr_b_org),
+            _("a sealed blob for the holder (its size in the next step); state: requested"),
         ],
         [
-            "the applicant's name, date of birth or NIK (sealed to org-a)",
-            "which of the applicant's keys matched",
+            _("the applicant's name, date of birth or NIK (sealed to org-a)"),
+            _("which of the applicant's keys matched"),
         ],
     )
     story.saw(
         story.focal_a_org,
-        ["a new request waiting (it is notified)"],
-        ["the details yet: it opens them in the next step"],
+        [_("a new request waiting (it is notified)")],
+        [_("the details yet: it opens them in the next step")],
     )
 
 
@@ -295,40 +355,67 @@ def step_holder_reads(story: Story) -> None:
     requester_keys = story.focal_a.org_keys(request.requester_org_id)
     acked = story.focal_a.acknowledge_disclosure(story.request_id)
     size = _ciphertext_size(request.sealed_applicant_details)
+    if details.signed:
+        signature = _(
+            "{requester}'s signature verifies against its pinned key (fingerprint {fingerprint}):"
+        )
+    else:
+        signature = _(
+            "{requester}'s signature is MISSING against its pinned key (fingerprint {fingerprint}):"
+        )
     story.console.print(
-        f"{story.focal_a_org}'s focal point lists {len(incoming)} new request(s); "
-        f"[bold]{request.id}[/] from {request.requester_org} is about its case "
-        f"{request.case_id}. It opens the applicant's details with {story.focal_a_org}'s X25519 "
-        f"private key; {request.requester_org}'s signature "
-        f"{'verifies' if details.signed else 'is MISSING'} against its pinned key "
-        f"(fingerprint {requester_keys.fingerprint}):",
+        _(
+            "{org}'s focal point lists {count} new request(s); [bold]{request}[/] from "
+            "{requester} is about its case {case}. It opens the applicant's details with "
+            "{org}'s X25519 private key; {signature}"
+        ).format(
+            org=story.focal_a_org,
+            count=len(incoming),
+            request=request.id,
+            requester=request.requester_org,
+            case=request.case_id,
+            signature=signature.format(
+                requester=request.requester_org, fingerprint=requester_keys.fingerprint
+            ),
+        ),
         highlight=False,
     )
-    table = Table("field", f"as {details.requester_org} has it")
+    table = Table(_("field"), _("as {org} has it").format(org=details.requester_org))
     for name, value in details.applicant.items():
         table.add_row(name, value)
     story.console.print(table)
     story.console.print(
-        "Comparing them with its own file of the dismissed staff member (same date of birth, "
-        "same NIK written with dashes, the name spelt differently), the focal point "
-        f"acknowledges: state {acked.state}; the deadline does not move.",
+        _(
+            "Comparing them with its own file of the dismissed staff member (same date of "
+            "birth, same NIK written with dashes, the name spelt differently), the focal point "
+            "acknowledges: state {state}; the deadline does not move."
+        ).format(state=acked.state),
         highlight=False,
     )
     story.saw(
         story.focal_a_org,
         [
-            f"that {request.requester_org} asks about its case {request.case_id}",
-            f"the applicant's details as {request.requester_org} has them, signed by it",
+            _("that {requester} asks about its case {case}").format(
+                requester=request.requester_org, case=request.case_id
+            ),
+            _("the applicant's details as {requester} has them, signed by it").format(
+                requester=request.requester_org
+            ),
         ],
         [
-            f"{request.requester_org}'s other applicants, checks or consents",
-            "the applicant reference or the position the applicant applied for",
+            _("{requester}'s other applicants, checks or consents").format(
+                requester=request.requester_org
+            ),
+            _("the applicant reference or the position the applicant applied for"),
         ],
     )
     story.saw(
-        "the server",
-        [f"a {size}-byte ciphertext, relayed to org-a", "state: requested -> acknowledged"],
-        ["what the ciphertext holds (every details blob has this size)"],
+        _("the server"),
+        [
+            _("a {size}-byte ciphertext, relayed to org-a").format(size=size),
+            _("state: requested -> acknowledged"),
+        ],
+        [_("what the ciphertext holds (every details blob has this size)")],
     )
 
 
@@ -346,32 +433,48 @@ def step_holder_answers(story: Story) -> None:
         ),
     )
     requester_keys = story.focal_a.org_keys(answered.requester_org_id)
+    if answered.sealed_applicant_details is None:
+        details = _("the server deleted the applicant's details, now that they have served.")
+    else:
+        details = _("the server still holds the applicant's details, now that they have served.")
     story.console.print(
-        f"{story.focal_a_org} answers: confirmed, same person; sexual abuse, found on "
-        f"{story.finding_date.isoformat()}, dismissal, a short note and a contact. The answer "
-        f"names this request and both organisations, is signed with {story.focal_a_org}'s "
-        f"Ed25519 key and sealed to {answered.requester_org}'s X25519 key (pinned, fingerprint "
-        f"{requester_keys.fingerprint}). State: {answered.state}; the server "
-        f"{'deleted' if answered.sealed_applicant_details is None else 'still holds'} the "
-        "applicant's details, now that they have served.",
+        _(
+            "{org} answers: confirmed, same person; sexual abuse, found on {found}, dismissal, "
+            "a short note and a contact. The answer names this request and both organisations, "
+            "is signed with {org}'s Ed25519 key and sealed to {requester}'s X25519 key (pinned, "
+            "fingerprint {fingerprint}). State: {state}; {details}"
+        ).format(
+            org=story.focal_a_org,
+            found=story.finding_date.isoformat(),
+            requester=answered.requester_org,
+            fingerprint=requester_keys.fingerprint,
+            state=answered.state,
+            details=details,
+        ),
         highlight=False,
     )
     story.saw(
-        "the server",
+        _("the server"),
         [
-            f"a {SEALED_ANSWER_SIZE}-byte ciphertext (every answer has exactly this size: a "
-            "'not the same person' is as long as a confirmation)",
-            "state: acknowledged -> answered, and that an answer was given (yearly figures)",
+            _(
+                "a {size}-byte ciphertext (every answer has exactly this size: a 'not the same "
+                "person' is as long as a confirmation)"
+            ).format(size=SEALED_ANSWER_SIZE),
+            _("state: acknowledged -> answered, and that an answer was given (yearly figures)"),
         ],
         [
-            "the verdict, category, finding date, sanction, note or contact",
-            "who signed it (the signature is inside the sealed box)",
+            _("the verdict, category, finding date, sanction, note or contact"),
+            _("who signed it (the signature is inside the sealed box)"),
         ],
     )
     story.saw(
         story.focal_a_org,
-        ["what it chose to disclose, and to whom"],
-        [f"what {answered.requester_org} will decide about the applicant"],
+        [_("what it chose to disclose, and to whom")],
+        [
+            _("what {requester} will decide about the applicant").format(
+                requester=answered.requester_org
+            )
+        ],
     )
 
 
@@ -380,58 +483,90 @@ def step_requester_reads(story: Story) -> None:
     stored = story.hr_b.get_disclosure(story.request_id)
     answer = story.hr_b.read_disclosure_answer(story.request_id)
     story.console.print(
-        f"{story.hr_b_org}'s HR fetches the {_ciphertext_size(stored.sealed_answer)}-byte "
-        f"answer, opens it with {story.hr_b_org}'s X25519 private key and verifies "
-        f"{answer.holder_org}'s signature against its pinned key, and that it answers this "
-        "very request (a forged, replayed or re-keyed answer is refused, never shown):",
+        _(
+            "{org}'s HR fetches the {size}-byte answer, opens it with {org}'s X25519 private "
+            "key and verifies {holder}'s signature against its pinned key, and that it answers "
+            "this very request (a forged, replayed or re-keyed answer is refused, never shown):"
+        ).format(
+            org=story.hr_b_org,
+            size=_ciphertext_size(stored.sealed_answer),
+            holder=answer.holder_org,
+        ),
         highlight=False,
     )
-    table = Table("answer (signature verified)", "")
+    table = Table(_("answer (signature verified)"), "")
     for name, value in answer.as_dict().items():
         if value is not None and name not in ("request_id", "holder_org_id"):
             table.add_row(name, str(value))
     story.console.print(table)
     outcome = story.hr_b.report_outcome(story.request_id, "not_hired_disclosure")
     closed = story.hr_b.close_disclosure(story.request_id)
+    if closed.sealed_answer is None:
+        ciphertext = _("The server deleted the answer's ciphertext.")
+    else:
+        ciphertext = _("The server still holds the answer's ciphertext.")
     story.console.print(
-        f"The applicant is not hired; {story.hr_b_org} reports the outcome "
-        f"({outcome.outcome}) and closes the request: state {closed.state} "
-        f"({closed.close_reason}). The server "
-        f"{'deleted' if closed.sealed_answer is None else 'still holds'} the answer's "
-        "ciphertext.",
+        _(
+            "The applicant is not hired; {org} reports the outcome ({outcome}) and closes the "
+            "request: state {state} ({reason}). {ciphertext}"
+        ).format(
+            org=story.hr_b_org,
+            outcome=outcome.outcome,
+            state=closed.state,
+            reason=closed.close_reason,
+            ciphertext=ciphertext,
+        ),
         highlight=False,
     )
     story.saw(
         story.hr_b_org,
         [
-            f"{answer.holder_org}'s verified answer: {answer.same_person}, {answer.category}, "
-            f"{answer.sanction}",
-            "a contact for follow-up",
+            _("{holder}'s verified answer: {same_person}, {category}, {sanction}").format(
+                holder=answer.holder_org,
+                same_person=answer.same_person,
+                category=answer.category,
+                sanction=answer.sanction,
+            ),
+            _("a contact for follow-up"),
         ],
-        [f"{answer.holder_org}'s investigation file, the survivor, anything not written"],
+        [
+            _("{holder}'s investigation file, the survivor, anything not written").format(
+                holder=answer.holder_org
+            )
+        ],
     )
     story.saw(
-        "the server",
+        _("the server"),
         [
-            "state: answered -> closed (read); the ciphertext deleted",
-            f"the outcome {outcome.outcome} (the one consequence MDS members publish)",
+            _("state: answered -> closed (read); the ciphertext deleted"),
+            _("the outcome {outcome} (the one consequence MDS members publish)").format(
+                outcome=outcome.outcome
+            ),
         ],
-        ["the verdict or the finding: it never held them in the clear"],
+        [_("the verdict or the finding: it never held them in the clear")],
     )
 
 
 Step = Callable[[Story], None]
+#: The steps, titled in English (the catalog's source); `print_step_title` translates them.
 STEPS: list[tuple[str, Step]] = [
-    ("The network's key", step_key),
-    ("org-a's focal point registers a concluded case", step_register),
-    ("org-b records an applicant's consent", step_consent),
-    ("org-b checks the applicant under another spelling", step_check),
-    ("org-b's HR asks org-a, the applicant's details sealed to org-a", step_request),
-    ("org-a's focal point opens the request and acknowledges it", step_holder_reads),
-    ("org-a answers, signed and sealed to org-b", step_holder_answers),
-    ("org-b verifies the answer, reports the outcome and closes", step_requester_reads),
-    ("A different applicant", step_no_match),
+    (N_("The network's key"), step_key),
+    (N_("org-a's focal point registers a concluded case"), step_register),
+    (N_("org-b records an applicant's consent"), step_consent),
+    (N_("org-b checks the applicant under another spelling"), step_check),
+    (N_("org-b's HR asks org-a, the applicant's details sealed to org-a"), step_request),
+    (N_("org-a's focal point opens the request and acknowledges it"), step_holder_reads),
+    (N_("org-a answers, signed and sealed to org-b"), step_holder_answers),
+    (N_("org-b verifies the answer, reports the outcome and closes"), step_requester_reads),
+    (N_("A different applicant"), step_no_match),
 ]
+
+
+def print_step_title(console: Console, number: int, title: str) -> None:
+    """The panel that opens step `number`, in the current language."""
+    console.print(
+        Panel(_("Step {number}: {title}").format(number=number, title=_(title)), style="bold")
+    )
 
 
 def find_demo_credentials(demo_dir: Path) -> tuple[Credentials, Credentials]:
@@ -449,8 +584,10 @@ def find_demo_credentials(demo_dir: Path) -> tuple[Credentials, Credentials]:
             hr = hr or creds
     if focal is None or hr is None:
         raise CredentialsError(
-            f"no demo credentials for org-a's focal point and org-b's HR in {demo_dir}; "
-            "run `refcheck-server init --demo` (or `make run`) first"
+            _(
+                "no demo credentials for org-a's focal point and org-b's HR in {directory}; "
+                "run `refcheck-server init --demo` (or `make run`) first"
+            ).format(directory=demo_dir)
         )
     return focal, hr
 
@@ -487,5 +624,5 @@ def demo(
             hr_b_org=hr_creds.org_short_name or "org-b",
         )
         for number, (title, step) in enumerate(STEPS, start=1):
-            st.console.print(Panel(f"Step {number}: {title}", style="bold"))
+            print_step_title(st.console, number, title)
             step(story)

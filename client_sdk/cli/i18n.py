@@ -35,6 +35,7 @@ __all__ = [
     "LANGUAGES",
     "LOCALE_DIR",
     "LocalisedGroup",
+    "N_",
     "_",
     "choose",
     "current_language",
@@ -82,6 +83,12 @@ def current_language() -> str:
 def _(message: str) -> str:
     """`message` in the current language (itself when it has no translation)."""
     return translations(_current).gettext(message)
+
+
+def N_(message: str) -> str:
+    """Marks `message` for the catalog and returns it unchanged (English): for a message kept
+    in a constant and translated with `_` where it is printed."""
+    return message
 
 
 def ngettext(singular: str, plural: str, n: int) -> str:

@@ -270,7 +270,7 @@ def load_results(path: Path, table: Table) -> dict[int, Outcome]:
             what="results file",
         )
     except TableError as exc:
-        raise InvalidInput(f"--resume: {exc}") from None
+        raise InvalidInput(_("--resume: {problem}").format(problem=exc)) from None
     outcomes: dict[int, Outcome] = {}
     for record in results.records:
         if record.problem is not None:
@@ -323,7 +323,7 @@ def load_codes(path: Path) -> dict[str, str]:
     try:
         codes = read_table(path, required=CODES_COLUMNS, what="lookup-code file")
     except TableError as exc:
-        raise InvalidInput(f"--resume: {exc}") from None
+        raise InvalidInput(_("--resume: {problem}").format(problem=exc)) from None
     return {
         r.values["staff_ref"]: r.values["consent_id"]
         for r in codes.records

@@ -101,6 +101,52 @@ def test_a_secretariat_message_is_printed_in_the_chosen_language():
     assert "error: nothing to change: give at least one option" in english.stderr
 
 
+@pytest.fixture
+def indonesian():
+    """Messages in Bahasa Indonesia while the test runs, English again after it."""
+    i18n.use_language("id")
+    yield
+    i18n.use_language("en")
+
+
+def test_the_demo_titles_its_steps_in_the_chosen_language(indonesian):
+    from rich.console import Console
+
+    from client_sdk.cli.demo import STEPS, print_step_title
+
+    out = io.StringIO()
+    print_step_title(Console(file=out, width=200), 1, STEPS[0][0])
+    assert "Langkah 1: Kunci jaringan" in out.getvalue()
+    assert STEPS[0][0] == "The network's key"  # the source stays English
+    i18n.use_language("en")
+    out = io.StringIO()
+    print_step_title(Console(file=out, width=200), 1, STEPS[0][0])
+    assert "Step 1: The network's key" in out.getvalue()
+
+
+def test_the_demo_says_what_to_run_in_the_chosen_language(tmp_path: Path):
+    args = ["demo", "--data-dir", str(tmp_path), "--base-url", "http://127.0.0.1:9"]
+    indonesian = refcheck("--lang", "id", *args)
+    assert indonesian.exit_code == 5, indonesian.output
+    assert "tidak ada kredensial demo untuk focal point org-a" in flat(indonesian.stderr)
+    assert "refcheck-server init --demo" in indonesian.stderr
+    english = refcheck(*args)
+    assert "no demo credentials for org-a's focal point" in flat(english.stderr)
+
+
+def test_the_login_errors_about_the_networks_key_are_in_the_chosen_language(indonesian):
+    from client_sdk.cli import _fingerprint_option, _network_named_by
+    from client_sdk.errors import CredentialsError
+
+    with pytest.raises(CredentialsError, match="--network-fingerprint wajib diisi: Mintalah"):
+        _fingerprint_option(None)
+    with pytest.raises(CredentialsError, match="--network-fingerprint harus berupa 64 digit"):
+        _fingerprint_option("ab:cd")
+    # Port 9 on this machine answers nothing.
+    with pytest.raises(CredentialsError, match="kunci jaringan di http://127.0.0.1:9/v1/network"):
+        _network_named_by("http://127.0.0.1:9", ca_file=None, allow_insecure_http=False)
+
+
 def test_the_language_comes_from_the_locale_without_lang(tmp_path: Path):
     result = refcheck(*unreadable_person(tmp_path), LANG="id_ID.UTF-8")
     assert "berkas data orang bukan JSON yang dapat dibaca" in result.stderr
