@@ -62,13 +62,16 @@ Every exception the SDK raises on purpose derives from `RefcheckError`::
     │                             forged (WebhookSignatureInvalid), stale (WebhookStale) or
     │                             replayed (WebhookReplayed); see `client_sdk.webhooks`
     └── ApiError                  problem+json refusal (status, type, slug, detail, extra)
-        ├── BadRequest                400
+        ├── BadRequest                400 bad-request
+        │   └── UnsupportedGrantType  400 unsupported-grant-type
         ├── AuthenticationError       401 unauthenticated
         │   ├── InvalidClient         401 invalid-client (token request refused)
         │   └── InvalidToken          401 invalid-token (after one automatic renewal)
         ├── PermissionDenied          403 permission-denied
         │   └── MouInactive           403 mou-inactive
         ├── NotFound                  404 not-found (also: another organisation's id)
+        ├── MethodNotAllowed          405 method-not-allowed
+        ├── NotAcceptable             406 not-acceptable
         ├── Conflict                  409 conflict
         │   ├── ConsentUnusable       the consent cannot cover another check
         │   │   ├── ConsentExpired    409 consent-expired
@@ -78,7 +81,13 @@ Every exception the SDK raises on purpose derives from `RefcheckError`::
         │   ├── InvalidTransition     409 invalid-transition (disclosure state, `.state`)
         │   ├── KeyMismatch           409 key-mismatch (the SDK re-reads the keys once)
         │   ├── KeyRotated            409 key-rotated (rotated again during the re-run)
-        │   └── EntryWindowClosed     409 entry-window-closed (a hit followed up too late)
+        │   ├── EntryWindowClosed     409 entry-window-closed (a hit followed up too late)
+        │   ├── HolderInactive        409 holder-inactive (the holder cannot answer now)
+        │   ├── ShortNameTaken        409 short-name-taken (network admin)
+        │   ├── OrgStatusTransition   409 status-transition (network admin)
+        │   └── LastAdmin             409 last-admin (network admin)
+        ├── PayloadTooLarge           413 payload-too-large
+        ├── UnsupportedMediaType      415 unsupported-media-type
         ├── InvalidRequest            422 invalid-request
         │   ├── PolicyViolation       422 policy-violation (`.rule`)
         │   ├── InvalidElement        422 invalid-element (`.index`)
@@ -86,10 +95,18 @@ Every exception the SDK raises on purpose derives from `RefcheckError`::
         │   ├── ClaimInvalid          422 claim-invalid (an entries claim does not hold)
         │   ├── EntryNotClaimed       422 entry-not-claimed (disclosure request for an entry
         │   │                         the check did not claim)
-        │   └── SealedKeysInvalid     422 sealed-keys-invalid (registration)
+        │   ├── SealedKeysInvalid     422 sealed-keys-invalid (registration)
+        │   ├── RoleNotAllowed        422 role-not-allowed (network admin)
+        │   │   └── AlreadyInitialised  422 already-initialised (bootstrap runs once)
+        │   ├── CosignatureRefused    422 cosignature-refused (transparency log witness)
+        │   └── TreeSizeUnavailable   422 tree-size-unavailable (transparency log)
         ├── QuotaExceeded             429 quota-exceeded (`.retry_after_seconds`)
+        │   └── FairShareExceeded     429 fair-share-exceeded (the organisation's share)
+        ├── HeadersTooLarge           431 headers-too-large
         └── ServerError               5xx internal-error
             └── ServiceUnavailable    503
+                ├── ServerBusy        503 busy
+                └── LogNotStarted     503 log-not-started (transparency log)
 
 Mapping is by the problem `type` (`urn:refcheck:problem:<slug>`); an unknown slug falls back
 to the class of its HTTP status. Retries (`RetryPolicy`): connection failures, and 429/503
@@ -103,6 +120,7 @@ from client_sdk.config import DEFAULT_TIMEOUT, RetryPolicy
 from client_sdk.credentials import Credentials, OrgKeys
 from client_sdk.disclosures import ApplicantDetails, ConsentLookup, Disclosure, VerifiedAnswer
 from client_sdk.errors import (
+    AlreadyInitialised,
     ApiError,
     AuthenticationError,
     BadRequest,
@@ -112,14 +130,18 @@ from client_sdk.errors import (
     ConsentExpired,
     ConsentUnusable,
     ConsentWithdrawn,
+    CosignatureRefused,
     CredentialsError,
     DisclosureNotAuthentic,
     EntryNotClaimed,
     EntryWindowClosed,
+    FairShareExceeded,
     FilterExpired,
     FilterRejected,
     FilterRollback,
     FilterWrongKey,
+    HeadersTooLarge,
+    HolderInactive,
     IdempotencyConflict,
     InvalidClient,
     InvalidElement,
@@ -132,21 +154,33 @@ from client_sdk.errors import (
     KeyChanged,
     KeyMismatch,
     KeyRotated,
+    LastAdmin,
     LogInconsistent,
+    LogNotStarted,
+    MethodNotAllowed,
     MouInactive,
+    NotAcceptable,
     NotFound,
     OrgKeyChanged,
+    OrgStatusTransition,
+    PayloadTooLarge,
     PermissionDenied,
     PolicyViolation,
     ProofInvalid,
     ProtocolViolation,
     QuotaExceeded,
     RefcheckError,
+    RoleNotAllowed,
     SealedKeysInvalid,
+    ServerBusy,
     ServerError,
     ServiceUnavailable,
+    ShortNameTaken,
     SignatureInvalid,
     TransportError,
+    TreeSizeUnavailable,
+    UnsupportedGrantType,
+    UnsupportedMediaType,
     WrongElementCount,
 )
 from client_sdk.filter_cache import FilterSnapshot
@@ -175,6 +209,7 @@ from client_sdk.webhooks import (
 
 __all__ = [
     "DEFAULT_TIMEOUT",
+    "AlreadyInitialised",
     "ApiError",
     "ApplicantDetails",
     "AsyncClient",
@@ -193,6 +228,7 @@ __all__ = [
     "ConsentLookup",
     "ConsentUnusable",
     "ConsentWithdrawn",
+    "CosignatureRefused",
     "Credentials",
     "CredentialsError",
     "Disclosure",
@@ -200,11 +236,14 @@ __all__ = [
     "DisclosureNotAuthentic",
     "EntryNotClaimed",
     "EntryWindowClosed",
+    "FairShareExceeded",
     "FilterExpired",
     "FilterRejected",
     "FilterRollback",
     "FilterSnapshot",
     "FilterWrongKey",
+    "HeadersTooLarge",
+    "HolderInactive",
     "IdempotencyConflict",
     "InvalidClient",
     "InvalidElement",
@@ -218,16 +257,22 @@ __all__ = [
     "KeyMismatch",
     "KeyRotated",
     "Keystore",
+    "LastAdmin",
     "LiveCheck",
     "LogInconsistent",
+    "LogNotStarted",
     "Match",
+    "MethodNotAllowed",
     "MouInactive",
     "NetworkState",
+    "NotAcceptable",
     "NotFound",
     "OprfKey",
     "OrgKeyChanged",
     "OrgKeys",
     "OrgPublicKeys",
+    "OrgStatusTransition",
+    "PayloadTooLarge",
     "PermissionDenied",
     "PolicyViolation",
     "ProofInvalid",
@@ -236,11 +281,17 @@ __all__ = [
     "RefcheckError",
     "Registration",
     "RetryPolicy",
+    "RoleNotAllowed",
     "SealedKeysInvalid",
+    "ServerBusy",
     "ServerError",
     "ServiceUnavailable",
+    "ShortNameTaken",
     "SignatureInvalid",
     "TransportError",
+    "TreeSizeUnavailable",
+    "UnsupportedGrantType",
+    "UnsupportedMediaType",
     "VerifiedAnswer",
     "WebhookEvent",
     "WebhookRejected",

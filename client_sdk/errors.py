@@ -19,6 +19,7 @@ PROBLEM_BASE = "urn:refcheck:problem:"
 
 __all__ = [
     "PROBLEM_BASE",
+    "AlreadyInitialised",
     "ApiError",
     "AuthenticationError",
     "BadRequest",
@@ -28,14 +29,18 @@ __all__ = [
     "ConsentExpired",
     "ConsentUnusable",
     "ConsentWithdrawn",
+    "CosignatureRefused",
     "CredentialsError",
     "DisclosureNotAuthentic",
     "EntryNotClaimed",
     "EntryWindowClosed",
+    "FairShareExceeded",
     "FilterExpired",
     "FilterRejected",
     "FilterRollback",
     "FilterWrongKey",
+    "HeadersTooLarge",
+    "HolderInactive",
     "IdempotencyConflict",
     "InvalidClient",
     "InvalidElement",
@@ -48,21 +53,33 @@ __all__ = [
     "KeyChanged",
     "KeyMismatch",
     "KeyRotated",
+    "LastAdmin",
     "LogInconsistent",
+    "LogNotStarted",
+    "MethodNotAllowed",
     "MouInactive",
+    "NotAcceptable",
     "NotFound",
     "OrgKeyChanged",
+    "OrgStatusTransition",
+    "PayloadTooLarge",
     "PermissionDenied",
     "PolicyViolation",
     "ProofInvalid",
     "ProtocolViolation",
     "QuotaExceeded",
     "RefcheckError",
+    "RoleNotAllowed",
     "SealedKeysInvalid",
+    "ServerBusy",
     "ServerError",
     "ServiceUnavailable",
+    "ShortNameTaken",
     "SignatureInvalid",
     "TransportError",
+    "TreeSizeUnavailable",
+    "UnsupportedGrantType",
+    "UnsupportedMediaType",
     "WrongElementCount",
     "error_from_response",
 ]
@@ -245,6 +262,42 @@ class BadRequest(ApiError):
     slug = "bad-request"
 
 
+class UnsupportedGrantType(BadRequest):
+    """400: the token request's grant type is not `client_credentials` (a client bug)."""
+
+    slug = "unsupported-grant-type"
+
+
+class MethodNotAllowed(ApiError):
+    """405: the endpoint does not take this HTTP method (`Client.request` with a wrong one)."""
+
+    slug = "method-not-allowed"
+
+
+class NotAcceptable(ApiError):
+    """406: the endpoint cannot answer in the media type the request asked for."""
+
+    slug = "not-acceptable"
+
+
+class PayloadTooLarge(ApiError):
+    """413: the request body is larger than the server accepts."""
+
+    slug = "payload-too-large"
+
+
+class UnsupportedMediaType(ApiError):
+    """415: the request body is not in a media type the endpoint takes (JSON or a form)."""
+
+    slug = "unsupported-media-type"
+
+
+class HeadersTooLarge(ApiError):
+    """431: the request's headers are larger than the server accepts."""
+
+    slug = "headers-too-large"
+
+
 class AuthenticationError(ApiError):
     """401: the SDK could not authenticate. Check the credentials file and the server clock."""
 
@@ -341,6 +394,30 @@ class EntryWindowClosed(Conflict):
     slug = "entry-window-closed"
 
 
+class HolderInactive(Conflict):
+    """409: the organisation holding the record cannot answer disclosure requests now."""
+
+    slug = "holder-inactive"
+
+
+class ShortNameTaken(Conflict):
+    """409: network admin: another organisation already uses this short name."""
+
+    slug = "short-name-taken"
+
+
+class OrgStatusTransition(Conflict):
+    """409: network admin: this change of an organisation's status is not allowed."""
+
+    slug = "status-transition"
+
+
+class LastAdmin(Conflict):
+    """409: network admin: the last active network admin cannot be deactivated."""
+
+    slug = "last-admin"
+
+
 class InvalidTransition(Conflict):
     """409: the disclosure request's state does not allow this action; `state` names it."""
 
@@ -434,6 +511,30 @@ class SealedKeysInvalid(InvalidRequest):
     slug = "sealed-keys-invalid"
 
 
+class RoleNotAllowed(InvalidRequest):
+    """422: network admin: this role is not allowed for this organisation."""
+
+    slug = "role-not-allowed"
+
+
+class AlreadyInitialised(RoleNotAllowed):
+    """422: the network is initialised already (bootstrap runs once)."""
+
+    slug = "already-initialised"
+
+
+class CosignatureRefused(InvalidRequest):
+    """422: a witness's cosignature of the transparency log's tree head was refused."""
+
+    slug = "cosignature-refused"
+
+
+class TreeSizeUnavailable(InvalidRequest):
+    """422: the transparency log has no signed tree of the size asked for."""
+
+    slug = "tree-size-unavailable"
+
+
 class QuotaExceeded(ApiError):
     """429: one of the organisation's daily quotas is used up: checks (`POST /v1/checks`) or
     evaluated elements (`POST /v1/cases`: every registration evaluates `keys_per_check`).
@@ -450,6 +551,12 @@ class QuotaExceeded(ApiError):
         return value if isinstance(value, int) else None
 
 
+class FairShareExceeded(QuotaExceeded):
+    """429: the organisation is using its share of the server; retry after the time given."""
+
+    slug = "fair-share-exceeded"
+
+
 class ServerError(ApiError):
     """5xx: the server failed. Retried when it is a 503; surfaces after the retries."""
 
@@ -458,6 +565,18 @@ class ServerError(ApiError):
 
 class ServiceUnavailable(ServerError):
     slug = "service-unavailable"
+
+
+class ServerBusy(ServiceUnavailable):
+    """503: the server is busy; retried by the SDK, honouring `Retry-After`."""
+
+    slug = "busy"
+
+
+class LogNotStarted(ServiceUnavailable):
+    """503: the transparency log has no signed tree head yet (a new network)."""
+
+    slug = "log-not-started"
 
 
 _BY_SLUG: dict[str, type[ApiError]] = {
@@ -489,6 +608,23 @@ _BY_SLUG: dict[str, type[ApiError]] = {
         QuotaExceeded,
         ServerError,
         ServiceUnavailable,
+        UnsupportedGrantType,
+        MethodNotAllowed,
+        NotAcceptable,
+        PayloadTooLarge,
+        UnsupportedMediaType,
+        HeadersTooLarge,
+        HolderInactive,
+        ShortNameTaken,
+        OrgStatusTransition,
+        LastAdmin,
+        RoleNotAllowed,
+        AlreadyInitialised,
+        CosignatureRefused,
+        TreeSizeUnavailable,
+        FairShareExceeded,
+        ServerBusy,
+        LogNotStarted,
     )
 }
 
@@ -509,9 +645,14 @@ _FAMILIES: tuple[tuple[int, type[ApiError]], ...] = (
     (401, AuthenticationError),
     (403, PermissionDenied),
     (404, NotFound),
+    (405, MethodNotAllowed),
+    (406, NotAcceptable),
     (409, Conflict),
+    (413, PayloadTooLarge),
+    (415, UnsupportedMediaType),
     (422, InvalidRequest),
     (429, QuotaExceeded),
+    (431, HeadersTooLarge),
 )
 
 

@@ -148,32 +148,8 @@ def unmapped(slugs: dict[str, int]) -> set[str]:
     }
 
 
-# Server slugs the SDK still answers with the class of their status family (issue 21): give
-# each a class in client_sdk/errors.py and take it out of this set. A new server slug without
-# an SDK class makes the test below fail.
-NOT_YET_MAPPED = {
-    "already-initialised",
-    "busy",
-    "cosignature-refused",
-    "fair-share-exceeded",
-    "headers-too-large",
-    "holder-inactive",
-    "last-admin",
-    "log-not-started",
-    "method-not-allowed",
-    "not-acceptable",
-    "payload-too-large",
-    "role-not-allowed",
-    "short-name-taken",
-    "status-transition",
-    "tree-size-unavailable",
-    "unsupported-grant-type",
-    "unsupported-media-type",
-}
-
-
 def test_every_server_problem_slug_has_an_sdk_exception_class() -> None:
-    assert unmapped(server_problem_slugs()) == NOT_YET_MAPPED
+    assert unmapped(server_problem_slugs()) == set()
 
 
 def test_a_slug_without_an_sdk_class_is_reported() -> None:
