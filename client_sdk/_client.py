@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import contextvars
+import inspect
 import ipaddress
 import logging
 import ssl
@@ -17,15 +18,14 @@ import threading
 import time
 from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from datetime import datetime
 from pathlib import Path
 from types import TracebackType
-from typing import Any, Literal, Self, TypeVar, overload
+from typing import Any, Concatenate, Literal, ParamSpec, Self, TypeAlias, TypeVar, overload
 
 import httpx
 
 from client_sdk import _auth
-from client_sdk._core import ApiRequest, Core, Op, is_fatal, json_body, pair_up, seg
+from client_sdk._core import ApiRequest, Batch, Core, Op, json_body, seg
 from client_sdk._operation import AsyncDriver, SyncDriver, operation
 from client_sdk.config import DEFAULT_TIMEOUT, RetryPolicy
 from client_sdk.credentials import Credentials
@@ -45,7 +45,6 @@ from client_sdk.models import (
     CaseRegistration,
     CheckResult,
     Consent,
-    DateLike,
     LiveCheck,
     Registration,
 )
@@ -56,6 +55,8 @@ __all__ = ["AsyncClient", "Client", "RecordedConsent"]
 
 log = logging.getLogger("refcheck.sdk")
 T = TypeVar("T")
+P = ParamSpec("P")
+F = TypeVar("F", bound=Callable[..., Any])
 
 #: Failures where the request never reached the server, so sending it again cannot double it.
 _NEVER_SENT = (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout)
@@ -135,6 +136,50 @@ class RecordedConsent(str):
         return (RecordedConsent, (str(self), self.lookup_code))
 
 
+def _consent_receipt(record: Callable[Concatenate[Core, P], Op[Consent]]) -> _ClientOp[P, Consent]:
+    """`record_consent_receipt`: the core's `record_consent` (its parameters and docstring)."""
+
+    def record_consent_receipt(client: _Base, /, *args: P.args, **kwargs: P.kwargs) -> Op[Consent]:
+        return record(client._core, *args, **kwargs)
+
+    return _like(record_consent_receipt, record, record.__doc__)
+
+
+def _consent_id(
+    record: Callable[Concatenate[Core, P], Op[Consent]],
+) -> _ClientOp[P, RecordedConsent]:
+    """`record_consent`: the core's `record_consent` (its parameters), returning the consent id
+    with its lookup code."""
+
+    def record_consent(client: _Base, /, *args: P.args, **kwargs: P.kwargs) -> Op[RecordedConsent]:
+        receipt = yield from record(client._core, *args, **kwargs)
+        return RecordedConsent(receipt.id, receipt.lookup_code)
+
+    # The core's docstring with its first paragraph (what comes back) replaced.
+    details = inspect.cleandoc(record.__doc__ or "").split("\n\n", 1)[-1]
+    doc = (
+        "Record the applicant's signed consent receipt; returns the consent id, whose\n"
+        "`.lookup_code` is the applicant's one-time lookup code (hand it to them: the server\n"
+        "cannot show it again); `record_consent_receipt` returns the whole receipt.\n\n" + details
+    )
+    return _like(record_consent, record, doc, result="RecordedConsent")
+
+
+#: A call defined on the clients' shared base: its first argument is the client.
+_ClientOp: TypeAlias = Callable[Concatenate["_Base", P], Op[T]]
+
+
+def _like(op: F, core_method: Callable[..., Any], doc: str | None, result: str = "") -> F:
+    """`op` with the name, docstring and parameters of `core_method` (and `result` as its
+    return annotation when given), for `operation` to show."""
+    signature = inspect.signature(core_method)
+    if result:
+        signature = signature.replace(return_annotation=f"Op[{result}]")
+    op.__doc__ = doc
+    setattr(op, "__signature__", signature)  # noqa: B010
+    return op
+
+
 class _Base:
     """What both clients share: configuration, the core, the token cache, the retry rules."""
 
@@ -166,7 +211,7 @@ class _Base:
         pin = NetworkPin.for_credentials(self.base_url, credentials, path=pin_path)
         # One filter per client: check_many and rescreen share it (client_sdk.filter_cache).
         filters = FilterCache(None if filter_file is None else Path(filter_file))
-        self._core = Core(pin, filters, clock=clock)
+        self._core = Core(pin, filters, clock=clock, org_keys=lambda: self.credentials.org_keys)
         # The organisations' public keys reach us through the server too: pinned in the same
         # file, under the same server URL (client_sdk.pinning).
         self._org_pins = OrgKeyPins(self.base_url, path=pin_path)
@@ -333,58 +378,18 @@ class _Base:
         """Withdraw a case (appeal upheld, rectification, …): it stops matching at once."""
         return self._core.withdraw_case(case_id, reason, note)
 
-    @operation
-    def record_consent(
-        self,
-        *,
-        applicant_ref: str,
-        purpose: str,
-        position_ref: str,
-        form_sha256: str,
-        self_declared_finding: bool,
-        expires_on: DateLike | None = None,
-        max_checks: int = 1,
-        consented_at: datetime | str | None = None,
-    ) -> Op[RecordedConsent]:
-        """Record the applicant's signed consent receipt; returns the consent id, whose
-        `.lookup_code` is the applicant's one-time lookup code (hand it to them: the server
-        cannot show it again).
-
-        `applicant_ref` and `position_ref` are your own opaque references, never a name or an
-        e-mail address. `form_sha256` is the SHA-256 of the signed declaration form
-        (`refcheck form hash FILE`). These two references, the form's hash and
-        `self_declared_finding` are sealed to your organisation's X25519 key and signed with its
-        Ed25519 key (the credentials' `org_keys`) before they leave: the server stores them
-        only as an opaque blob, and `get_consent` opens them again.
-        """
-        receipt = yield from self._core.record_consent(
-            org_keys=self.credentials.org_keys,
-            applicant_ref=applicant_ref,
-            purpose=purpose,
-            position_ref=position_ref,
-            form_sha256=form_sha256,
-            self_declared_finding=self_declared_finding,
-            expires_on=expires_on,
-            max_checks=max_checks,
-            consented_at=consented_at,
-        )
-        return RecordedConsent(receipt.id, receipt.lookup_code)
-
-    @operation
-    def record_consent_receipt(self, **fields: Any) -> Op[Consent]:
-        """As `record_consent`, returning the whole receipt (with its one-time `lookup_code`
-        for the applicant)."""
-        return self._core.record_consent(org_keys=self.credentials.org_keys, **fields)
+    record_consent_receipt = operation(_consent_receipt(Core.record_consent))
+    record_consent = operation(_consent_id(Core.record_consent))
 
     @operation
     def get_consent(self, consent_id: str) -> Op[Consent]:
         """A consent of your organisation, its sealed details opened (`Consent.details` says
         whether they were signed by your organisation, or could not be opened)."""
-        return self._core.get_consent(consent_id, org_keys=self.credentials.org_keys)
+        return self._core.get_consent(consent_id)
 
     @operation
     def withdraw_consent(self, consent_id: str) -> Op[Consent]:
-        return self._core.withdraw_consent(consent_id, org_keys=self.credentials.org_keys)
+        return self._core.withdraw_consent(consent_id)
 
     @operation
     def check_applicant(self, person: Any, consent_id: str) -> Op[CheckResult]:
@@ -647,30 +652,22 @@ class Client(_Base, DisclosureMethods, SyncDriver):
         (bad proof, key change) always stops the whole batch: a server caught misbehaving
         is not asked again.
         """
-        pairs = pair_up(people, consent_ids)
-        if pairs:
+        batch = Batch(people, consent_ids, return_exceptions=return_exceptions)
+        if batch.pairs:
             self._prime()
-        failures: list[RefcheckError] = []
 
         def one(pair: tuple[Any, str]) -> CheckResult | RefcheckError | None:
-            if failures:
-                return None  # the batch is stopping; do not ask the server again
+            if batch.stopping:
+                return None  # do not ask the server again
             try:
                 return self.check_applicant(*pair)
             except RefcheckError as exc:
-                if is_fatal(exc) or not return_exceptions:
-                    failures.append(exc)
-                    return None
-                return exc
+                return batch.refused(exc)
 
-        if self.max_concurrency == 1 or len(pairs) <= 1:
-            outcomes = [one(pair) for pair in pairs]
-        else:
-            with ThreadPoolExecutor(max_workers=self.max_concurrency) as pool:
-                outcomes = list(pool.map(one, pairs))
-        if failures:
-            raise failures[0]
-        return [o for o in outcomes if o is not None]
+        if self.max_concurrency == 1 or len(batch.pairs) <= 1:
+            return batch.results([one(pair) for pair in batch.pairs])
+        with ThreadPoolExecutor(max_workers=self.max_concurrency) as pool:
+            return batch.results(list(pool.map(one, batch.pairs)))
 
 
 class AsyncClient(_Base, DisclosureMethods, AsyncDriver):
@@ -839,25 +836,18 @@ class AsyncClient(_Base, DisclosureMethods, AsyncDriver):
         (bad proof, key change) always stops the whole batch: a server caught misbehaving
         is not asked again.
         """
-        pairs = pair_up(people, consent_ids)
-        if pairs:
+        batch = Batch(people, consent_ids, return_exceptions=return_exceptions)
+        if batch.pairs:
             await self._prime()
         gate = asyncio.Semaphore(self.max_concurrency)
-        failures: list[RefcheckError] = []
 
         async def one(pair: tuple[Any, str]) -> CheckResult | RefcheckError | None:
             async with gate:
-                if failures:
+                if batch.stopping:
                     return None
                 try:
                     return await self.check_applicant(*pair)
                 except RefcheckError as exc:
-                    if is_fatal(exc) or not return_exceptions:
-                        failures.append(exc)
-                        return None
-                    return exc
+                    return batch.refused(exc)
 
-        outcomes = await asyncio.gather(*(one(p) for p in pairs))
-        if failures:
-            raise failures[0]
-        return [o for o in outcomes if o is not None]
+        return batch.results(await asyncio.gather(*(one(p) for p in batch.pairs)))

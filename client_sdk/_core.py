@@ -256,10 +256,14 @@ class Core:
         filters: FilterCache | None = None,
         *,
         clock: Callable[[], float] = time.time,
+        org_keys: Callable[[], OrgKeys | None] = lambda: None,
     ) -> None:
         self.pin = pin
         self.filters = filters or FilterCache()
         self._clock = clock
+        #: The organisation's own keys (the credentials' `org_keys`, read at each call): consent
+        #: details are sealed to them and opened with them.
+        self._org_keys = org_keys
         #: The keys `offered_keys` read before this client's first token, kept for `network`.
         self._offered: wire.NetworkKeys | None = None
         #: Whether the server's signing key was compared with the credentials yet (clients do
@@ -514,7 +518,6 @@ class Core:
     def record_consent(
         self,
         *,
-        org_keys: OrgKeys | None,
         applicant_ref: str,
         purpose: str,
         position_ref: str,
@@ -524,10 +527,20 @@ class Core:
         max_checks: int = 1,
         consented_at: datetime | str | None = None,
     ) -> Op[Consent]:
-        """Record a consent: the HR system's details sealed to the organisation's own key
-        (`client_sdk.consents`), the rest as the server enforces it; the receipt comes back
-        with the details opened."""
+        """Record the applicant's signed consent receipt; returns the whole receipt, with its
+        one-time `lookup_code` for the applicant (hand it to them: the server cannot show it
+        again).
+
+        `applicant_ref` and `position_ref` are your own opaque references, never a name or an
+        e-mail address. `form_sha256` is the SHA-256 of the signed declaration form
+        (`refcheck form hash FILE`). These two references, the form's hash and
+        `self_declared_finding` are sealed to your organisation's X25519 key and signed with its
+        Ed25519 key (the credentials' `org_keys`) before they leave: the server stores them
+        only as an opaque blob, and `get_consent` opens them again.
+        """
         from client_sdk import consents
+
+        org_keys = self._org_keys()
 
         if consented_at is None:
             at = datetime.now(UTC).replace(microsecond=0)
@@ -560,19 +573,19 @@ class Core:
         response = yield ApiRequest("POST", "/v1/consents", json=body)
         return consents.open_receipt(org_keys, parse(wire.ConsentOut, response))
 
-    def get_consent(self, consent_id: str, *, org_keys: OrgKeys | None) -> Op[Consent]:
+    def get_consent(self, consent_id: str) -> Op[Consent]:
         from client_sdk import consents
 
         response = yield ApiRequest("GET", f"/v1/consents/{seg(consent_id)}")
-        return consents.open_receipt(org_keys, parse(wire.ConsentOut, response))
+        return consents.open_receipt(self._org_keys(), parse(wire.ConsentOut, response))
 
-    def withdraw_consent(self, consent_id: str, *, org_keys: OrgKeys | None) -> Op[Consent]:
+    def withdraw_consent(self, consent_id: str) -> Op[Consent]:
         from client_sdk import consents
 
         response = yield ApiRequest(
             "POST", f"/v1/consents/{seg(consent_id)}/withdraw", idempotent=True
         )
-        return consents.open_receipt(org_keys, parse(wire.ConsentOut, response))
+        return consents.open_receipt(self._org_keys(), parse(wire.ConsentOut, response))
 
     def check_applicant(self, person: Any, consent_id: str) -> Op[CheckResult]:
         """A check (docs/protocol.md, "Check"), re-run once under the new key when the OPRF
@@ -933,3 +946,37 @@ def pair_up(people: Iterable[Any], consent_ids: Iterable[str]) -> list[tuple[Any
     if len(people) != len(consent_ids):
         raise InvalidInput("check_many needs exactly one consent id per person")
     return list(zip(people, consent_ids, strict=True))
+
+
+class Batch:
+    """What `check_many` decides, the same for both clients (they differ only in how the
+    checks run side by side): the (person, consent id) pairs, which refusal stops the batch
+    (a `ProtocolViolation` always; any refusal without `return_exceptions`), and the results
+    in the pairs' order."""
+
+    def __init__(
+        self, people: Iterable[Any], consent_ids: Iterable[str], *, return_exceptions: bool
+    ) -> None:
+        self.pairs = pair_up(people, consent_ids)
+        self._return_exceptions = return_exceptions
+        self._failures: list[RefcheckError] = []
+
+    @property
+    def stopping(self) -> bool:
+        """A refusal stopped the batch: the checks not started yet are not sent."""
+        return bool(self._failures)
+
+    def refused(self, exc: RefcheckError) -> RefcheckError | None:
+        """A check's refusal: the exception to return in its place, or None (the batch stops)."""
+        if is_fatal(exc) or not self._return_exceptions:
+            self._failures.append(exc)
+            return None
+        return exc
+
+    def results(
+        self, outcomes: Sequence[CheckResult | RefcheckError | None]
+    ) -> list[CheckResult | RefcheckError]:
+        """The results in order, or the first refusal that stopped the batch, raised."""
+        if self._failures:
+            raise self._failures[0]
+        return [o for o in outcomes if o is not None]

@@ -288,28 +288,6 @@ class DisclosureOps:
         response = yield ApiRequest("POST", "/v1/disclosure-requests", json=body, idempotent=True)
         return parse(DisclosureOut, response)
 
-    def list_disclosures(
-        self,
-        role: Role | None = None,
-        state: str | None = None,
-        overdue: bool | None = None,
-        limit: int | None = None,
-        offset: int | None = None,
-    ) -> Op[DisclosureList]:
-        params: dict[str, str] = {}
-        if role is not None:
-            params["role"] = role
-        if state is not None:
-            params["state"] = state
-        if overdue is not None:
-            params["overdue"] = "true" if overdue else "false"
-        if limit is not None:
-            params["limit"] = str(limit)
-        if offset is not None:
-            params["offset"] = str(offset)
-        response = yield ApiRequest("GET", "/v1/disclosure-requests", params=params or None)
-        return parse(DisclosureList, response)
-
     def get_disclosure(self, request_id: str) -> Op[Disclosure]:
         response = yield ApiRequest("GET", f"/v1/disclosure-requests/{seg(request_id)}")
         return parse(DisclosureOut, response)
@@ -527,9 +505,19 @@ class DisclosureMethods:
     ) -> Op[list[Disclosure]]:
         """Requests of your organisation (holder side for focal points, requester side for HR);
         for the secretariat, overdue requests network-wide (metadata only)."""
-        ops = self._disclosures
-        page = yield from ops.list_disclosures(role, state, overdue, limit, offset)
-        return list(page.items)
+        params: dict[str, str] = {}
+        if role is not None:
+            params["role"] = role
+        if state is not None:
+            params["state"] = state
+        if overdue is not None:
+            params["overdue"] = "true" if overdue else "false"
+        if limit is not None:
+            params["limit"] = str(limit)
+        if offset is not None:
+            params["offset"] = str(offset)
+        response = yield ApiRequest("GET", "/v1/disclosure-requests", params=params or None)
+        return list(parse(DisclosureList, response).items)
 
     @operation
     def get_disclosure(self, request_id: str) -> Op[Disclosure]:
