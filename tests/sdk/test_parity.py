@@ -11,7 +11,8 @@ from typing import Any
 import pytest
 
 from client_sdk import AsyncClient, Client, InvalidInput
-from client_sdk._core import _blind_slots, _cut, _derive, _Key
+from client_sdk._core import Op, _blind_slots, _cut, _derive, _Key
+from client_sdk.models import Case
 from protocol.identity import derive_keys
 from tests.sdk.signer import Signer
 
@@ -58,6 +59,27 @@ def _param(p: inspect.Parameter) -> tuple[object, ...]:
 
 def test_client_and_async_client_offer_the_same_calls_signatures_and_docstrings() -> None:
     assert differences(Client, AsyncClient) == []
+
+
+def op_results(cls: type) -> list[str]:
+    """Public calls whose signature shows the core's op instead of its result."""
+    return [
+        name
+        for name, member in public_methods(cls).items()
+        if str(inspect.signature(member).return_annotation).startswith(("Op[", "Generator["))
+    ]
+
+
+def test_calls_defined_once_show_their_result_not_the_core_op() -> None:
+    # `operation` turns `def f(...) -> Op[T]` into a call returning T (awaited on AsyncClient).
+    assert op_results(Client) == [] and op_results(AsyncClient) == []
+    assert str(inspect.signature(Client.get_case).return_annotation) == "Case"
+
+    class Leaky:
+        def get_case(self, case_id: str) -> Op[Case]:
+            raise NotImplementedError
+
+    assert op_results(Leaky) == ["get_case"]
 
 
 def test_parity_check_reports_each_kind_of_difference() -> None:
