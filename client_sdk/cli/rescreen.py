@@ -351,7 +351,9 @@ class CodesFile:
             fd = os.open(self.path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
             if hasattr(os, "fchmod"):
                 os.fchmod(fd, 0o600)  # a file left from before may have had other bits
-            self._fh = os.fdopen(fd, "a", newline="", encoding="utf-8")
+            # With a BOM (written only into an empty file), so that Excel on Windows reads
+            # names in any script as UTF-8 rather than as the machine's code page.
+            self._fh = os.fdopen(fd, "a", newline="", encoding="utf-8-sig")
             self._writer = csv.writer(self._fh, delimiter=self.delimiter)
             if self._fh.tell() == 0:
                 self._writer.writerow(CODES_COLUMNS)
@@ -376,7 +378,8 @@ def write_results(path: Path, outcomes: list[Outcome], delimiter: str) -> None:
     tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
-        with tmp.open("w", newline="", encoding="utf-8") as fh:
+        # With a BOM, as the lookup codes: Excel on Windows then reads it as UTF-8.
+        with tmp.open("w", newline="", encoding="utf-8-sig") as fh:
             writer = csv.DictWriter(fh, fieldnames=OUTPUT_COLUMNS, delimiter=delimiter)
             writer.writeheader()
             for outcome in sorted(outcomes, key=lambda o: o.line):

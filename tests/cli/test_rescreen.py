@@ -10,9 +10,11 @@ N-th request of a kind go through it.
 
 from __future__ import annotations
 
+import codecs
 import contextlib
 import csv
 import hashlib
+import io
 import json
 import os
 import random
@@ -84,13 +86,21 @@ def write_staff(path: Path, rows: list[list[str]], *, delimiter: str = ",") -> P
 
 
 def read_results(path: Path, delimiter: str = ",") -> list[dict[str, str]]:
-    with path.open(newline="", encoding="utf-8") as fh:
-        return list(csv.DictReader(fh, delimiter=delimiter))
+    return read_excel_csv(path, delimiter)
 
 
 def read_codes(path: Path, delimiter: str = ",") -> list[dict[str, str]]:
-    with path.open(newline="", encoding="utf-8") as fh:
-        return list(csv.DictReader(fh, delimiter=delimiter))
+    return read_excel_csv(path, delimiter)
+
+
+def read_excel_csv(path: Path, delimiter: str) -> list[dict[str, str]]:
+    """The files HR opens in Excel start with exactly one UTF-8 BOM (without it, Excel on
+    Windows reads them in the machine's code page and garbles names)."""
+    data = path.read_bytes()
+    assert data.startswith(codecs.BOM_UTF8) and not data[3:].startswith(codecs.BOM_UTF8), path
+    return list(
+        csv.DictReader(io.StringIO(data[3:].decode("utf-8"), newline=""), delimiter=delimiter)
+    )
 
 
 def staff_of(tmp_path: Path, count: int, seed: int) -> tuple[Path, list[dict[str, str]]]:
