@@ -95,3 +95,33 @@ def person_file(tmp_path: Path) -> Callable[[dict[str, str]], str]:
         return str(path)
 
     return write
+
+
+def register_case(run: Run, person_path: str) -> dict[str, Any]:
+    """`refcheck case register` by org-a's focal point: a harassment finding 10 days ago, kept
+    five years, the person told 5 days ago; the JSON answer."""
+    from datetime import date, timedelta
+
+    today = date.today()
+    registered: dict[str, Any] = run.json(
+        "case",
+        "register",
+        "--person",
+        person_path,
+        "--category",
+        "sexual_harassment",
+        "--finding-date",
+        (today - timedelta(days=10)).isoformat(),
+        "--sanction",
+        "dismissal",
+        "--legal-basis",
+        "legitimate_interests",
+        "--retention-until",
+        (today + timedelta(days=5 * 365)).isoformat(),
+        "--mou-reference",
+        "MoU-2026-01",
+        "--subject-notified-on",
+        (today - timedelta(days=5)).isoformat(),
+        as_="org-a-focal",
+    )
+    return registered

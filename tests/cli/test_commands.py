@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from client_sdk.cli import ExitCode
-from tests.cli.conftest import Run, fresh_person
+from tests.cli.conftest import Run, fresh_person, register_case
 from tests.sdk.live import LiveServer
 
 pytestmark = pytest.mark.slow
@@ -22,28 +22,7 @@ PersonFile = Callable[[dict[str, str]], str]
 
 
 def register(run: Run, person_file: PersonFile, person: dict[str, str]) -> str:
-    today = date.today()
-    case = run.json(
-        "case",
-        "register",
-        "--person",
-        person_file(person),
-        "--category",
-        "sexual_harassment",
-        "--finding-date",
-        (today - timedelta(days=10)).isoformat(),
-        "--sanction",
-        "dismissal",
-        "--legal-basis",
-        "legitimate_interests",
-        "--retention-until",
-        (today + timedelta(days=5 * 365)).isoformat(),
-        "--mou-reference",
-        "MoU-2026-01",
-        "--subject-notified-on",
-        (today - timedelta(days=5)).isoformat(),
-        as_="org-a-focal",
-    )
+    case = register_case(run, person_file(person))
     case_id: str = case["case_id"]
     return case_id
 

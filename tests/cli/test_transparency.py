@@ -28,7 +28,7 @@ from client_sdk.cli import ExitCode
 from client_sdk.secretfile import load_json_secret, write_json_secret
 from client_sdk.witness import cli as witness_cli
 from protocol.signed import parse
-from tests.cli.conftest import Run, fresh_person
+from tests.cli.conftest import Run, fresh_person, register_case
 from tests.sdk.live import LiveServer, running_server
 
 
@@ -71,31 +71,9 @@ def cosignature_count(server: LiveServer) -> int:
 
 
 def register(run: Run, tmp_path: Path) -> dict[str, object]:
-    today = date.today()
     person = tmp_path / f"person-{len(list(tmp_path.glob('person-*')))}.json"
     person.write_text(json.dumps(fresh_person()))
-    registered: dict[str, object] = run.json(
-        "case",
-        "register",
-        "--person",
-        str(person),
-        "--category",
-        "sexual_harassment",
-        "--finding-date",
-        (today - timedelta(days=10)).isoformat(),
-        "--sanction",
-        "dismissal",
-        "--legal-basis",
-        "legitimate_interests",
-        "--retention-until",
-        (today + timedelta(days=5 * 365)).isoformat(),
-        "--mou-reference",
-        "MoU-2026-01",
-        "--subject-notified-on",
-        (today - timedelta(days=5)).isoformat(),
-        as_="org-a-focal",
-    )
-    return registered
+    return register_case(run, str(person))
 
 
 # --- refcheck-witness -------------------------------------------------------------------------
