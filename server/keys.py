@@ -607,22 +607,6 @@ def read_signing_history(key_dir: Path) -> list[bytes]:
     return history
 
 
-def signing_rotation_object(
-    old: Ed25519PrivateKey,
-    new: Ed25519PrivateKey,
-    *,
-    network_id: str,
-    key_seq: int,
-    issued_at: str,
-) -> SignedObject:
-    """The `signing-key` object of one rotation (`protocol.signed.sign_signing_key`: signed by
-    the old key, cosigned by the new), as `network-signing-history` keeps it. A client pinned
-    to the old key follows it to the new one."""
-    from protocol.signed import sign_signing_key
-
-    return sign_signing_key(old, new, network_id=network_id, key_seq=key_seq, issued_at=issued_at)
-
-
 def rotate_signing_key(key_dir: Path, *, issued_at: str) -> tuple[KeyRotation, bytes]:
     """Replace the network signing key, appending the rotation to the signing history first.
 
@@ -641,7 +625,10 @@ def rotate_signing_key(key_dir: Path, *, issued_at: str) -> tuple[KeyRotation, b
     tmp = current.with_name(current.name + ".tmp")
     tmp.unlink(missing_ok=True)
     _write_secret(tmp, new_secret)
-    obj = signing_rotation_object(
+    from protocol.signed import sign_signing_key
+
+    # Signed by the old key, cosigned by the new: a client pinned to the old key follows it.
+    obj = sign_signing_key(
         old,
         new,
         network_id=read_network_id(key_dir),

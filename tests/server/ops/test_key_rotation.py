@@ -15,7 +15,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 import server.keys
 from client_sdk import CheckStatus, Client, Credentials
-from protocol.signed import parse
+from protocol.signed import parse, sign_signing_key
 from server.keys import (
     AUDIT_KEY_FILE,
     SIGNING_HISTORY_FILE,
@@ -115,7 +115,7 @@ def test_signing_history_chains_each_key_to_the_next_and_a_forged_line_is_refuse
     # A line signed by a key that is not the one before it: refused when the keys are read.
     path = key_dir / SIGNING_HISTORY_FILE
     lines = path.read_text().split()
-    forged = server.keys.signing_rotation_object(
+    forged = sign_signing_key(
         Ed25519PrivateKey.generate(),
         Ed25519PrivateKey.from_private_bytes(
             bytes.fromhex((key_dir / AUDIT_KEY_FILE).read_text().strip())
