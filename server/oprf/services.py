@@ -11,7 +11,7 @@ from __future__ import annotations
 import functools
 import re
 from collections.abc import Sequence
-from typing import Literal
+from typing import Literal, NamedTuple
 
 from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
@@ -55,11 +55,12 @@ def decode_elements(values: Sequence[str]) -> list[bytes]:
     return out
 
 
-def require_current_key(ctx: AppContext, key_id: str) -> None:
-    if key_id != ctx.keys.oprf_key_id:
-        raise KeyMismatch(
-            f"the current OPRF key is {ctx.keys.oprf_key_id}; fetch GET /v1/network/keys again"
-        )
+def require_current_key(ctx: AppContext, key_id: str, *, current: OprfKey | None = None) -> None:
+    """Refuse work asked under `key_id` when `current` (default: the worker's current key) is
+    another key."""
+    in_force = ctx.keys.oprf_key_id if current is None else current.key_id
+    if key_id != in_force:
+        raise KeyMismatch(f"the current OPRF key is {in_force}; fetch GET /v1/network/keys again")
 
 
 def evaluate(ctx: AppContext, elements: Sequence[bytes]) -> list[bytes]:
@@ -80,7 +81,17 @@ def unwrap(ctx: AppContext, p_hat: bytes) -> bytes:
 KeyLock = Literal["share", "update"] | None
 
 
+class KeyInForce(NamedTuple):
+    seq: int
+    key: OprfKey
+
+
 def current_key(session: Session, ctx: AppContext, *, lock: KeyLock = None) -> OprfKey:
+    """`key_in_force`'s key."""
+    return key_in_force(session, ctx, lock=lock).key
+
+
+def key_in_force(session: Session, ctx: AppContext, *, lock: KeyLock = None) -> KeyInForce:
     """Read the current-key row (optionally `FOR SHARE` or `FOR UPDATE`) and make its key the
     worker's current one, so `ctx.keys.oprf_*` is the key in force for the rest of this
     transaction. A registration or check holds the row `FOR SHARE` until it commits, so a
@@ -88,6 +99,10 @@ def current_key(session: Session, ctx: AppContext, *, lock: KeyLock = None) -> O
 
     The first call on a fresh network (or one migrated from version 1) announces the one key
     file as key 1 and creates the row, in a savepoint, so racing workers insert it once.
+
+    Work that uses the key after another request of the worker may have made a newer key the
+    current one (a check evaluates outside its transaction) uses the key returned here, not
+    `ctx.keys`.
     """
     stmt = select(CurrentOprfKey.key_seq, CurrentOprfKey.key_id).where(CurrentOprfKey.id == 1)
     if lock == "share":
@@ -98,7 +113,7 @@ def current_key(session: Session, ctx: AppContext, *, lock: KeyLock = None) -> O
     if row is None:
         _announce_first_key(session, ctx)
         row = session.execute(stmt).one()
-    return ctx.keys.oprf_ring.set_current(row.key_seq, row.key_id)
+    return KeyInForce(row.key_seq, ctx.keys.oprf_ring.set_current(row.key_seq, row.key_id))
 
 
 def _announce_first_key(session: Session, ctx: AppContext) -> None:
@@ -173,13 +188,18 @@ def _server(secret: bytes) -> VOPRFServer:
     return VOPRFServer(secret)
 
 
-def blind_evaluate(ctx: AppContext, blinded: Sequence[bytes]) -> tuple[list[bytes], bytes]:
-    """VOPRF batch evaluation with one DLEQ proof for all of `blinded` (from `decode_elements`).
+def blind_evaluate(
+    ctx: AppContext, blinded: Sequence[bytes], *, key: OprfKey | None = None
+) -> tuple[list[bytes], bytes]:
+    """VOPRF batch evaluation with one DLEQ proof for all of `blinded` (from `decode_elements`),
+    under `key` (default: the worker's current key; a check names the key it read, because it
+    evaluates outside its transaction, where another request may switch the current one).
     An element that is not a canonical non-identity point raises `InvalidElement` with its index
     before anything is returned: the evaluation checks each again on its own (for free: libsodium
     decodes each element in its multiplication), so nothing unchecked reaches the key."""
+    secret = ctx.keys.oprf_secret if key is None else key.secret
     try:
-        return _server(ctx.keys.oprf_secret).blind_evaluate_batch(list(blinded))
+        return _server(secret).blind_evaluate_batch(list(blinded))
     except DeserializeError as exc:
         raise InvalidElement(
             "the element is not a valid non-identity ristretto255 element",

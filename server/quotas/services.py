@@ -4,9 +4,11 @@ registration (`daily_evaluation_quota`).
 Both count what an organisation was *served* since the start of the current UTC day, in one
 `daily_usage` row per organisation and day, and refuse a request that would go past the policy's
 number, with the time to the next UTC midnight. `take_daily` decides and counts in one
-conditional upsert, in the transaction of what it counts, which commits before the key does any
-work (so a call over the quota costs no multiplication); two concurrent requests serialise on
-the row and cannot both take "the last one". Refused requests are never counted.
+conditional upsert, in the transaction of what it counts, which commits before the key's work
+leaves; two concurrent requests serialise on the row and cannot both take "the last one".
+Refused requests are never counted. A check evaluates before its write (so that the row is not
+held while the key works), and reads the row first with `within_daily`: a call made when the
+quota is already spent costs no multiplication; only checks racing for the last ones can.
 """
 
 from __future__ import annotations
@@ -121,6 +123,22 @@ def take_daily(
             policy, usage_today(session, org_id, now), now, checks=checks, elements=elements
         )
         raise AssertionError("daily_usage refused an increment that fits the quotas")
+
+
+def within_daily(
+    session: Session,
+    policy: NetworkPolicy,
+    org_id: str,
+    now: datetime,
+    *,
+    checks: int = 0,
+    elements: int = 0,
+) -> None:
+    """Refuse, without counting anything or locking the row, what today's usage already rules
+    out: the read before the key works, for a service that counts with `take_daily` after."""
+    _refuse_if_over(
+        policy, usage_today(session, org_id, now), now, checks=checks, elements=elements
+    )
 
 
 def _refuse_if_over(

@@ -15,6 +15,7 @@ from sqlalchemy import Engine
 from sqlalchemy.orm import Session
 
 from server.auth.permissions import Role
+from server.auth.tokens import Caller
 from server.checks.services import _spend_one_check
 from server.consents.errors import ConsentExhausted
 from server.consents.models import Consent
@@ -34,10 +35,10 @@ def committed(engine: Engine) -> Iterator[Committed]:
 def test_concurrent_checks_spend_exactly_the_budget(engine: Engine, committed: Committed) -> None:
     factory = make_session_factory(engine)
 
+    caller = Caller(committed.principal_id, committed.org_id, frozenset({Role.HR_CHECKER}))
+
     def spend(session: Session) -> None:
-        consent = session.get(Consent, committed.consent_id)
-        assert consent is not None
-        _spend_one_check(session, consent, date.today())
+        _spend_one_check(session, caller, committed.consent_id, date.today())
 
     outcomes = race(
         factory, spend, threads=THREADS, refusal=ConsentExhausted, labels=("spent", "exhausted")

@@ -343,9 +343,9 @@ async def test_refused_checks_cost_the_server_no_evaluation(
     calls: list[int] = []
     real = checks.blind_evaluate
 
-    def counted(ctx_: AppContext, blinded: Any) -> tuple[list[bytes], bytes]:
+    def counted(ctx_: AppContext, blinded: Any, **kwargs: Any) -> tuple[list[bytes], bytes]:
         calls.append(len(blinded))
-        return real(ctx_, blinded)
+        return real(ctx_, blinded, **kwargs)
 
     monkeypatch.setattr(checks, "blind_evaluate", counted)
     ctx.policy = ctx.policy.model_copy(update={"daily_check_quota": 1})
