@@ -34,7 +34,14 @@ class AppContext:
         return self.clock()
 
 
-def get_context(request: Request) -> AppContext:
+async def get_context(request: Request) -> AppContext:
+    """`context_of` as a dependency. `async` although it awaits nothing: FastAPI runs a plain
+    function dependency in the thread pool, a hop (and a thread handover) per request for an
+    attribute read."""
+    return context_of(request)
+
+
+def context_of(request: Request) -> AppContext:
     ctx = request.app.state.ctx
     assert isinstance(ctx, AppContext)
     return ctx

@@ -11,7 +11,7 @@ authorisation matrix test (token endpoint, JWKS, health); the test fails otherwi
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Awaitable, Callable, Iterator
 from typing import Annotated
 
 from fastapi import Depends, Request
@@ -100,12 +100,12 @@ def authenticate(
 CurrentCaller = Annotated[Caller, Depends(authenticate)]
 
 
-def require(permission: Permission) -> Callable[..., Caller]:
+def require(permission: Permission) -> Callable[..., Awaitable[Caller]]:
     """Dependency: the authenticated caller, if its roles grant `permission` (else 403)."""
     return require_any(permission)
 
 
-def require_any(*permissions: Permission) -> Callable[..., Caller]:
+def require_any(*permissions: Permission) -> Callable[..., Awaitable[Caller]]:
     """Dependency: the caller, if its roles grant at least one of `permissions`.
 
     For routes whose answer is scoped by which permission the caller holds (network-wide vs own
@@ -115,7 +115,9 @@ def require_any(*permissions: Permission) -> Callable[..., Caller]:
         raise ValueError("require_any needs at least one permission")
     wanted = frozenset(permissions)
 
-    def dependency(caller: CurrentCaller) -> Caller:
+    # `async` although it awaits nothing: a plain function would run in the thread pool, a hop
+    # per request for a set intersection (`server.context.get_context`).
+    async def dependency(caller: CurrentCaller) -> Caller:
         if not wanted & caller.permissions:
             names = " or ".join(sorted(p.value for p in wanted))
             raise PermissionDenied(f"this action needs the permission {names}")

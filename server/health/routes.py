@@ -24,7 +24,7 @@ from sqlalchemy import text
 from sqlalchemy.exc import SQLAlchemyError
 
 from server.admission import Admission
-from server.context import AppContext, get_context
+from server.context import AppContext, context_of
 from server.db import Begin, bind_for
 from server.migrate import is_current
 
@@ -89,7 +89,7 @@ def _readiness_limiter(request: Request) -> anyio.CapacityLimiter:
 async def readyz(request: Request) -> JSONResponse:
     """Ready to serve: not shedding load, the database answers within the readiness budget,
     and its schema is at the code's migration head."""
-    ctx = get_context(request)
+    ctx = context_of(request)
     admission = getattr(request.app.state, "admission", None)
     checks: dict[str, str] = {}
     status = "ready"
