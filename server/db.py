@@ -25,11 +25,13 @@ Who commits (issue 21), in one place:
 
 from __future__ import annotations
 
+import sqlite3
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime
 from enum import StrEnum
+from pathlib import Path
 from typing import Annotated, Any
 
 from sqlalchemy import (
@@ -44,10 +46,12 @@ from sqlalchemy import (
     event,
 )
 from sqlalchemy.engine import Dialect
+from sqlalchemy.exc import OperationalError
 from sqlalchemy.orm import DeclarativeBase, Session, mapped_column, sessionmaker
 from sqlalchemy.pool import StaticPool
 
 from server.settings import Settings
+from server.sqlite_writers import WriterQueue, raw_connection
 
 
 class UTCDateTime(TypeDecorator[datetime]):
@@ -145,9 +149,11 @@ def make_engine(url: str, *, lock_wait_seconds: float | None = None, **kwargs: A
         if memory:
             kwargs.setdefault("poolclass", StaticPool)
         engine = create_engine(url, connect_args=connect_args, **kwargs)
-        busy_ms = int(
-            1000 * (DEFAULT_LOCK_WAIT_SECONDS if lock_wait_seconds is None else lock_wait_seconds)
-        )
+        wait = DEFAULT_LOCK_WAIT_SECONDS if lock_wait_seconds is None else lock_wait_seconds
+        busy_ms = int(1000 * wait)
+        database = engine.url.database
+        on_file = bool(database) and database != ":memory:" and "mode=memory" not in url
+        writers = _queue_writers(engine, Path(database or ""), wait) if on_file else None
 
         @event.listens_for(engine, "connect")
         def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:
@@ -175,8 +181,24 @@ def make_engine(url: str, *, lock_wait_seconds: float | None = None, **kwargs: A
         def _sqlite_begin(conn: Connection) -> None:
             # WRITE unless the session said otherwise (`bind_for`): a job, a CLI command or a
             # test that forgot to say stays correct, if slower (`Begin`).
-            begin = conn.get_execution_options().get(BEGIN_OPTION, Begin.WRITE)
-            conn.exec_driver_sql(f"BEGIN {Begin(begin).value}")
+            begin = Begin(conn.get_execution_options().get(BEGIN_OPTION, Begin.WRITE))
+            if writers is None or begin != Begin.WRITE:
+                conn.exec_driver_sql(f"BEGIN {begin.value}")
+                return
+            raw = raw_connection(conn.connection)
+            statement = f"BEGIN {begin.value}"
+            try:
+                writers.acquire(raw)
+            except sqlite3.OperationalError as exc:
+                # Raised in an event listener, which SQLAlchemy does not wrap as it wraps the
+                # driver's errors: wrapped here, the app answers it 503 `busy` as it answers
+                # SQLite's own "database is locked" (`server.problems.database_busy`).
+                raise OperationalError(statement, None, exc) from exc
+            try:
+                conn.exec_driver_sql(statement)
+            except BaseException:
+                writers.release(raw)
+                raise
 
         return engine
     kwargs.setdefault("pool_pre_ping", True)
@@ -198,6 +220,41 @@ def make_engine(url: str, *, lock_wait_seconds: float | None = None, **kwargs: A
                 )
 
     return engine
+
+
+def _queue_writers(engine: Engine, database: Path, wait_seconds: float) -> WriterQueue:
+    """`server.sqlite_writers`: the engine's write transactions take a turn of the file's
+    writer queue at BEGIN and give it back when they end, however they end."""
+    writers = WriterQueue(database.resolve(), wait_seconds)
+    dialect = engine.dialect
+    commit, rollback = dialect.do_commit, dialect.do_rollback
+
+    def do_commit(dbapi_connection: Any) -> None:
+        try:
+            commit(dbapi_connection)
+        finally:
+            writers.release(raw_connection(dbapi_connection))
+
+    def do_rollback(dbapi_connection: Any) -> None:
+        try:
+            rollback(dbapi_connection)
+        finally:
+            writers.release(raw_connection(dbapi_connection))
+
+    # The dialect is this engine's own (and its `execution_options` copies'); SQLAlchemy has no
+    # event after a commit or rollback, only before.
+    dialect.do_commit = do_commit  # type: ignore[method-assign]
+    dialect.do_rollback = do_rollback  # type: ignore[method-assign]
+
+    @event.listens_for(engine, "close")
+    def _closed(dbapi_connection: Any, _record: Any) -> None:
+        writers.release(dbapi_connection)
+
+    @event.listens_for(engine, "invalidate")
+    def _invalidated(dbapi_connection: Any, _record: Any, _exc: Any) -> None:
+        writers.release(dbapi_connection)
+
+    return writers
 
 
 def engine_arguments(settings: Settings) -> dict[str, Any]:

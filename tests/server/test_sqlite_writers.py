@@ -298,15 +298,6 @@ def test_a_writer_stops_waiting_for_the_turn_after_lock_wait_seconds_with_databa
     assert "database is locked" in str(failure)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    raises=AssertionError,
-    reason=(
-        "BUG: WriterQueue.acquire raises a bare sqlite3.OperationalError from the engine's "
-        "`begin` listener, which SQLAlchemy dispatches outside its DBAPI error wrapping, so the "
-        "app's handler for sqlalchemy.exc.OperationalError never sees it (500, not 503 busy)"
-    ),
-)
 @pytest.mark.parametrize("same_engine", [True, False], ids=["same engine", "two engines"])
 def test_a_writer_that_waited_too_long_for_the_turn_is_told_the_database_is_busy(
     url: str, engines: list[Engine], same_engine: bool
