@@ -21,6 +21,10 @@ Per worker process:
 
 Waiting costs a queued request no thread and no connection: it is a future on the event loop.
 The answer to a shed request is built here, on the event loop, without touching the database.
+A request that arrives when the worker already holds `capacity` requests is shed earlier still,
+at the door: by the HTTP protocol (`server.tcp_nodelay`), before an ASGI task, the middleware or
+the token are spent on it. In a burst of a thousand connections most are shed, and what each
+costs the event loop is what the probes and the admitted requests wait for (issue 15).
 """
 
 from __future__ import annotations
@@ -72,6 +76,12 @@ class Admission:
     service_seconds: float = 0.02
     _waiters: deque[asyncio.Future[None]] = field(default_factory=deque)
     _per_org: Counter[str] = field(default_factory=Counter)
+
+    @property
+    def capacity(self) -> int:
+        """How many requests the worker holds at once, at work and waiting; past it a request is
+        shed at the door (`server.tcp_nodelay`), before the app sees it."""
+        return self.concurrency + self.queue_size
 
     @property
     def waiting(self) -> int:
@@ -147,6 +157,10 @@ class Admission:
         self._per_org[org] -= 1
         if self._per_org[org] <= 0:
             del self._per_org[org]
+
+    def shed_at_door(self) -> ServerBusy:
+        """The refusal of a request that found the worker at `capacity` on arrival."""
+        return self._shed("the server is at capacity")
 
     def _shed(self, detail: str) -> ServerBusy:
         self.stats.shed_busy += 1

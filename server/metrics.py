@@ -136,6 +136,15 @@ class MetricsMiddleware:
                 CHECKS.labels("run" if status < 400 else "refused").inc()
 
 
+def count_shed_at_door(method: str, path: str) -> None:
+    """Count a request shed by the HTTP protocol before the app (and `MetricsMiddleware`) saw
+    it, as the middleware counts a `busy` answer: no route was matched yet."""
+    REQUESTS.labels(method, "unmatched", "503").inc()
+    REFUSALS.labels("busy").inc()
+    if method == "POST" and path == _CHECKS_ROUTE:
+        CHECKS.labels("refused").inc()
+
+
 # --- figures read from the database at scrape time ------------------------------------------
 
 _DISCLOSURES_BY_STATE = "SELECT state, count(*) FROM disclosure_requests GROUP BY state"

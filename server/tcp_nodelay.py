@@ -14,15 +14,30 @@ with h11, in pure Python, on asyncio's loop, so `/healthz` answers sooner in a b
 thousand new connections (issue 15, `make stress`; loadtests/README.md has the figures).
 `NoDelayH11Protocol` is the same for uvicorn's pure-Python parser, for an install without
 httptools.
+
+`NoDelayHttpToolsProtocol` also sheds at the door: a request that arrives when the worker
+already holds its admission capacity (`server.admission.Admission.capacity`: the places and the
+queue) of requests not yet answered is answered 503 `busy`, problem+json with `Retry-After` and
+`Connection: close`, from the parser's callback, without an ASGI task, the middleware or the
+verification of its token. The app's admission control would shed it anyway, at the cost of
+all of those; in a burst of a thousand new connections that cost, paid by the event loop for
+every request shed, is what kept `/healthz` waiting (issue 15). The probes and the API
+description (`EXEMPT_PATHS`) always pass. It counts each shed request in the app's metrics, as
+the app would have.
 """
 
 from __future__ import annotations
 
 import asyncio
 import socket
+from typing import Any
 
 from uvicorn.protocols.http.h11_impl import H11Protocol
-from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
+from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol, RequestResponseCycle
+
+from server.admission import EXEMPT_PATHS, Admission
+from server.metrics import count_shed_at_door
+from server.problems import error_response
 
 #: What `uvicorn.run(http=...)` and `uvicorn --http` take.
 IMPORT_PATH = "server.tcp_nodelay:NoDelayHttpToolsProtocol"
@@ -35,10 +50,81 @@ def set_nodelay(transport: asyncio.BaseTransport) -> None:
         sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
 
 
+def admission_of(app: Any) -> Admission | None:
+    """The admission control of the refcheck app inside uvicorn's wrappers (the proxy-headers
+    middleware, the app itself), or None for another app."""
+    for _ in range(4):
+        admission = getattr(getattr(app, "state", None), "admission", None)
+        if isinstance(admission, Admission):
+            return admission
+        app = getattr(app, "app", None)
+    return None
+
+
+_NOT_LOOKED_UP = object()
+
+
 class NoDelayHttpToolsProtocol(HttpToolsProtocol):
     def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
         set_nodelay(transport)
         super().connection_made(transport)
+
+    def _start_asgi_task(self, cycle: RequestResponseCycle, app: Any) -> None:
+        admission = self._admission()
+        if admission is None or cycle.scope["path"] in EXEMPT_PATHS:
+            super()._start_asgi_task(cycle, app)
+            return
+        # The worker's requests not yet answered: at work, waiting for a place, or not yet run.
+        # Not uvicorn's tasks: a task lives on after its answer while the app cleans up, but
+        # its place is free once the answer is out (`server.admission.AdmissionMiddleware`),
+        # and a client's next request on the connection must find it so.
+        unanswered = self._unanswered()
+        if len(unanswered) >= admission.capacity:
+            self._shed(cycle, admission)
+            return
+        unanswered.add(cycle)
+
+        def answered() -> None:
+            unanswered.discard(cycle)
+            self.on_response_complete()
+
+        async def run(scope: Any, receive: Any, send: Any) -> None:
+            try:
+                await app(scope, receive, send)
+            finally:
+                unanswered.discard(cycle)  # no answer went out (an error, a disconnect)
+
+        cycle.on_response = answered
+        super()._start_asgi_task(cycle, run)
+
+    def _unanswered(self) -> set[RequestResponseCycle]:
+        # One set per worker (the config is the worker's), shared by its connections.
+        found: set[RequestResponseCycle] | None = getattr(self.config, "_refcheck_unanswered", None)
+        if found is None:
+            found = set()
+            self.config._refcheck_unanswered = found  # type: ignore[attr-defined]
+        return found
+
+    def _admission(self) -> Admission | None:
+        # Looked up once per worker (the config is the worker's), not once per connection.
+        found = getattr(self.config, "_refcheck_admission", _NOT_LOOKED_UP)
+        if found is _NOT_LOOKED_UP:
+            found = admission_of(self.app)
+            self.config._refcheck_admission = found  # type: ignore[attr-defined]
+        return found  # type: ignore[return-value]
+
+    def _shed(self, cycle: RequestResponseCycle, admission: Admission) -> None:
+        path = cycle.scope["path"]
+        response = error_response(admission.shed_at_door(), path)
+        head = [b"HTTP/1.1 503 Service Unavailable"]
+        head += [name + b": " + value for name, value in response.raw_headers]
+        head.append(b"connection: close")
+        # The request's body, if any, is not read: the callbacks that would feed it to the
+        # cycle see its response complete and drop it, and the connection closes.
+        cycle.response_complete = True
+        self.transport.write(b"\r\n".join(head) + b"\r\n\r\n" + response.body)
+        self.transport.close()
+        count_shed_at_door(cycle.scope["method"], path)
 
 
 class NoDelayH11Protocol(H11Protocol):
