@@ -2,11 +2,10 @@
 
 `NoDelayHttpToolsProtocol` answers a request 503 `busy` itself, before an ASGI task is made,
 when the worker already holds its admission capacity (the places and the queue) in requests
-not yet answered;
-the probes (`EXEMPT_PATHS`) always pass. These tests run the real app on real uvicorn with that
-protocol and uvloop, hold requests in flight with a test-only route that waits for an event,
-and serve the app inside a wrapper that records every request the ASGI app is handed, so that
-"the app never saw it" is a fact checked, not inferred from the answer.
+not yet answered; the probes (`EXEMPT_PATHS`) always pass. These tests run the real app on
+real uvicorn with that protocol and uvloop, hold requests in flight with a test-only route that
+waits for an event, and serve the app inside a wrapper that records every request the ASGI app
+is handed, so that "the app never saw it" is a fact checked, not inferred from the answer.
 """
 
 from __future__ import annotations
