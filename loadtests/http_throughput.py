@@ -31,6 +31,7 @@ import http.client
 import inspect
 import itertools
 import json
+import multiprocessing
 import os
 import statistics
 import sys
@@ -40,6 +41,7 @@ import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 from urllib.parse import urlsplit
 
 from loadtests.inprocess import InProcessServer, PreparedCheck
@@ -120,26 +122,40 @@ def post_all(
 def sealing(server: InProcessServer) -> Iterator[None]:
     """The transparency log's sealer during the run, every `audit_seal_interval_seconds`, as a
     server with background jobs runs it (`loadtests.serve` starts the server without them, so
-    nothing else runs beside the checks). Code from before the log has no sealer: nothing."""
+    nothing else runs beside the checks). In a process of its own, as in the server, where it
+    runs in a worker: run in this process, its hashing took the interpreter from the threads
+    that send the checks, and cut the figure by a fifth (loadtests/README.md). Code from before
+    the log has no sealer: nothing."""
     try:
-        from server.transparency.sealer import seal_once
+        from server.transparency.sealer import seal_once  # noqa: F401 - only: is there a log?
     except ImportError:
         yield
         return
-    stop = threading.Event()
-
-    def loop() -> None:
-        while not stop.is_set():
-            seal_once(server.ctx)
-            stop.wait(server.ctx.policy.audit_seal_interval_seconds)
-
-    thread = threading.Thread(target=loop, daemon=True)
-    thread.start()
+    spawn = multiprocessing.get_context("spawn")
+    stop = spawn.Event()
+    process = spawn.Process(target=_seal_every_interval, args=(server.network.env(), stop))
+    process.start()
     try:
         yield
     finally:
         stop.set()
-        thread.join()
+        process.join(timeout=30)
+
+
+def _seal_every_interval(env: dict[str, str], stop: Any) -> None:
+    os.environ.clear()
+    os.environ.update(env)
+    from server.app import build_context
+    from server.settings import Settings
+    from server.transparency.sealer import seal_once
+
+    ctx = build_context(Settings())
+    try:
+        while not stop.is_set():
+            seal_once(ctx)
+            stop.wait(ctx.policy.audit_seal_interval_seconds)
+    finally:
+        ctx.sessions.kw["bind"].dispose()
 
 
 def crypto_seconds(server: InProcessServer, prepared: PreparedCheck, samples: int = 50) -> float:
