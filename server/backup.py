@@ -738,7 +738,7 @@ def restore_backup(settings: Settings, archive: Path, passphrase: bytes) -> Rest
                 # Leaving the stack commits the database's one transaction.
         except BaseException:
             for path in created:
-                for extra in ("", "-wal", "-shm"):
+                for extra in ("", "-wal", "-shm", "-writer"):
                     path.with_name(path.name + extra).unlink(missing_ok=True)
             raise
     _migrate_to_head(settings, summary.policy_file or settings.policy_file)
@@ -906,7 +906,7 @@ def _copy_sqlite_snapshot(
         finally:
             engine.dispose()
     finally:
-        for extra in ("", "-wal", "-shm", "-journal"):
+        for extra in ("", "-wal", "-shm", "-journal", "-writer"):
             snapshot.with_name(snapshot.name + extra).unlink(missing_ok=True)
 
 
