@@ -12,7 +12,7 @@ import json
 
 import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
-from sqlalchemy import delete, select, update
+from sqlalchemy import delete, func, select, update
 from sqlalchemy.orm import Session
 
 from protocol import merkle
@@ -24,7 +24,7 @@ from server.audit.verify import VerifyReport
 from server.auth.permissions import Role
 from server.context import AppContext
 from server.transparency.models import MerkleNode, TreeHead
-from server.transparency.sealer import SealerStateError, seal
+from server.transparency.sealer import SealerStateError, prepare_seal, seal, write_seal
 from server.transparency.services import log_signed_object, with_cosignatures
 from server.transparency.verify import verify_trail
 from tests.factories import auth_headers, make_principal
@@ -117,6 +117,42 @@ def test_the_sealer_refuses_to_build_on_a_tree_that_does_not_end_at_its_head(ses
     _append(session, ctx, 1)
     with pytest.raises(SealerStateError):
         seal(session, ctx)
+
+
+def test_a_seal_prepared_before_another_was_written_is_dropped_and_the_next_one_builds_on_it(
+    session, ctx
+):
+    """`seal_once` prepares from a snapshot and writes later: a seal prepared before another
+    sealer's was written must not be written over it (two heads of one size, or a fork)."""
+    _append(session, ctx, 3)
+    _seal(session, ctx)
+    _append(session, ctx, 2)
+    stale = prepare_seal(session, ctx)
+    assert stale is not None
+    written = _seal(session, ctx)  # another sealer, first
+    assert write_seal(session, stale) is None
+    session.commit()
+    assert session.scalar(select(func.count()).select_from(TreeHead)) == 2
+    _append(session, ctx, 1)
+    assert _seal(session, ctx).tree_size == written.tree_size + 1
+    assert _verify(session, ctx).ok
+
+
+def test_a_prepared_seal_whose_entries_were_placed_behind_its_back_is_not_written(session, ctx):
+    _append(session, ctx, 2)
+    _seal(session, ctx)
+    _append(session, ctx, 2)
+    prepared = prepare_seal(session, ctx)
+    assert prepared is not None
+    # An insider (or a broken sealer) placed one of them without a head: the head still
+    # matches, the tree's end does not.
+    first = prepared.places[0]
+    session.execute(
+        update(AuditEntry).where(AuditEntry.seq == first["b_seq"]).values(leaf_index=10_000)
+    )
+    assert write_seal(session, prepared) is None
+    assert session.scalar(select(func.count()).select_from(TreeHead)) == 1
+    session.rollback()
 
 
 # --- the API --------------------------------------------------------------------------------
