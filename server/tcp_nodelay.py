@@ -114,17 +114,20 @@ class NoDelayHttpToolsProtocol(HttpToolsProtocol):
         return found  # type: ignore[return-value]
 
     def _shed(self, cycle: RequestResponseCycle, admission: Admission) -> None:
-        path = cycle.scope["path"]
+        # The request's body, if any, is not read: the callbacks that would feed it to the
+        # cycle see its response complete and drop it, and the connection closes.
+        cycle.response_complete = True
+        if self.transport.is_closing():
+            return  # a request pipelined behind one already shed: its answer went out
+        path, method = cycle.scope["path"], cycle.scope["method"]
         response = error_response(admission.shed_at_door(), path)
         head = [b"HTTP/1.1 503 Service Unavailable"]
         head += [name + b": " + value for name, value in response.raw_headers]
         head.append(b"connection: close")
-        # The request's body, if any, is not read: the callbacks that would feed it to the
-        # cycle see its response complete and drop it, and the connection closes.
-        cycle.response_complete = True
-        self.transport.write(b"\r\n".join(head) + b"\r\n\r\n" + response.body)
+        body = b"" if method == "HEAD" else response.body
+        self.transport.write(b"\r\n".join(head) + b"\r\n\r\n" + body)
         self.transport.close()
-        count_shed_at_door(cycle.scope["method"], path)
+        count_shed_at_door(method, path)
 
 
 class NoDelayH11Protocol(H11Protocol):

@@ -257,6 +257,41 @@ async def test_a_post_with_a_larger_body_is_shed_and_its_answer_still_arrives(do
         assert door.served.paths == seen
 
 
+async def _raw_exchange(door: Door, request: bytes) -> bytes:
+    """Send `request` as is on a fresh connection; everything the server sends until it closes."""
+    host, port = door.base_url.removeprefix("http://").split(":")
+    reader, writer = await asyncio.open_connection(host, int(port))
+    try:
+        writer.write(request)
+        await writer.drain()
+        return await asyncio.wait_for(reader.read(), STATE_BOUND)
+    finally:
+        writer.close()
+
+
+async def test_a_head_request_shed_at_the_door_gets_the_headers_without_a_body(door: Door):
+    async with client(door.base_url) as http, _held(door, http, 2):
+        answer = await _raw_exchange(door, b"HEAD /v1/me HTTP/1.1\r\nHost: x\r\n\r\n")
+    head, _, body = answer.partition(b"\r\n\r\n")
+    assert head.startswith(b"HTTP/1.1 503 "), answer
+    assert re.search(rb"(?im)^content-length: [1-9]\d*\r?$", head), head
+    assert body == b""
+
+
+async def test_requests_pipelined_behind_one_shed_get_one_answer_and_the_connection_closes(
+    door: Door,
+) -> None:
+    one = b"GET /v1/me HTTP/1.1\r\nHost: x\r\n\r\n"
+    async with client(door.base_url) as http, _held(door, http, 2):
+        seen = list(door.served.paths)
+        shed_before = door.admission.stats.shed_busy
+        answer = await _raw_exchange(door, one * 3)
+        assert door.served.paths == seen
+        assert door.admission.stats.shed_busy == shed_before + 1
+    assert answer.count(b"HTTP/1.1 503 ") == 1, answer
+    assert answer.endswith(b"}"), answer  # one whole problem body, then the close
+
+
 async def test_while_the_worker_is_at_capacity_the_probes_still_reach_the_app(door: Door):
     assert "/healthz" in EXEMPT_PATHS
     async with client(door.base_url) as http, _held(door, http, 2):
