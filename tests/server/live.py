@@ -9,6 +9,8 @@ for real, and is dropped afterwards.
 
 from __future__ import annotations
 
+import os
+import socket
 import threading
 import time
 from collections.abc import Iterator
@@ -18,6 +20,7 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+import pytest
 import uvicorn
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from fastapi import FastAPI
@@ -33,7 +36,8 @@ from server.keys import load_keys
 from server.migrate import upgrade
 from server.registry.models import Principal
 from server.settings import Settings
-from tests.databases import dispose_database_url, fresh_database_url
+from server.tcp_nodelay import IMPORT_PATH as NODELAY_PROTOCOL
+from tests.databases import TEST_DATABASE_ENV, dispose_database_url, fresh_database_url
 from tests.factories import make_org, make_principal, make_secretariat, sign_assertion, token_form
 from tests.sdk.live import free_port
 
@@ -165,3 +169,69 @@ def app_for(db: LiveDatabase, **overrides: Any) -> FastAPI:
 def client(base_url: str, connections: int = 400) -> httpx.AsyncClient:
     limits = httpx.Limits(max_connections=connections, max_keepalive_connections=connections)
     return httpx.AsyncClient(base_url=base_url, limits=limits, timeout=httpx.Timeout(20.0))
+
+
+#: The two backends of a test that runs on both: SQLite always; PostgreSQL when
+#: ``REFCHECK_TEST_DATABASE_URL`` names one (`backend_database` skips it otherwise).
+BACKENDS = [
+    pytest.param("sqlite", id="sqlite"),
+    pytest.param("postgresql", id="postgresql", marks=pytest.mark.postgres),
+]
+
+
+@contextmanager
+def backend_database(backend: str, tmp_dir: Path, key_dir: Path) -> Iterator[LiveDatabase]:
+    """`live_database` on `backend` (one of `BACKENDS`), whatever the run's default: a SQLite
+    database even in the PostgreSQL run, and the test skipped on PostgreSQL when the run has
+    none."""
+    if backend == "postgresql":
+        if not os.environ.get(TEST_DATABASE_ENV):
+            pytest.skip(f"{TEST_DATABASE_ENV} is not set")
+        with live_database(tmp_dir, key_dir) as db:
+            yield db
+        return
+    saved = os.environ.pop(TEST_DATABASE_ENV, None)
+    try:
+        with live_database(tmp_dir, key_dir) as db:
+            if saved is not None:
+                os.environ[TEST_DATABASE_ENV] = saved
+                saved = None
+            yield db
+    finally:
+        if saved is not None:
+            os.environ[TEST_DATABASE_ENV] = saved
+
+
+@contextmanager
+def served_as_serve_serves(
+    asgi: Any, app: FastAPI | None = None
+) -> Iterator[tuple[str, uvicorn.Server]]:
+    """`asgi` (the refcheck `app`, or a wrapper around it) on uvicorn in a thread, configured as
+    `refcheck-server serve --workers N` configures each worker: httptools with TCP_NODELAY and
+    shedding at the door (`server.tcp_nodelay.IMPORT_PATH`), the event loop `auto` (uvloop, in
+    the server extra). Yields the base URL and the server; gives the app's engine back after."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    config = uvicorn.Config(
+        asgi,
+        host="127.0.0.1",
+        port=port,
+        http=NODELAY_PROTOCOL,
+        loop="auto",
+        log_level="warning",
+        lifespan="on",
+    )
+    server = uvicorn.Server(config)
+    thread = threading.Thread(target=server.run, name="uvicorn-as-serve", daemon=True)
+    thread.start()
+    try:
+        deadline = time.monotonic() + 20
+        while not server.started:
+            assert thread.is_alive() and time.monotonic() < deadline, "uvicorn did not start"
+            time.sleep(0.05)
+        yield f"http://127.0.0.1:{port}", server
+    finally:
+        server.should_exit = True
+        thread.join(timeout=20)
+        (app or asgi).state.ctx.sessions.kw["bind"].dispose()

@@ -15,20 +15,14 @@ the burst succeeds at once. Timings are asserted only with generous bounds.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import inspect
 import json
-import os
-import socket
-import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
 
 import httpx
 import pytest
-import uvicorn
 import uvloop
 from fastapi.routing import APIRoute
 from sqlalchemy import func, select
@@ -46,11 +40,18 @@ from server.health.routes import router as health_router
 from server.policy.schema import load_policy
 from server.problems import api_routes
 from server.settings import Settings
-from server.tcp_nodelay import IMPORT_PATH as NODELAY_PROTOCOL
 from server.tcp_nodelay import NoDelayHttpToolsProtocol
-from tests.databases import TEST_DATABASE_ENV
 from tests.factories import AppClient, OrgKeys
-from tests.server.live import LiveDatabase, app_for, client, live_database, live_server
+from tests.server.live import (
+    BACKENDS,
+    LiveDatabase,
+    app_for,
+    backend_database,
+    client,
+    live_database,
+    live_server,
+    served_as_serve_serves,
+)
 
 pytestmark = pytest.mark.anyio
 
@@ -484,34 +485,12 @@ def _assert_burst_handled(result: dict[str, object], n: int) -> None:
     assert isinstance(recovery, float) and recovery < 1.0
 
 
-BACKENDS = [
-    pytest.param("sqlite", id="sqlite"),
-    pytest.param("postgresql", id="postgresql", marks=pytest.mark.postgres),
-]
-
-
 @pytest.fixture(params=BACKENDS)
 def backend_db(
     request: pytest.FixtureRequest, tmp_path: Path, key_dir: Path
 ) -> Iterator[LiveDatabase]:
-    """A live database on each backend: SQLite always; PostgreSQL when
-    ``REFCHECK_TEST_DATABASE_URL`` names one (skipped otherwise)."""
-    if request.param == "postgresql":
-        if not os.environ.get(TEST_DATABASE_ENV):
-            pytest.skip(f"{TEST_DATABASE_ENV} is not set")
-        with live_database(tmp_path, key_dir) as db:
-            yield db
-        return
-    saved = os.environ.pop(TEST_DATABASE_ENV, None)
-    try:
-        with live_database(tmp_path, key_dir) as db:
-            if saved is not None:
-                os.environ[TEST_DATABASE_ENV] = saved
-                saved = None
-            yield db
-    finally:
-        if saved is not None:
-            os.environ[TEST_DATABASE_ENV] = saved
+    with backend_database(request.param, tmp_path, key_dir) as db:
+        yield db
 
 
 @pytest.mark.slow
@@ -576,38 +555,6 @@ async def test_the_export_streams_the_whole_trail_while_writers_write(backend_db
     assert took < ANSWER_BOUND
 
 
-@contextlib.contextmanager
-def _served_as_serve_serves(app: Any) -> Iterator[tuple[str, uvicorn.Server]]:
-    """`app` on uvicorn configured as `refcheck-server serve --workers N` configures each
-    worker: httptools with TCP_NODELAY (`server.tcp_nodelay.IMPORT_PATH`), the event loop
-    `auto` (uvloop, in the server extra)."""
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port = probe.getsockname()[1]
-    config = uvicorn.Config(
-        app,
-        host="127.0.0.1",
-        port=port,
-        http=NODELAY_PROTOCOL,
-        loop="auto",
-        log_level="warning",
-        lifespan="on",
-    )
-    server = uvicorn.Server(config)
-    thread = threading.Thread(target=server.run, name="uvicorn-as-serve", daemon=True)
-    thread.start()
-    try:
-        deadline = time.monotonic() + 20
-        while not server.started:
-            assert thread.is_alive() and time.monotonic() < deadline, "uvicorn did not start"
-            time.sleep(0.05)
-        yield f"http://127.0.0.1:{port}", server
-    finally:
-        server.should_exit = True
-        thread.join(timeout=20)
-        app.state.ctx.sessions.kw["bind"].dispose()
-
-
 async def test_under_serves_httptools_and_uvloop_healthz_answers_while_the_gate_is_full(
     tmp_path: Path, key_dir: Path
 ):
@@ -617,7 +564,7 @@ async def test_under_serves_httptools_and_uvloop_healthz_answers_while_the_gate_
     same request succeeds."""
     with live_database(tmp_path, key_dir) as db:
         app = app_for(db)
-        with _served_as_serve_serves(app) as (base_url, server):
+        with served_as_serve_serves(app) as (base_url, server):
             assert server.config.http_protocol_class is NoDelayHttpToolsProtocol
             assert isinstance(server.servers[0].get_loop(), uvloop.Loop)
             admission = app.state.admission

@@ -12,9 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import os
 import re
-import socket
 import threading
 import time
 from collections.abc import AsyncIterator, Callable, Iterator
@@ -30,10 +28,15 @@ from fastapi import FastAPI
 from starlette.types import Receive, Scope, Send
 
 from server.admission import EXEMPT_PATHS, Admission
-from server.tcp_nodelay import IMPORT_PATH as NODELAY_PROTOCOL
 from server.tcp_nodelay import NoDelayHttpToolsProtocol, admission_of
-from tests.databases import TEST_DATABASE_ENV
-from tests.server.live import LiveDatabase, app_for, client, live_database
+from tests.server.live import (
+    BACKENDS,
+    LiveDatabase,
+    app_for,
+    backend_database,
+    client,
+    served_as_serve_serves,
+)
 
 pytestmark = pytest.mark.anyio
 
@@ -98,66 +101,12 @@ def _add_hold_route(app: FastAPI, release: threading.Event) -> None:
     app.add_api_route(HOLD, hold, methods=["GET"])
 
 
-@contextlib.contextmanager
-def _served_at_the_door(served: CountingApp) -> Iterator[tuple[str, uvicorn.Server]]:
-    """`served` on uvicorn as `refcheck-server serve` configures a worker (as
-    tests/server/test_overload.py's `_served_as_serve_serves`, for a wrapped app)."""
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port = probe.getsockname()[1]
-    config = uvicorn.Config(
-        served,
-        host="127.0.0.1",
-        port=port,
-        http=NODELAY_PROTOCOL,
-        loop="auto",
-        log_level="warning",
-        lifespan="on",
-    )
-    server = uvicorn.Server(config)
-    thread = threading.Thread(target=server.run, name="uvicorn-at-the-door", daemon=True)
-    thread.start()
-    try:
-        deadline = time.monotonic() + 20
-        while not server.started:
-            assert thread.is_alive() and time.monotonic() < deadline, "uvicorn did not start"
-            time.sleep(0.05)
-        yield f"http://127.0.0.1:{port}", server
-    finally:
-        server.should_exit = True
-        thread.join(timeout=20)
-        served.app.state.ctx.sessions.kw["bind"].dispose()
-
-
-BACKENDS = [
-    pytest.param("sqlite", id="sqlite"),
-    pytest.param("postgresql", id="postgresql", marks=pytest.mark.postgres),
-]
-
-
 @pytest.fixture(scope="module", params=BACKENDS)
 def door_db(
     request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory, key_dir: Path
 ) -> Iterator[LiveDatabase]:
-    """A live database on each backend: SQLite always; PostgreSQL when
-    ``REFCHECK_TEST_DATABASE_URL`` names one (skipped otherwise)."""
-    tmp = tmp_path_factory.mktemp("door")
-    if request.param == "postgresql":
-        if not os.environ.get(TEST_DATABASE_ENV):
-            pytest.skip(f"{TEST_DATABASE_ENV} is not set")
-        with live_database(tmp, key_dir) as db:
-            yield db
-        return
-    saved = os.environ.pop(TEST_DATABASE_ENV, None)
-    try:
-        with live_database(tmp, key_dir) as db:
-            if saved is not None:
-                os.environ[TEST_DATABASE_ENV] = saved
-                saved = None
-            yield db
-    finally:
-        if saved is not None:
-            os.environ[TEST_DATABASE_ENV] = saved
+    with backend_database(request.param, tmp_path_factory.mktemp("door"), key_dir) as db:
+        yield db
 
 
 @pytest.fixture
@@ -175,7 +124,7 @@ def door(door_db: LiveDatabase) -> Iterator[Door]:
     release = threading.Event()
     _add_hold_route(app, release)
     served = CountingApp(app)
-    with _served_at_the_door(served) as (base_url, server):
+    with served_as_serve_serves(served, app) as (base_url, server):
         assert server.config.http_protocol_class is NoDelayHttpToolsProtocol
         assert isinstance(server.servers[0].get_loop(), uvloop.Loop)
         admission: Admission = app.state.admission
@@ -380,7 +329,7 @@ def test_one_client_asking_one_request_after_another_is_never_shed_at_capacity_o
     by tasks, 34 of 200 such requests were shed with one place and no queue."""
     app = app_for(door_db, max_concurrent_requests=1, request_queue_size=0)
     served = CountingApp(app)
-    with _served_at_the_door(served) as (base_url, _server):
+    with served_as_serve_serves(served, app) as (base_url, _server):
         assert app.state.admission.capacity == 1
         with httpx.Client(base_url=base_url) as http:  # one keep-alive connection
             statuses = [

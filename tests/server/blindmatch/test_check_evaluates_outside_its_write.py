@@ -18,7 +18,6 @@ write saw and what it left behind.
 
 from __future__ import annotations
 
-import os
 import sqlite3
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -44,11 +43,17 @@ from server.oprf.rotation import rotate
 from server.registry.models import OrgStatus
 from tests.blindflow import build_check_request, fetch_key, record_consent
 from tests.conftest import MutableClock
-from tests.databases import TEST_DATABASE_ENV
 from tests.factories import AppClient, Network
 from tests.server.blindmatch.people import OTHER
 from tests.server.blindmatch.test_refused_checks import _body, _consent, _refused_entries, _type
-from tests.server.live import LiveDatabase, app_for, client, live_database, live_server
+from tests.server.live import (
+    BACKENDS,
+    LiveDatabase,
+    app_for,
+    backend_database,
+    client,
+    live_server,
+)
 
 pytestmark = pytest.mark.anyio
 
@@ -245,34 +250,13 @@ async def test_a_key_rotated_while_the_key_works_answers_key_mismatch_and_stores
 
 # --- on a real database, with real connections ------------------------------------------------
 
-BACKENDS = [
-    pytest.param("sqlite", id="sqlite"),
-    pytest.param("postgresql", id="postgresql", marks=pytest.mark.postgres),
-]
-
 
 @pytest.fixture(params=BACKENDS)
 def backend_db(
     request: pytest.FixtureRequest, tmp_path: Path, key_dir: Path
 ) -> Iterator[LiveDatabase]:
-    """A live database on each backend: SQLite always; PostgreSQL when
-    ``REFCHECK_TEST_DATABASE_URL`` names one (skipped otherwise). As in test_overload."""
-    if request.param == "postgresql":
-        if not os.environ.get(TEST_DATABASE_ENV):
-            pytest.skip(f"{TEST_DATABASE_ENV} is not set")
-        with live_database(tmp_path, key_dir) as db:
-            yield db
-        return
-    saved = os.environ.pop(TEST_DATABASE_ENV, None)
-    try:
-        with live_database(tmp_path, key_dir) as db:
-            if saved is not None:
-                os.environ[TEST_DATABASE_ENV] = saved
-                saved = None
-            yield db
-    finally:
-        if saved is not None:
-            os.environ[TEST_DATABASE_ENV] = saved
+    with backend_database(request.param, tmp_path, key_dir) as db:
+        yield db
 
 
 @dataclass(frozen=True)
