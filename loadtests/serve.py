@@ -6,7 +6,7 @@ the `REFCHECK_*` environment of the network (data dir, database URL, policy file
 is already current (`refcheck-server init` migrated it).
 
 With `--workers N` uvicorn leaves Nagle's algorithm on for every connection (uvicorn issue
-3149), so the server runs with `server.tcp_nodelay.NoDelayHttpToolsProtocol`, as
+3149), so the server runs with `server.http_protocol.NoDelayHttpToolsProtocol`, as
 `refcheck-server serve --workers N` does.
 
 Only this process's own child is ever stopped, by its pid (SIGTERM, then SIGKILL after a grace
@@ -27,7 +27,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 from loadtests.network import DemoNetwork
-from server.tcp_nodelay import IMPORT_PATH as NODELAY_PROTOCOL
+from server.http_protocol import IMPORT_PATH as NODELAY_PROTOCOL
 
 HOST = "127.0.0.1"
 

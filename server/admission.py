@@ -22,7 +22,7 @@ Per worker process:
 Waiting costs a queued request no thread and no connection: it is a future on the event loop.
 The answer to a shed request is built here, on the event loop, without touching the database.
 A request that arrives when the worker already holds `capacity` requests is shed earlier still,
-at the door: by the HTTP protocol (`server.tcp_nodelay`), before an ASGI task, the middleware or
+at the door: by the HTTP protocol (`server.http_protocol`), before an ASGI task, the middleware or
 the token are spent on it. In a burst of a thousand connections most are shed, and what each
 costs the event loop is what the probes and the admitted requests wait for (issue 15).
 """
@@ -80,7 +80,7 @@ class Admission:
     @property
     def capacity(self) -> int:
         """How many requests the worker holds at once, at work and waiting; past it a request is
-        shed at the door (`server.tcp_nodelay`), before the app sees it."""
+        shed at the door (`server.http_protocol`), before the app sees it."""
         return self.concurrency + self.queue_size
 
     @property

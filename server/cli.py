@@ -286,8 +286,8 @@ def serve(
     import uvicorn
 
     from server.app import build_context, create_app
+    from server.http_protocol import IMPORT_PATH as NODELAY_PROTOCOL
     from server.migrate import is_current
-    from server.tcp_nodelay import IMPORT_PATH as NODELAY_PROTOCOL
 
     settings = settings_for(data_dir, database_url=database_url)
     _configure_logging(settings.log_level)
@@ -339,7 +339,7 @@ def serve(
             workers=workers,
             # httptools with TCP_NODELAY, and (uvicorn's `loop="auto"`) uvloop: both in the
             # server extra; a burst's connections cost each worker a third to a half less CPU
-            # than h11 on asyncio's loop (server.tcp_nodelay, issue 15).
+            # than h11 on asyncio's loop (server.http_protocol, issue 15).
             http=NODELAY_PROTOCOL,
             loop="auto",
             log_level="info",

@@ -32,11 +32,11 @@ from server.auth.permissions import Role
 from server.auth.services import caller_for
 from server.auth.tokens import issue_access_token
 from server.db import make_engine, make_session_factory, utcnow
+from server.http_protocol import IMPORT_PATH as NODELAY_PROTOCOL
 from server.keys import load_keys
 from server.migrate import upgrade
 from server.registry.models import Principal
 from server.settings import Settings
-from server.tcp_nodelay import IMPORT_PATH as NODELAY_PROTOCOL
 from tests.databases import TEST_DATABASE_ENV, dispose_database_url, fresh_database_url
 from tests.factories import make_org, make_principal, make_secretariat, sign_assertion, token_form
 from tests.sdk.live import free_port
@@ -208,7 +208,7 @@ def served_as_serve_serves(
 ) -> Iterator[tuple[str, uvicorn.Server]]:
     """`asgi` (the refcheck `app`, or a wrapper around it) on uvicorn in a thread, configured as
     `refcheck-server serve --workers N` configures each worker: httptools with TCP_NODELAY and
-    shedding at the door (`server.tcp_nodelay.IMPORT_PATH`), the event loop `auto` (uvloop, in
+    shedding at the door (`server.http_protocol.IMPORT_PATH`), the event loop `auto` (uvloop, in
     the server extra). Yields the base URL and the server; gives the app's engine back after."""
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))

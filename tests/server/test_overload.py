@@ -37,10 +37,10 @@ from server.db import DEFAULT_LOCK_WAIT_SECONDS, Begin, bind_for, make_engine, m
 from server.errors import FairShareExceeded, ServerBusy
 from server.health.routes import healthz
 from server.health.routes import router as health_router
+from server.http_protocol import NoDelayHttpToolsProtocol
 from server.policy.schema import load_policy
 from server.problems import api_routes
 from server.settings import Settings
-from server.tcp_nodelay import NoDelayHttpToolsProtocol
 from tests.factories import AppClient, OrgKeys
 from tests.server.live import (
     BACKENDS,

@@ -1,4 +1,4 @@
-"""The HTTP protocol `serve` runs sheds at the door (issue 15, `server.tcp_nodelay`).
+"""The HTTP protocol `serve` runs sheds at the door (issue 15, `server.http_protocol`).
 
 `NoDelayHttpToolsProtocol` answers a request 503 `busy` itself, before an ASGI task is made,
 when the worker already holds its admission capacity (the places and the queue) in requests
@@ -28,7 +28,7 @@ from fastapi import FastAPI
 from starlette.types import Receive, Scope, Send
 
 from server.admission import EXEMPT_PATHS, Admission
-from server.tcp_nodelay import NoDelayHttpToolsProtocol, admission_of
+from server.http_protocol import NoDelayHttpToolsProtocol, admission_of
 from tests.server.live import (
     BACKENDS,
     LiveDatabase,

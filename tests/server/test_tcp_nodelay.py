@@ -14,7 +14,7 @@ import pytest
 import uvicorn
 from uvicorn.server import ServerState
 
-from server.tcp_nodelay import IMPORT_PATH, NoDelayH11Protocol, NoDelayHttpToolsProtocol
+from server.http_protocol import IMPORT_PATH, NoDelayH11Protocol, NoDelayHttpToolsProtocol
 
 
 async def _app(scope: Any, receive: Any, send: Any) -> None:  # pragma: no cover - never called
@@ -57,7 +57,7 @@ def test_an_accepted_connection_gets_tcp_nodelay(protocol_class: Any) -> None:
 def test_serve_runs_the_httptools_protocol_and_it_answers_requests_on_a_kept_alive_connection():
     """uvicorn, configured as `serve --workers N` configures it (the protocol by its import
     path, the event loop `auto`), answers two requests on one connection."""
-    assert IMPORT_PATH == "server.tcp_nodelay:NoDelayHttpToolsProtocol"
+    assert IMPORT_PATH == "server.http_protocol:NoDelayHttpToolsProtocol"
 
     async def app(scope: Any, receive: Any, send: Any) -> None:
         if scope["type"] != "http":

@@ -1,4 +1,5 @@
-"""uvicorn's HTTP/1.1 protocols with TCP_NODELAY set on every accepted connection.
+"""The HTTP/1.1 protocols `refcheck-server serve` runs: uvicorn's, with TCP_NODELAY set on every
+accepted connection, and (httptools) shedding at the door.
 
 With `--workers N` uvicorn (0.54, Linux) hands its workers a listening socket whose `proto` is 0,
 so asyncio never sets TCP_NODELAY on the connections they accept, and every request after the
@@ -40,7 +41,7 @@ from server.metrics import count_shed_at_door
 from server.problems import error_response
 
 #: What `uvicorn.run(http=...)` and `uvicorn --http` take.
-IMPORT_PATH = "server.tcp_nodelay:NoDelayHttpToolsProtocol"
+IMPORT_PATH = "server.http_protocol:NoDelayHttpToolsProtocol"
 
 
 def set_nodelay(transport: asyncio.BaseTransport) -> None:
