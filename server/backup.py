@@ -676,9 +676,19 @@ def restore_backup(settings: Settings, archive: Path, passphrase: bytes) -> Rest
             raise BackupError("the archive has no valid manifest")
         if manifest["backend"] not in ("sqlite", "postgresql"):
             raise BackupError(f"the archive holds a {manifest['backend']} database")
+        from server.migrate import known_revision
+
+        revision = list(manifest["revision"])
+        unknown = [r for r in revision if not known_revision(r)]
+        if unknown:
+            raise BackupError(
+                f"the archive's database is at migration revision {','.join(unknown)}, which this "
+                "version of refcheck does not know: restore it with the version that wrote it "
+                "(or a newer one)"
+            )
         summary = RestoreSummary(
             backend=manifest["backend"],
-            revision=list(manifest["revision"]),
+            revision=revision,
             created_at=str(manifest["created_at"]),
             network_id=str(manifest["network_id"]),
             key_files=sorted(manifest["key_files"]),
@@ -820,6 +830,8 @@ def _fresh_database(
         engine.dispose()
     created.append(final)
     os.replace(building, final)
+    # The writer queue's lock file of the database while it was built (`server.sqlite_writers`).
+    Path(f"{building}-writer").unlink(missing_ok=True)
 
 
 @contextlib.contextmanager

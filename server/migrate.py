@@ -9,6 +9,7 @@ from alembic import command
 from alembic.config import Config
 from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
+from alembic.util.exc import CommandError
 from sqlalchemy import Connection, Engine
 
 from server.db import make_engine
@@ -20,6 +21,16 @@ def alembic_config(url: str) -> Config:
     # ConfigParser interpolation would mangle a '%' in a password.
     cfg.set_main_option("sqlalchemy.url", url.replace("%", "%%"))
     return cfg
+
+
+def known_revision(revision: str) -> bool:
+    """Whether this version's migrations know `revision`: a backup written by a newer refcheck
+    may be at a revision this one has never heard of."""
+    scripts = ScriptDirectory.from_config(alembic_config("sqlite://"))
+    try:
+        return scripts.get_revision(revision) is not None
+    except CommandError:
+        return False
 
 
 def upgrade(

@@ -355,3 +355,27 @@ def test_an_archive_whose_tables_are_not_those_of_its_revision_is_refused(
             restore_backup(_settings(target), archive, PASSPHRASE.encode())
         assert target.database_url is not None
         assert _tables(target.database_url) == []
+
+
+@pytest.mark.parametrize("destination", ["sqlite", "postgresql"])
+def test_an_archive_at_a_revision_this_version_does_not_know_is_refused_in_words(
+    tmp_path: Path, sources: Callable[[str], Source], destination: str
+) -> None:
+    """A backup written by a newer refcheck: a clear refusal naming the revision, not Alembic's
+    traceback, and the target left as it was."""
+    source = sources("sqlite")
+    copy = tmp_path / "copy"
+    shutil.copytree(source.net.data_dir, copy)
+    db = sqlite3.connect(copy / "refcheck.db")
+    db.execute("UPDATE alembic_version SET version_num = 'fffffffffff0'")
+    db.commit()
+    db.close()
+    archive = tmp_path / "newer.rcb"
+    write_backup(Settings(data_dir=copy), archive, PASSPHRASE.encode(), **FAST)
+    with deployment(tmp_path, "target", destination) as target:
+        with pytest.raises(BackupError, match="revision fffffffffff0, which this version"):
+            restore_backup(_settings(target), archive, PASSPHRASE.encode())
+        if target.database_url is not None:
+            assert _tables(target.database_url) == []
+        else:
+            assert not (target.data_dir / "refcheck.db").exists()
