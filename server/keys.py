@@ -653,6 +653,26 @@ def rotate_signing_key(key_dir: Path, *, issued_at: str) -> tuple[KeyRotation, b
     return rotation, obj.framed()
 
 
+def read_signing_secret(key_dir: Path) -> bytes:
+    """The network signing key's 32 secret bytes, to put back with `restore_signing_key`."""
+    return _read_secret(key_dir / AUDIT_KEY_FILE, 32)
+
+
+def restore_signing_key(key_dir: Path, secret: bytes) -> None:
+    """Put `secret` back as the network signing key after a rotation whose database work failed
+    (`server.signing_rotation`), and drop the history line naming the key that never took over.
+    The key first: a crash between the two leaves a line the next rotation's recovery drops
+    (`_drop_unused_history`), never a key in force that the history does not lead to."""
+    current = key_dir / AUDIT_KEY_FILE
+    tmp = current.with_name(current.name + ".tmp")
+    tmp.unlink(missing_ok=True)
+    _write_secret(tmp, secret)
+    os.replace(tmp, current)
+    _fsync_dir(key_dir)
+    restored = Ed25519PrivateKey.from_private_bytes(secret)
+    _drop_unused_history(key_dir, _raw_public(restored.public_key()))
+
+
 def _drop_unused_history(key_dir: Path, in_force: bytes) -> None:
     """After a crash between writing the history and renaming the key: the last line names a
     key that never took over. Keep the history only up to the key in force."""

@@ -197,3 +197,40 @@ def test_signing_key_rotation_on_a_running_server_keeps_the_log_verifiable(
         (net.data_dir / "server" / SIGNING_HISTORY_FILE).write_text(altered + "\n")
         broken = net.cli("audit", "verify", "--data-dir", str(net.data_dir), check=False)
         assert broken.returncode == 2 and "not a valid key rotation" in broken.stderr
+
+
+def test_a_signing_key_rotation_whose_database_work_fails_leaves_the_old_key_in_force(
+    settings: Settings, own_key_dir: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The key file changes before the rotation's transaction commits (the new key signs inside
+    it). When that transaction fails, the old key is put back and the history line naming the
+    new one dropped: the files and the database agree on which key signs, and the next
+    rotation goes through as if the failed one had never been tried."""
+    import server.filter.services as filters
+    from server.app import build_context
+    from server.signing_rotation import rotate_network_signing_key
+
+    key_dir = own_key_dir / "server"
+    key_before = (key_dir / AUDIT_KEY_FILE).read_bytes()
+    history = key_dir / SIGNING_HISTORY_FILE
+    history_before = history.read_text() if history.exists() else ""
+    ctx = build_context(settings)
+    try:
+        signer_before = ctx.keys.signing_ring.reload().key_id
+
+        def full_disk(*args: object, **kwargs: object) -> None:
+            raise OSError("no space left on device")
+
+        monkeypatch.setattr(filters, "publish", full_disk)
+        with pytest.raises(OSError, match="no space left"):
+            rotate_network_signing_key(ctx)
+        assert (key_dir / AUDIT_KEY_FILE).read_bytes() == key_before
+        assert (history.read_text() if history.exists() else "") == history_before
+        assert ctx.keys.signing_ring.reload().key_id == signer_before
+
+        monkeypatch.undo()
+        rotation, _framed = rotate_network_signing_key(ctx)
+        assert rotation.old_key_id == signer_before
+        assert len(history.read_text().split()) == len(history_before.split()) + 1
+    finally:
+        ctx.sessions.kw["bind"].dispose()
