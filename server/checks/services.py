@@ -215,7 +215,7 @@ def _run_check(
     )
     increment(session, caller.org_id, now, Counter.CHECKS_RUN)
     record(session, ctx, caller, "check.run", object_type="consent", object_id=req.consent_id)
-    header = current_filter_header(session, ctx)
+    header = current_filter_header(session, ctx, key_read=True)  # read above, in this write
     commit_for_key_work(session)  # the evaluations leave in the answer below
     return CheckResponse(
         check_id=check_id,

@@ -361,10 +361,13 @@ def needs_publication(ctx: AppContext, newest: Published | None) -> bool:
     return now >= newest.issued_at + timedelta(seconds=interval_seconds(ctx))
 
 
-def ensure_current(session: Session, ctx: AppContext) -> Published:
+def ensure_current(session: Session, ctx: AppContext, *, key_read: bool = False) -> Published:
     """The newest revision, published first if `needs_publication` says so (re-checked under
-    the head lock, so concurrent callers publish once)."""
-    current_key(session, ctx)
+    the head lock, so concurrent callers publish once). `key_read`: the caller has just read
+    the current-key row in this transaction (`server.oprf.services.key_in_force`), so it is
+    not read again."""
+    if not key_read:
+        current_key(session, ctx)
     newest = _newest(session)
     if not needs_publication(ctx, newest):
         assert newest is not None
@@ -394,10 +397,11 @@ def publish_for_reading(session: Session, ctx: AppContext) -> None:
         ensure_current(writer, ctx)
 
 
-def current_filter_header(session: Session, ctx: AppContext) -> bytes:
+def current_filter_header(session: Session, ctx: AppContext, *, key_read: bool = False) -> bytes:
     """The framed signed `filter` header of the newest revision, for the check answer, with
-    the witnesses' cosignatures when the policy names witnesses."""
-    header = ensure_current(session, ctx).header
+    the witnesses' cosignatures when the policy names witnesses (`key_read` as for
+    `ensure_current`)."""
+    header = ensure_current(session, ctx, key_read=key_read).header
     if not ctx.policy.witnesses:
         return header
     return with_cosignatures(session, parse(header)).framed()
