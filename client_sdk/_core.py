@@ -40,6 +40,7 @@ from client_sdk.errors import (
     ProofInvalid,
     ProtocolViolation,
     RefcheckError,
+    SignatureInvalid,
     WrongElementCount,
 )
 from client_sdk.filter_cache import FILTER_PATH, FilterCache, FilterHeader, FilterSnapshot
@@ -646,11 +647,17 @@ class Core:
         response = yield ApiRequest("POST", "/v1/checks", json=body)
         answer = parse(wire.CheckResponse, response)
         points = _unblind(key, slots, answer)
-        header = self.filters.check_header(
-            bytes.fromhex(answer.filter), state, key, self.now(), floor
-        )
         try:
-            snapshot = yield from self._filter_for(state, key, header)
+            try:
+                snapshot = yield from self._looked_up(answer, state, key, floor)
+            except SignatureInvalid:
+                # The network signing key may have been rotated since this session read it.
+                # Follow its signed history as a new session would, and verify the same answer
+                # again: running the check again would spend the consent a second time.
+                followed = yield from self.network(refresh=True)
+                if followed.signing_key == state.signing_key:
+                    raise
+                snapshot = yield from self._looked_up(answer, followed, key, floor)
         except FilterWrongKey as exc:
             # The server now serves only a newer key's filter (signed, so not a forgery of
             # the server's own making): the check's key was rotated after it ran. Its lookup
@@ -679,6 +686,19 @@ class Core:
             keys_checked=len(keys),
             matches=matches,
         )
+
+    def _looked_up(
+        self,
+        answer: wire.CheckResponse,
+        state: NetworkState,
+        key: OprfKey,
+        floor: tuple[int, int],
+    ) -> Op[FilterSnapshot]:
+        """The filter the check's answer is looked up in, its header verified under `state`."""
+        header = self.filters.check_header(
+            bytes.fromhex(answer.filter), state, key, self.now(), floor
+        )
+        return (yield from self._filter_for(state, key, header))
 
     def _entries(
         self,

@@ -114,6 +114,45 @@ async def test_a_client_naming_the_old_key_follows_a_rotation_checks_registers_a
 
 
 @pytest.mark.anyio
+async def test_a_client_in_session_follows_a_rotation_made_meanwhile_and_spends_one_check(
+    app: FastAPI,
+    sdk_for: SdkFactory,
+    network: Network,
+    clock: Any,
+    ctx: Any,
+    session: Any,
+    tmp_path: Path,
+) -> None:
+    """A client that read the network before the rotation meets an answer whose filter header
+    the new key signed: it follows the signed history (as a new session would), verifies the
+    same answer again, and finishes the check; the consent is spent once, not twice."""
+    from server.consents.models import Consent
+
+    await sdk_for(network.a_focal).register_case(REGISTERED, case_fields(clock.today()))
+    old_public = ctx.keys.audit_public
+    pins = tmp_path / "pins.json"
+    hr = client_naming(
+        app, network, clock, network.b_hr, ctx.keys.signing_key_sha256, pin_file=pins
+    )
+    async with hr:
+        before = await hr.check_applicant(OTHER_PERSON, await consent(hr))
+        assert before.status is CheckStatus.NO_MATCH
+        assert hr.network is not None and hr.network.signing_key == old_public
+        consent_id = await consent(hr, applicant_ref="APP-2")
+
+        rotate_network_signing_key(ctx)
+        result = await hr.check_applicant(REGISTERED, consent_id)
+
+        assert result.status is CheckStatus.MATCH
+        assert hr.network is not None and hr.network.signing_key == ctx.keys.audit_public
+        assert hr.network.signing_keys == (old_public, ctx.keys.audit_public)
+    assert pinned_entry(pins)["signing_key"] == ctx.keys.audit_public.hex()
+    session.expire_all()
+    spent = session.get(Consent, consent_id)
+    assert spent is not None and spent.checks_used == 1
+
+
+@pytest.mark.anyio
 async def test_a_warm_pin_file_follows_two_rotations_and_new_credentials_work_directly(
     app: FastAPI, sdk_for: SdkFactory, network: Network, clock: Any, ctx: Any, tmp_path: Path
 ) -> None:
