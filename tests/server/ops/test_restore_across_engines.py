@@ -338,18 +338,23 @@ def test_a_failure_half_way_through_the_copy_leaves_the_target_as_it_was(
         assert _rows(_url(target)) == _rows(_url(source.net))
 
 
-def test_an_archive_whose_tables_are_not_those_of_its_revision_is_refused(
-    tmp_path: Path, sources: Callable[[str], Source]
-) -> None:
-    source = sources("sqlite")
+def _archive_altered(tmp_path: Path, source: Source, sql: str) -> Path:
+    """A backup of a copy of `source`'s SQLite network with `sql` run on its database first."""
     copy = tmp_path / "copy"
     shutil.copytree(source.net.data_dir, copy)
     db = sqlite3.connect(copy / "refcheck.db")
-    db.execute("CREATE TABLE local_extras (note text)")
+    db.execute(sql)
     db.commit()
     db.close()
-    archive = tmp_path / "extra.rcb"
+    archive = tmp_path / "altered.rcb"
     write_backup(Settings(data_dir=copy), archive, PASSPHRASE.encode(), **FAST)
+    return archive
+
+
+def test_an_archive_whose_tables_are_not_those_of_its_revision_is_refused(
+    tmp_path: Path, sources: Callable[[str], Source]
+) -> None:
+    archive = _archive_altered(tmp_path, sources("sqlite"), "CREATE TABLE local_extras (note text)")
     with deployment(tmp_path, "target", "postgresql") as target:
         with pytest.raises(BackupError, match="only in the archive: local_extras"):
             restore_backup(_settings(target), archive, PASSPHRASE.encode())
@@ -363,15 +368,9 @@ def test_an_archive_at_a_revision_this_version_does_not_know_is_refused_in_words
 ) -> None:
     """A backup written by a newer refcheck: a clear refusal naming the revision, not Alembic's
     traceback, and the target left as it was."""
-    source = sources("sqlite")
-    copy = tmp_path / "copy"
-    shutil.copytree(source.net.data_dir, copy)
-    db = sqlite3.connect(copy / "refcheck.db")
-    db.execute("UPDATE alembic_version SET version_num = 'fffffffffff0'")
-    db.commit()
-    db.close()
-    archive = tmp_path / "newer.rcb"
-    write_backup(Settings(data_dir=copy), archive, PASSPHRASE.encode(), **FAST)
+    archive = _archive_altered(
+        tmp_path, sources("sqlite"), "UPDATE alembic_version SET version_num = 'fffffffffff0'"
+    )
     with deployment(tmp_path, "target", destination) as target:
         with pytest.raises(BackupError, match="revision fffffffffff0, which this version"):
             restore_backup(_settings(target), archive, PASSPHRASE.encode())
