@@ -200,7 +200,7 @@ def test_signing_key_rotation_on_a_running_server_keeps_the_log_verifiable(
 
 
 def test_a_signing_key_rotation_whose_database_work_fails_leaves_the_old_key_in_force(
-    settings: Settings, own_key_dir: Path, monkeypatch: pytest.MonkeyPatch
+    own_key_dir: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """The key file changes before the rotation's transaction commits (the new key signs inside
     it). When that transaction fails, the old key is put back and the history line naming the
@@ -208,7 +208,13 @@ def test_a_signing_key_rotation_whose_database_work_fails_leaves_the_old_key_in_
     rotation goes through as if the failed one had never been tried."""
     import server.filter.services as filters
     from server.app import build_context
+    from server.migrate import upgrade
     from server.signing_rotation import rotate_network_signing_key
+
+    # A database of its own (the data dir's SQLite): the rotation commits, and what it signs
+    # with its key must not reach the suite's shared database.
+    settings = Settings(environment="test", data_dir=own_key_dir, run_background_jobs=False)
+    upgrade(settings.effective_database_url)
 
     key_dir = own_key_dir / "server"
     key_before = (key_dir / AUDIT_KEY_FILE).read_bytes()
