@@ -663,12 +663,7 @@ def restore_signing_key(key_dir: Path, secret: bytes) -> None:
     (`server.signing_rotation`), and drop the history line naming the key that never took over.
     The key first: a crash between the two leaves a line the next rotation's recovery drops
     (`_drop_unused_history`), never a key in force that the history does not lead to."""
-    current = key_dir / AUDIT_KEY_FILE
-    tmp = current.with_name(current.name + ".tmp")
-    tmp.unlink(missing_ok=True)
-    _write_secret(tmp, secret)
-    os.replace(tmp, current)
-    _fsync_dir(key_dir)
+    _replace_secret(key_dir / AUDIT_KEY_FILE, secret)
     restored = Ed25519PrivateKey.from_private_bytes(secret)
     _drop_unused_history(key_dir, _raw_public(restored.public_key()))
 
