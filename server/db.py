@@ -27,7 +27,7 @@ from __future__ import annotations
 
 import sqlite3
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime
 from enum import StrEnum
@@ -182,11 +182,11 @@ def make_engine(url: str, *, lock_wait_seconds: float | None = None, **kwargs: A
             # WRITE unless the session said otherwise (`bind_for`): a job, a CLI command or a
             # test that forgot to say stays correct, if slower (`Begin`).
             begin = Begin(conn.get_execution_options().get(BEGIN_OPTION, Begin.WRITE))
+            statement = f"BEGIN {begin.value}"
             if writers is None or begin != Begin.WRITE:
-                conn.exec_driver_sql(f"BEGIN {begin.value}")
+                conn.exec_driver_sql(statement)
                 return
             raw = raw_connection(conn.connection)
-            statement = f"BEGIN {begin.value}"
             try:
                 writers.acquire(raw)
             except sqlite3.OperationalError as exc:
@@ -227,24 +227,20 @@ def _queue_writers(engine: Engine, database: Path, wait_seconds: float) -> Write
     writer queue at BEGIN and give it back when they end, however they end."""
     writers = WriterQueue(database.resolve(), wait_seconds)
     dialect = engine.dialect
-    commit, rollback = dialect.do_commit, dialect.do_rollback
 
-    def do_commit(dbapi_connection: Any) -> None:
-        try:
-            commit(dbapi_connection)
-        finally:
-            writers.release(raw_connection(dbapi_connection))
+    def releasing(end: Callable[[Any], None]) -> Callable[[Any], None]:
+        def ended(dbapi_connection: Any) -> None:
+            try:
+                end(dbapi_connection)
+            finally:
+                writers.release(raw_connection(dbapi_connection))
 
-    def do_rollback(dbapi_connection: Any) -> None:
-        try:
-            rollback(dbapi_connection)
-        finally:
-            writers.release(raw_connection(dbapi_connection))
+        return ended
 
     # The dialect is this engine's own (and its `execution_options` copies'); SQLAlchemy has no
     # event after a commit or rollback, only before.
-    dialect.do_commit = do_commit  # type: ignore[method-assign]
-    dialect.do_rollback = do_rollback  # type: ignore[method-assign]
+    dialect.do_commit = releasing(dialect.do_commit)  # type: ignore[method-assign, assignment]
+    dialect.do_rollback = releasing(dialect.do_rollback)  # type: ignore[method-assign, assignment]
 
     @event.listens_for(engine, "close")
     def _closed(dbapi_connection: Any, _record: Any) -> None:
