@@ -15,13 +15,14 @@ from __future__ import annotations
 import json
 from collections import Counter
 from collections.abc import AsyncIterator, Callable
+from datetime import date, timedelta
 from typing import Any
 
 import httpx
 import pytest
 from fastapi import FastAPI
 
-from client_sdk import AsyncClient, Credentials, OrgKeys, RetryPolicy
+from client_sdk import AsyncClient, CaseRegistration, Credentials, OrgKeys, RetryPolicy
 from tests.factories import Actor, Network, ed25519_seed_hex
 
 FAST_RETRY = RetryPolicy(backoff_factor=0, max_attempts=4)
@@ -197,3 +198,16 @@ class TamperBody(Counting):
             headers={"Content-Type": response.headers.get("Content-Type", "")},
             content=self.edit(response.content),
         )
+
+
+def case_fields(today: date) -> CaseRegistration:
+    """A registration's fields as a focal point files a case found 60 days before `today`."""
+    return CaseRegistration(
+        category="sexual_abuse",
+        finding_date=today - timedelta(days=60),
+        sanction="dismissal",
+        legal_basis="legitimate_interests",
+        retention_until=today + timedelta(days=5 * 365),
+        mou_reference="MoU-2026-01",
+        subject_notified_on=today - timedelta(days=50),
+    )

@@ -27,7 +27,6 @@ import pytest
 
 from client_sdk import (
     AsyncClient,
-    CaseRegistration,
     CheckStatus,
     CredentialsError,
     InvalidInput,
@@ -54,6 +53,7 @@ from tests.sdk.conftest import (
     Recording,
     SdkFactory,
     Tamper,
+    case_fields,
     credentials_for,
     sdk_clock,
 )
@@ -68,18 +68,6 @@ DETAILS: dict[str, Any] = {
     "form_sha256": FORM,
     "self_declared_finding": True,
 }
-
-
-def case_fields(today: Any) -> CaseRegistration:
-    return CaseRegistration(
-        category="sexual_abuse",
-        finding_date=today - timedelta(days=60),
-        sanction="dismissal",
-        legal_basis="legitimate_interests",
-        retention_until=today + timedelta(days=5 * 365),
-        mou_reference="MoU-2026-01",
-        subject_notified_on=today - timedelta(days=50),
-    )
 
 
 def _org_keys(network: Network, which: str) -> OrgKeys:

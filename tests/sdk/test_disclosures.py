@@ -17,7 +17,6 @@ from fastapi import FastAPI
 
 from client_sdk import (
     AsyncClient,
-    CaseRegistration,
     CheckStatus,
     CredentialsError,
     DisclosureAnswer,
@@ -34,7 +33,7 @@ from client_sdk.disclosures import DisclosureOps
 from protocol.disclosure import Answer, seal_answer
 from tests.factories import Network, ed25519_seed_hex
 from tests.factories import OrgKeys as FactoryKeys
-from tests.sdk.conftest import FAST_RETRY, SdkFactory, Tamper, credentials_for
+from tests.sdk.conftest import FAST_RETRY, SdkFactory, Tamper, case_fields, credentials_for
 from tests.server.blindmatch.people import REGISTERED
 
 pytestmark = pytest.mark.anyio
@@ -50,18 +49,7 @@ async def matched_request(
     request_kwargs.setdefault("applicant", REGISTERED)
     focal, hr = sdk_for(network.a_focal), sdk_for(network.b_hr)
     today = clock.today()
-    await focal.register_case(
-        REGISTERED,
-        CaseRegistration(
-            category="sexual_abuse",
-            finding_date=today - timedelta(days=60),
-            sanction="dismissal",
-            legal_basis="legitimate_interests",
-            retention_until=today + timedelta(days=5 * 365),
-            mou_reference="MoU-2026-01",
-            subject_notified_on=today - timedelta(days=50),
-        ),
-    )
+    await focal.register_case(REGISTERED, case_fields(today))
     consent_id = await hr.record_consent(
         applicant_ref="APP-7",
         purpose="recruitment",
