@@ -136,5 +136,5 @@ def append(
         details=details,
     )
     values = {name: getattr(entry, name) for name in _COLUMNS}
-    entry.seq = int(session.execute(_INSERT_ENTRY, values).scalar_one())
+    entry.seq = int(session.connection().execute(_INSERT_ENTRY, values).scalar_one())
     return entry

@@ -166,7 +166,11 @@ _CALLER_IN_GOOD_STANDING = (
 def caller_in_good_standing(session: Session, principal_id: str) -> Caller | None:
     """`principal_in_good_standing` as the request's `Caller` (its current organisation and
     roles), read as three columns: every authenticated request asks this."""
-    row = session.execute(_CALLER_IN_GOOD_STANDING, {"principal_id": principal_id}).one_or_none()
+    row = (
+        session.connection()
+        .execute(_CALLER_IN_GOOD_STANDING, {"principal_id": principal_id})
+        .one_or_none()
+    )
     if row is None:
         return None
     return Caller(principal_id=row[0], org_id=row[1], roles=frozenset(Role(r) for r in row[2]))

@@ -59,7 +59,7 @@ from server.paging import OffsetPage, offset_page
 from server.policy.schema import NetworkPolicy
 from server.quotas.services import take_daily
 from server.registry.models import Organisation
-from server.registry.services import require_mou
+from server.registry.services import org_under_mou, require_mou
 from server.stats.services import Counter, increment, increment_many
 
 #: A registration withdrawn this soon is counted for the secretariat (docs/protocol.md,
@@ -309,7 +309,7 @@ def register_case(
         if replayed is not None:
             return _replay(session, ctx, replayed)
 
-    org = require_mou(session, caller.org_id, "register", today)
+    org = org_under_mou(session, caller.org_id, "register", today)
     current_key(session, ctx, lock="share")
     require_current_key(ctx, req.key_id)
     policy = ctx.policy
@@ -489,7 +489,7 @@ def rekey_case(
     case = own_case(session, caller, case_id, lock=True)
     if case.status != CaseStatus.ACTIVE:
         raise NotFound("no such live case")
-    org = require_mou(session, caller.org_id, "register", today)
+    org = org_under_mou(session, caller.org_id, "register", today)
     current_key(session, ctx, lock="share")
     require_current_key(ctx, req.key_id)
     keys = _open_sealed_keys(ctx, req.sealed_keys, case_metadata(case))

@@ -341,7 +341,7 @@ def _published(session: Session, revision_id: str) -> Published:
 
 
 def _newest(session: Session) -> Published | None:
-    revision_id = session.execute(_NEWEST_ID).scalar()
+    revision_id = session.connection().execute(_NEWEST_ID).scalar()
     return None if revision_id is None else _published(session, revision_id)
 
 

@@ -13,7 +13,7 @@ import re
 from collections.abc import Sequence
 from typing import Literal, NamedTuple
 
-from sqlalchemy import select
+from sqlalchemy import Executable, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -86,6 +86,18 @@ class KeyInForce(NamedTuple):
     key: OprfKey
 
 
+_READ_KEY_IN_FORCE = select(CurrentOprfKey.key_seq, CurrentOprfKey.key_id).where(
+    CurrentOprfKey.id == 1
+)
+#: Built once: every check reads the row twice, and building the statement (and its cache
+#: key) each time cost more than running it.
+_KEY_IN_FORCE: dict[KeyLock, Executable] = {
+    None: _READ_KEY_IN_FORCE,
+    "share": _READ_KEY_IN_FORCE.with_for_update(read=True),
+    "update": _READ_KEY_IN_FORCE.with_for_update(),
+}
+
+
 def current_key(session: Session, ctx: AppContext, *, lock: KeyLock = None) -> OprfKey:
     """`key_in_force`'s key."""
     return key_in_force(session, ctx, lock=lock).key
@@ -104,15 +116,15 @@ def key_in_force(session: Session, ctx: AppContext, *, lock: KeyLock = None) -> 
     current one (a check evaluates outside its transaction) uses the key returned here, not
     `ctx.keys`.
     """
-    stmt = select(CurrentOprfKey.key_seq, CurrentOprfKey.key_id).where(CurrentOprfKey.id == 1)
-    if lock == "share":
-        stmt = stmt.with_for_update(read=True)
-    elif lock == "update":
-        stmt = stmt.with_for_update()
-    row = session.execute(stmt).first()
+    stmt = _KEY_IN_FORCE[lock]
+    # On the session's connection: every check reads this row twice, and the ORM's execution
+    # path (with its autoflush) cost several times the statement. Nothing else of the
+    # transaction is pending on this table: a rotation updates it with a statement of its own.
+    connection = session.connection()
+    row = connection.execute(stmt).first()
     if row is None:
         _announce_first_key(session, ctx)
-        row = session.execute(stmt).one()
+        row = connection.execute(stmt).one()
     return KeyInForce(row.key_seq, ctx.keys.oprf_ring.set_current(row.key_seq, row.key_id))
 
 

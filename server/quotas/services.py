@@ -73,7 +73,7 @@ def prune_daily_usage(session: Session, now: datetime) -> int:
 
 
 def usage_today(session: Session, org_id: str, now: datetime) -> Usage:
-    row = session.execute(_USAGE, {"org_id": org_id, "day": day_of(now)}).first()
+    row = session.connection().execute(_USAGE, {"org_id": org_id, "day": day_of(now)}).first()
     return Usage(0, 0) if row is None else Usage(int(row[0]), int(row[1]))
 
 
@@ -107,17 +107,21 @@ def take_daily(
     a whole quota is refused here first (the policy makes one request's worth always fit).
     """
     _refuse_if_over(policy, Usage(0, 0), now, checks=checks, elements=elements)
-    taken = session.execute(
-        _TAKE,
-        {
-            "org_id": org_id,
-            "day": day_of(now),
-            "checks": checks,
-            "elements": elements,
-            "check_quota": policy.daily_check_quota,
-            "element_quota": policy.daily_evaluation_quota,
-        },
-    ).first()
+    taken = (
+        session.connection()
+        .execute(
+            _TAKE,
+            {
+                "org_id": org_id,
+                "day": day_of(now),
+                "checks": checks,
+                "elements": elements,
+                "check_quota": policy.daily_check_quota,
+                "element_quota": policy.daily_evaluation_quota,
+            },
+        )
+        .first()
+    )
     if taken is None:
         _refuse_if_over(
             policy, usage_today(session, org_id, now), now, checks=checks, elements=elements

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import date, datetime
 from enum import StrEnum
-from typing import Any
+from typing import Any, Protocol
 
 from sqlalchemy import Boolean, Date, ForeignKey, String, text
 from sqlalchemy.orm import Mapped, mapped_column
@@ -77,27 +77,52 @@ class Organisation(Base):
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow, onupdate=utcnow)
 
     def mou_refusal(self, today: date, *, action: str) -> str | None:
-        """Why this organisation may not `register` or `check` today, or None if it may.
+        """Why this organisation may not `register` or `check` today, or None if it may
+        (`mou_refusal`)."""
+        return mou_refusal(self, today, action=action)
 
-        One function decides, so every route refuses for the same reasons with the same words.
-        """
-        if self.status != OrgStatus.ACTIVE:
-            return f"organisation status is {self.status}"
-        if self.membership != Membership.MEMBER:
-            return "observers may neither register nor check"
-        if not self.mou_sha256 or not self.mou_signed_on:
-            return "no signed MoU is on record"
-        if self.mou_expires_on is not None and self.mou_expires_on < today:
-            return f"MoU expired on {self.mou_expires_on.isoformat()}"
-        if not self.data_sharing_agreement:
-            return "no data-sharing agreement is on record"
-        if not self.legal_basis:
-            return "no legal basis is declared"
-        if action == "register" and not self.may_register:
-            return "the MoU does not permit registering cases"
-        if action == "check" and not self.may_check:
-            return "the MoU does not permit checks"
-        return None
+
+class MouTerms(Protocol):
+    """What the MoU gate reads of an organisation: an `Organisation`, or a row of those columns
+    (`server.registry.services.require_mou` reads only them)."""
+
+    status: str
+    membership: str
+    mou_sha256: str | None
+    mou_signed_on: date | None
+    mou_expires_on: date | None
+    data_sharing_agreement: bool
+    legal_basis: str | None
+    may_register: bool
+    may_check: bool
+
+
+#: The columns `MouTerms` names, in its order.
+MOU_TERMS = tuple(MouTerms.__annotations__)
+
+
+def mou_refusal(org: MouTerms, today: date, *, action: str) -> str | None:
+    """Why `org` may not `register` or `check` today, or None if it may.
+
+    One function decides, so every route refuses for the same reasons with the same words.
+    """
+    if org.status != OrgStatus.ACTIVE:
+        return f"organisation status is {org.status}"
+    if org.membership != Membership.MEMBER:
+        return "observers may neither register nor check"
+    if not org.mou_sha256 or not org.mou_signed_on:
+        return "no signed MoU is on record"
+    if org.mou_expires_on is not None and org.mou_expires_on < today:
+        return f"MoU expired on {org.mou_expires_on.isoformat()}"
+    if not org.data_sharing_agreement:
+        return "no data-sharing agreement is on record"
+    if not org.legal_basis:
+        return "no legal basis is declared"
+    if action == "register" and not org.may_register:
+        return "the MoU does not permit registering cases"
+    if action == "check" and not org.may_check:
+        return "the MoU does not permit checks"
+    return None
 
 
 class Principal(Base):

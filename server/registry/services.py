@@ -10,7 +10,7 @@ from collections.abc import Iterable
 from datetime import date
 from typing import Any, Literal
 
-from sqlalchemy import select
+from sqlalchemy import bindparam, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -33,7 +33,15 @@ from server.registry.errors import (
     RoleNotAllowed,
     ShortNameTaken,
 )
-from server.registry.models import Organisation, OrgStatus, OrgType, Principal, PrincipalKind
+from server.registry.models import (
+    MOU_TERMS,
+    Organisation,
+    OrgStatus,
+    OrgType,
+    Principal,
+    PrincipalKind,
+    mou_refusal,
+)
 
 MouAction = Literal["register", "check"]
 
@@ -66,22 +74,36 @@ def org_names(session: Session, org_ids: Iterable[str]) -> dict[str, str]:
     return {org_id: name for org_id, name in rows}
 
 
-def require_mou(session: Session, org_id: str, action: MouAction, today: date) -> Organisation:
-    """The organisation `org_id` if its MoU allows `action` ("register" or "check") today.
+def require_mou(session: Session, org_id: str, action: MouAction, today: date) -> None:
+    """Refuse unless the MoU of organisation `org_id` allows `action` ("register" or "check")
+    today.
 
     Raises `MouInactive` whose detail says why not (status, missing or expired MoU, no
     data-sharing agreement or legal basis, the MoU not permitting this action). Every route that
     registers or checks calls this, so they all refuse for the same reasons with the same words.
+    It reads the MoU's columns only, on the session's connection: a check asks this twice, and
+    loading the whole organisation through the ORM was the largest single cost of a check after
+    its cryptography (loadtests/README.md).
     """
     if action not in ("register", "check"):
         raise ValueError(f"unknown MoU action {action!r}")
-    org = session.get(Organisation, org_id)
-    if org is None:
+    terms = session.connection().execute(_MOU_TERMS, {"org_id": org_id}).first()
+    if terms is None:
         raise MouInactive("the organisation is not in the registry")
-    refusal = org.mou_refusal(today, action=action)
+    refusal = mou_refusal(terms, today, action=action)
     if refusal is not None:
         raise MouInactive(refusal)
-    return org
+
+
+def org_under_mou(session: Session, org_id: str, action: MouAction, today: date) -> Organisation:
+    """`require_mou`, then the organisation itself, for a service that uses it."""
+    require_mou(session, org_id, action, today)
+    return get_org(session, org_id)
+
+
+_MOU_TERMS = select(*(Organisation.__table__.c[name] for name in MOU_TERMS)).where(
+    Organisation.__table__.c.id == bindparam("org_id")
+)
 
 
 # --- organisations -------------------------------------------------------------------------

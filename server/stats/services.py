@@ -100,7 +100,7 @@ def increment_many(
     for i, (name, by) in enumerate(counts.items()):
         params[f"name{i}"] = str(name)
         params[f"value{i}"] = by
-    session.execute(_upsert(len(counts)), params)
+    session.connection().execute(_upsert(len(counts)), params)
 
 
 @functools.lru_cache(maxsize=8)
