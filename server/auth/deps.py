@@ -11,10 +11,11 @@ authorisation matrix test (token endpoint, JWKS, health); the test fails otherwi
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable, Iterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Annotated
 
 from fastapi import Depends, Request
+from fastapi.concurrency import run_in_threadpool
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from sqlalchemy.orm import Session
 from starlette.types import Scope
@@ -45,7 +46,9 @@ def begin_for(request: Request) -> Begin:
     return Begin.WRITE
 
 
-def get_db(ctx: Annotated[AppContext, Depends(get_context)], request: Request) -> Iterator[Session]:
+async def get_db(
+    ctx: Annotated[AppContext, Depends(get_context)], request: Request
+) -> AsyncIterator[Session]:
     """A session per request, the request's one transaction: committed when the route returns,
     rolled back when anything raises (a domain error after a flush included), so a refusal
     half-way leaves the database as it was. Services only flush (`server.db`, "Who commits").
@@ -56,6 +59,10 @@ def get_db(ctx: Annotated[AppContext, Depends(get_context)], request: Request) -
 
     A read request's transaction takes no lock on SQLite and all its reads see one snapshot;
     any request's statements are bounded by the statement timeout (`server.db.bind_for`).
+
+    `async`, with the commit or rollback in the thread pool only when there is one to do: making
+    a session touches no database, and a route that commits itself (a check) leaves nothing
+    open. A plain generator cost every request two thread-pool hops.
     """
     bind = bind_for(
         ctx.sessions.kw["bind"],
@@ -65,12 +72,22 @@ def get_db(ctx: Annotated[AppContext, Depends(get_context)], request: Request) -
     session = ctx.sessions(bind=bind)
     try:
         yield session
-        session.commit()
+        if _has_work(session):
+            await run_in_threadpool(session.commit)
     except BaseException:
-        session.rollback()
+        if _has_work(session):
+            await run_in_threadpool(session.rollback)
         raise
     finally:
+        # Nothing is open by now unless the rollback above was itself cut short (a cancelled
+        # request): then this ends it, on the event loop but once.
         session.close()
+
+
+def _has_work(session: Session) -> bool:
+    """Whether ending `session` means a round trip: a transaction open, or objects added or
+    changed that a commit would flush."""
+    return session.in_transaction() or bool(session.new or session.dirty or session.deleted)
 
 
 Db = Annotated[Session, Depends(get_db, scope="function")]

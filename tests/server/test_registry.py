@@ -12,7 +12,7 @@ from server.audit.models import AuditEntry
 from server.auth.permissions import Role
 from server.errors import MouInactive
 from server.registry.models import Membership, OrgStatus
-from server.registry.services import require_mou
+from server.registry.services import org_under_mou, require_mou
 from tests.factories import (
     OrgKeys,
     auth_headers,
@@ -338,8 +338,20 @@ async def test_me_lists_roles_and_permissions(network, client):
 
 def test_active_member_with_valid_mou_may_register_and_check(session, clock):
     org = make_org(session, "org-ok", today=clock.today())
-    assert require_mou(session, org.id, "register", clock.today()) is org
-    assert require_mou(session, org.id, "check", clock.today()) is org
+    require_mou(session, org.id, "register", clock.today())
+    require_mou(session, org.id, "check", clock.today())
+    assert org_under_mou(session, org.id, "register", clock.today()) is org
+
+
+def test_the_mou_gate_reads_what_is_stored_not_an_unsaved_change(session, clock):
+    """`require_mou` reads the MoU's columns from the database: a change to the organisation
+    counts once it is flushed, as every service that changes one does."""
+    org = make_org(session, "org-flushed", today=clock.today())
+    org.may_check = False
+    session.flush()
+    with pytest.raises(MouInactive, match="does not permit checks"):
+        require_mou(session, org.id, "check", clock.today())
+    require_mou(session, org.id, "register", clock.today())
 
 
 def test_mou_expiring_today_is_still_valid(session, clock):
