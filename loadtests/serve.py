@@ -28,6 +28,7 @@ from pathlib import Path
 
 from loadtests.network import DemoNetwork
 from server.http_protocol import IMPORT_PATH as NODELAY_PROTOCOL
+from server.http_protocol import take_turns_at_accepting
 
 HOST = "127.0.0.1"
 
@@ -63,6 +64,8 @@ def running_server(
 ) -> Iterator[str]:
     """Start uvicorn for `network` on 127.0.0.1:`port`; yield its base URL; stop it."""
     env = network.env()
+    if workers > 1:
+        take_turns_at_accepting(env)  # as `refcheck-server serve --workers N` does
     env["REFCHECK_RUN_BACKGROUND_JOBS"] = "false"
     cmd = [
         sys.executable,

@@ -287,6 +287,7 @@ def serve(
 
     from server.app import build_context, create_app
     from server.http_protocol import IMPORT_PATH as NODELAY_PROTOCOL
+    from server.http_protocol import take_turns_at_accepting
     from server.migrate import is_current
 
     settings = settings_for(data_dir, database_url=database_url)
@@ -329,6 +330,7 @@ def serve(
     os.environ["REFCHECK_DATA_DIR"] = str(settings.data_dir.resolve())
     if database_url is not None:
         os.environ["REFCHECK_DATABASE_URL"] = database_url
+    take_turns_at_accepting(os.environ)
     ctx.sessions.kw["bind"].dispose()
     try:
         uvicorn.run(

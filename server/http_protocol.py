@@ -25,12 +25,20 @@ all of those; in a burst of a thousand new connections that cost, paid by the ev
 every request shed, is what kept `/healthz` waiting (issue 15). The probes and the API
 description (`EXEMPT_PATHS`) always pass. It counts each shed request in the app's metrics, as
 the app would have.
+
+The workers share one listening socket, and libuv (uvloop) accepts every connection waiting at
+each wake-up: the first worker to wake took most of a client's keep-alive connections, one
+worker ran at its interpreter's limit while the other idled, and which split a run drew moved
+`make bench`'s check throughput by a fifth to a third (loadtests/README.md).
+`take_turns_at_accepting` sets libuv's own switch for this (`UV_TCP_SINGLE_ACCEPT`: accept one,
+yield, so the next goes to a worker that is free) in the environment the workers inherit.
 """
 
 from __future__ import annotations
 
 import asyncio
 import socket
+from collections.abc import MutableMapping
 from typing import Any
 
 from uvicorn.protocols.http.h11_impl import H11Protocol
@@ -42,6 +50,15 @@ from server.problems import error_response
 
 #: What `uvicorn.run(http=...)` and `uvicorn --http` take.
 IMPORT_PATH = "server.http_protocol:NoDelayHttpToolsProtocol"
+
+#: libuv reads it when a worker starts listening; without uvloop (Windows) it changes nothing.
+SINGLE_ACCEPT = "UV_TCP_SINGLE_ACCEPT"
+
+
+def take_turns_at_accepting(environ: MutableMapping[str, str]) -> None:
+    """Make workers that share a listening socket take its connections in turn (module doc).
+    For the environment the workers will inherit; an operator's own setting is kept."""
+    environ.setdefault(SINGLE_ACCEPT, "1")
 
 
 def set_nodelay(transport: asyncio.BaseTransport) -> None:
