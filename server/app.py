@@ -18,6 +18,7 @@ from sqlalchemy import Connection
 from server import problems
 from server.admission import Admission, AdmissionMiddleware
 from server.auth.deps import org_of_bearer
+from server.checks.pacing import CheckPacing
 from server.context import AppContext, Clock
 from server.db import engine_arguments, make_engine, make_session_factory, utcnow
 from server.docs_assets import install_docs
@@ -104,6 +105,7 @@ def create_app(
         org_slots=settings.org_share_slots,
     )
     app.state.admission = admission
+    app.state.check_pacing = CheckPacing(settings.checks_at_once)
     # Added first, so it is inside the error containment and the size limits: a request over a
     # limit is refused before it waits for a place.
     app.add_middleware(AdmissionMiddleware, admission=admission, org_of=org_of_bearer(ctx))

@@ -66,6 +66,10 @@ class Settings(BaseSettings):
     # SQLite's one write lock, or PostgreSQL's row locks) and in the GIL, and make every request
     # slower; fewer leave the cores idle while a request waits for the disk.
     max_concurrent_requests: int = Field(default=8, ge=1, le=256)
+    # Checks a worker computes at once (`server.checks.pacing`): their cryptography hands the
+    # interpreter lock back and forth, so side by side they cost more CPU each. Queued checks
+    # hold their place meanwhile.
+    checks_at_once: int = Field(default=1, ge=1, le=64)
     # Requests that may wait for one of those places; beyond it they are refused at once (503).
     request_queue_size: int = Field(default=64, ge=0, le=10_000)
     # Longest wait in that queue before the request is refused (503 with Retry-After).

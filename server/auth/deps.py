@@ -12,6 +12,7 @@ authorisation matrix test (token endpoint, JWKS, health); the test fails otherwi
 from __future__ import annotations
 
 from collections.abc import AsyncIterator, Awaitable, Callable
+from dataclasses import dataclass
 from typing import Annotated
 
 from fastapi import Depends, Request
@@ -99,18 +100,38 @@ def authenticate(
     session: Db,
     credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
 ) -> Caller:
+    return in_good_standing(session, verified_bearer(ctx, credentials))
+
+
+def verified_bearer(ctx: AppContext, credentials: HTTPAuthorizationCredentials | None) -> Caller:
+    """Who the request's bearer token was issued to (signature, issuer, audience, expiry), as
+    the token says; no database."""
     if credentials is None or credentials.scheme.lower() != "bearer":
         raise InvalidToken("a bearer access token is required")
-    claimed = verify_access_token(
+    return verify_access_token(
         credentials.credentials, settings=ctx.settings, keys=ctx.keys, now=ctx.now()
     )
-    # A token outlives nothing: a principal disabled, moved or stripped of a role after the
-    # token was issued is judged by what the registry says now, not by the token's claims.
-    # A read: on SQLite in a transaction of its own that takes no lock (`read_step`).
+
+
+def in_good_standing(session: Session, claimed: Caller) -> Caller:
+    """The caller a verified token names, as the registry has it now.
+
+    A token outlives nothing: a principal disabled, moved or stripped of a role after the token
+    was issued is judged by what the registry says now, not by the token's claims. A read: on
+    SQLite in a transaction of its own that takes no lock (`read_step`).
+    """
     with read_step(session):
         caller = caller_in_good_standing(session, claimed.principal_id)
     if caller is None or caller.org_id != claimed.org_id:
         raise InvalidToken("the principal of this token is not active")
+    return caller
+
+
+def ensure_permitted(caller: Caller, wanted: frozenset[Permission]) -> Caller:
+    """`caller`, if its roles grant at least one of `wanted` (else 403)."""
+    if not wanted & caller.permissions:
+        names = " or ".join(sorted(p.value for p in wanted))
+        raise PermissionDenied(f"this action needs the permission {names}")
     return caller
 
 
@@ -135,12 +156,47 @@ def require_any(*permissions: Permission) -> Callable[..., Awaitable[Caller]]:
     # `async` although it awaits nothing: a plain function would run in the thread pool, a hop
     # per request for a set intersection (`server.context.get_context`).
     async def dependency(caller: CurrentCaller) -> Caller:
-        if not wanted & caller.permissions:
-            names = " or ".join(sorted(p.value for p in wanted))
-            raise PermissionDenied(f"this action needs the permission {names}")
-        return caller
+        return ensure_permitted(caller, wanted)
 
     # Read by the authorisation matrix test: every non-public route must declare its permission.
+    dependency.required_permissions = wanted  # type: ignore[attr-defined]
+    return dependency
+
+
+@dataclass(frozen=True)
+class Bearer:
+    """A request's verified token, for the registry to judge in the thread that does the
+    route's work (`require_in_work`)."""
+
+    claimed: Caller
+    wanted: frozenset[Permission]
+
+    def caller(self, session: Session) -> Caller:
+        """The caller as the registry has it now, if its current roles grant the route's
+        permission: `require`'s judgement, made here."""
+        return ensure_permitted(in_good_standing(session, self.claimed), self.wanted)
+
+
+def require_in_work(permission: Permission) -> Callable[..., Awaitable[Bearer]]:
+    """Dependency for a route that runs its work in a thread of its own, `checks_at_once` at a
+    time (the check, `server.checks.pacing`). Here, before the body is read, as with `require`:
+    the token is verified (else 401) and the roles it names must grant `permission` (else 403).
+    The route then calls `Bearer.caller` in its own thread, first thing, where the registry's
+    word is read: the principal still active in its organisation, its current roles granting
+    `permission` too. So both must grant it: a role given after the token was issued counts
+    from the next token (at most `access_token_ttl_seconds` later), a role taken away at once.
+
+    Why not `require`: its read of the registry runs in a thread of the pool beside the checks,
+    and handing the interpreter lock to and fro with their cryptography cost a check about
+    0.7 ms of CPU, a tenth of all it cost (loadtests/README.md).
+    """
+    wanted = frozenset({permission})
+
+    async def dependency(
+        ctx: Ctx, credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)]
+    ) -> Bearer:
+        return Bearer(ensure_permitted(verified_bearer(ctx, credentials), wanted), wanted)
+
     dependency.required_permissions = wanted  # type: ignore[attr-defined]
     return dependency
 
