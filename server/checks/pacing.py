@@ -37,8 +37,9 @@ class CheckPacing:
         return await to_thread.run_sync(work, *args, limiter=self._limiter_here())
 
     def _limiter_here(self) -> CapacityLimiter:
-        # One per event loop: a limiter's waiters belong to the loop that made it, and an app
-        # may be served by more than one loop over its life (the tests' clients).
+        # One per event loop: an app may be served by more than one loop over its life (the
+        # tests' clients), and a place held by a check of a loop that closed before it ended
+        # would never be given back to the next.
         loop = asyncio.get_running_loop()
         if self._limiter is None or self._loop is not loop:
             self._limiter, self._loop = CapacityLimiter(self.at_once), loop

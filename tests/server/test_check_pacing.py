@@ -201,6 +201,25 @@ def test_one_pacing_serves_two_event_loops_in_turn() -> None:
         assert state["most"] == 1
 
 
+def test_a_place_left_held_by_a_closed_event_loop_does_not_block_the_next() -> None:
+    """A check of a loop that closed before it ended (a test's client torn down) never gives
+    its place back; the next loop gets places of its own. Counter-check: under that same loop,
+    the place is still taken."""
+    pacing = CheckPacing(1)
+
+    async def hold_the_only_place() -> None:
+        # What a check that never finished leaves behind: its place, borrowed, not returned.
+        pacing._limiter_here().acquire_on_behalf_of_nowait(object())
+        with pytest.raises(TimeoutError):
+            await asyncio.wait_for(pacing.run(lambda: 1), timeout=0.2)
+
+    async def run_once() -> int:
+        return await asyncio.wait_for(pacing.run(lambda: 1), timeout=5)
+
+    asyncio.run(hold_the_only_place())
+    assert asyncio.run(run_once()) == 1
+
+
 # --- require_in_work --------------------------------------------------------------------------
 
 
