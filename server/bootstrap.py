@@ -11,6 +11,7 @@ from server.audit.services import record
 from server.auth.permissions import Role
 from server.context import AppContext
 from server.credentials import ed25519_public_hex
+from server.oprf.services import current_key
 from server.registry import services as registry
 from server.registry.errors import RoleNotAllowed
 from server.registry.models import (
@@ -95,4 +96,9 @@ def init_network(
             "audit_key_id": ctx.keys.audit_key_id,
         },
     )
+    # Announce OPRF key 1 now, in this write: left to the first request that reads the key,
+    # the announcement ran inside a check's read transaction, and on SQLite a read that turns
+    # into a write does not queue for the lock, so the first concurrent checks of a new network
+    # got 503 `busy`.
+    current_key(session, ctx)
     return Bootstrap(secretariat=org, admin=admin, admin_key=admin_key)

@@ -33,6 +33,7 @@ from server.audit.models import AuditEntry
 from server.cli import app as cli_app
 from server.db import make_engine
 from server.keys import read_oprf_key
+from server.oprf.models import CurrentOprfKey, OprfKeyAnnouncement
 from server.settings import Settings
 from server.transparency.models import TreeHead
 from tests.databases import dispose_database_url, fresh_database_url
@@ -112,6 +113,24 @@ def test_init_creates_keys_schema_and_prints_the_first_admin_once(env: Env):
     assert not (env.data_dir / "demo").exists()
     if env.database_url is None:
         assert _mode(env.data_dir / "refcheck.db") == 0o600
+
+
+def test_init_announces_the_first_oprf_key(env: Env):
+    """A new network's current-key row and the key's signed announcement are written by
+    `init`: left to the first checks, the announcement ran inside a check's read transaction,
+    and on SQLite the first concurrent checks of a new network got 503 `busy`."""
+    _init(env)
+    [oprf] = (env.data_dir / "server").glob("oprf-*.key")
+    key = read_oprf_key(oprf)
+    engine = make_engine(env.url)
+    try:
+        with Session(engine) as session:
+            current = session.execute(select(CurrentOprfKey.key_seq, CurrentOprfKey.key_id)).one()
+            announced = session.scalars(select(OprfKeyAnnouncement.key_id)).all()
+    finally:
+        engine.dispose()
+    assert tuple(current) == (1, key.key_id)
+    assert announced == [key.key_id]
 
 
 def test_init_demo_writes_one_credentials_file_per_principal(env: Env):
