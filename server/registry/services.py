@@ -35,6 +35,7 @@ from server.registry.errors import (
 )
 from server.registry.models import (
     MOU_TERMS,
+    MouTerms,
     Organisation,
     OrgStatus,
     OrgType,
@@ -85,20 +86,27 @@ def require_mou(session: Session, org_id: str, action: MouAction, today: date) -
     loading the whole organisation through the ORM was the largest single cost of a check after
     its cryptography (loadtests/README.md).
     """
+    _refuse_unless_allowed(
+        session.connection().execute(_MOU_TERMS, {"org_id": org_id}).first(), action, today
+    )
+
+
+def org_under_mou(session: Session, org_id: str, action: MouAction, today: date) -> Organisation:
+    """`require_mou` for a service that uses the organisation itself: read once, as a whole."""
+    org = session.get(Organisation, org_id)
+    _refuse_unless_allowed(org, action, today)
+    assert org is not None
+    return org
+
+
+def _refuse_unless_allowed(terms: MouTerms | None, action: MouAction, today: date) -> None:
     if action not in ("register", "check"):
         raise ValueError(f"unknown MoU action {action!r}")
-    terms = session.connection().execute(_MOU_TERMS, {"org_id": org_id}).first()
     if terms is None:
         raise MouInactive("the organisation is not in the registry")
     refusal = mou_refusal(terms, today, action=action)
     if refusal is not None:
         raise MouInactive(refusal)
-
-
-def org_under_mou(session: Session, org_id: str, action: MouAction, today: date) -> Organisation:
-    """`require_mou`, then the organisation itself, for a service that uses it."""
-    require_mou(session, org_id, action, today)
-    return get_org(session, org_id)
 
 
 _MOU_TERMS = select(*(Organisation.__table__.c[name] for name in MOU_TERMS)).where(
